@@ -1,0 +1,148 @@
+"""The stand-in's own control API under /_emulator: seed tenants, set policies, faults and the clock.
+
+Off unless the process starts with --admin. Every call but /health needs the admin key the
+ready line prints, so nothing else on the machine can rewrite the world a test relies on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .faults import FaultInjector
+from .graph import service_principal_from
+from .seed import add_tenant, describe, grant_app_roles
+from .state import World
+
+ADMIN_HEADER = "x-emulator-admin-key"
+
+
+class AdminApi:
+    def __init__(self, world: World, seed: dict[str, Any], faults: FaultInjector, admin_key: str | None) -> None:
+        self.world = world
+        self.seed = seed
+        self.faults = faults
+        self.admin_key = admin_key
+
+    def routes(self) -> list[Route]:
+        routes = [Route("/_emulator/health", self.health)]
+        if self.admin_key is None:
+            return routes
+        guarded: list[tuple[str, Callable[[Request], Awaitable[JSONResponse]], list[str]]] = [
+            ("/_emulator/state", self.state, ["GET"]),
+            ("/_emulator/tenants", self.create_tenant, ["POST"]),
+            ("/_emulator/tenants/{tenant}/app-management-policy", self.set_policy, ["PUT"]),
+            ("/_emulator/tenants/{tenant}/consent", self.consent, ["POST"]),
+            ("/_emulator/faults", self.faults_endpoint, ["GET", "PUT", "DELETE"]),
+            ("/_emulator/clock", self.clock, ["GET", "POST"]),
+            ("/_emulator/vault/role-assignments", self.vault_role, ["PUT"]),
+        ]
+        routes += [Route(path, self._guard(handler), methods=methods) for path, handler, methods in guarded]
+        return routes
+
+    def _guard(
+        self, handler: Callable[[Request], Awaitable[JSONResponse]]
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def guarded(request: Request) -> JSONResponse:
+            presented = request.headers.get(ADMIN_HEADER, "")
+            if not self.admin_key or not hmac.compare_digest(presented, self.admin_key):
+                return JSONResponse({"error": "admin key missing or wrong"}, status_code=401)
+            try:
+                return await handler(request)
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+
+        return guarded
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def state(self, request: Request) -> JSONResponse:
+        return JSONResponse(describe(self.world))
+
+    async def create_tenant(self, request: Request) -> JSONResponse:
+        spec = await _json(request)
+        spec.setdefault("resourceApps", ["graph"])
+        tenant = add_tenant(self.world, self.seed, spec)
+        return JSONResponse({"id": tenant.id, "displayName": tenant.display_name}, status_code=201)
+
+    async def set_policy(self, request: Request) -> JSONResponse:
+        tenant = self._tenant(request)
+        policy = await _json(request)
+        tenant.app_management_policy.update(policy)
+        self.world.touch()
+        return JSONResponse(tenant.app_management_policy)
+
+    async def consent(self, request: Request) -> JSONResponse:
+        """Admin consent by a customer admin: the app's service principal plus granted app roles.
+
+        Body: {"appId": "...", "roles": {"<resource appId>": ["Role.Value", ...]}}
+        """
+        tenant = self._tenant(request)
+        body = await _json(request)
+        app_id = body["appId"]
+        sp = tenant.service_principal_by_app_id(app_id)
+        if sp is None:
+            application = next(
+                (a for t in self.world.tenants.values() for a in [t.application_by_app_id(app_id)] if a), None
+            )
+            if application is None:
+                raise ValueError(f"no application with appId {app_id}")
+            sp = service_principal_from(self.world, tenant, application, {})
+        for resource_app_id, values in body.get("roles", {}).items():
+            grant_app_roles(self.world, tenant, sp["id"], resource_app_id, list(values))
+        self.world.touch()
+        return JSONResponse({"servicePrincipalId": sp["id"]}, status_code=201)
+
+    async def faults_endpoint(self, request: Request) -> JSONResponse:
+        if request.method == "PUT":
+            body = await _json(request)
+            if "replication_lag_ms" in body:
+                self.world.replication.configure(body["replication_lag_ms"])
+            self.faults.configure(body.get("rules", []), seed=body.get("seed"))
+        elif request.method == "DELETE":
+            self.faults.configure([], seed=0)
+            self.world.replication.configure(dict.fromkeys(self.world.replication.KINDS, 0))
+        return JSONResponse(
+            {
+                "rules": [r.describe() for r in self.faults.rules],
+                "injected": self.faults.injected,
+                "replication_lag_ms": self.world.replication.lag_ms,
+            }
+        )
+
+    async def clock(self, request: Request) -> JSONResponse:
+        if request.method == "POST":
+            body = await _json(request)
+            self.world.clock.advance(float(body["advance_seconds"]))
+            self.world.touch()
+        return JSONResponse({"now": self.world.clock.now().isoformat(), "offset_seconds": self.world.clock.offset.total_seconds()})
+
+    async def vault_role(self, request: Request) -> JSONResponse:
+        body = await _json(request)
+        principal_id, role = body["principalId"], body.get("role")
+        if role is None:
+            self.world.vault.role_assignments.pop(principal_id, None)
+        else:
+            self.world.vault.role_assignments[principal_id] = role
+        self.world.touch()
+        return JSONResponse(self.world.vault.role_assignments)
+
+    def _tenant(self, request: Request) -> Any:
+        tenant = self.world.tenant(request.path_params["tenant"])
+        if tenant is None:
+            raise ValueError(f"unknown tenant {request.path_params['tenant']}")
+        return tenant
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = json.loads(await request.body() or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object")
+    return body
