@@ -122,7 +122,9 @@ class AdminApi:
             body = await _json(request)
             self.world.clock.advance(float(body["advance_seconds"]))
             self.world.touch()
-        return JSONResponse({"now": self.world.clock.now().isoformat(), "offset_seconds": self.world.clock.offset.total_seconds()})
+        return JSONResponse(
+            {"now": self.world.clock.now().isoformat(), "offset_seconds": self.world.clock.offset.total_seconds()}
+        )
 
     async def vault_role(self, request: Request) -> JSONResponse:
         body = await _json(request)

@@ -66,10 +66,10 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
     routes += KeyVaultService(world, tokens, public_base).routes()
     routes += entra.routes()
     handlers = {ServiceError: _service_error}
-    https = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    https = Starlette(routes=routes, exception_handlers=handlers)
     # Key Vault's SDK asks for "/secrets/name/"; a slash redirect would be a wrong answer.
     https.router.redirect_slashes = False
-    identity = Starlette(routes=entra.identity_routes(), exception_handlers=handlers)  # type: ignore[arg-type]
+    identity = Starlette(routes=entra.identity_routes(), exception_handlers=handlers)
     return StandIn(
         world=world,
         tokens=tokens,

@@ -86,7 +86,9 @@ class EntraService:
             {
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "token_endpoint_auth_methods_supported": [
-                    "client_secret_post", "private_key_jwt", "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
                 ],
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
                 "response_modes_supported": ["query", "fragment", "form_post"],
@@ -101,7 +103,7 @@ class EntraService:
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
                 "tenant_region_scope": "EU",
                 "cloud_instance_name": "microsoftonline.com",
-            }  # fmt: skip
+            }
         )
 
     async def signing_keys(self, request: Request) -> JSONResponse:
@@ -117,9 +119,11 @@ class EntraService:
             raise _missing_parameter("grant_type")
         if grant_type != "client_credentials":
             raise entra_error(
-                400, "unsupported_grant_type", 70003,
+                400,
+                "unsupported_grant_type",
+                70003,
                 "The app requested an unsupported grant type.",
-            )  # fmt: skip
+            )
         client_id = params.get("client_id", "")
         if not client_id:
             raise _missing_parameter("client_id")
@@ -130,31 +134,37 @@ class EntraService:
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
             # Client credentials accept exactly one resource's /.default scope.
             raise entra_error(
-                400, "invalid_scope", 1002012,
+                400,
+                "invalid_scope",
+                1002012,
                 f"The provided value for scope {scope} is not valid. Client credential flows must have "
                 "a scope value with /.default suffixed to the resource identifier (application ID URI).",
-            )  # fmt: skip
+            )
 
         application, home = self._find_application(client_id)
         client_sp = tenant.service_principal_by_app_id(client_id)
         if application is None or (client_sp is None and home is not tenant and not _multi_tenant(application)):
             raise entra_error(
-                400, "unauthorized_client", 700016,
+                400,
+                "unauthorized_client",
+                700016,
                 f"Application with identifier '{client_id}' was not found in the directory "
                 f"'{tenant.display_name}'. This can happen if the application has not been installed by "
                 "the administrator of the tenant or consented to by any user in the tenant. You may have "
                 "sent your authentication request to the wrong tenant.",
-            )  # fmt: skip
+            )
         assert home is not None
         self._authenticate_client(params, application, home)
 
         if client_sp is None or not self.world.replication.visible(client_sp["id"]):
             # The app is real but has no service principal here: nobody consented to it in this tenant.
             raise entra_error(
-                401, "invalid_client", 7000229,
+                401,
+                "invalid_client",
+                7000229,
                 f"The client application {client_id} is missing service principal in the tenant "
                 f"{tenant.id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
-            )  # fmt: skip
+            )
         resource = resource_of_scope(scopes[0])
         resource_sp = tenant.service_principal_for_resource(resource)
         if resource_sp is None:
@@ -185,9 +195,11 @@ class EntraService:
         assertion = params.get("client_assertion")
         if secret and assertion:
             raise entra_error(
-                401, "invalid_request", 90014,
+                401,
+                "invalid_request",
+                90014,
                 "Only one of client_secret or client_assertion may be presented.",
-            )  # fmt: skip
+            )
         if secret:
             self._check_secret(secret, application, home)
         elif assertion:
@@ -196,9 +208,11 @@ class EntraService:
             self._check_assertion(assertion, application, home)
         else:
             raise entra_error(
-                401, "invalid_client", 7000218,
+                401,
+                "invalid_client",
+                7000218,
                 "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            )  # fmt: skip
+            )
 
     def _check_secret(self, secret: str, application: JsonObject, home: Tenant) -> None:
         app_id = application["appId"]
@@ -211,35 +225,43 @@ class EntraService:
                 break  # not replicated to the token service yet: Entra says "invalid", not "wait"
             if parse_iso(credential["endDateTime"]) <= now:
                 raise entra_error(
-                    401, "invalid_client", 7000222,
+                    401,
+                    "invalid_client",
+                    7000222,
                     f"The provided client secret keys for app '{app_id}' are expired. Visit the Azure portal "
                     f"to create new keys for your app: https://aka.ms/NewClientSecret, or consider using "
                     f"certificate credentials for added security: https://aka.ms/certCreds.",
-                )  # fmt: skip
+                )
             if parse_iso(credential["startDateTime"]) > now:
                 break
             return
         raise entra_error(
-            401, "invalid_client", 7000215,
+            401,
+            "invalid_client",
+            7000215,
             "Invalid client secret provided. Ensure the secret being sent in the request is the client "
             f"secret value, not the client secret ID, for a secret added to app '{app_id}'.",
-        )  # fmt: skip
+        )
 
     def _check_assertion(self, assertion: str, application: JsonObject, home: Tenant) -> None:
         try:
             claims = self.tokens.decode_unverified_assertion(assertion)
-        except Exception as exc:  # noqa: BLE001 - any undecodable assertion is the same error to the caller
+        except Exception as exc:
             import jwt
 
             if isinstance(exc, jwt.ExpiredSignatureError):
                 raise entra_error(
-                    401, "invalid_client", 700024,
+                    401,
+                    "invalid_client",
+                    700024,
                     "Client assertion is not within its valid time range.",
-                ) from exc  # fmt: skip
+                ) from exc
             raise entra_error(
-                400, "invalid_request", 50027,
+                400,
+                "invalid_request",
+                50027,
                 "JWT token is invalid or malformed.",
-            ) from exc  # fmt: skip
+            ) from exc
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         for credential in home.federated_credentials.get(application["id"], {}).values():
             if (
@@ -250,11 +272,13 @@ class EntraService:
                 return
         # 400 invalid_request, as captured in Azure/azure-workload-identity#616.
         raise entra_error(
-            400, "invalid_request", 70021,
+            400,
+            "invalid_request",
+            70021,
             f"No matching federated identity record found for presented assertion. Assertion Issuer: "
             f"'{claims['iss']}'. Assertion Subject: '{claims['sub']}'. Assertion Audience: "
             f"'{','.join(audiences)}'. https://learn.microsoft.com/entra/workload-id/workload-identity-federation",
-        )  # fmt: skip
+        )
 
     # --- managed identity (App Service protocol) ---
     async def managed_identity_token(self, request: Request) -> JSONResponse:
@@ -304,9 +328,11 @@ async def _form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise entra_error(
-            400, "invalid_request", 900144,
+            400,
+            "invalid_request",
+            900144,
             "The request body must contain the following parameter: 'grant_type'.",
-        )  # fmt: skip
+        )
     try:
         return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, strict_parsing=False))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -324,19 +350,23 @@ def _multi_tenant(application: JsonObject) -> bool:
 
 def _missing_parameter(name: str) -> ServiceError:
     return entra_error(
-        400, "invalid_request", 900144,
+        400,
+        "invalid_request",
+        900144,
         f"The request body must contain the following parameter: '{name}'.",
-    )  # fmt: skip
+    )
 
 
 def _resource_not_found(resource: str, tenant: Tenant) -> ServiceError:
     return entra_error(
-        400, "invalid_resource", 500011,
+        400,
+        "invalid_resource",
+        500011,
         f"The resource principal named {resource} was not found in the tenant named {tenant.display_name}. "
         "This can happen if the application has not been installed by the administrator of the tenant or "
         "consented to by any user in the tenant. You might have sent your authentication request to the "
         "wrong tenant.",
-    )  # fmt: skip
+    )
 
 
 def _now_s() -> int:

@@ -16,7 +16,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
-
 class ServiceError(Exception):
     """Raised anywhere in a handler; the app turns it into the service's error response."""
 

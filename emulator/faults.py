@@ -56,9 +56,18 @@ class FaultRule:
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> FaultRule:
         allowed = {
-            "kind", "service", "method", "path", "probability", "skip", "count",
-            "status", "retry_after", "latency_ms", "drop",
-        }  # fmt: skip
+            "kind",
+            "service",
+            "method",
+            "path",
+            "probability",
+            "skip",
+            "count",
+            "status",
+            "retry_after",
+            "latency_ms",
+            "drop",
+        }
         unknown = set(raw) - allowed
         if unknown:
             raise ValueError(f"unknown fault rule fields: {sorted(unknown)}")
@@ -88,11 +97,20 @@ class FaultRule:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "service": self.service, "method": self.method, "path": self.path,
-            "probability": self.probability, "skip": self.skip, "count": self.count,
-            "status": self.status, "retry_after": self.retry_after, "latency_ms": self.latency_ms,
-            "drop": self.drop, "fired": self.fired, "seen": self.seen,
-        }  # fmt: skip
+            "kind": self.kind,
+            "service": self.service,
+            "method": self.method,
+            "path": self.path,
+            "probability": self.probability,
+            "skip": self.skip,
+            "count": self.count,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "latency_ms": self.latency_ms,
+            "drop": self.drop,
+            "fired": self.fired,
+            "seen": self.seen,
+        }
 
 
 class FaultInjector:

@@ -17,6 +17,7 @@ import re
 import secrets
 import string
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,8 +34,10 @@ from .state import JsonObject, Tenant, World, hash_secret, new_guid
 from .tokens import Caller, TokenError, TokenService
 
 GRAPH_AUDIENCES = {
-    "https://graph.microsoft.com", "https://graph.microsoft.com/", "00000003-0000-0000-c000-000000000000",
-}  # fmt: skip
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.com/",
+    "00000003-0000-0000-c000-000000000000",
+}
 CONTEXT = "https://graph.microsoft.com/v1.0/$metadata"
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 KEYED = re.compile(r"^(?P<set>applications|servicePrincipals)\((?P<key>appId|uniqueName)='(?P<value>[^']*)'\)$")
@@ -43,9 +46,12 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 999
 
 READ_APPS = {
-    "Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy",
-    "Directory.Read.All", "Directory.ReadWrite.All",
-}  # fmt: skip
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Application.ReadWrite.OwnedBy",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+}
 WRITE_ALL_APPS = {"Application.ReadWrite.All", "Directory.ReadWrite.All"}
 OWNED_APPS = "Application.ReadWrite.OwnedBy"
 GRANT_ROLES = {"AppRoleAssignment.ReadWrite.All"}
@@ -53,7 +59,12 @@ READ_POLICY = {"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
 WRITE_POLICY = {"Policy.ReadWrite.ApplicationConfiguration"}
 READ_ORG = {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
 
-SIGN_IN_AUDIENCES = {"AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"}
+SIGN_IN_AUDIENCES = {
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+}
 SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
 
 
@@ -84,10 +95,12 @@ class GraphCall:
             body = json.loads(self.raw_body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise graph_error(
-                self.request, 400, "BadRequest",
+                self.request,
+                400,
+                "BadRequest",
                 "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of "
                 "valid JSON format.",
-            ) from exc  # fmt: skip
+            ) from exc
         if not isinstance(body, dict):
             raise graph_error(self.request, 400, "BadRequest", "The request payload must be a JSON object.")
         return body
@@ -97,6 +110,7 @@ class GraphCall:
 
 
 # --- property validation (allow-list per entity type) ---
+
 
 def _is_str(value: Any, max_len: int = 1024) -> bool:
     return isinstance(value, str) and len(value) <= max_len
@@ -130,7 +144,11 @@ def _valid_required_resource_access(value: Any) -> bool:
         for item in access:
             if not isinstance(item, dict) or set(item) - {"id", "type", "@odata.type"}:
                 return False
-            if not isinstance(item.get("id"), str) or not GUID.match(item["id"]) or item.get("type") not in ("Role", "Scope"):
+            if (
+                not isinstance(item.get("id"), str)
+                or not GUID.match(item["id"])
+                or item.get("type") not in ("Role", "Scope")
+            ):
                 return False
         total += len(access)
     return total <= 400
@@ -164,7 +182,15 @@ APPLICATION_PROPERTIES: dict[str, Any] = {
     "serviceManagementReference": lambda v: v is None or _is_str(v, 128),
     "groupMembershipClaims": lambda v: v is None or _is_str(v, 64),
 }
-READ_ONLY_APPLICATION = {"id", "appId", "createdDateTime", "publisherDomain", "deletedDateTime", "passwordCredentials", "keyCredentials"}
+READ_ONLY_APPLICATION = {
+    "id",
+    "appId",
+    "createdDateTime",
+    "publisherDomain",
+    "deletedDateTime",
+    "passwordCredentials",
+    "keyCredentials",
+}
 
 SERVICE_PRINCIPAL_PROPERTIES: dict[str, Any] = {
     "appId": lambda v: isinstance(v, str) and bool(GUID.match(v)),
@@ -226,7 +252,9 @@ class GraphService:
             raise graph_error(request, 401, "InvalidAuthenticationToken", message) from exc
         tenant = self.world.tenants.get(caller.tenant_id)
         if tenant is None:
-            raise graph_error(request, 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid issuer.")
+            raise graph_error(
+                request, 401, "InvalidAuthenticationToken", "Access token validation failure. Invalid issuer."
+            )
         return caller, tenant
 
     def dispatch(self, call: GraphCall) -> GraphResult:
@@ -261,7 +289,9 @@ class GraphService:
         if head == "applications":
             if len(s) == 1:
                 if m == "GET":
-                    return self._list(call, "applications", self._visible(call.tenant.applications), "microsoft.graph.application")
+                    return self._list(
+                        call, "applications", self._visible(call.tenant.applications), "microsoft.graph.application"
+                    )
                 if m == "POST":
                     return self._create_application(call)
                 raise _method_not_allowed(call)
@@ -270,7 +300,12 @@ class GraphService:
         if head == "servicePrincipals":
             if len(s) == 1:
                 if m == "GET":
-                    return self._list(call, "servicePrincipals", self._visible(call.tenant.service_principals), "microsoft.graph.servicePrincipal")
+                    return self._list(
+                        call,
+                        "servicePrincipals",
+                        self._visible(call.tenant.service_principals),
+                        "microsoft.graph.servicePrincipal",
+                    )
                 if m == "POST":
                     return self._create_service_principal(call, call.json())
                 raise _method_not_allowed(call)
@@ -353,7 +388,9 @@ class GraphService:
             return self._federated_credentials(call, app, rest[1:])
         raise call.error(400, "BadRequest", f"Resource not found for the segment '{action}'.")
 
-    def _validate(self, call: GraphCall, body: JsonObject, allowed: dict[str, Any], type_name: str, read_only: set[str]) -> JsonObject:
+    def _validate(
+        self, call: GraphCall, body: JsonObject, allowed: dict[str, Any], type_name: str, read_only: set[str]
+    ) -> JsonObject:
         clean: JsonObject = {}
         for key, value in body.items():
             if key.startswith("@odata."):
@@ -363,15 +400,17 @@ class GraphService:
             check = allowed.get(key)
             if check is None:
                 raise call.error(
-                    400, "Request_BadRequest",
+                    400,
+                    "Request_BadRequest",
                     f"The property '{key}' does not exist on type 'microsoft.graph.{type_name}'. Make sure to only "
                     "use property names that are defined by the type or mark the type as open type.",
-                )  # fmt: skip
+                )
             if not check(value):
                 raise call.error(
-                    400, "Request_BadRequest",
+                    400,
+                    "Request_BadRequest",
                     f"Invalid value specified for property '{key}' of resource '{type_name[0].upper()}{type_name[1:]}'.",
-                )  # fmt: skip
+                )
             clean[key] = value
         return clean
 
@@ -388,9 +427,10 @@ class GraphService:
         tenant = call.tenant
         if "uniqueName" in props and tenant.application_by_unique_name(props["uniqueName"]) is not None:
             raise call.error(
-                400, "Request_BadRequest",
-                f"Another object with the same value for property uniqueName already exists.",
-            )  # fmt: skip
+                400,
+                "Request_BadRequest",
+                "Another object with the same value for property uniqueName already exists.",
+            )
         object_id, app_id = new_guid(), new_guid()
         app: JsonObject = {
             "id": object_id,
@@ -408,13 +448,24 @@ class GraphService:
             "uniqueName": None,
             "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
             "appRoles": [],
-            "info": {"logoUrl": None, "marketingUrl": None, "privacyStatementUrl": None, "supportUrl": None, "termsOfServiceUrl": None},
+            "info": {
+                "logoUrl": None,
+                "marketingUrl": None,
+                "privacyStatementUrl": None,
+                "supportUrl": None,
+                "termsOfServiceUrl": None,
+            },
             "keyCredentials": [],
             "passwordCredentials": [],
             "publicClient": {"redirectUris": []},
             "requiredResourceAccess": [],
             "spa": {"redirectUris": []},
-            "web": {"homePageUrl": None, "logoutUrl": None, "redirectUris": [], "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False}},
+            "web": {
+                "homePageUrl": None,
+                "logoutUrl": None,
+                "redirectUris": [],
+                "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
+            },
         }
         app.update(props)
         tenant.applications[object_id] = app
@@ -432,7 +483,11 @@ class GraphService:
         if "uniqueName" in props and app.get("uniqueName") is None:
             other = call.tenant.application_by_unique_name(props["uniqueName"])
             if other is not None and other["id"] != app["id"]:
-                raise call.error(400, "Request_BadRequest", "Another object with the same value for property uniqueName already exists.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    "Another object with the same value for property uniqueName already exists.",
+                )
         app.update(props)
         self.world.touch()
 
@@ -460,7 +515,11 @@ class GraphService:
         body = call.json() if call.raw_body else {}
         unknown = set(body) - {"passwordCredential"}
         if unknown:
-            raise call.error(400, "Request_BadRequest", f"The property '{sorted(unknown)[0]}' does not exist on the action parameters.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                f"The property '{sorted(unknown)[0]}' does not exist on the action parameters.",
+            )
         requested = body.get("passwordCredential") or {}
         if not isinstance(requested, dict):
             raise call.error(400, "Request_BadRequest", "Invalid value specified for property 'passwordCredential'.")
@@ -470,13 +529,25 @@ class GraphService:
             # Entra's default lifetime for a new secret is two years.
             end = parse_iso(requested["endDateTime"]) if requested.get("endDateTime") else start + timedelta(days=730)
         except (TypeError, ValueError) as exc:
-            raise call.error(400, "Request_BadRequest", "Invalid value specified for property 'endDateTime' of resource 'PasswordCredential'.") from exc
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "Invalid value specified for property 'endDateTime' of resource 'PasswordCredential'.",
+            ) from exc
         display_name = requested.get("displayName")
         if display_name is not None and not _is_str(display_name, 256):
-            raise call.error(400, "Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'PasswordCredential'.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "Invalid value specified for property 'displayName' of resource 'PasswordCredential'.",
+            )
         if end <= start:
-            raise call.error(400, "Request_BadRequest", "The end date must be later than the start date.", [
-                {"code": "InvalidKeyEndDate", "message": "Key credential end date is invalid.", "target": "EndDate"}])
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "The end date must be later than the start date.",
+                [{"code": "InvalidKeyEndDate", "message": "Key credential end date is invalid.", "target": "EndDate"}],
+            )
         self._enforce_password_policy(call, app, start, end)
         key_id = new_guid()
         secret_text = _new_secret_text()
@@ -510,14 +581,15 @@ class GraphService:
             kind = restriction.get("restrictionType")
             if kind == "passwordAddition":
                 raise call.error(
-                    400, "CredentialTypeNotAllowedAsPerAppPolicy",
+                    400,
+                    "CredentialTypeNotAllowedAsPerAppPolicy",
                     f"Password credential type is not allowed as per assigned policy '{policy['id']}'.",
-                )  # fmt: skip
-            if kind == "passwordLifetime" and restriction.get("maxLifetime"):
-                if end - start > _parse_duration(restriction["maxLifetime"]):
-                    message = f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy['id']}'."
-                    raise call.error(400, "CredentialInvalidLifetimeAsPerAppPolicy", message, [
-                        {"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}])
+                )
+            max_lifetime = restriction.get("maxLifetime")
+            if kind == "passwordLifetime" and max_lifetime and end - start > _parse_duration(max_lifetime):
+                message = f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy['id']}'."
+                details = [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}]
+                raise call.error(400, "CredentialInvalidLifetimeAsPerAppPolicy", message, details)
 
     def _remove_password(self, call: GraphCall, app: JsonObject) -> GraphResult:
         self._require_manage(call, app["id"])
@@ -529,7 +601,9 @@ class GraphService:
         remaining = [c for c in credentials if c["keyId"] != key_id.lower()]
         if len(remaining) == len(credentials):
             # Not confirmed against the live service; a precise 400 is what a client must handle anyway.
-            raise call.error(400, "Request_BadRequest", f"No password credential with keyId '{key_id}' exists on this application.")
+            raise call.error(
+                400, "Request_BadRequest", f"No password credential with keyId '{key_id}' exists on this application."
+            )
         app["passwordCredentials"] = remaining
         call.tenant.password_hashes.pop(key_id.lower(), None)
         self.world.touch()
@@ -540,7 +614,9 @@ class GraphService:
         tenant = call.tenant
         if not rest and call.method == "GET":
             self._require(call, READ_APPS)
-            owners = [_directory_object(tenant.find_object(oid) or {"id": oid}) for oid in tenant.owners.get(app["id"], [])]
+            owners = [
+                _directory_object(tenant.find_object(oid) or {"id": oid}) for oid in tenant.owners.get(app["id"], [])
+            ]
             return GraphResult(200, {"@odata.context": f"{CONTEXT}#directoryObjects", "value": owners})
         if rest == ["$ref"] and call.method == "POST":
             self._require_manage(call, app["id"])
@@ -548,10 +624,14 @@ class GraphService:
             owner_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
             if not GUID.match(owner_id) or tenant.service_principals.get(owner_id) is None:
                 raise _not_found(call, owner_id)
-            owners = tenant.owners.setdefault(app["id"], [])
-            if owner_id in owners:
-                raise call.error(400, "Request_BadRequest", "One or more added object references already exist for the following modified properties: 'owners'.")
-            owners.append(owner_id)
+            owner_ids = tenant.owners.setdefault(app["id"], [])
+            if owner_id in owner_ids:
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    "One or more added object references already exist for the following modified properties: 'owners'.",
+                )
+            owner_ids.append(owner_id)
             self.world.touch()
             return GraphResult(204)
         raise _method_not_allowed(call)
@@ -570,15 +650,15 @@ class GraphService:
                 return GraphResult(201, dict(credential, **{"@odata.context": f"{context}/$entity"}))
             raise _method_not_allowed(call)
         ref = rest[0]
-        credential = store.get(ref) or next((c for c in store.values() if c["name"] == ref), None)
-        if credential is None:
+        found = store.get(ref) or next((c for c in store.values() if c["name"] == ref), None)
+        if found is None:
             raise _not_found(call, ref)
         if call.method == "GET":
             self._require(call, READ_APPS)
-            return GraphResult(200, dict(credential, **{"@odata.context": f"{context}/$entity"}))
+            return GraphResult(200, dict(found, **{"@odata.context": f"{context}/$entity"}))
         if call.method == "DELETE":
             self._require_manage(call, app["id"])
-            del store[credential["id"]]
+            del store[found["id"]]
             self.world.touch()
             return GraphResult(204)
         raise _method_not_allowed(call)
@@ -588,24 +668,50 @@ class GraphService:
         allowed = {"name", "issuer", "subject", "audiences", "description"}
         unknown = set(body) - allowed
         if unknown:
-            raise call.error(400, "Request_BadRequest", f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.federatedIdentityCredential'.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.federatedIdentityCredential'.",
+            )
         name = body.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,119}", name):
-            raise call.error(400, "Request_BadRequest", "Invalid value specified for property 'name' of resource 'FederatedIdentityCredential'.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "Invalid value specified for property 'name' of resource 'FederatedIdentityCredential'.",
+            )
         for prop in ("issuer", "subject"):
             if not _is_str(body.get(prop), 600) or not body[prop]:
-                raise call.error(400, "Request_BadRequest", f"Invalid value specified for property '{prop}' of resource 'FederatedIdentityCredential'.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    f"Invalid value specified for property '{prop}' of resource 'FederatedIdentityCredential'.",
+                )
         audiences = body.get("audiences")
-        if not _is_str_list(audiences, 600) or len(audiences) != 1:
-            raise call.error(400, "Request_BadRequest", "Invalid value specified for property 'audiences' of resource 'FederatedIdentityCredential'.")
+        if not _is_str_list(audiences, 600) or len(audiences or []) != 1:
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "Invalid value specified for property 'audiences' of resource 'FederatedIdentityCredential'.",
+            )
         if any(c["name"] == name for c in store.values()):
-            raise call.error(409, "Request_MultipleObjectsWithSameKeyValue", "FederatedIdentityCredential with name " + name + " already exists.")
+            raise call.error(
+                409,
+                "Request_MultipleObjectsWithSameKeyValue",
+                "FederatedIdentityCredential with name " + name + " already exists.",
+            )
         if len(store) >= 20:
-            raise call.error(400, "Request_BadRequest", "An application can have at most 20 federated identity credentials.")
+            raise call.error(
+                400, "Request_BadRequest", "An application can have at most 20 federated identity credentials."
+            )
         credential = {
-            "id": new_guid(), "name": name, "issuer": body["issuer"], "subject": body["subject"],
-            "audiences": audiences, "description": body.get("description"),
-        }  # fmt: skip
+            "id": new_guid(),
+            "name": name,
+            "issuer": body["issuer"],
+            "subject": body["subject"],
+            "audiences": audiences,
+            "description": body.get("description"),
+        }
         store[credential["id"]] = credential
         self.world.touch()
         return credential
@@ -632,10 +738,11 @@ class GraphService:
         app_id = body.get("appId")
         if isinstance(app_id, str) and call.tenant.service_principal_by_app_id(app_id) is not None:
             raise call.error(
-                409, "Request_MultipleObjectsWithSameKeyValue",
+                409,
+                "Request_MultipleObjectsWithSameKeyValue",
                 "The service principal cannot be created, updated, or restored because the service principal name "
                 f"{app_id} is already in use.",
-            )  # fmt: skip
+            )
         return GraphResult(201, _entity(self._new_service_principal(call, body), "servicePrincipals"))
 
     def _new_service_principal(self, call: GraphCall, body: JsonObject) -> JsonObject:
@@ -648,16 +755,23 @@ class GraphService:
         foreign_app = None
         if app is None:
             foreign_app = next(
-                (a for t in self.world.tenants.values() if t is not tenant for a in [t.application_by_app_id(app_id)] if a),
+                (
+                    a
+                    for t in self.world.tenants.values()
+                    if t is not tenant
+                    for a in [t.application_by_app_id(app_id)]
+                    if a
+                ),
                 None,
             )
         backing = app or foreign_app
         if backing is None or not self.world.replication.visible(backing["id"]):
             raise call.error(
-                400, "Request_BadRequest",
+                400,
+                "Request_BadRequest",
                 f"The appId '{app_id}' of the service principal does not reference a valid application object.",
                 [{"code": "NoBackingApplicationObject", "message": "", "target": "appId"}],
-            )  # fmt: skip
+            )
         roles = call.caller.roles
         if app is not None:
             if not roles & WRITE_ALL_APPS and not (
@@ -667,13 +781,18 @@ class GraphService:
         else:
             assert foreign_app is not None
             if foreign_app.get("signInAudience") == "AzureADMyOrg":
-                raise call.error(400, "Request_BadRequest", f"The appId '{app_id}' of the service principal does not reference a valid application object.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    f"The appId '{app_id}' of the service principal does not reference a valid application object.",
+                )
             if not roles & WRITE_ALL_APPS:
                 raise call.error(
-                    403, "Authorization_RequestDenied",
+                    403,
+                    "Authorization_RequestDenied",
                     "When using this permission, the backing application of the service principal being created must "
                     "in the local tenant",
-                )  # fmt: skip
+                )
         sp = service_principal_from(self.world, tenant, backing, props)
         if OWNED_APPS in roles and not roles & WRITE_ALL_APPS:
             tenant.owners[sp["id"]] = [call.caller.object_id]
@@ -710,7 +829,9 @@ class GraphService:
             return self._assignments(call, sp, rest[1:], by_resource=False)
         if rest[0] == "owners" and len(rest) == 1 and m == "GET":
             self._require(call, READ_APPS)
-            owners = [_directory_object(call.tenant.find_object(o) or {"id": o}) for o in call.tenant.owners.get(sp["id"], [])]
+            owners = [
+                _directory_object(call.tenant.find_object(o) or {"id": o}) for o in call.tenant.owners.get(sp["id"], [])
+            ]
             return GraphResult(200, {"@odata.context": f"{CONTEXT}#directoryObjects", "value": owners})
         raise call.error(400, "BadRequest", f"Resource not found for the segment '{rest[0]}'.")
 
@@ -722,19 +843,27 @@ class GraphService:
         if not rest:
             if call.method == "GET":
                 self._require(call, READ_APPS | GRANT_ROLES)
-                rows = [a for aid, a in tenant.assignments.items() if a[side] == sp["id"] and self.world.replication.visible(aid)]
-                return self._list(call, f"servicePrincipals('{sp['id']}')/{nav}", rows, "microsoft.graph.appRoleAssignment")
+                rows = [
+                    a
+                    for aid, a in tenant.assignments.items()
+                    if a[side] == sp["id"] and self.world.replication.visible(aid)
+                ]
+                return self._list(
+                    call, f"servicePrincipals('{sp['id']}')/{nav}", rows, "microsoft.graph.appRoleAssignment"
+                )
             if call.method == "POST":
                 assignment = self._grant(call, sp, by_resource)
-                body = dict(assignment, **{"@odata.context": f"{CONTEXT}#servicePrincipals('{sp['id']}')/{nav}/$entity"})
+                body = dict(
+                    assignment, **{"@odata.context": f"{CONTEXT}#servicePrincipals('{sp['id']}')/{nav}/$entity"}
+                )
                 return GraphResult(201, body)
             raise _method_not_allowed(call)
-        assignment = tenant.assignments.get(rest[0])
-        if assignment is None or assignment[side] != sp["id"] or not self.world.replication.visible(rest[0]):
+        existing = tenant.assignments.get(rest[0])
+        if existing is None or existing[side] != sp["id"] or not self.world.replication.visible(rest[0]):
             raise _not_found(call, rest[0])
         if call.method == "GET":
             self._require(call, READ_APPS | GRANT_ROLES)
-            return GraphResult(200, assignment)
+            return GraphResult(200, existing)
         if call.method == "DELETE":
             self._require(call, GRANT_ROLES)
             del tenant.assignments[rest[0]]
@@ -745,16 +874,35 @@ class GraphService:
     def _grant(self, call: GraphCall, sp: JsonObject, by_resource: bool) -> JsonObject:
         self._require(call, GRANT_ROLES)
         body = {k: v for k, v in call.json().items() if not k.startswith("@odata.")}
-        unknown = set(body) - {"principalId", "resourceId", "appRoleId", "principalType", "principalDisplayName", "resourceDisplayName"}
+        unknown = set(body) - {
+            "principalId",
+            "resourceId",
+            "appRoleId",
+            "principalType",
+            "principalDisplayName",
+            "resourceDisplayName",
+        }
         if unknown:
-            raise call.error(400, "Request_BadRequest", f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.appRoleAssignment'.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.appRoleAssignment'.",
+            )
         for prop in ("principalId", "resourceId", "appRoleId"):
             if not isinstance(body.get(prop), str) or not GUID.match(body[prop]):
-                raise call.error(400, "Request_BadRequest", f"Invalid value specified for property '{prop}' of resource 'AppRoleAssignment'.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    f"Invalid value specified for property '{prop}' of resource 'AppRoleAssignment'.",
+                )
         tenant = call.tenant
         path_side, path_prop = ("resourceId", "resource") if by_resource else ("principalId", "principal")
         if body[path_side].lower() != sp["id"]:
-            raise call.error(400, "Request_BadRequest", f"The {path_prop} id in the body does not match the service principal addressed.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                f"The {path_prop} id in the body does not match the service principal addressed.",
+            )
         principal = tenant.service_principals.get(body["principalId"].lower())
         if principal is None or not self.world.replication.visible(principal["id"]):
             raise _not_found(call, body["principalId"])
@@ -763,7 +911,11 @@ class GraphService:
             raise _not_found(call, body["resourceId"])
         role = next((r for r in resource.get("appRoles", []) if r["id"] == body["appRoleId"].lower()), None)
         if role is None or "Application" not in role.get("allowedMemberTypes", []) or not role.get("isEnabled", True):
-            raise call.error(400, "Request_BadRequest", f"Permission being assigned was not found on application '{resource['appId']}'.")
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                f"Permission being assigned was not found on application '{resource['appId']}'.",
+            )
         duplicate = any(
             a["principalId"] == principal["id"] and a["resourceId"] == resource["id"] and a["appRoleId"] == role["id"]
             for a in tenant.assignments.values()
@@ -792,7 +944,12 @@ class GraphService:
         tenant = call.tenant
         if rest == ["microsoft.graph.application"] and call.method == "GET":
             self._require(call, READ_APPS)
-            return self._list(call, "directory/deletedItems/microsoft.graph.application", list(tenant.deleted_applications.values()), "microsoft.graph.application")
+            return self._list(
+                call,
+                "directory/deletedItems/microsoft.graph.application",
+                list(tenant.deleted_applications.values()),
+                "microsoft.graph.application",
+            )
         if not rest:
             raise _method_not_allowed(call)
         object_id = rest[0]
@@ -827,13 +984,25 @@ class GraphService:
         policy = call.tenant.app_management_policy
         if call.method == "GET":
             self._require(call, READ_POLICY)
-            return GraphResult(200, dict(policy, **{"@odata.context": f"{CONTEXT}#policies/defaultAppManagementPolicy/$entity"}))
+            return GraphResult(
+                200, dict(policy, **{"@odata.context": f"{CONTEXT}#policies/defaultAppManagementPolicy/$entity"})
+            )
         if call.method == "PATCH":
             self._require(call, WRITE_POLICY)
             body = {k: v for k, v in call.json().items() if not k.startswith("@odata.")}
-            unknown = set(body) - {"isEnabled", "applicationRestrictions", "servicePrincipalRestrictions", "displayName", "description"}
+            unknown = set(body) - {
+                "isEnabled",
+                "applicationRestrictions",
+                "servicePrincipalRestrictions",
+                "displayName",
+                "description",
+            }
             if unknown:
-                raise call.error(400, "Request_BadRequest", f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.tenantAppManagementPolicy'.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    f"The property '{sorted(unknown)[0]}' does not exist on type 'microsoft.graph.tenantAppManagementPolicy'.",
+                )
             policy.update(body)
             self.world.touch()
             return GraphResult(204)
@@ -846,7 +1015,15 @@ class GraphService:
             "id": tenant.id,
             "displayName": tenant.display_name,
             "tenantType": "AAD",
-            "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": True, "isInitial": True, "name": tenant.default_domain, "type": "Managed"}],
+            "verifiedDomains": [
+                {
+                    "capabilities": "Email, OfficeCommunicationsOnline",
+                    "isDefault": True,
+                    "isInitial": True,
+                    "name": tenant.default_domain,
+                    "type": "Managed",
+                }
+            ],
         }
         return GraphResult(200, {"@odata.context": f"{CONTEXT}#organization", "value": [org]})
 
@@ -862,7 +1039,11 @@ class GraphService:
         page_size = DEFAULT_PAGE
         if top is not None:
             if not top.isdigit() or not 1 <= int(top) <= MAX_PAGE:
-                raise call.error(400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE} inclusive.")
+                raise call.error(
+                    400,
+                    "Request_BadRequest",
+                    f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE} inclusive.",
+                )
             page_size = int(top)
         page = [_select(dict(r), query) for r in rows[start : start + page_size]]
         body: JsonObject = {"@odata.context": f"{CONTEXT}#{context}", "value": page}
@@ -890,7 +1071,11 @@ class GraphService:
         for item in requests:
             result = self._batch_item(call, item, statuses)
             statuses[item["id"]] = result.status
-            entry: JsonObject = {"id": item["id"], "status": result.status, "headers": {"Content-Type": "application/json"} | result.headers}
+            entry: JsonObject = {
+                "id": item["id"],
+                "status": result.status,
+                "headers": {"Content-Type": "application/json"} | result.headers,
+            }
             if result.body is not None:
                 entry["body"] = result.body
             responses.append(entry)
@@ -899,16 +1084,24 @@ class GraphService:
     def _batch_item(self, call: GraphCall, item: JsonObject, statuses: dict[str, int]) -> GraphResult:
         method, url = str(item.get("method", "")).upper(), item.get("url")
         if method not in ("GET", "POST", "PATCH", "DELETE", "PUT") or not isinstance(url, str):
-            return GraphResult(400, {"error": {"code": "BadRequest", "message": "Invalid method or url in batch request."}})
+            return GraphResult(
+                400, {"error": {"code": "BadRequest", "message": "Invalid method or url in batch request."}}
+            )
         for dependency in item.get("dependsOn") or []:
             if not 200 <= statuses.get(dependency, 424) < 300:
                 return GraphResult(424, {"error": {"code": "FailedDependency", "message": "Failed dependency."}})
-        # Graph throttles and fails sub-requests individually; the stand-in's faults do the same.
+        # Graph wants URLs relative to the version root; an absolute one fails this item with
+        # "Resource not found for the segment ..." (microsoftgraph/msgraph-sdk-python#1015), as here.
         path = urlsplit(url if url.startswith("/") else "/" + url)
+        # Graph throttles and fails sub-requests individually; the stand-in's faults do the same.
         _, failure = self.faults.choose("graph", method, "/v1.0" + path.path)
         if failure is not None and failure.kind == "status":
             error = injected_error("graph", failure.status, failure.retry_after)
-            return GraphResult(error.response.status_code, json.loads(bytes(error.response.body)), {k: v for k, v in error.response.headers.items() if k.lower() == "retry-after"})
+            return GraphResult(
+                error.response.status_code,
+                json.loads(bytes(error.response.body)),
+                {k: v for k, v in error.response.headers.items() if k.lower() == "retry-after"},
+            )
         sub_body = item.get("body")
         sub = GraphCall(
             method=method,
@@ -924,6 +1117,7 @@ class GraphService:
 
 
 # --- helpers ---
+
 
 def service_principal_from(world: World, tenant: Tenant, app: JsonObject, props: JsonObject) -> JsonObject:
     """A new service principal for `app` in `tenant` (Graph's POST and the admin consent both use it)."""
@@ -955,7 +1149,6 @@ def service_principal_from(world: World, tenant: Tenant, app: JsonObject, props:
     return sp
 
 
-
 def _split(path: str) -> list[str]:
     # Tolerate the SDK's occasional double slash ("/v1.0//applications").
     return [segment for segment in path.split("/") if segment]
@@ -966,8 +1159,17 @@ def _entity(obj: JsonObject, entity_set: str) -> JsonObject:
 
 
 def _directory_object(obj: JsonObject) -> JsonObject:
-    kind = "servicePrincipal" if "servicePrincipalType" in obj else "application" if "signInAudience" in obj else "directoryObject"
-    return {"@odata.type": f"#microsoft.graph.{kind}", **{k: obj.get(k) for k in ("id", "appId", "displayName") if k in obj}}
+    kind = (
+        "servicePrincipal"
+        if "servicePrincipalType" in obj
+        else "application"
+        if "signInAudience" in obj
+        else "directoryObject"
+    )
+    return {
+        "@odata.type": f"#microsoft.graph.{kind}",
+        **{k: obj.get(k) for k in ("id", "appId", "displayName") if k in obj},
+    }
 
 
 def _select(obj: JsonObject, query: dict[str, str]) -> JsonObject:
@@ -983,23 +1185,36 @@ FILTER_STARTS = re.compile(r"^startswith\((?P<prop>[A-Za-z]+)\s*,\s*'(?P<value>(
 FILTER_ANY = re.compile(r"^(?P<prop>[A-Za-z]+)/any\((?P<var>\w+):\s*(?P=var)\s+eq\s+'(?P<value>(?:[^']|'')*)'\)$")
 
 
-def _compile_filter(call: GraphCall, expression: str) -> Any:
+def _compile_filter(call: GraphCall, expression: str) -> Callable[[JsonObject], bool]:
     """The $filter forms directory queries support without advanced query: eq, startswith, any(), and."""
     clauses = [c.strip() for c in re.split(r"\s+and\s+", expression.strip()) if c.strip()]
-    predicates = []
+    predicates: list[Callable[[JsonObject], bool]] = []
     for clause in clauses:
         if m := FILTER_EQ.match(clause):
-            prop, value = m.group("prop"), m.group("value").replace("''", "'")
-            predicates.append(lambda r, p=prop, v=value: str(r.get(p) or "").lower() == v.lower())
+            predicates.append(_equals(m.group("prop"), _unquote_odata(m.group("value"))))
         elif m := FILTER_STARTS.match(clause):
-            prop, value = m.group("prop"), m.group("value").replace("''", "'")
-            predicates.append(lambda r, p=prop, v=value: str(r.get(p) or "").lower().startswith(v.lower()))
+            predicates.append(_starts_with(m.group("prop"), _unquote_odata(m.group("value"))))
         elif m := FILTER_ANY.match(clause):
-            prop, value = m.group("prop"), m.group("value").replace("''", "'")
-            predicates.append(lambda r, p=prop, v=value: any(str(x).lower() == v.lower() for x in (r.get(p) or [])))
+            predicates.append(_any_equals(m.group("prop"), _unquote_odata(m.group("value"))))
         else:
             raise call.error(400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.")
     return lambda row: all(p(row) for p in predicates)
+
+
+def _unquote_odata(value: str) -> str:
+    return value.replace("''", "'").lower()
+
+
+def _equals(prop: str, value: str) -> Callable[[JsonObject], bool]:
+    return lambda row: str(row.get(prop) or "").lower() == value
+
+
+def _starts_with(prop: str, value: str) -> Callable[[JsonObject], bool]:
+    return lambda row: str(row.get(prop) or "").lower().startswith(value)
+
+
+def _any_equals(prop: str, value: str) -> Callable[[JsonObject], bool]:
+    return lambda row: any(str(item).lower() == value for item in (row.get(prop) or []))
 
 
 def _decode_skiptoken(call: GraphCall, token: str | None) -> int:
@@ -1008,7 +1223,9 @@ def _decode_skiptoken(call: GraphCall, token: str | None) -> int:
     try:
         return max(0, int(base64.urlsafe_b64decode(token.encode()).decode()))
     except ValueError as exc:
-        raise call.error(400, "Request_BadRequest", "The specified page token value has expired or is invalid.") from exc
+        raise call.error(
+            400, "Request_BadRequest", "The specified page token value has expired or is invalid."
+        ) from exc
 
 
 def _parse_duration(text: str) -> timedelta:
@@ -1034,9 +1251,10 @@ def _denied(call: GraphCall) -> ServiceError:
 
 def _not_found(call: GraphCall, object_id: str) -> ServiceError:
     return call.error(
-        404, "Request_ResourceNotFound",
+        404,
+        "Request_ResourceNotFound",
         f"Resource '{object_id}' does not exist or one of its queried reference-property objects are not present.",
-    )  # fmt: skip
+    )
 
 
 def _method_not_allowed(call: GraphCall) -> ServiceError:

@@ -26,8 +26,16 @@ from .tokens import TokenError, TokenService
 
 VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"}
 SUPPORTED_API_VERSIONS = (
-    "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01", "2026-04-01",
-)  # fmt: skip
+    "7.0",
+    "7.1",
+    "7.2",
+    "7.3",
+    "7.4",
+    "7.5",
+    "7.6",
+    "2025-07-01",
+    "2026-04-01",
+)
 NAME_PATTERN = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_PATTERN = re.compile(r"^[0-9a-fA-F]{32}$")
 MAX_VALUE_BYTES = 25 * 1024  # "maximum size of 25k bytes" (Key Vault service limits)
@@ -72,10 +80,11 @@ class KeyVaultService:
         version = request.query_params.get("api-version")
         if version not in SUPPORTED_API_VERSIONS:
             raise vault_error(
-                400, "BadParameter",
+                400,
+                "BadParameter",
                 f"The specified version ({version}) is not recognized. Consider using the latest supported "
                 f"version ({SUPPORTED_API_VERSIONS[-1]}).",
-            )  # fmt: skip
+            )
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             raise self._unauthorized("AKV10000: Request is missing a Bearer or PoP token.")
@@ -94,7 +103,8 @@ class KeyVaultService:
         allowed = ROLE_ACTIONS.get(role or "", frozenset())
         if "*" not in allowed and action not in allowed:
             raise vault_error(
-                403, "Forbidden",
+                403,
+                "Forbidden",
                 "Caller is not authorized to perform action on resource.\r\n"
                 "If role assignments, deny assignments or role definitions were changed recently, please "
                 "observe propagation time.\r\n"
@@ -102,12 +112,10 @@ class KeyVaultService:
                 f"Action: 'Microsoft.KeyVault/vaults/secrets/{action}'\r\n"
                 "Assignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\n",
                 inner_code="ForbiddenByRbac",
-            )  # fmt: skip
+            )
 
     def _unauthorized(self, message: str) -> ServiceError:
-        challenge = (
-            f'Bearer authorization="{self.base}/{self.vault.tenant_id}", resource="https://vault.azure.net"'
-        )
+        challenge = f'Bearer authorization="{self.base}/{self.vault.tenant_id}", resource="https://vault.azure.net"'
         return vault_error(401, "Unauthorized", message, headers={"WWW-Authenticate": challenge})
 
     # --- helpers ---
@@ -183,9 +191,10 @@ class KeyVaultService:
         if raw_max is not None:
             if not raw_max.isdigit() or not 1 <= int(raw_max) <= PAGE_SIZE_LIMIT:
                 raise vault_error(
-                    400, "BadParameter",
+                    400,
+                    "BadParameter",
                     f"maxresults must be an integer between 1 and {PAGE_SIZE_LIMIT}.",
-                )  # fmt: skip
+                )
             page_size = int(raw_max)
         start = _decode_skiptoken(request.query_params.get("$skiptoken"))
         page = items[start : start + page_size]
@@ -193,9 +202,7 @@ class KeyVaultService:
         if start + page_size < len(items):
             token = base64.urlsafe_b64encode(json.dumps({"o": start + page_size}).encode()).decode()
             api_version = request.query_params["api-version"]
-            body["nextLink"] = (
-                f"{self.base}{path}?api-version={api_version}&$skiptoken={token}&maxresults={page_size}"
-            )
+            body["nextLink"] = f"{self.base}{path}?api-version={api_version}&$skiptoken={token}&maxresults={page_size}"
         return JSONResponse(body)
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
@@ -214,7 +221,9 @@ class KeyVaultService:
         if "contentType" in body and body["contentType"] is not None:
             content_type = body["contentType"]
             if not isinstance(content_type, str) or len(content_type) > MAX_CONTENT_TYPE:
-                raise vault_error(400, "BadParameter", f"contentType must be a string of at most {MAX_CONTENT_TYPE} characters.")
+                raise vault_error(
+                    400, "BadParameter", f"contentType must be a string of at most {MAX_CONTENT_TYPE} characters."
+                )
             parsed["content_type"] = content_type
         if "tags" in body and body["tags"] is not None:
             tags = body["tags"]
@@ -225,9 +234,10 @@ class KeyVaultService:
             for key, value in tags.items():
                 if not key or len(key) > MAX_TAG_NAME or len(value) > MAX_TAG_VALUE:
                     raise vault_error(
-                        400, "BadParameter",
+                        400,
+                        "BadParameter",
                         f"Tag names may have at most {MAX_TAG_NAME} characters and values at most {MAX_TAG_VALUE}.",
-                    )  # fmt: skip
+                    )
             parsed["tags"] = dict(tags)
         attributes = body.get("attributes")
         if attributes is not None:
@@ -264,18 +274,20 @@ class KeyVaultService:
             raise vault_error(400, "BadParameter", "The parameter 'value' is required and must be a string.")
         if len(value.encode()) > MAX_VALUE_BYTES:
             raise vault_error(
-                400, "BadParameter",
+                400,
+                "BadParameter",
                 f"Secret is beyond the maximum permitted length of {MAX_VALUE_BYTES} characters.",
-            )  # fmt: skip
+            )
         parsed = self._parse_common(body)
         self._purge_expired_deletions()
         if name.lower() in self.vault.deleted_secrets:
             raise vault_error(
-                409, "Conflict",
+                409,
+                "Conflict",
                 f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
                 "in this state, the secret can only be recovered or purged.",
                 inner_code="ObjectIsDeletedButRecoverable",
-            )  # fmt: skip
+            )
         now = int(self.world.clock.now().timestamp())
         record = self.vault.secrets.setdefault(name.lower(), SecretRecord(name=name))
         version = SecretVersion(
@@ -316,7 +328,9 @@ class KeyVaultService:
         self._authorize(request, "update/action")
         body = await self._json_body(request)
         if "value" in body:
-            raise vault_error(400, "BadParameter", "The secret value cannot be changed by an update; set a new version.")
+            raise vault_error(
+                400, "BadParameter", "The secret value cannot be changed by an update; set a new version."
+            )
         parsed = self._parse_common(body)
         record = self._record(name)
         version = record.version(version_id) if version_id else record.latest
@@ -391,10 +405,11 @@ class KeyVaultService:
         record = self._deleted_record(name)
         if self.vault.purge_protection:
             raise vault_error(
-                403, "Forbidden",
-                f"Operation \"purge\" is not allowed because purge protection is enabled for this vault. Key Vault "
+                403,
+                "Forbidden",
+                f'Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault '
                 f"service will automatically purge secret {record.name} after the retention period has passed.",
-            )  # fmt: skip
+            )
         del self.vault.deleted_secrets[name.lower()]
         self.world.touch()
         return Response(status_code=204)
@@ -413,11 +428,12 @@ class KeyVaultService:
 
 def _not_found(name: str) -> ServiceError:
     return vault_error(
-        404, "SecretNotFound",
+        404,
+        "SecretNotFound",
         f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret "
         "you may be able to recover it using the correct recovery command. For help resolving this issue, "
         "please see https://go.microsoft.com/fwlink/?linkid=2125182",
-    )  # fmt: skip
+    )
 
 
 def _decode_skiptoken(token: str | None) -> int:

@@ -177,8 +177,10 @@ def describe(world: World) -> dict[str, Any]:
             "displayName": tenant.display_name,
             "applications": [
                 {k: a.get(k) for k in ("id", "appId", "displayName", "uniqueName", "tags", "signInAudience")}
-                | {"passwordKeyIds": [c["keyId"] for c in a.get("passwordCredentials", [])],
-                   "owners": tenant.owners.get(a["id"], [])}
+                | {
+                    "passwordKeyIds": [c["keyId"] for c in a.get("passwordCredentials", [])],
+                    "owners": tenant.owners.get(a["id"], []),
+                }
                 for a in tenant.applications.values()
             ],
             "deletedApplications": [a["id"] for a in tenant.deleted_applications.values()],
@@ -192,7 +194,13 @@ def describe(world: World) -> dict[str, Any]:
     secrets = {
         record.name: {
             "versions": [
-                {"version": v.version, "enabled": v.enabled, "exp": v.expires, "tags": v.tags, "contentType": v.content_type}
+                {
+                    "version": v.version,
+                    "enabled": v.enabled,
+                    "exp": v.expires,
+                    "tags": v.tags,
+                    "contentType": v.content_type,
+                }
                 for v in record.versions
             ]
         }

@@ -13,7 +13,8 @@ from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCreden
 from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets.aio import SecretClient as AsyncSecretClient
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from tests.standin import StandIn
@@ -31,14 +32,18 @@ def graph_client(stand_in: StandIn, credential: TokenCredential | AsyncTokenCred
     return GraphServiceClient(request_adapter=adapter)
 
 
-def secret_credential(stand_in: StandIn, tenant_id: str, client_id: str, secret: str, **kwargs: Any) -> ClientSecretCredential:
+def secret_credential(
+    stand_in: StandIn, tenant_id: str, client_id: str, secret: str, **kwargs: Any
+) -> ClientSecretCredential:
     return ClientSecretCredential(
         tenant_id, client_id, secret,
         authority=stand_in.authority, disable_instance_discovery=True, connection_verify=stand_in.ca_bundle, **kwargs,
     )  # fmt: skip
 
 
-def async_secret_credential(stand_in: StandIn, tenant_id: str, client_id: str, secret: str) -> AsyncClientSecretCredential:
+def async_secret_credential(
+    stand_in: StandIn, tenant_id: str, client_id: str, secret: str
+) -> AsyncClientSecretCredential:
     return AsyncClientSecretCredential(
         tenant_id, client_id, secret,
         authority=stand_in.authority, disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
