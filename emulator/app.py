@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .admin import AdminApi
 from .entra import EntraService
-from .errors import ServiceError
-from .faults import FaultInjector, FaultMiddleware
+from .errors import ServiceError, graph_error, vault_error
+from .faults import FaultInjector, FaultMiddleware, service_of
 from .graph import GraphService
 from .keyvault import KeyVaultService
 from .state import World
 from .tokens import TokenService
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,6 +59,35 @@ async def _service_error(request: Request, exc: Exception) -> Response:
     return exc.response
 
 
+def _no_route(status: int, service: str, method: str, path: str) -> Response:
+    """Unknown paths and methods answered in the addressed service's own error shape."""
+    if service == "graph":
+        return graph_error(None, status, "BadRequest", f"Resource not found for the segment '{path}'.").response
+    if service == "vault":
+        return vault_error(
+            status, "BadParameter", f"The request URI {path} with method {method} is not supported."
+        ).response
+    return JSONResponse({"error": "not_found" if status == 404 else "method_not_allowed"}, status_code=status)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        return _no_route(exc.status_code, service_of(request.url.path), request.method, request.url.path)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    """A bug in the stand-in still answers in the service's shape, and says so in the log."""
+    logger.error("unhandled error for %s %s", request.method, request.url.path, exc_info=exc)
+    service = service_of(request.url.path)
+    if service == "graph":
+        return graph_error(None, 500, "generalException", "An unexpected error occurred.").response
+    if service == "vault":
+        return vault_error(500, "InternalServerError", "An unexpected error occurred.").response
+    return JSONResponse({"error": "server_error"}, status_code=500)
+
+
 def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base: str, admin: bool) -> StandIn:
     faults = FaultInjector()
     identity_header = secrets.token_urlsafe(24)
@@ -65,7 +98,7 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
     routes += GraphService(world, tokens, faults).routes()
     routes += KeyVaultService(world, tokens, public_base).routes()
     routes += entra.routes()
-    handlers = {ServiceError: _service_error}
+    handlers = {ServiceError: _service_error, HTTPException: _http_exception, Exception: _unexpected}
     https = Starlette(routes=routes, exception_handlers=handlers)
     # Key Vault's SDK asks for "/secrets/name/"; a slash redirect would be a wrong answer.
     https.router.redirect_slashes = False

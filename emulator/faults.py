@@ -122,6 +122,7 @@ class FaultInjector:
     def configure(self, rules: list[dict[str, Any]], seed: int | None = None) -> None:
         parsed = [FaultRule.parse(r) for r in rules]  # all or nothing
         self.rules = parsed
+        self.injected = 0  # counters describe the configuration in force
         if seed is not None:
             self._random = random.Random(seed)
 

@@ -26,6 +26,7 @@ from .tokens import TokenError, TokenService
 
 VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"}
 SUPPORTED_API_VERSIONS = (
+    "2016-10-01",
     "7.0",
     "7.1",
     "7.2",
@@ -189,7 +190,8 @@ class KeyVaultService:
         raw_max = request.query_params.get("maxresults")
         page_size = PAGE_SIZE_LIMIT
         if raw_max is not None:
-            if not raw_max.isdigit() or not 1 <= int(raw_max) <= PAGE_SIZE_LIMIT:
+            # isdigit() alone accepts digits int() refuses ("²"), which crashed here with a 500.
+            if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= int(raw_max) <= PAGE_SIZE_LIMIT:
                 raise vault_error(
                     400,
                     "BadParameter",
@@ -307,13 +309,14 @@ class KeyVaultService:
         return JSONResponse(self._bundle(record, version))
 
     async def secret_version(self, request: Request) -> JSONResponse:
+        # Key Vault authenticates before it looks at the request: no token means the challenge.
+        self._authorize(request, "update/action" if request.method == "PATCH" else "getSecret/action")
         name = self._valid_name(request.path_params["name"])
         version_id = request.path_params.get("version", "")
         if version_id and not VERSION_PATTERN.match(version_id):
             raise _not_found(f"{name}/{version_id}")
         if request.method == "PATCH":
             return await self._update(request, name, version_id)
-        self._authorize(request, "getSecret/action")
         record = self._record(name)
         version = record.version(version_id) if version_id else record.latest
         if version is None:
@@ -325,7 +328,6 @@ class KeyVaultService:
         return JSONResponse(self._bundle(record, version))
 
     async def _update(self, request: Request, name: str, version_id: str) -> JSONResponse:
-        self._authorize(request, "update/action")
         body = await self._json_body(request)
         if "value" in body:
             raise vault_error(
@@ -394,14 +396,13 @@ class KeyVaultService:
         return record
 
     async def deleted_secret(self, request: Request) -> Response:
+        self._authorize(request, "readMetadata/action" if request.method == "GET" else "purge/action")
         name = self._valid_name(request.path_params["name"])
         if request.method == "GET":
-            self._authorize(request, "readMetadata/action")
             record = self._deleted_record(name)
             body = self._bundle(record, record.latest, with_value=False)
             body.update(self._deleted_fields(record))
             return JSONResponse(body)
-        self._authorize(request, "purge/action")
         record = self._deleted_record(name)
         if self.vault.purge_protection:
             raise vault_error(
