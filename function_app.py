@@ -1,0 +1,8 @@
+"""The Functions entry point: builds the app and registers each area's blueprint, nothing else."""
+
+import azure.functions as func
+
+from shared.http_api import bp as http_api
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(http_api)

@@ -1,0 +1,63 @@
+"""The composition root: builds settings, catalog, credentials and SDK clients once per process, lazily.
+
+Functions guidance: create clients once and reuse them across invocations; nothing heavy at
+import time, so a cold start pays only for what the first request needs. Tests swap in fakes
+with `override`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .catalog import Catalog, load_catalog
+from .directory import GraphDirectory
+from .identity import Identity, TokenRoleChecker
+from .onboarding import Onboarding
+from .retry import RealClock
+from .settings import Settings, load_settings
+from .vault import KeyVault
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    onboarding: Onboarding
+    identity: Identity | None = None
+    directory: GraphDirectory | None = None
+    vault: KeyVault | None = None
+
+    async def close(self) -> None:
+        for resource in (self.directory, self.vault, self.identity):
+            if resource is not None:
+                await resource.close()
+
+
+_services: Services | None = None
+
+
+def build(settings: Settings | None = None) -> Services:
+    settings = settings or load_settings()
+    catalog = load_catalog()
+    identity = Identity(settings)
+    directory = GraphDirectory(settings, identity)
+    vault = KeyVault(settings, identity)
+    onboarding = Onboarding(settings, catalog, directory, vault, TokenRoleChecker(settings), RealClock())
+    logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
+    return Services(settings, catalog, onboarding, identity, directory, vault)
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        _services = build()
+    return _services
+
+
+def override(replacement: Services | None) -> None:
+    """Tests: use these services (None: build from the environment again on next use)."""
+    global _services
+    _services = replacement

@@ -1,0 +1,447 @@
+"""Entra ID through msgraph-sdk: the only module that speaks Graph. Returns the project's dataclasses.
+
+Graph's failures become the project's: replication lag (`NotReplicatedYet`), throttling the
+SDK's own retries did not ride out (`Throttled`), and named errors for the rest. Minting a
+secret is the one non-idempotent call; the SDK's retry handler would repeat it on 429/503 and
+could mint a second secret whose text is lost, so it runs with SDK retries off and the use
+case decides (onboarding.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
+    AddPasswordPostRequestBody,
+)
+from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
+    RemovePasswordPostRequestBody,
+)
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.password_credential import PasswordCredential
+from msgraph.generated.models.required_resource_access import RequiredResourceAccess
+from msgraph.generated.models.resource_access import ResourceAccess
+from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from .errors import (
+    NotOwned,
+    SecretLifetimeExceedsPolicy,
+    SecretsForbiddenByPolicy,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .identity import Identity
+from .model import AppRegistration, Assignment, NewPassword, PasswordInfo, PasswordPolicy, ResourceApi, RoleRef, Secret
+from .ports import (
+    ApplicationSpec,
+    GrantResult,
+    NotReplicatedYet,
+    PasswordOutcomeUnknown,
+    Throttled,
+)
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+BATCH_LIMIT = 20  # Graph's JSON batching limit
+ALREADY_GRANTED = "Permission being assigned already exists on the object."
+# Graph's answers while an object we just wrote is still replicating (azure-facts.md).
+NO_BACKING_APP = "does not reference a valid application object"
+NOT_IN_LOCAL_TENANT = "backing application of the service principal being created must in the local tenant"
+
+
+def create_if_missing() -> RequestConfiguration[Any]:
+    config: RequestConfiguration[Any] = RequestConfiguration()
+    config.headers.add("Prefer", "create-if-missing")
+    return config
+
+
+def _no_sdk_retry() -> RequestConfiguration[Any]:
+    return RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
+
+
+class GraphDirectory:
+    def __init__(self, settings: Settings, identity: Identity) -> None:
+        self._settings = settings
+        self._identity = identity
+        self._clients: dict[str, GraphServiceClient] = {}
+
+    def client(self, tenant_id: str) -> GraphServiceClient:
+        """One Graph client per tenant per process: connection pools and token caches are reused."""
+        client = self._clients.get(tenant_id)
+        if client is None:
+            credential = self._identity.management_credential(tenant_id)
+            auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
+            verify: ssl.SSLContext | bool = (
+                ssl.create_default_context(cafile=self._settings.tls_ca_bundle)
+                if self._settings.tls_ca_bundle
+                else True
+            )
+            http = GraphClientFactory.create_with_default_middleware(
+                client=httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0, connect=10.0))
+            )
+            adapter = GraphRequestAdapter(auth, client=http)
+            adapter.base_url = self._settings.graph_base_url
+            client = GraphServiceClient(request_adapter=adapter)
+            self._clients[tenant_id] = client
+        return client
+
+    # --- reads ---
+    async def resource_api(self, tenant_id: str, resource_app_id: str) -> ResourceApi | None:
+        try:
+            sp = await self.client(tenant_id).service_principals_with_app_id(resource_app_id).get()
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return None
+            raise _translate(error, "reading a resource API's service principal", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        assert sp is not None
+        roles = {
+            str(role.value): str(role.id)
+            for role in sp.app_roles or []
+            if role.value and role.is_enabled is not False and "Application" in (role.allowed_member_types or [])
+        }
+        return ResourceApi(str(sp.id), str(sp.app_id), str(sp.display_name or ""), roles)
+
+    async def password_policy(self, tenant_id: str) -> PasswordPolicy:
+        try:
+            policy = await self.client(tenant_id).policies.default_app_management_policy.get()
+        except ODataError as error:
+            if error.response_status_code == 403:
+                # Without Policy.Read.All we cannot clamp ahead of time; addPassword still enforces it.
+                logger.warning("cannot read the app management policy of tenant %s (403); not clamping", tenant_id)
+                return PasswordPolicy()
+            raise _translate(error, "reading the app management policy", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        if policy is None or not policy.is_enabled or policy.application_restrictions is None:
+            return PasswordPolicy()
+        allowed, max_days = True, None
+        for restriction in policy.application_restrictions.password_credentials or []:
+            kind = str(getattr(restriction.restriction_type, "value", restriction.restriction_type))
+            if kind == "passwordAddition":
+                allowed = False
+            elif kind == "passwordLifetime" and isinstance(restriction.max_lifetime, timedelta):
+                days = restriction.max_lifetime.total_seconds() / 86400
+                max_days = days if max_days is None else min(max_days, days)
+        return PasswordPolicy(additions_allowed=allowed, max_lifetime_days=max_days, policy_id=policy.id)
+
+    async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
+        try:
+            app = await self.client(tenant_id).applications_with_unique_name(unique_name).get()
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return None
+            raise _translate(error, "reading the app registration", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return _registration(app) if app is not None else None
+
+    async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None:
+        try:
+            sp = await self.client(tenant_id).service_principals_with_app_id(app_id).get()
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return None
+            raise _translate(error, "reading the service principal", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return str(sp.id) if sp is not None else None
+
+    async def assignments(self, tenant_id: str, principal_id: str) -> list[Assignment]:
+        client = self.client(tenant_id)
+        builder = client.service_principals.by_service_principal_id(principal_id).app_role_assignments
+        found: list[Assignment] = []
+        try:
+            page = await builder.get()
+            while page is not None:
+                found += [Assignment(str(a.id), str(a.resource_id), str(a.app_role_id)) for a in page.value or []]
+                page = await builder.with_url(page.odata_next_link).get() if page.odata_next_link else None
+        except ODataError as error:
+            if error.response_status_code == 404:
+                raise NotReplicatedYet("the service principal", "Request_ResourceNotFound") from None
+            raise _translate(error, "reading granted permissions", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return found
+
+    # --- writes ---
+    async def upsert_application(
+        self, tenant_id: str, unique_name: str, spec: ApplicationSpec
+    ) -> tuple[AppRegistration, bool]:
+        body = Application(
+            display_name=spec.display_name,
+            sign_in_audience="AzureADMyOrg",
+            tags=list(spec.tags),
+            notes=spec.notes,
+            required_resource_access=[
+                RequiredResourceAccess(
+                    resource_app_id=resource_app_id,
+                    resource_access=[ResourceAccess(id=role_id, type="Role") for role_id in role_ids],
+                )
+                for resource_app_id, role_ids in spec.required_roles
+            ],
+        )
+        try:
+            created = (
+                await self.client(tenant_id)
+                .applications_with_unique_name(unique_name)
+                .patch(body, request_configuration=create_if_missing())
+            )
+        except ODataError as error:
+            if error.response_status_code == 403:
+                raise NotOwned(
+                    "An app with this unique name exists in the tenant and this service may not change it.",
+                    tenantId=tenant_id,
+                    uniqueName=unique_name,
+                ) from None
+            raise _translate(error, "creating or updating the app registration", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        if created is not None:
+            return _registration(created), True
+        # 204: it existed and now matches the spec; read it back (may lag right after creation).
+        found = await self.find_application(tenant_id, unique_name)
+        if found is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        return found, False
+
+    async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]:
+        try:
+            created = (
+                await self.client(tenant_id)
+                .service_principals_with_app_id(app_id)
+                .patch(ServicePrincipal(account_enabled=True), request_configuration=create_if_missing())
+            )
+        except ODataError as error:
+            message = _message(error)
+            if (
+                NO_BACKING_APP in message
+                or NOT_IN_LOCAL_TENANT in message
+                or _has_detail(error, "NoBackingApplicationObject")
+            ):
+                raise NotReplicatedYet("the app registration", "NoBackingApplicationObject") from None
+            raise _translate(error, "creating the service principal", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        if created is not None:
+            return str(created.id), True
+        found = await self.find_service_principal(tenant_id, app_id)
+        if found is None:
+            raise NotReplicatedYet("the service principal", "Request_ResourceNotFound")
+        return found, False
+
+    async def grant(self, tenant_id: str, principal_id: str, roles: list[tuple[str, str]]) -> GrantResult:
+        """Admin consent for application permissions, up to 20 grants per round trip ($batch).
+
+        Graph's batch answers each grant on its own: 201 granted, 400 "already exists" (a rerun),
+        404 while the new service principal replicates, 429/5xx when throttled. The last two are
+        reported as pending for the caller to retry.
+        """
+        granted: list[str] = []
+        pending: list[str] = []
+        retry_after: float | None = None
+        for start in range(0, len(roles), BATCH_LIMIT):
+            chunk = roles[start : start + BATCH_LIMIT]
+            requests = [
+                {
+                    "id": str(index),
+                    "method": "POST",
+                    # Relative to the version root: Graph refuses absolute URLs in a batch.
+                    "url": f"/servicePrincipals/{resource_id}/appRoleAssignedTo",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {"principalId": principal_id, "resourceId": resource_id, "appRoleId": role_id},
+                }
+                for index, (resource_id, role_id) in enumerate(chunk)
+            ]
+            responses = await self._batch(tenant_id, requests)
+            for index, (_, role_id) in enumerate(chunk):
+                item = responses.get(str(index), {})
+                status = int(item.get("status", 0))
+                error = (item.get("body") or {}).get("error") or {}
+                if status == 201 or (status == 400 and error.get("message") == ALREADY_GRANTED):
+                    granted.append(role_id)
+                elif status == 404 or status == 429 or status >= 500:
+                    pending.append(role_id)
+                    hint = _retry_after_header(item.get("headers") or {})
+                    if hint is not None:
+                        retry_after = max(retry_after or 0.0, hint)
+                else:
+                    raise UpstreamError(
+                        "Graph refused to grant a permission",
+                        "graph",
+                        status,
+                        error.get("code"),
+                        tenantId=tenant_id,
+                        appRoleId=role_id,
+                    )
+        return GrantResult(tuple(granted), tuple(pending), retry_after)
+
+    async def _batch(self, tenant_id: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """POST /$batch through the SDK's adapter (auth, retries), reading item bodies ourselves:
+        msgraph-core's batch response model drops JSON bodies, which carry the error messages."""
+        info = RequestInformation(Method.POST, "{+baseurl}/$batch")
+        info.headers.try_add("Accept", "application/json")
+        info.set_stream_content(json.dumps({"requests": requests}).encode(), "application/json")
+        adapter = self.client(tenant_id).request_adapter
+        try:
+            raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+        except ODataError as error:
+            raise _translate(error, "granting permissions", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        payload = json.loads(raw or b"{}")
+        return {str(item.get("id")): item for item in payload.get("responses", [])}
+
+    async def add_password(self, tenant_id: str, app_object_id: str, display_name: str, end: datetime) -> NewPassword:
+        body = AddPasswordPostRequestBody(
+            password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
+        )
+        try:
+            credential = (
+                await self.client(tenant_id)
+                .applications.by_application_id(app_object_id)
+                .add_password.post(body, request_configuration=_no_sdk_retry())
+            )
+        except ODataError as error:
+            status, code = error.response_status_code, _code(error)
+            if status == 404:
+                raise NotReplicatedYet("the app registration", code) from None
+            if status == 429:
+                raise Throttled("graph", _retry_after(error), code) from None  # refused, so not minted
+            if code == "CredentialTypeNotAllowedAsPerAppPolicy":
+                raise SecretsForbiddenByPolicy(
+                    "The tenant's app management policy does not allow client secrets.", tenantId=tenant_id
+                ) from None
+            if code == "CredentialInvalidLifetimeAsPerAppPolicy":
+                raise SecretLifetimeExceedsPolicy(
+                    "The tenant's app management policy refused the secret's lifetime; ask for fewer days.",
+                    tenantId=tenant_id,
+                ) from None
+            if status is not None and status >= 500:
+                raise PasswordOutcomeUnknown(f"addPassword answered {status}") from None
+            raise _translate(error, "creating a client secret", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise PasswordOutcomeUnknown(type(error).__name__) from None
+        assert credential is not None and credential.secret_text and credential.key_id
+        return NewPassword(_password_info(credential), Secret(credential.secret_text))
+
+    async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        try:
+            await (
+                self.client(tenant_id)
+                .applications.by_application_id(app_object_id)
+                .remove_password.post(RemovePasswordPostRequestBody(key_id=key_id))
+            )
+        except ODataError as error:
+            if error.response_status_code in (400, 404):
+                return False  # already gone (or the app is): removal is done either way
+            raise _translate(error, "removing a client secret", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return True
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            http = getattr(client.request_adapter, "_http_client", None)
+            if isinstance(http, httpx.AsyncClient):
+                await http.aclose()
+        self._clients.clear()
+
+
+# --- mapping SDK models to the project's ---
+
+
+def _registration(app: Application) -> AppRegistration:
+    required = frozenset(
+        RoleRef(str(rra.resource_app_id), str(access.id))
+        for rra in app.required_resource_access or []
+        for access in rra.resource_access or []
+        if access.type == "Role"
+    )
+    return AppRegistration(
+        object_id=str(app.id),
+        app_id=str(app.app_id),
+        unique_name=str(app.unique_name or ""),
+        display_name=str(app.display_name or ""),
+        required_roles=required,
+        passwords=tuple(_password_info(p) for p in app.password_credentials or []),
+        tags=tuple(app.tags or ()),
+    )
+
+
+def _password_info(credential: PasswordCredential) -> PasswordInfo:
+    assert credential.start_date_time is not None and credential.end_date_time is not None
+    return PasswordInfo(
+        key_id=str(credential.key_id),
+        display_name=credential.display_name,
+        hint=credential.hint,
+        start=credential.start_date_time,
+        end=credential.end_date_time,
+    )
+
+
+# --- mapping Graph failures to the project's ---
+
+
+def _code(error: ODataError) -> str | None:
+    return error.error.code if error.error is not None else None
+
+
+def _message(error: ODataError) -> str:
+    return str(error.error.message or "") if error.error is not None else ""
+
+
+def _has_detail(error: ODataError, code: str) -> bool:
+    details = error.error.details if error.error is not None else None
+    return any(d.code == code for d in details or [])
+
+
+def _retry_after(error: ODataError) -> float | None:
+    return _retry_after_header(error.response_headers or {})
+
+
+def _retry_after_header(headers: dict[str, Any]) -> float | None:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            raw = next(iter(value), None) if isinstance(value, (list, set, tuple)) else value
+            try:
+                return max(0.0, float(str(raw)))
+            except ValueError:
+                return None
+    return None
+
+
+def _translate(error: ODataError, doing: str, tenant_id: str) -> Exception:
+    status, code = error.response_status_code, _code(error)
+    if status == 429 or status == 503:
+        return UpstreamUnavailable(
+            f"Graph is throttling or unavailable while {doing}", "graph", status, code,
+            retry_after=_retry_after(error), tenantId=tenant_id,
+        )  # fmt: skip
+    if status == 504:
+        return UpstreamTimeout(f"Graph timed out while {doing}", "graph", status, code, tenantId=tenant_id)
+    return UpstreamError(f"Graph failed while {doing}", "graph", status, code, tenantId=tenant_id)
+
+
+def _transport(error: httpx.HTTPError, tenant_id: str) -> Exception:
+    if isinstance(error, httpx.TimeoutException):
+        return UpstreamTimeout("Graph did not answer in time", "graph", None, type(error).__name__, tenantId=tenant_id)
+    return UpstreamUnavailable(
+        "The connection to Graph failed", "graph", None, type(error).__name__, tenantId=tenant_id
+    )

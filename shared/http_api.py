@@ -1,0 +1,192 @@
+"""The HTTP API the vendor's backend calls: parse and validate input, call one use case, map the result.
+
+No Graph or Key Vault here. Every input is validated against an allow-list before any use case
+runs, so an invalid request creates nothing; errors are problem+json with a stable type.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from .bootstrap import services
+from .catalog import PROFILE_ID
+from .errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnknownIntegration, UnsupportedMediaType
+from .onboarding import OnboardRequest, Outcome
+from .openapi import openapi_document
+from .problems import problem_response, unexpected_response
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+MAX_BODY_BYTES = 16 * 1024
+BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
+
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+
+
+def _problems(handler: Handler) -> Handler:
+    """Every failure leaves as problem+json: named errors with their type, anything else as a bare 500."""
+
+    async def wrapped(req: func.HttpRequest) -> func.HttpResponse:
+        instance = _path(req)
+        try:
+            return await handler(req)
+        except OnboardingError as error:
+            logger.warning("%s %s -> %d %s: %s", req.method, instance, error.status, error.problem_type, error.detail)
+            return problem_response(error, instance)
+        except Exception as error:  # noqa: BLE001 - the last line of defence for the caller
+            return unexpected_response(error, instance)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+@bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
+@_problems
+async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
+    """Create or converge one integration's app registration in one tenant (idempotent)."""
+    tenant_id, integration = _tenant_id(req), _integration(req)
+    body = _json_body(req)
+    request = OnboardRequest(
+        tenant_id=tenant_id,
+        integration=integration,
+        display_name=_text(body, "displayName", 120),
+        secret_lifetime_days=_lifetime(body),
+        notes=_text(body, "notes", 500),
+    )
+    result = await services().onboarding.onboard(request)
+    payload = {"outcome": result.outcome.value, "changes": result.changes, **result.registration}
+    headers = {}
+    if result.outcome is Outcome.PENDING:
+        payload["pendingReason"] = result.pending_reason
+        headers["Retry-After"] = str(result.retry_after)
+    if result.outcome is Outcome.CREATED:
+        headers["Location"] = _path(req)
+    return _json(payload, STATUS_BY_OUTCOME[result.outcome], headers)
+
+
+@bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@_problems
+async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
+    """The live state of one integration in one tenant, read back from Entra and Key Vault."""
+    tenant_id, integration = _tenant_id(req), _integration(req)
+    return _json(await services().onboarding.status(tenant_id, integration), 200)
+
+
+@bp.route(route="integrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@_problems
+async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
+    """The catalog: which integrations exist and which permissions each gets."""
+    catalog = services().catalog
+    return _json(
+        {
+            "integrations": [
+                {
+                    "id": p.id,
+                    "displayName": p.display_name,
+                    "description": p.description,
+                    "permissions": [
+                        {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
+                        for r in p.permissions
+                    ],
+                }
+                for p in catalog
+            ]
+        },
+        200,
+    )
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@_problems
+async def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI 3.1 document of this API, for generating the caller's client."""
+    return _json(openapi_document(), 200)
+
+
+# --- input validation ---
+
+
+def _tenant_id(req: func.HttpRequest) -> str:
+    raw = str(req.route_params.get("tenantId", ""))
+    try:
+        parsed = uuid.UUID(raw)
+    except ValueError:
+        raise InvalidRequest("tenantId must be a GUID (the customer's directory id).", field="tenantId") from None
+    if len(raw) != 36 or parsed.int == 0:
+        raise InvalidRequest("tenantId must be a GUID in its 8-4-4-4-12 form.", field="tenantId")
+    return str(parsed)
+
+
+def _integration(req: func.HttpRequest) -> str:
+    raw = str(req.route_params.get("integration", ""))
+    if not PROFILE_ID.match(raw):
+        raise InvalidRequest(
+            "integration must be a catalog id (lowercase letters, digits, hyphens).", field="integration"
+        )
+    if services().catalog.get(raw) is None:
+        raise UnknownIntegration(f"No integration {raw!r} in the catalog; see GET /api/integrations.", integration=raw)
+    return raw
+
+
+def _json_body(req: func.HttpRequest) -> dict[str, Any]:
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes.")
+    if not raw.strip():
+        return {}
+    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.", field="body")
+    unknown = sorted(set(body) - BODY_FIELDS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown field {unknown[0]!r}; allowed: {', '.join(sorted(BODY_FIELDS))}.", field=str(unknown[0])[:64]
+        )
+    return body
+
+
+def _text(body: dict[str, Any], name: str, max_length: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length or CONTROL_CHARACTERS.search(value):
+        raise InvalidRequest(f"{name} must be 1-{max_length} printable characters.", field=name)
+    return value.strip()
+
+
+def _lifetime(body: dict[str, Any]) -> int | None:
+    value = body.get("secretLifetimeDays")
+    if value is None:
+        return None
+    maximum = services().settings.max_secret_lifetime_days
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidRequest(
+            f"secretLifetimeDays must be a whole number from 1 to {maximum}.", field="secretLifetimeDays"
+        )
+    return value
+
+
+def _path(req: func.HttpRequest) -> str:
+    return str(urlsplit(req.url).path)
+
+
+def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(payload), status_code=status, mimetype="application/json", headers=headers)

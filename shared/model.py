@@ -1,0 +1,142 @@
+"""The project's own value types: what use cases, adapters and handlers pass between them.
+
+SDK models stop at the adapters (directory.py, vault.py); everything past them speaks these
+frozen dataclasses. A secret value travels only inside `Secret`, whose repr and str never
+show it, so a stray log line or exception message cannot leak it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Secret:
+    """A secret value that refuses to be printed. Call `reveal()` only where the value must go on the wire."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not value:
+            raise ValueError("a secret cannot be empty")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not picklable")
+
+
+@dataclass(frozen=True)
+class ResourcePermissions:
+    """Application permissions (app roles, by value) an integration needs on one resource API."""
+
+    resource_app_id: str
+    resource_name: str
+    token_scope: str  # e.g. https://graph.microsoft.com/.default, used to prove the grant works
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntegrationProfile:
+    id: str
+    display_name: str
+    description: str
+    permissions: tuple[ResourcePermissions, ...]
+
+    def all_roles(self) -> set[tuple[str, str]]:
+        return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}
+
+
+@dataclass(frozen=True)
+class PasswordInfo:
+    """A password credential as Graph shows it after creation (never with its secret)."""
+
+    key_id: str
+    display_name: str | None
+    hint: str | None
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    info: PasswordInfo
+    secret: Secret
+
+
+@dataclass(frozen=True)
+class RoleRef:
+    resource_app_id: str
+    app_role_id: str
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    object_id: str
+    app_id: str
+    unique_name: str
+    display_name: str
+    required_roles: frozenset[RoleRef]
+    passwords: tuple[PasswordInfo, ...]
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceApi:
+    """A resource API's service principal in one tenant, with its application roles by value."""
+
+    object_id: str
+    app_id: str
+    display_name: str
+    roles_by_value: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An app role assignment (one granted application permission)."""
+
+    id: str
+    resource_object_id: str
+    app_role_id: str
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """What a tenant's app management policy allows for new secrets (None: no cap)."""
+
+    additions_allowed: bool = True
+    max_lifetime_days: float | None = None
+    policy_id: str | None = None
+
+
+class SecretKind(StrEnum):
+    CLIENT_ID = "client-id"
+    TENANT_ID = "tenant-id"
+    CLIENT_SECRET = "client-secret"  # noqa: S105 - a kind of secret, not a secret
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """One Key Vault secret's latest version, as the vault adapter reads it."""
+
+    name: str
+    version: str
+    uri: str  # versionless https://{vault}/secrets/{name}
+    tags: Mapping[str, str]
+    expires: datetime | None
+    value: Secret | None = field(default=None, compare=False)

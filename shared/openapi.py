@@ -1,0 +1,197 @@
+"""The OpenAPI 3.1 description of the HTTP API; a test keeps it equal to the registered routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import PROBLEM_BASE
+
+GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+PROFILE_PATTERN = "^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def _json(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+PATH_PARAMETERS = [
+    {"name": "tenantId", "in": "path", "required": True, "description": "The customer's directory (tenant) id.",
+     "schema": {"type": "string", "pattern": GUID_PATTERN}},
+    {"name": "integration", "in": "path", "required": True, "description": "A catalog integration id.",
+     "schema": {"type": "string", "pattern": PROFILE_PATTERN}},
+]  # fmt: skip
+
+COMMON_ERRORS = {
+    "400": _problem("Invalid input; `field` names it. Nothing was created."),
+    "401": {"description": "Missing or wrong function key (answered by the Functions host)."},
+    "403": _problem("The tenant may not be onboarded, or has not consented."),
+    "404": _problem("Unknown integration, or nothing registered (GET)."),
+    "409": _problem("The tenant cannot satisfy the integration (missing resource API, policy)."),
+    "502": _problem("An Azure service returned an error; `upstreamCode` says which."),
+    "503": _problem("An Azure service is throttling or unavailable; honour Retry-After."),
+    "504": _problem("An Azure service did not answer in time."),
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tenant onboarding",
+            "version": "1.0.0",
+            "description": "Registers, consents, verifies and stores Entra ID app credentials for customer tenants. "
+            "Secrets never leave Key Vault: responses carry Key Vault references.",
+        },
+        "servers": [{"url": "/api"}],
+        "security": [{"functionKey": []}],
+        "paths": {
+            "/tenants/{tenantId}/integrations/{integration}": {
+                "parameters": PATH_PARAMETERS,
+                "put": {
+                    "operationId": "onboardIntegration",
+                    "summary": "Create or converge the integration's app registration (idempotent).",
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OnboardRequest"}}},
+                    },
+                    "responses": {
+                        "200": _json("Already complete, or converged.", "OnboardResult"),
+                        "201": _json("Registered now.", "OnboardResult", {"Location": {"schema": {"type": "string"}}}),
+                        "202": _json(
+                            "Progress made; Entra is still replicating. Repeat the same request after Retry-After.",
+                            "OnboardResult",
+                            {"Retry-After": {"schema": {"type": "integer"}}},
+                        ),
+                        "413": _problem("Body too large."),
+                        "415": _problem("Body is not application/json."),
+                        **COMMON_ERRORS,
+                    },
+                },
+                "get": {
+                    "operationId": "getIntegration",
+                    "summary": "The live state from Entra and Key Vault, including drift.",
+                    "responses": {"200": _json("The registration's state.", "Registration"), **COMMON_ERRORS},
+                },
+            },
+            "/integrations": {
+                "get": {
+                    "operationId": "listIntegrations",
+                    "summary": "The catalog of integrations and their permissions.",
+                    "responses": {"200": _json("The catalog.", "Catalog")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document.",
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}},
+            "schemas": SCHEMAS,
+        },
+    }
+
+
+STRING = {"type": "string"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+SCHEMAS: dict[str, Any] = {
+    "OnboardRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "displayName": {"type": "string", "minLength": 1, "maxLength": 120},
+            "secretLifetimeDays": {"type": "integer", "minimum": 1, "description": "Clamped to the tenant's policy."},
+            "notes": {"type": "string", "minLength": 1, "maxLength": 500},
+        },
+    },
+    "Permission": {
+        "type": "object",
+        "required": ["resource", "resourceAppId", "permission", "granted"],
+        "properties": {"resource": STRING, "resourceAppId": STRING, "permission": STRING, "granted": {"type": "boolean"}},
+    },
+    "Registration": {
+        "type": "object",
+        "required": ["tenantId", "integration", "uniqueName", "application", "servicePrincipalId", "permissions",
+                     "credential", "keyVaultReferences", "drift"],
+        "properties": {
+            "tenantId": STRING,
+            "integration": STRING,
+            "uniqueName": STRING,
+            "application": {
+                "type": ["object", "null"],
+                "properties": {"objectId": STRING, "clientId": STRING, "displayName": STRING},
+            },
+            "servicePrincipalId": NULLABLE_STRING,
+            "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/Permission"}},
+            "credential": {
+                "type": "object",
+                "properties": {
+                    "keyId": NULLABLE_STRING, "hint": NULLABLE_STRING, "expires": NULLABLE_STRING,
+                    "verified": {"type": "boolean"}, "otherCredentialsOnApp": {"type": "integer"},
+                },
+            },
+            "keyVaultReferences": {
+                "type": "object",
+                "description": "App Service / Functions Key Vault references, versionless.",
+                "properties": {"clientId": NULLABLE_STRING, "tenantId": NULLABLE_STRING, "clientSecret": NULLABLE_STRING},
+            },
+            "drift": {"type": "array", "items": STRING},
+        },
+    },
+    "OnboardResult": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Registration"},
+            {
+                "type": "object",
+                "required": ["outcome", "changes"],
+                "properties": {
+                    "outcome": {"enum": ["created", "updated", "complete", "pending"]},
+                    "changes": {"type": "array", "items": STRING},
+                    "pendingReason": STRING,
+                },
+            },
+        ]
+    },
+    "Catalog": {
+        "type": "object",
+        "properties": {
+            "integrations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": STRING, "displayName": STRING, "description": STRING,
+                        "permissions": {"type": "array", "items": {"type": "object", "properties": {
+                            "resource": STRING, "resourceAppId": STRING, "roles": {"type": "array", "items": STRING}}}},
+                    },
+                },
+            }
+        },
+    },
+    "Problem": {
+        "type": "object",
+        "description": f"RFC 9457 problem details; `type` is stable and starts with {PROBLEM_BASE}.",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"}, "title": STRING, "status": {"type": "integer"},
+            "detail": STRING, "instance": STRING, "field": STRING, "tenantId": STRING, "integration": STRING,
+            "upstreamService": STRING, "upstreamStatus": {"type": ["integer", "null"]}, "upstreamCode": NULLABLE_STRING,
+        },
+    },
+}  # fmt: skip

@@ -1,0 +1,101 @@
+"""The narrow interfaces use cases are written against; adapters implement them, tests fake them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .model import AppRegistration, Assignment, NewPassword, PasswordPolicy, ResourceApi, Secret, StoredSecret
+
+
+class NotReplicatedYet(Exception):
+    """Entra answered as if an object we just wrote did not exist yet (eventual consistency)."""
+
+    def __init__(self, what: str, code: str | None = None) -> None:
+        super().__init__(f"{what} is not replicated yet ({code or 'no code'})")
+        self.what = what
+        self.code = code
+
+
+class Throttled(Exception):
+    """The service asked us to slow down and the SDK's own retries did not get through."""
+
+    def __init__(self, service: str, retry_after: float | None, code: str | None = None) -> None:
+        super().__init__(f"{service} is throttling (retry after {retry_after} s)")
+        self.service = service
+        self.retry_after = retry_after
+        self.code = code
+
+
+class PasswordOutcomeUnknown(Exception):
+    """addPassword may or may not have been carried out (a 5xx or a lost connection)."""
+
+
+@dataclass(frozen=True)
+class ApplicationSpec:
+    """What the app registration should look like; applied on create and on every converge."""
+
+    display_name: str
+    tags: tuple[str, ...]
+    notes: str
+    required_roles: tuple[tuple[str, tuple[str, ...]], ...]  # (resource appId, app role ids)
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    granted: tuple[str, ...]  # app role ids newly granted or found already granted
+    pending: tuple[str, ...]  # app role ids Entra could not grant yet (replicating or throttled)
+    retry_after: float | None = None  # the longest Retry-After a throttled grant asked for
+
+
+class Directory(Protocol):
+    """Entra ID as seen through Microsoft Graph in one tenant at a time."""
+
+    async def resource_api(self, tenant_id: str, resource_app_id: str) -> ResourceApi | None: ...
+
+    async def password_policy(self, tenant_id: str) -> PasswordPolicy: ...
+
+    async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None: ...
+
+    async def upsert_application(
+        self, tenant_id: str, unique_name: str, spec: ApplicationSpec
+    ) -> tuple[AppRegistration, bool]: ...
+
+    async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None: ...
+
+    async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]: ...
+
+    async def assignments(self, tenant_id: str, principal_id: str) -> list[Assignment]: ...
+
+    async def grant(
+        self, tenant_id: str, principal_id: str, roles: list[tuple[str, str]]
+    ) -> GrantResult: ...  # roles: (resource SP object id, app role id)
+
+    async def add_password(
+        self, tenant_id: str, app_object_id: str, display_name: str, end: datetime
+    ) -> NewPassword: ...
+
+    async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool: ...
+
+
+class CredentialChecker(Protocol):
+    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        """The `roles` of a token obtained with these credentials; NotReplicatedYet while Entra catches up."""
+        ...
+
+
+class Vault(Protocol):
+    async def read(self, name: str, with_value: bool = False) -> StoredSecret | None: ...
+
+    async def write(
+        self, name: str, value: str, content_type: str, tags: dict[str, str], expires: datetime | None
+    ) -> StoredSecret: ...
+
+    async def update_tags(self, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+    async def stored_key_ids(self, name: str) -> set[str]:
+        """The credential keyIds recorded on any version of a secret (what was ever stored)."""
+        ...
+
+    def reference(self, name: str) -> str: ...

@@ -1,0 +1,156 @@
+"""Typed settings from environment variables, validated once at start with messages naming the variable.
+
+`SETTINGS` lists every variable the code reads; infra tests compare it with the app settings
+the Bicep template deploys, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
+
+
+class SettingsError(ValueError):
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"setting {variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    key_vault_url: str
+    home_tenant_id: str
+    managed_identity_client_id: str | None
+    name_prefix: str
+    secret_lifetime_days: int
+    max_secret_lifetime_days: int
+    graph_base_url: str
+    authority_host: str
+    tls_ca_bundle: str | None
+    key_vault_verify_challenge_resource: bool
+    verify_timeout_seconds: float
+    replication_timeout_seconds: float
+    orphan_grace_minutes: float
+
+    @property
+    def graph_scope(self) -> str:
+        """The Graph scope for this cloud, from the base URL (https://graph.microsoft.com/.default)."""
+        parts = urlsplit(self.graph_base_url)
+        host = "graph.microsoft.com" if parts.hostname in ("127.0.0.1", "localhost", "::1") else parts.netloc
+        return f"https://{host}/.default"
+
+    @property
+    def is_local(self) -> bool:
+        """True against the local stand-in: Entra instance discovery would go to the real cloud."""
+        return urlsplit(self.authority_host).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(name, "is required")
+    return value
+
+
+def _guid(name: str, value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise SettingsError(name, f"must be a GUID, got {value!r}") from exc
+
+
+def _https_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SettingsError(name, f"must be an https URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(name, f"must be a number, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise SettingsError(name, f"must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def _optional(env: Mapping[str, str], name: str, check: Callable[[str, str], str]) -> str | None:
+    raw = env.get(name, "").strip()
+    return check(name, raw) if raw else None
+
+
+def _ca_bundle(name: str, value: str) -> str:
+    if not Path(value).is_file():
+        raise SettingsError(name, f"names no readable file: {value!r}")
+    return value
+
+
+def _prefix(name: str, value: str) -> str:
+    if not PREFIX_PATTERN.match(value):
+        raise SettingsError(name, "must be 2-24 lowercase letters, digits or hyphens, starting with a letter")
+    return value
+
+
+# name -> (default shown to operators, one line of meaning); the single list of what the code reads.
+SETTINGS: dict[str, tuple[str | None, str]] = {
+    "KEY_VAULT_URL": (None, "vault that holds Client ID, Tenant ID and Client Secret"),
+    "HOME_TENANT_ID": (None, "the vendor's tenant: where the managed identity and the vault live"),
+    "MANAGED_IDENTITY_CLIENT_ID": ("", "client id of the user-assigned managed identity (empty: system-assigned)"),
+    "NAME_PREFIX": ("tenant-onboarding", "prefix of app unique names and Key Vault secret names"),
+    "SECRET_LIFETIME_DAYS": ("180", "lifetime of a new client secret, clamped to the tenant's policy"),
+    "MAX_SECRET_LIFETIME_DAYS": ("730", "the longest lifetime a caller may ask for"),
+    "GRAPH_BASE_URL": ("https://graph.microsoft.com/v1.0", "Microsoft Graph endpoint"),
+    "AUTHORITY_HOST": ("https://login.microsoftonline.com", "Entra ID authority"),
+    "TLS_CA_BUNDLE": ("", "extra CA bundle to trust (the local stand-in only)"),
+    "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": ("true", "check the vault challenge's resource (false only locally)"),
+    "VERIFY_TIMEOUT_SECONDS": ("60", "how long to wait for a new secret to work before answering 202"),
+    "REPLICATION_TIMEOUT_SECONDS": ("60", "how long to wait for Entra replication before answering 202"),
+    "ORPHAN_GRACE_MINUTES": ("30", "age after which a secret this service minted but never stored is removed"),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    max_lifetime = int(_number(env, "MAX_SECRET_LIFETIME_DAYS", 730, 1, 3650))
+    return Settings(
+        key_vault_url=_https_url("KEY_VAULT_URL", _required(env, "KEY_VAULT_URL")),
+        home_tenant_id=_guid("HOME_TENANT_ID", _required(env, "HOME_TENANT_ID")),
+        managed_identity_client_id=_optional(env, "MANAGED_IDENTITY_CLIENT_ID", _guid),
+        name_prefix=_prefix("NAME_PREFIX", env.get("NAME_PREFIX", "").strip() or "tenant-onboarding"),
+        secret_lifetime_days=int(_number(env, "SECRET_LIFETIME_DAYS", 180, 1, max_lifetime)),
+        max_secret_lifetime_days=max_lifetime,
+        graph_base_url=_https_url(
+            "GRAPH_BASE_URL", env.get("GRAPH_BASE_URL", "").strip() or "https://graph.microsoft.com/v1.0"
+        ),
+        authority_host=_https_url(
+            "AUTHORITY_HOST", env.get("AUTHORITY_HOST", "").strip() or "https://login.microsoftonline.com"
+        ),
+        tls_ca_bundle=_optional(env, "TLS_CA_BUNDLE", _ca_bundle),
+        key_vault_verify_challenge_resource=_bool(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
+        verify_timeout_seconds=_number(env, "VERIFY_TIMEOUT_SECONDS", 60, 1, 600),
+        replication_timeout_seconds=_number(env, "REPLICATION_TIMEOUT_SECONDS", 60, 1, 600),
+        orphan_grace_minutes=_number(env, "ORPHAN_GRACE_MINUTES", 30, 1, 10080),
+    )

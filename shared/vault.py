@@ -1,0 +1,137 @@
+"""Key Vault through azure-keyvault-secrets (aio): the only module that speaks Key Vault.
+
+Secrets are the registry of what this service manages: their tags say which tenant,
+integration, app and credential keyId each one belongs to, so rotation can enumerate the
+vault instead of a private table.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.keyvault.secrets import SecretProperties
+from azure.keyvault.secrets.aio import SecretClient
+
+from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .identity import Identity
+from .model import Secret, StoredSecret
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class KeyVault:
+    def __init__(self, settings: Settings, identity: Identity) -> None:
+        self._settings = settings
+        self._identity = identity
+        self._client: SecretClient | None = None
+
+    @property
+    def client(self) -> SecretClient:
+        if self._client is None:
+            self._client = SecretClient(
+                self._settings.key_vault_url,
+                self._identity.vault_credential(),
+                verify_challenge_resource=self._settings.key_vault_verify_challenge_resource,
+                connection_verify=self._settings.tls_ca_bundle or True,
+            )
+        return self._client
+
+    def reference(self, name: str) -> str:
+        """An App Service / Functions Key Vault reference, versionless so rotation reaches consumers."""
+        return f"@Microsoft.KeyVault(SecretUri={self._settings.key_vault_url}/secrets/{name}/)"
+
+    async def read(self, name: str, with_value: bool = False) -> StoredSecret | None:
+        try:
+            bundle = await self.client.get_secret(name)
+        except ResourceNotFoundError:
+            return None
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "reading a secret") from None
+        properties = bundle.properties
+        return StoredSecret(
+            name=name,
+            version=str(properties.version),
+            uri=f"{self._settings.key_vault_url}/secrets/{name}",
+            tags=dict(properties.tags or {}),
+            expires=properties.expires_on,
+            value=Secret(bundle.value) if with_value and bundle.value else None,
+        )
+
+    async def write(
+        self, name: str, value: str, content_type: str, tags: dict[str, str], expires: datetime | None
+    ) -> StoredSecret:
+        try:
+            properties = await self._set(name, value, content_type, tags, expires)
+        except ResourceExistsError:
+            # Soft-deleted by an earlier offboarding: recover the name, then write the new version.
+            logger.info("secret %s is soft-deleted; recovering it before writing", name)
+            try:
+                await self.client.recover_deleted_secret(name)  # the aio client waits until it is done
+                properties = await self._set(name, value, content_type, tags, expires)
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+                raise _translate(error, "recovering a soft-deleted secret") from None
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "writing a secret") from None
+        return StoredSecret(
+            name=name,
+            version=str(properties.version),
+            uri=f"{self._settings.key_vault_url}/secrets/{name}",
+            tags=dict(properties.tags or {}),
+            expires=properties.expires_on,
+        )
+
+    async def _set(
+        self, name: str, value: str, content_type: str, tags: dict[str, str], expires: datetime | None
+    ) -> SecretProperties:
+        secret = await self.client.set_secret(name, value, content_type=content_type, tags=tags, expires_on=expires)
+        return secret.properties
+
+    async def update_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        try:
+            await self.client.update_secret_properties(name, version, tags=tags)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "updating a secret's tags") from None
+
+    async def stored_key_ids(self, name: str) -> set[str]:
+        found: set[str] = set()
+        try:
+            async for properties in self.client.list_properties_of_secret_versions(name):
+                key_id = (properties.tags or {}).get("key-id")
+                if key_id:
+                    found.add(key_id)
+        except ResourceNotFoundError:
+            return found
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "listing a secret's versions") from None
+        return found
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _translate(error: Exception, doing: str) -> Exception:
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return UpstreamUnavailable(f"Key Vault did not answer while {doing}", "keyvault", None, type(error).__name__)
+    assert isinstance(error, HttpResponseError)
+    status = error.status_code
+    code = error.error.code if error.error is not None else None
+    if status in (429, 503):
+        retry_after = getattr(error.response, "headers", {}).get("Retry-After")
+        return UpstreamUnavailable(
+            f"Key Vault is throttling while {doing}", "keyvault", status, code,
+            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+        )  # fmt: skip
+    if status == 504:
+        return UpstreamTimeout(f"Key Vault timed out while {doing}", "keyvault", status, code)
+    return UpstreamError(f"Key Vault failed while {doing}", "keyvault", status, code)
