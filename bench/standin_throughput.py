@@ -27,7 +27,7 @@ import aiohttp
 import httpx
 from azure.identity import ManagedIdentityCredential
 
-from tests.standin import StandIn, start_stand_in
+from emulator.launcher import StandIn, start_stand_in
 
 GOAL_RPS = 500
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.standin import StandIn, start_stand_in
+from emulator.launcher import StandIn, start_stand_in
 
 
 @pytest.fixture(scope="session")

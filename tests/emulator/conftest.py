@@ -9,8 +9,8 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from msgraph.graph_service_client import GraphServiceClient
 
+from emulator.launcher import StandIn
 from tests.emulator.sdk import graph_client
-from tests.standin import StandIn
 
 
 @pytest.fixture(scope="session", autouse=True)

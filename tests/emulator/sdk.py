@@ -17,7 +17,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from tests.standin import StandIn
+from emulator.launcher import StandIn
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 

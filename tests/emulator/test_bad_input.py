@@ -17,7 +17,7 @@ from azure.identity import ManagedIdentityCredential
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.standin import StandIn
+from emulator.launcher import StandIn
 
 
 @pytest.fixture(scope="module")

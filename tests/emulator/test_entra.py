@@ -19,9 +19,9 @@ from msgraph.generated.applications.item.remove_password.remove_password_post_re
 from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
 from msgraph.graph_service_client import GraphServiceClient
 
+from emulator.launcher import StandIn
 from tests.emulator.directory import GRAPH_APP_ID, add_password, grant, upsert_app, upsert_service_principal
 from tests.emulator.sdk import GRAPH_SCOPE, secret_credential
-from tests.standin import StandIn
 
 FABRIKAM = "b7d9f1e3-2a4c-4d6e-8f10-1a2b3c4d5e6f"  # seeded without Defender for Endpoint
 NORTHWIND = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"

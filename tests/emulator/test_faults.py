@@ -15,9 +15,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.graph_service_client import GraphServiceClient
 
+from emulator.launcher import StandIn
 from tests.emulator.directory import add_password, create_if_missing, upsert_app
 from tests.emulator.sdk import GRAPH_SCOPE, graph_client, secret_credential
-from tests.standin import StandIn
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
+from emulator.launcher import StandIn
 from tests.emulator.directory import (
     GRAPH_APP_ID,
     add_password,
@@ -34,7 +35,6 @@ from tests.emulator.directory import (
     upsert_service_principal,
 )
 from tests.emulator.sdk import graph_client, secret_credential
-from tests.standin import StandIn
 
 DEFENDER_APP_ID = "fc780465-2017-40d4-a0c5-307022471b92"
 

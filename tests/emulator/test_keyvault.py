@@ -35,8 +35,8 @@ from azure.keyvault.secrets import ApiVersion, SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
 from azure.keyvault.secrets.aio import SecretClient as AsyncSecretClient
 
+from emulator.launcher import StandIn
 from tests.emulator.sdk import async_secret_client, secret_client
-from tests.standin import StandIn
 
 VAULT_SCOPE = "https://vault.azure.net/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

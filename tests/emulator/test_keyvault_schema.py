@@ -25,8 +25,8 @@ from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
 from jsonschema import Draft4Validator  # type: ignore[import-untyped]  # no stubs in the venv
 
+from emulator.launcher import StandIn
 from tests.emulator.sdk import secret_client
-from tests.standin import StandIn
 
 SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "keyvault-secrets-2025-07-01.json"
 

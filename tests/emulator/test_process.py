@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from azure.identity import ManagedIdentityCredential
 
+from emulator.launcher import StandIn, start_stand_in
 from tests.emulator.sdk import secret_client
-from tests.standin import StandIn, start_stand_in
 
 READY_FIELDS = {
     "graph_url", "vault_url", "authority", "identity_endpoint", "identity_header", "ca_bundle",

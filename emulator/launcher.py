@@ -1,4 +1,4 @@
-"""Runs the stand-in as a real subprocess for tests and tools, and talks to its admin API."""
+"""Runs the stand-in as a real subprocess (for tests, the CLI's --local and benchmarks) and drives its admin API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # the folder that holds the emulator package
 READY_TIMEOUT_SECONDS = 30
 
 
@@ -52,6 +52,19 @@ class StandIn:
     def identity_env(self) -> dict[str, str]:
         """The App Service managed identity variables azure-identity reads."""
         return {"IDENTITY_ENDPOINT": self.info["identity_endpoint"], "IDENTITY_HEADER": self.info["identity_header"]}
+
+    def app_settings(self) -> dict[str, str]:
+        """The function app's settings (see shared/settings.py) pointed at this stand-in, plus the identity."""
+        return {
+            **self.identity_env(),
+            "KEY_VAULT_URL": self.vault_url,
+            "HOME_TENANT_ID": self.home_tenant_id,
+            "MANAGED_IDENTITY_CLIENT_ID": str(self.info["managed_identity_client_id"]),
+            "GRAPH_BASE_URL": self.graph_url,
+            "AUTHORITY_HOST": self.authority,
+            "TLS_CA_BUNDLE": self.ca_bundle,
+            "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
+        }
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         context = ssl.create_default_context(cafile=self.ca_bundle)
