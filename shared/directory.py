@@ -27,12 +27,18 @@ from msgraph.generated.applications.item.add_password.add_password_post_request_
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
+from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (
+    ApplicationsWithUniqueNameRequestBuilder,
+)
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.required_resource_access import RequiredResourceAccess
 from msgraph.generated.models.resource_access import ResourceAccess
 from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
+    ServicePrincipalsWithAppIdRequestBuilder,
+)
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
@@ -62,6 +68,18 @@ ALREADY_GRANTED = "Permission being assigned already exists on the object."
 # Graph's answers while an object we just wrote is still replicating (azure-facts.md).
 NO_BACKING_APP = "does not reference a valid application object"
 NOT_IN_LOCAL_TENANT = "backing application of the service principal being created must in the local tenant"
+
+
+def _app_by_unique_name(client: GraphServiceClient, unique_name: str) -> ApplicationsWithUniqueNameRequestBuilder:
+    """`client.applications_with_unique_name(...)` writes the key into the client's own shared
+    path-parameter dict, so two concurrent calls can send each other's key (msgraph-sdk 1.65).
+    Building the request builder on a copy keeps concurrent requests apart."""
+    return ApplicationsWithUniqueNameRequestBuilder(client.request_adapter, dict(client.path_parameters), unique_name)
+
+
+def _sp_by_app_id(client: GraphServiceClient, app_id: str) -> ServicePrincipalsWithAppIdRequestBuilder:
+    """See _app_by_unique_name: the same shared-dict race in `service_principals_with_app_id`."""
+    return ServicePrincipalsWithAppIdRequestBuilder(client.request_adapter, dict(client.path_parameters), app_id)
 
 
 def create_if_missing() -> RequestConfiguration[Any]:
@@ -103,7 +121,7 @@ class GraphDirectory:
     # --- reads ---
     async def resource_api(self, tenant_id: str, resource_app_id: str) -> ResourceApi | None:
         try:
-            sp = await self.client(tenant_id).service_principals_with_app_id(resource_app_id).get()
+            sp = await _sp_by_app_id(self.client(tenant_id), resource_app_id).get()
         except ODataError as error:
             if error.response_status_code == 404:
                 return None
@@ -143,7 +161,7 @@ class GraphDirectory:
 
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
         try:
-            app = await self.client(tenant_id).applications_with_unique_name(unique_name).get()
+            app = await _app_by_unique_name(self.client(tenant_id), unique_name).get()
         except ODataError as error:
             if error.response_status_code == 404:
                 return None
@@ -154,7 +172,7 @@ class GraphDirectory:
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None:
         try:
-            sp = await self.client(tenant_id).service_principals_with_app_id(app_id).get()
+            sp = await _sp_by_app_id(self.client(tenant_id), app_id).get()
         except ODataError as error:
             if error.response_status_code == 404:
                 return None
@@ -198,11 +216,8 @@ class GraphDirectory:
             ],
         )
         try:
-            created = (
-                await self.client(tenant_id)
-                .applications_with_unique_name(unique_name)
-                .patch(body, request_configuration=create_if_missing())
-            )
+            builder = _app_by_unique_name(self.client(tenant_id), unique_name)
+            created = await builder.patch(body, request_configuration=create_if_missing())
         except ODataError as error:
             if error.response_status_code == 403:
                 raise NotOwned(
@@ -223,10 +238,9 @@ class GraphDirectory:
 
     async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]:
         try:
-            created = (
-                await self.client(tenant_id)
-                .service_principals_with_app_id(app_id)
-                .patch(ServicePrincipal(account_enabled=True), request_configuration=create_if_missing())
+            builder = _sp_by_app_id(self.client(tenant_id), app_id)
+            created = await builder.patch(
+                ServicePrincipal(account_enabled=True), request_configuration=create_if_missing()
             )
         except ODataError as error:
             message = _message(error)

@@ -28,6 +28,24 @@ AADSTS = re.compile(r"AADSTS(\d+)")
 REPLICATION_CODES = frozenset({"7000215", "7000222", "700016", "7000229"})
 
 
+class _ExpectedVerificationFailures(logging.Filter):
+    """azure-identity warns on every failed token request; while a new secret replicates those
+    failures are expected and handled (TokenRoleChecker), so they are not worth a warning each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("ClientSecretCredential") and _aadsts_text(message) in REPLICATION_CODES)
+
+
+for _name in (
+    "azure.identity.aio._internal.get_token_mixin",
+    "azure.identity._internal.get_token_mixin",
+    "azure.identity._internal.decorators",
+    "azure.identity.aio._internal.decorators",
+):
+    logging.getLogger(_name).addFilter(_ExpectedVerificationFailures())
+
+
 class Identity:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -92,7 +110,11 @@ class TokenRoleChecker:
 
 
 def _aadsts(error: ClientAuthenticationError) -> str | None:
-    match = AADSTS.search(str(error.message or error))
+    return _aadsts_text(str(error.message or error))
+
+
+def _aadsts_text(text: str) -> str | None:
+    match = AADSTS.search(text)
     return match.group(1) if match else None
 
 

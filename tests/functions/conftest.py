@@ -1,0 +1,94 @@
+"""Function-level fixtures: the registered functions, wired to real SDK adapters against the stand-in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app
+from emulator.launcher import StandIn
+from shared import bootstrap
+from shared.settings import load_settings
+
+# get_functions() indexes the app and may run once per process.
+REGISTERED = function_app.app.get_functions()
+FUNCTIONS: dict[str, Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]] = {
+    f.get_function_name(): f.get_user_function() for f in REGISTERED
+}
+
+
+@dataclass
+class Api:
+    """Calls the registered functions the way the Functions host would, with real HttpRequest objects."""
+
+    stand_in: StandIn
+    services: bootstrap.Services
+
+    async def call(
+        self,
+        function: str,
+        method: str,
+        path: str,
+        route_params: dict[str, str] | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> func.HttpResponse:
+        request = func.HttpRequest(
+            method,
+            f"http://localhost:7071/api/{path}",
+            headers=headers or {},
+            route_params=route_params or {},
+            body=body,
+        )
+        return await FUNCTIONS[function](request)
+
+    async def put(self, tenant: str, integration: str, body: bytes = b"", **headers: str) -> func.HttpResponse:
+        if body and "content_type" not in headers:
+            headers["content_type"] = "application/json"
+        return await self.call(
+            "onboard_integration",
+            "PUT",
+            f"tenants/{tenant}/integrations/{integration}",
+            {"tenantId": tenant, "integration": integration},
+            body,
+            {k.replace("_", "-"): v for k, v in headers.items()},
+        )
+
+    async def get(self, tenant: str, integration: str) -> func.HttpResponse:
+        return await self.call(
+            "get_integration",
+            "GET",
+            f"tenants/{tenant}/integrations/{integration}",
+            {"tenantId": tenant, "integration": integration},
+        )
+
+    def apps(self) -> list[dict[str, Any]]:
+        """Apps this test's services manage in the home tenant (by unique-name prefix)."""
+        prefix = self.services.settings.name_prefix + "-"
+        apps = self.stand_in.state()["tenants"][self.stand_in.home_tenant_id]["applications"]
+        return [a for a in apps if (a.get("uniqueName") or "").startswith(prefix)]
+
+
+@pytest.fixture
+async def api(stand_in: StandIn, clean_faults: StandIn, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    """A fresh composition root per test with its own name prefix, so tests never share apps or secrets."""
+    for name, value in stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NAME_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    services = bootstrap.build(load_settings())
+    bootstrap.override(services)
+    try:
+        yield Api(stand_in, services)
+    finally:
+        bootstrap.override(None)
+        await services.close()
+
+
+def body_of(response: func.HttpResponse) -> Any:
+    return json.loads(response.get_body())

@@ -1,0 +1,277 @@
+"""The HTTP API end to end: registered functions, real SDKs over HTTPS, the stand-in behind them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import jwt
+import pytest
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+from azure.keyvault.secrets import SecretClient
+
+from shared.openapi import openapi_document
+from tests.functions.conftest import REGISTERED, Api, body_of
+
+PROFILE_ROLES = {
+    "AuditLog.Read.All", "SecurityAlert.Read.All", "SecurityIncident.Read.All", "ThreatHunting.Read.All",
+    "User.Read.All", "Device.Read.All", "Group.Read.All", "IdentityRiskyUser.Read.All",
+    "IdentityRiskEvent.Read.All", "Policy.Read.All",
+}  # fmt: skip
+NORTHWIND = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"
+
+
+def stored_secret(api: Api, tenant: str, integration: str) -> str:
+    """Read the stored client secret as a downstream consumer would (with the vault's own SDK)."""
+    name = f"{api.services.settings.name_prefix}-{tenant}-{integration}-client-secret"
+    client = SecretClient(
+        api.stand_in.vault_url, ManagedIdentityCredential(), verify_challenge_resource=False,
+        connection_verify=api.stand_in.ca_bundle,
+    )  # fmt: skip
+    value = client.get_secret(name).value
+    assert value
+    return value
+
+
+def token_roles(api: Api, tenant: str, client_id: str, secret: str, scope: str) -> set[str]:
+    credential = ClientSecretCredential(
+        tenant, client_id, secret, authority=api.stand_in.authority, disable_instance_discovery=True,
+        connection_verify=api.stand_in.ca_bundle,
+    )  # fmt: skip
+    claims = jwt.decode(credential.get_token(scope).token, options={"verify_signature": False})
+    return set(claims.get("roles", []))
+
+
+async def test_first_put_registers_consents_and_stores_a_working_credential(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    response = await api.put(tenant, "m365-defender")
+
+    assert response.status_code == 201
+    body = body_of(response)
+    assert body["outcome"] == "created"
+    assert all(p["granted"] for p in body["permissions"]) and len(body["permissions"]) == len(PROFILE_ROLES)
+    assert body["credential"]["verified"] is True and body["drift"] == []
+    references = body["keyVaultReferences"]
+    assert all(
+        ref.startswith(f"@Microsoft.KeyVault(SecretUri={api.stand_in.vault_url}/secrets/")
+        for ref in references.values()
+    )
+    assert all(ref.endswith("/)") for ref in references.values())  # versionless: rotation reaches consumers
+
+    secret = stored_secret(api, tenant, "m365-defender")
+    assert secret not in response.get_body().decode()
+    roles = token_roles(api, tenant, body["application"]["clientId"], secret, "https://graph.microsoft.com/.default")
+    assert roles == PROFILE_ROLES
+    [app] = api.apps()
+    assert app["signInAudience"] == "AzureADMyOrg" and len(app["passwordKeyIds"]) == 1
+
+
+async def test_second_identical_put_creates_nothing(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    first = await api.put(tenant, "sentinel")
+    assert first.status_code == 201
+    before = api.stand_in.state()
+
+    second = await api.put(tenant, "sentinel")
+
+    assert second.status_code == 200
+    assert body_of(second)["outcome"] == "complete" and body_of(second)["changes"] == []
+    after = api.stand_in.state()
+    assert after["tenants"] == before["tenants"]
+    assert after["vault"]["secrets"] == before["vault"]["secrets"]
+
+
+async def test_replication_lag_and_throttling_are_ridden_out(api: Api) -> None:
+    api.stand_in.set_faults(
+        [
+            {
+                "kind": "status",
+                "service": "graph",
+                "method": "POST",
+                "path": "addPassword",
+                "status": 429,
+                "retry_after": 1,
+                "count": 1,
+            },
+            {
+                "kind": "status",
+                "service": "graph",
+                "method": "POST",
+                "path": r"\$batch",
+                "status": 429,
+                "retry_after": 1,
+                "count": 1,
+            },
+        ],
+        application=700,
+        servicePrincipal=700,
+        password=900,
+        appRoleAssignment=500,
+    )
+    response = await api.put(api.stand_in.home_tenant_id, "m365-defender")
+    assert response.status_code == 201, body_of(response)
+    assert [rule["fired"] for rule in api.stand_in.admin("GET", "/faults")["rules"]] == [1, 1]
+    [app] = api.apps()
+    assert len(app["passwordKeyIds"]) == 1
+
+
+async def test_lost_add_password_response_leaves_exactly_one_credential(api: Api) -> None:
+    api.stand_in.set_faults([{"kind": "drop", "service": "graph", "path": "addPassword", "drop": "after", "count": 1}])
+    response = await api.put(api.stand_in.home_tenant_id, "m365-defender")
+    assert response.status_code == 201, body_of(response)
+    [app] = api.apps()
+    assert app["passwordKeyIds"] == [body_of(response)["credential"]["keyId"]]
+
+
+async def test_failed_vault_write_removes_the_new_secret_and_a_rerun_converges(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    api.stand_in.set_faults(
+        [{"kind": "status", "service": "vault", "method": "PUT", "path": "client-secret", "status": 500, "count": 20}]
+    )
+    failed = await api.put(tenant, "m365-defender")
+    assert failed.status_code == 502
+    assert failed.mimetype == "application/problem+json"
+    assert body_of(failed)["upstreamService"] == "keyvault"
+    [app] = api.apps()
+    assert app["passwordKeyIds"] == []  # rolled back: nobody could ever know that secret
+
+    api.stand_in.clear_faults()
+    rerun = await api.put(tenant, "m365-defender")
+    assert rerun.status_code == 200 and body_of(rerun)["outcome"] == "updated"
+    [app] = api.apps()
+    assert app["passwordKeyIds"] == [body_of(rerun)["credential"]["keyId"]]
+
+
+async def test_get_reports_live_state_and_drift(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    assert (await api.get(tenant, "sentinel")).status_code == 404
+    created = body_of(await api.put(tenant, "sentinel"))
+    state = body_of(await api.get(tenant, "sentinel"))
+    assert state["drift"] == [] and state["application"] == created["application"]
+    assert state["credential"]["keyId"] == created["credential"]["keyId"]
+
+
+async def test_unreachable_customer_tenant_is_refused_and_nothing_is_created(api: Api) -> None:
+    response = await api.put(NORTHWIND, "m365-defender")
+    assert response.status_code == 403
+    assert body_of(response)["type"].endswith("/tenant-not-allowed")
+    assert api.stand_in.state()["tenants"][NORTHWIND]["applications"] == []
+
+
+async def test_catalog_and_openapi(api: Api) -> None:
+    catalog = body_of(await api.call("list_integrations", "GET", "integrations"))
+    assert [i["id"] for i in catalog["integrations"]] == ["m365-defender", "defender-endpoint", "sentinel"]
+    document = body_of(await api.call("openapi", "GET", "openapi.json"))
+    assert document == json.loads(json.dumps(openapi_document()))
+
+
+def test_openapi_document_describes_exactly_the_registered_routes() -> None:
+    registered = {
+        ("/" + f.get_trigger().route, str(method).split(".")[-1].lower())
+        for f in REGISTERED
+        for method in f.get_trigger().methods
+    }
+    documented = {
+        (path, method)
+        for path, item in openapi_document()["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+    assert documented == registered
+
+
+BAD_INPUTS: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
+    ("not-a-guid", "m365-defender", b"", {}, 400, "tenantId"),
+    ("00000000-0000-0000-0000-000000000000", "m365-defender", b"", {}, 400, "tenantId"),
+    ("{5f1c5a7e-3c1d-4b8e-9a51-2d1b0c9e7a10}", "m365-defender", b"", {}, 400, "tenantId"),
+    ("HOME", "no-such-integration", b"", {}, 404, ""),
+    ("HOME", "../../secrets", b"", {}, 400, "integration"),
+    ("HOME", "m365-defender", b"{not json", {"content-type": "application/json"}, 400, "body"),
+    ("HOME", "m365-defender", b"[1]", {"content-type": "application/json"}, 400, "body"),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"permissions": ["Directory.ReadWrite.All"]}',
+        {"content-type": "application/json"},
+        400,
+        "permissions",
+    ),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"secretLifetimeDays": 0}',
+        {"content-type": "application/json"},
+        400,
+        "secretLifetimeDays",
+    ),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"secretLifetimeDays": 9999}',
+        {"content-type": "application/json"},
+        400,
+        "secretLifetimeDays",
+    ),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"secretLifetimeDays": true}',
+        {"content-type": "application/json"},
+        400,
+        "secretLifetimeDays",
+    ),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"displayName": "a\\u0000b"}',
+        {"content-type": "application/json"},
+        400,
+        "displayName",
+    ),
+    (
+        "HOME",
+        "m365-defender",
+        b'{"displayName": "' + b"x" * 121 + b'"}',
+        {"content-type": "application/json"},
+        400,
+        "displayName",
+    ),
+    ("HOME", "m365-defender", b'{"notes": "x"}', {"content-type": "text/plain"}, 415, ""),
+    ("HOME", "m365-defender", b'{"notes": "' + b"x" * 20000 + b'"}', {"content-type": "application/json"}, 413, ""),
+]
+
+
+@pytest.mark.parametrize(("tenant", "integration", "body", "headers", "status", "field"), BAD_INPUTS)
+async def test_bad_input_is_a_named_4xx_and_creates_nothing(
+    api: Api, tenant: str, integration: str, body: bytes, headers: dict[str, str], status: int, field: str
+) -> None:
+    tenant = api.stand_in.home_tenant_id if tenant == "HOME" else tenant
+    before = api.stand_in.state()
+    response = await api.call(
+        "onboard_integration", "PUT", f"tenants/{tenant}/integrations/{integration}",
+        {"tenantId": tenant, "integration": integration}, body, headers,
+    )  # fmt: skip
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    problem: dict[str, Any] = body_of(response)
+    assert problem["status"] == status and problem["type"].startswith("https://")
+    if field:
+        assert problem["field"] == field
+    after = api.stand_in.state()
+    assert after["tenants"] == before["tenants"] and after["vault"] == before["vault"]
+
+
+async def test_no_secret_reaches_any_log_line_at_debug(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    tenant = api.stand_in.home_tenant_id
+    api.stand_in.set_faults(password=600, appRoleAssignment=300)
+    with caplog.at_level(logging.DEBUG):
+        response = await api.put(tenant, "m365-defender")
+        state = await api.get(tenant, "m365-defender")
+    assert response.status_code == 201
+    secret = stored_secret(api, tenant, "m365-defender")
+    assert len(caplog.records) > 20  # the SDKs really logged at DEBUG
+    for record in caplog.records:
+        assert secret not in record.getMessage()
+        assert secret not in str(record.__dict__)
+    assert secret not in response.get_body().decode() and secret not in state.get_body().decode()
