@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,9 +88,20 @@ class OnboardResult:
 
 
 class StillReplicating(Exception):
-    def __init__(self, step: str) -> None:
+    """A step ran out of time waiting for Entra: replication lag, or throttling longer than we wait."""
+
+    def __init__(self, step: str, deadline: RetryDeadline) -> None:
         super().__init__(step)
         self.step = step
+        throttle = deadline.last if isinstance(deadline.last, Throttled) else None
+        self.throttled = throttle is not None
+        self.retry_after = max(PENDING_RETRY_AFTER_SECONDS, math.ceil(throttle.retry_after or 0) if throttle else 0)
+
+    @property
+    def reason(self) -> str:
+        if self.throttled:
+            return f"Graph is throttling the {self.step} step; repeat the same request after Retry-After."
+        return f"Entra has not finished replicating the {self.step}; repeat the same request."
 
 
 def unique_name(settings: Settings, integration: str) -> str:
@@ -196,12 +208,12 @@ class Onboarding:
             if removed:
                 changes.append(f"{removed} orphaned secrets removed")
         except StillReplicating as pending:
-            progress("pending", f"Entra is still replicating the {pending.step}")
+            progress("pending", pending.reason)
             return OnboardResult(
                 Outcome.PENDING,
                 await self.describe(tenant, profile.id),
-                pending_reason=f"Entra has not finished replicating the {pending.step}; repeat the same request.",
-                retry_after=PENDING_RETRY_AFTER_SECONDS,
+                pending_reason=pending.reason,
+                retry_after=pending.retry_after,
                 changes=changes,
             )
         outcome = Outcome.CREATED if created else (Outcome.UPDATED if changes else Outcome.COMPLETE)
@@ -260,7 +272,7 @@ class Onboarding:
                 clock=self.clock,
             )
         except RetryDeadline as deadline:
-            raise StillReplicating(what) from deadline
+            raise StillReplicating(what, deadline) from deadline
 
     async def _grant(
         self,
@@ -324,6 +336,11 @@ class Onboarding:
                 name, new.secret.reveal(), CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, new.info.end
             )
         except Exception:
+            # The write may have landed and only its answer been lost: then the secret is stored, not orphaned.
+            landed = await self._stored_with_key(name, new.info.key_id)
+            if landed is not None:
+                self._audit("secret.stored", context, secretName=name, version=landed.version, keyId=new.info.key_id)
+                return landed, new.secret, True
             # Nobody will ever know this secret's text: take it off the app rather than leave an orphan.
             await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
             self._audit(
@@ -332,6 +349,13 @@ class Onboarding:
             raise
         self._audit("secret.stored", context, secretName=name, version=written.version, keyId=new.info.key_id)
         return written, new.secret, True
+
+    async def _stored_with_key(self, name: str, key_id: str) -> StoredSecret | None:
+        try:
+            latest = await self.vault.read(name)
+        except Exception:  # noqa: BLE001 - the vault is failing anyway; assume the write did not land
+            return None
+        return latest if latest is not None and latest.tags.get("key-id") == key_id else None
 
     async def _mint(self, tenant: str, app: AppRegistration, end: datetime, context: dict[str, str]) -> NewPassword:
         display_name = f"{self.settings.name_prefix} {uuid.uuid4().hex[:12]}"
@@ -365,7 +389,7 @@ class Onboarding:
                 deadline_seconds=self.settings.replication_timeout_seconds, clock=self.clock,
             )  # fmt: skip
         except RetryDeadline as deadline:
-            raise StillReplicating("client secret") from deadline
+            raise StillReplicating("client secret", deadline) from deadline
         self._audit("secret.created", context, appObjectId=app.object_id, keyId=new.info.key_id, end=_iso(new.info.end))
         return new
 
@@ -385,7 +409,7 @@ class Onboarding:
                     deadline_seconds=self.settings.verify_timeout_seconds, clock=self.clock,
                 )  # fmt: skip
             except RetryDeadline as deadline:
-                raise StillReplicating("new credential") from deadline
+                raise StillReplicating("new credential", deadline) from deadline
 
         await asyncio.gather(*(check(p.token_scope, set(p.roles)) for p in profile.permissions))
 
