@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .catalog import Catalog, load_catalog
 from .directory import GraphDirectory
 from .identity import Identity, TokenRoleChecker
+from .locks import BlobLeaseLocks, Locks, ProcessLocks
 from .onboarding import Onboarding
 from .retry import RealClock
 from .settings import Settings, load_settings
@@ -29,8 +30,11 @@ class Services:
     identity: Identity | None = None
     directory: GraphDirectory | None = None
     vault: KeyVault | None = None
+    locks: Locks | None = None
 
     async def close(self) -> None:
+        if isinstance(self.locks, BlobLeaseLocks):
+            await self.locks.close()
         for resource in (self.directory, self.vault, self.identity):
             if resource is not None:
                 await resource.close()
@@ -45,9 +49,19 @@ def build(settings: Settings | None = None) -> Services:
     identity = Identity(settings)
     directory = GraphDirectory(settings, identity)
     vault = KeyVault(settings, identity)
-    onboarding = Onboarding(settings, catalog, directory, vault, TokenRoleChecker(settings), RealClock())
+    locks = _locks(settings, identity)
+    onboarding = Onboarding(settings, catalog, directory, vault, TokenRoleChecker(settings), RealClock(), locks=locks)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
-    return Services(settings, catalog, onboarding, identity, directory, vault)
+    return Services(settings, catalog, onboarding, identity, directory, vault, locks)
+
+
+def _locks(settings: Settings, identity: Identity) -> Locks:
+    if settings.storage_connection_string:
+        return BlobLeaseLocks(connection_string=settings.storage_connection_string)
+    if settings.storage_blob_uri:
+        return BlobLeaseLocks(settings.storage_blob_uri, credential=identity.vault_credential())
+    logger.warning("no Functions storage configured: registrations are serialized within this process only")
+    return ProcessLocks()
 
 
 def services() -> Services:

@@ -37,6 +37,7 @@ from .errors import (
     SecretsForbiddenByPolicy,
     UnknownIntegration,
 )
+from .locks import Locks, ProcessLocks
 from .model import AppRegistration, IntegrationProfile, NewPassword, ResourceApi, Secret, SecretKind, StoredSecret
 from .ports import (
     ApplicationSpec,
@@ -104,6 +105,10 @@ class StillReplicating(Exception):
         return f"Entra has not finished replicating the {self.step}; repeat the same request."
 
 
+def registration_key(tenant_id: str, integration: str) -> str:
+    return f"{tenant_id}/{integration}"
+
+
 def unique_name(settings: Settings, integration: str) -> str:
     return f"{settings.name_prefix}-{integration}"
 
@@ -127,7 +132,9 @@ class Onboarding:
         checker: CredentialChecker,
         clock: Clock,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        locks: Locks | None = None,
     ) -> None:
+        self.locks: Locks = locks or ProcessLocks()
         self.settings = settings
         self.catalog = catalog
         self.directory = directory
@@ -143,7 +150,12 @@ class Onboarding:
         return profile
 
     async def onboard(self, request: OnboardRequest, progress: Progress = _no_progress) -> OnboardResult:
+        """Serialized per registration: a concurrent identical PUT waits, then finds the work done."""
         profile = self.profile(request.integration)
+        async with self.locks.hold(registration_key(request.tenant_id, profile.id), self.settings.lock_wait_seconds):
+            return await self._onboard(request, profile, progress)
+
+    async def _onboard(self, request: OnboardRequest, profile: IntegrationProfile, progress: Progress) -> OnboardResult:
         tenant = request.tenant_id
         changes: list[str] = []
         context = {"tenantId": tenant, "integration": profile.id}

@@ -38,6 +38,12 @@ class Settings:
     verify_timeout_seconds: float
     replication_timeout_seconds: float
     orphan_grace_minutes: float
+    lock_wait_seconds: float
+    storage_connection_string: str | None  # local development (Azurite) only: it holds an account key
+    storage_blob_uri: str | None  # identity-based connection, as Flex Consumption deploys it
+    rotation_window_days: float
+    rotation_grace_hours: float
+    rotation_concurrency: int
 
     @property
     def graph_scope(self) -> str:
@@ -129,6 +135,17 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "VERIFY_TIMEOUT_SECONDS": ("60", "how long to wait for a new secret to work before answering 202"),
     "REPLICATION_TIMEOUT_SECONDS": ("60", "how long to wait for Entra replication before answering 202"),
     "ORPHAN_GRACE_MINUTES": ("30", "age after which a secret this service minted but never stored is removed"),
+    "LOCK_WAIT_SECONDS": ("30", "how long a request waits for another operation on the same registration"),
+    "AzureWebJobsStorage": ("", "storage connection string (local development; Azure uses the identity-based form)"),
+    "AzureWebJobsStorage__blobServiceUri": ("", "blob endpoint of the Functions storage account (identity-based)"),
+    "AzureWebJobsStorage__accountName": ("", "storage account name, when no blobServiceUri is set"),
+    "ROTATION_SCHEDULE": ("0 0 */6 * * *", "NCRONTAB schedule of the rotation sweep (read by the Functions host)"),
+    "ROTATION_WINDOW_DAYS": ("30", "rotate a secret this many days before it expires"),
+    "ROTATION_GRACE_HOURS": (
+        "48",
+        "keep the previous secret this long after a rotation (versionless references refresh within 24 h)",
+    ),
+    "ROTATION_CONCURRENCY": ("8", "registrations rotated at once by a sweep"),
 }
 
 
@@ -152,5 +169,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_vault_verify_challenge_resource=_bool(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         verify_timeout_seconds=_number(env, "VERIFY_TIMEOUT_SECONDS", 60, 1, 600),
         replication_timeout_seconds=_number(env, "REPLICATION_TIMEOUT_SECONDS", 60, 1, 600),
-        orphan_grace_minutes=_number(env, "ORPHAN_GRACE_MINUTES", 30, 1, 10080),
+        orphan_grace_minutes=_number(env, "ORPHAN_GRACE_MINUTES", 30, 0, 10080),
+        lock_wait_seconds=_number(env, "LOCK_WAIT_SECONDS", 30, 0, 300),
+        storage_connection_string=env.get("AzureWebJobsStorage", "").strip() or None,
+        storage_blob_uri=_blob_uri(env),
+        rotation_window_days=_number(env, "ROTATION_WINDOW_DAYS", 30, 1, 365),
+        rotation_grace_hours=_number(env, "ROTATION_GRACE_HOURS", 48, 0, 24 * 30),
+        rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
     )
+
+
+def _blob_uri(env: Mapping[str, str]) -> str | None:
+    uri = env.get("AzureWebJobsStorage__blobServiceUri", "").strip()
+    if uri:
+        return _https_url("AzureWebJobsStorage__blobServiceUri", uri)
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    if account:
+        if not re.fullmatch(r"[a-z0-9]{3,24}", account):
+            raise SettingsError("AzureWebJobsStorage__accountName", "must be 3-24 lowercase letters and digits")
+        return f"https://{account}.blob.core.windows.net"
+    return None

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulator.launcher import StandIn, start_stand_in
+from tests.azurite import Azurite, start_azurite
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +25,12 @@ def clean_faults(stand_in: StandIn) -> Iterator[StandIn]:
     stand_in.clear_faults()
     yield stand_in
     stand_in.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    instance = start_azurite()
+    try:
+        yield instance
+    finally:
+        instance.stop()

@@ -13,6 +13,7 @@ import pytest
 
 import function_app
 from emulator.launcher import StandIn
+from tests.azurite import Azurite
 from shared import bootstrap
 from shared.settings import load_settings
 
@@ -76,10 +77,15 @@ class Api:
 
 
 @pytest.fixture
-async def api(stand_in: StandIn, clean_faults: StandIn, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
-    """A fresh composition root per test with its own name prefix, so tests never share apps or secrets."""
+async def api(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Api]:
+    """A fresh composition root per test with its own name prefix, so tests never share apps or secrets.
+
+    Locks are blob leases in Azurite, as they are leases in the Functions storage account in Azure."""
     for name, value in stand_in.app_settings().items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("NAME_PREFIX", f"t{uuid.uuid4().hex[:10]}")
     services = bootstrap.build(load_settings())
     bootstrap.override(services)
