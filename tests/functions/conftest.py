@@ -13,14 +13,14 @@ import pytest
 
 import function_app
 from emulator.launcher import StandIn
-from tests.azurite import Azurite
 from shared import bootstrap
 from shared.settings import load_settings
+from tests.azurite import Azurite
 
 # get_functions() indexes the app and may run once per process.
 REGISTERED = function_app.app.get_functions()
 FUNCTIONS: dict[str, Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]] = {
-    f.get_function_name(): f.get_user_function() for f in REGISTERED
+    str(f.get_function_name()): f.get_user_function() for f in REGISTERED
 }
 
 
