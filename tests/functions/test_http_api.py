@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 import jwt
-from azure.functions.decorators.http import HttpTrigger
 import pytest
+from azure.functions.decorators.http import HttpTrigger
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 

@@ -1,0 +1,188 @@
+"""The operator CLI: as a process (exit codes, --local, no secret on screen) and in-process against one stand-in."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.launcher import StandIn, start_stand_in
+from shared.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE, main
+
+REPO = Path(__file__).resolve().parents[2]
+STEPS = ("resolve", "application", "service principal", "consent", "client secret", "verify")
+REFERENCE_PREFIX = "@Microsoft.KeyVault(SecretUri="
+ENTRA_SECRET_MARK = "Q~"  # every Entra client secret (and the stand-in's) carries it after a short prefix
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+
+
+# --- as a process: each --local run starts and stops its own stand-in ---
+
+
+def test_catalog_lists_every_integration() -> None:
+    done = run_cli("--local", "catalog")
+    assert done.returncode == EXIT_OK, done.stderr
+    listed = {line.split()[0] for line in done.stdout.splitlines() if line and not line.startswith(" ")}
+    assert listed == {"m365-defender", "defender-endpoint", "sentinel"}
+
+
+def test_onboard_local_json_answers_with_references_only() -> None:
+    done = run_cli("onboard", "--local", "--integration", "m365-defender", "--json")
+    assert done.returncode == EXIT_OK, done.stderr
+    result = json.loads(done.stdout)  # progress went to stderr: stdout is the result alone
+    assert result["outcome"] == "created"
+    uuid.UUID(result["application"]["clientId"])
+    references = result["keyVaultReferences"]
+    assert set(references) == {"clientId", "tenantId", "clientSecret"}
+    assert all(str(ref).startswith(REFERENCE_PREFIX) for ref in references.values())
+    assert "application" in done.stderr
+    assert ENTRA_SECRET_MARK not in done.stdout + done.stderr
+
+
+def test_onboard_local_shows_every_step_and_never_a_secret() -> None:
+    done = run_cli("--local", "onboard", "--integration", "m365-defender")
+    assert done.returncode == EXIT_OK, done.stderr
+    for step in STEPS:
+        assert f"✓ {step} " in done.stdout
+    assert "created: m365-defender" in done.stdout
+    assert done.stdout.count(REFERENCE_PREFIX) == 3
+    assert ENTRA_SECRET_MARK not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tenant", "not-a-guid", "--integration", "m365-defender"], "is not a GUID"),
+        (["--tenant", str(uuid.uuid4()), "--integration", "no-such-thing"], "no integration 'no-such-thing'"),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
+    done = run_cli("--local", "onboard", *args)
+    assert done.returncode == EXIT_USAGE
+    assert message in done.stderr
+    assert done.stdout == ""
+
+
+# --- in-process: arguments are checked before anything starts ---
+
+
+def test_arguments_are_checked_before_the_stand_in_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> StandIn:
+        raise AssertionError("the stand-in must not start for a rejected command")
+
+    monkeypatch.setattr("emulator.launcher.start_stand_in", refuse)
+    assert (
+        main(["--local", "status", "--tenant", "00000000-0000-0000-0000-000000000000", "--integration", "sentinel"])
+        == EXIT_USAGE
+    )
+    assert main(["--local", "onboard", "--integration", "sentinel", "--secret-lifetime-days", "0"]) == EXIT_USAGE
+    assert main(["onboard", "--integration", "sentinel"]) == EXIT_USAGE  # --tenant: only --local may omit it
+    assert "--tenant is required" in capsys.readouterr().err
+
+
+def test_missing_settings_exit_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KEY_VAULT_URL", raising=False)
+    assert main(["status", "--tenant", str(uuid.uuid4()), "--integration", "sentinel"]) == EXIT_USAGE
+    assert "KEY_VAULT_URL" in capsys.readouterr().err
+
+
+# --- in-process against one stand-in, so state lasts from one command to the next ---
+
+
+@pytest.fixture(scope="module")
+def own_stand_in() -> Iterator[StandIn]:
+    # Its own stand-in: these tests onboard into the home tenant, which the session's stand-in shares with others.
+    instance = start_stand_in()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def app_env(own_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch) -> StandIn:
+    """The environment the app would get in Azure, pointed at the stand-in (no --local: state must persist)."""
+    for name, value in own_stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    own_stand_in.clear_faults()
+    return own_stand_in
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status_reads_back_what_onboard_did(app_env: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ["--tenant", app_env.home_tenant_id, "--integration", "sentinel"]
+    code, out, err = run_main(capsys, "status", *target)
+    assert code == EXIT_FAILED
+    assert "[registration-not-found]" in err
+
+    assert run_main(capsys, "onboard", *target)[0] == EXIT_OK
+    code, out, _ = run_main(capsys, "onboard", *target)
+    assert code == EXIT_OK
+    assert "complete: sentinel" in out  # a rerun changes nothing
+
+    code, out, _ = run_main(capsys, "status", *target)
+    assert code == EXIT_OK
+    assert "✓ Log Analytics API: Data.Read" in out
+    assert "drift              none" in out
+    code, out, _ = run_main(capsys, "--json", "status", *target)
+    state = json.loads(out)
+    assert code == EXIT_OK
+    assert state["drift"] == [] and state["credential"]["verified"] is True
+    assert all(str(ref).startswith(REFERENCE_PREFIX) for ref in state["keyVaultReferences"].values())
+
+
+def test_pending_exits_3_and_a_rerun_finishes(
+    app_env: StandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A new secret that replicates for longer than the CLI waits: the run stops at verify with 202's meaning.
+    monkeypatch.setenv("VERIFY_TIMEOUT_SECONDS", "1")
+    app_env.set_faults(password=2500)
+    target = ["--tenant", app_env.home_tenant_id, "--integration", "defender-endpoint"]
+    code, out, err = run_main(capsys, "onboard", *target)
+    assert code == EXIT_PENDING, err
+    assert "pending: defender-endpoint" in out
+    assert "Run the same command again" in err
+
+    # The rerun waits out the rest of the replication, as a rerun against Azure would.
+    monkeypatch.setenv("VERIFY_TIMEOUT_SECONDS", "30")
+    code, out, err = run_main(capsys, "--json", "onboard", *target)
+    assert code == EXIT_OK, err
+    result = json.loads(out)
+    assert result["outcome"] in ("updated", "complete") and result["drift"] == []
+
+
+def test_the_console_script_is_main() -> None:
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["tenant-onboarding"]
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is main
