@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,17 @@ from enum import StrEnum
 from typing import Any
 
 from .catalog import Catalog
+from .credentials import (
+    CONTENT_TYPES,
+    Credentials,
+    StillReplicating,
+    audit,
+    iso,
+    registration_key,
+    secret_name,
+    throttle_hint,
+    unique_name,
+)
 from .errors import (
     PermissionNotOffered,
     RegistrationNotFound,
@@ -38,13 +47,12 @@ from .errors import (
     UnknownIntegration,
 )
 from .locks import Locks, ProcessLocks
-from .model import AppRegistration, IntegrationProfile, NewPassword, ResourceApi, Secret, SecretKind, StoredSecret
+from .model import AppRegistration, IntegrationProfile, ResourceApi, Secret, SecretKind, StoredSecret
 from .ports import (
     ApplicationSpec,
     CredentialChecker,
     Directory,
     NotReplicatedYet,
-    PasswordOutcomeUnknown,
     Throttled,
     Vault,
 )
@@ -52,15 +60,8 @@ from .retry import Clock, RetryDeadline, retry
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
-audit = logging.getLogger("tenant_onboarding.audit")
 
 Progress = Callable[[str, str], None]
-PENDING_RETRY_AFTER_SECONDS = 5
-CONTENT_TYPES = {
-    SecretKind.CLIENT_ID: "application/vnd.entra.client-id",
-    SecretKind.TENANT_ID: "application/vnd.entra.tenant-id",
-    SecretKind.CLIENT_SECRET: "application/vnd.entra.client-secret",
-}
 
 
 class Outcome(StrEnum):
@@ -88,36 +89,6 @@ class OnboardResult:
     changes: list[str] = field(default_factory=list)
 
 
-class StillReplicating(Exception):
-    """A step ran out of time waiting for Entra: replication lag, or throttling longer than we wait."""
-
-    def __init__(self, step: str, deadline: RetryDeadline) -> None:
-        super().__init__(step)
-        self.step = step
-        throttle = deadline.last if isinstance(deadline.last, Throttled) else None
-        self.throttled = throttle is not None
-        self.retry_after = max(PENDING_RETRY_AFTER_SECONDS, math.ceil(throttle.retry_after or 0) if throttle else 0)
-
-    @property
-    def reason(self) -> str:
-        if self.throttled:
-            return f"Graph is throttling the {self.step} step; repeat the same request after Retry-After."
-        return f"Entra has not finished replicating the {self.step}; repeat the same request."
-
-
-def registration_key(tenant_id: str, integration: str) -> str:
-    return f"{tenant_id}/{integration}"
-
-
-def unique_name(settings: Settings, integration: str) -> str:
-    return f"{settings.name_prefix}-{integration}"
-
-
-def secret_name(settings: Settings, tenant_id: str, integration: str, kind: SecretKind) -> str:
-    # Key Vault names allow 0-9, a-z, A-Z and '-'; all three parts are validated to that alphabet.
-    return f"{settings.name_prefix}-{tenant_id}-{integration}-{kind.value}"
-
-
 def _no_progress(step: str, detail: str) -> None:
     return None
 
@@ -142,6 +113,7 @@ class Onboarding:
         self.checker = checker
         self.clock = clock
         self.now = now
+        self.credentials = Credentials(settings, directory, vault, checker, clock, now)
 
     def profile(self, integration: str) -> IntegrationProfile:
         profile = self.catalog.get(integration)
@@ -184,7 +156,7 @@ class Onboarding:
             )
             if created:
                 changes.append("application created")
-                self._audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
+                audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
             progress("application", f"{'created' if created else 'found'} {app.display_name} (client id {app.app_id})")
 
             sp_id, sp_created = await self._replicated(
@@ -192,7 +164,7 @@ class Onboarding:
             )
             if sp_created:
                 changes.append("service principal created")
-                self._audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
+                audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
             progress("service principal", f"{'created' if sp_created else 'found'} {sp_id}")
 
             granted_now = await self._grant(tenant, sp_id, profile, apis, context)
@@ -206,7 +178,7 @@ class Onboarding:
             progress("client secret", f"{'created' if minted else 'kept'} keyId {stored.tags.get('key-id')}")
 
             if stored.tags.get("verified") != "true":
-                await self._prove(tenant, app.app_id, secret, profile)
+                await self.credentials.prove(tenant, app.app_id, secret, profile)
                 tags = dict(stored.tags, verified="true")
                 await self.vault.update_tags(stored.name, stored.version, tags)
                 stored = StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires)
@@ -279,7 +251,7 @@ class Onboarding:
             return await retry(
                 operation,
                 what=what,
-                retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else _throttle_hint(error),
+                retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
                 deadline_seconds=self.settings.replication_timeout_seconds,
                 clock=self.clock,
             )
@@ -308,7 +280,7 @@ class Onboarding:
             result = await self.directory.grant(tenant, sp_id, missing)
             granted += len(result.granted)
             for role_id in result.granted:
-                self._audit("permission.granted", context, servicePrincipalId=sp_id, appRoleId=role_id)
+                audit("permission.granted", context, servicePrincipalId=sp_id, appRoleId=role_id)
             missing = [pair for pair in missing if pair[1] in result.pending]
             if missing:
                 raise (
@@ -337,93 +309,14 @@ class Onboarding:
             if on_app is not None and on_app.end > self.now():
                 return stored, stored.value, False
         end = self.now() + timedelta(days=lifetime_days)
-        new = await self._mint(tenant, app, end, context)
+        new = await self.credentials.mint(tenant, app, end, context)
         tags = self._tags(tenant, profile, app, SecretKind.CLIENT_SECRET) | {
             "key-id": new.info.key_id,
             "verified": "false",
-            "issued-at": _iso(self.now()),
+            "issued-at": iso(self.now()),
         }
-        try:
-            written = await self.vault.write(
-                name, new.secret.reveal(), CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, new.info.end
-            )
-        except Exception:
-            # The write may have landed and only its answer been lost: then the secret is stored, not orphaned.
-            landed = await self._stored_with_key(name, new.info.key_id)
-            if landed is not None:
-                self._audit("secret.stored", context, secretName=name, version=landed.version, keyId=new.info.key_id)
-                return landed, new.secret, True
-            # Nobody will ever know this secret's text: take it off the app rather than leave an orphan.
-            await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
-            self._audit(
-                "secret.removed", context, appObjectId=app.object_id, keyId=new.info.key_id, reason="store-failed"
-            )
-            raise
-        self._audit("secret.stored", context, secretName=name, version=written.version, keyId=new.info.key_id)
+        written = await self.credentials.store(tenant, app, name, new, tags, context)
         return written, new.secret, True
-
-    async def _stored_with_key(self, name: str, key_id: str) -> StoredSecret | None:
-        try:
-            latest = await self.vault.read(name)
-        except Exception:  # noqa: BLE001 - the vault is failing anyway; assume the write did not land
-            return None
-        return latest if latest is not None and latest.tags.get("key-id") == key_id else None
-
-    async def _mint(self, tenant: str, app: AppRegistration, end: datetime, context: dict[str, str]) -> NewPassword:
-        display_name = f"{self.settings.name_prefix} {uuid.uuid4().hex[:12]}"
-
-        async def attempt() -> NewPassword:
-            try:
-                return await self.directory.add_password(tenant, app.object_id, display_name, end)
-            except PasswordOutcomeUnknown:
-                # Graph may have minted it; its text is lost to us, so find it by its unique name and remove it.
-                current = await self.directory.find_application(tenant, app.unique_name)
-                for password in current.passwords if current else ():
-                    if password.display_name == display_name:
-                        await self.directory.remove_password(tenant, app.object_id, password.key_id)
-                        self._audit(
-                            "secret.removed",
-                            context,
-                            appObjectId=app.object_id,
-                            keyId=password.key_id,
-                            reason="outcome-unknown",
-                        )
-                raise
-
-        def hint(error: Exception) -> float | None:
-            if isinstance(error, NotReplicatedYet | PasswordOutcomeUnknown):
-                return 0.0
-            return _throttle_hint(error)
-
-        try:
-            new: NewPassword = await retry(
-                attempt, what="client secret", retry_after=hint,
-                deadline_seconds=self.settings.replication_timeout_seconds, clock=self.clock,
-            )  # fmt: skip
-        except RetryDeadline as deadline:
-            raise StillReplicating("client secret", deadline) from deadline
-        self._audit("secret.created", context, appObjectId=app.object_id, keyId=new.info.key_id, end=_iso(new.info.end))
-        return new
-
-    async def _prove(self, tenant: str, client_id: str, secret: Secret, profile: IntegrationProfile) -> None:
-        """A token for every resource API, holding every granted role; waits out replication, else 202."""
-
-        async def check(resource_scope: str, wanted: set[str]) -> None:
-            async def once() -> None:
-                roles = await self.checker.granted_roles(tenant, client_id, secret, resource_scope)
-                if not wanted <= roles:
-                    raise NotReplicatedYet("the permission grants", "roles missing from the token")
-
-            try:
-                await retry(
-                    once, what="credential verification",
-                    retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else None,
-                    deadline_seconds=self.settings.verify_timeout_seconds, clock=self.clock,
-                )  # fmt: skip
-            except RetryDeadline as deadline:
-                raise StillReplicating("new credential", deadline) from deadline
-
-        await asyncio.gather(*(check(p.token_scope, set(p.roles)) for p in profile.permissions))
 
     async def _write_ids(
         self, tenant: str, profile: IntegrationProfile, app: AppRegistration, context: dict[str, str]
@@ -436,7 +329,7 @@ class Onboarding:
                 return 0
             # No expiry: a stale `exp` on an id would break the references after a rotation.
             written = await self.vault.write(name, value, CONTENT_TYPES[kind], tags, None)
-            self._audit("secret.stored", context, secretName=name, version=written.version)
+            audit("secret.stored", context, secretName=name, version=written.version)
             return 1
 
         written = await asyncio.gather(ensure(SecretKind.CLIENT_ID, app.app_id), ensure(SecretKind.TENANT_ID, tenant))
@@ -462,9 +355,7 @@ class Onboarding:
                 continue
             if await self.directory.remove_password(tenant, app.object_id, password.key_id):
                 removed += 1
-                self._audit(
-                    "secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="orphan"
-                )
+                audit("secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="orphan")
         return removed
 
     def _tags(self, tenant: str, profile: IntegrationProfile, app: AppRegistration, kind: SecretKind) -> dict[str, str]:
@@ -476,10 +367,6 @@ class Onboarding:
             "app-object-id": app.object_id,
             "client-id": app.app_id,
         }
-
-    @staticmethod
-    def _audit(operation: str, context: dict[str, str], **fields: str) -> None:
-        audit.info("%s", operation, extra={"audit": {"operation": operation, **context, **fields}})
 
     # --- reading state back ---
     async def status(self, tenant: str, integration: str) -> dict[str, Any]:
@@ -547,9 +434,7 @@ class Onboarding:
             "credential": {
                 "keyId": key_id,
                 "hint": on_app.hint if on_app else None,
-                "expires": _iso(on_app.end)
-                if on_app
-                else (_iso(secret.expires) if secret and secret.expires else None),
+                "expires": iso(on_app.end) if on_app else (iso(secret.expires) if secret and secret.expires else None),
                 "verified": bool(secret and secret.tags.get("verified") == "true"),
                 "otherCredentialsOnApp": len(app.passwords) - (1 if on_app else 0) if app else 0,
             },
@@ -560,13 +445,3 @@ class Onboarding:
             },
             "drift": drift,
         }
-
-
-def _throttle_hint(error: Exception) -> float | None:
-    if isinstance(error, Throttled):
-        return error.retry_after or 0.0
-    return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -21,7 +21,8 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.model import PasswordPolicy, Secret, SecretKind
-from shared.onboarding import PENDING_RETRY_AFTER_SECONDS, OnboardRequest, Outcome, secret_name, unique_name
+from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
+from shared.onboarding import OnboardRequest, Outcome
 from shared.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
 
 from .fakes import (
