@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from shared.http_api import bp as http_api
+from shared.rotation_api import bp as rotation_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
+app.register_functions(rotation_api)

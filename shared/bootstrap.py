@@ -8,7 +8,9 @@ with `override`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .catalog import Catalog, load_catalog
 from .directory import GraphDirectory
@@ -16,6 +18,7 @@ from .identity import Identity, TokenRoleChecker
 from .locks import BlobLeaseLocks, Locks, ProcessLocks
 from .onboarding import Onboarding
 from .retry import RealClock
+from .rotation import Rotation
 from .settings import Settings, load_settings
 from .vault import KeyVault
 
@@ -27,6 +30,7 @@ class Services:
     settings: Settings
     catalog: Catalog
     onboarding: Onboarding
+    rotation: Rotation
     identity: Identity | None = None
     directory: GraphDirectory | None = None
     vault: KeyVault | None = None
@@ -43,16 +47,20 @@ class Services:
 _services: Services | None = None
 
 
-def build(settings: Settings | None = None) -> Services:
+def build(settings: Settings | None = None, now: Callable[[], datetime] | None = None) -> Services:
+    """`now` exists for tests that move a stand-in's clock; in Azure it is the system clock."""
     settings = settings or load_settings()
     catalog = load_catalog()
     identity = Identity(settings)
     directory = GraphDirectory(settings, identity)
     vault = KeyVault(settings, identity)
     locks = _locks(settings, identity)
-    onboarding = Onboarding(settings, catalog, directory, vault, TokenRoleChecker(settings), RealClock(), locks=locks)
+    now = now or (lambda: datetime.now(UTC))
+    checker, clock = TokenRoleChecker(settings), RealClock()
+    onboarding = Onboarding(settings, catalog, directory, vault, checker, clock, now=now, locks=locks)
+    rotation = Rotation(settings, catalog, directory, vault, checker, clock, locks, now=now)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
-    return Services(settings, catalog, onboarding, identity, directory, vault, locks)
+    return Services(settings, catalog, onboarding, rotation, identity, directory, vault, locks)
 
 
 def _locks(settings: Settings, identity: Identity) -> Locks:

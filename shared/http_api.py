@@ -34,7 +34,7 @@ STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLET
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
-def _problems(handler: Handler) -> Handler:
+def problem_responses(handler: Handler) -> Handler:
     """Every failure leaves as problem+json: named errors with their type, anything else as a bare 500."""
 
     async def wrapped(req: func.HttpRequest) -> func.HttpResponse:
@@ -53,11 +53,11 @@ def _problems(handler: Handler) -> Handler:
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
-@_problems
+@problem_responses
 async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
     """Create or converge one integration's app registration in one tenant (idempotent)."""
-    tenant_id, integration = _tenant_id(req), _integration(req)
-    body = _json_body(req)
+    tenant_id, integration = tenant_id_param(req), integration_param(req)
+    body = json_body(req)
     request = OnboardRequest(
         tenant_id=tenant_id,
         integration=integration,
@@ -73,23 +73,23 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         headers["Retry-After"] = str(result.retry_after)
     if result.outcome is Outcome.CREATED:
         headers["Location"] = _path(req)
-    return _json(payload, STATUS_BY_OUTCOME[result.outcome], headers)
+    return json_response(payload, STATUS_BY_OUTCOME[result.outcome], headers)
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@_problems
+@problem_responses
 async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     """The live state of one integration in one tenant, read back from Entra and Key Vault."""
-    tenant_id, integration = _tenant_id(req), _integration(req)
-    return _json(await services().onboarding.status(tenant_id, integration), 200)
+    tenant_id, integration = tenant_id_param(req), integration_param(req)
+    return json_response(await services().onboarding.status(tenant_id, integration), 200)
 
 
 @bp.route(route="integrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@_problems
+@problem_responses
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
     """The catalog: which integrations exist and which permissions each gets."""
     catalog = services().catalog
-    return _json(
+    return json_response(
         {
             "integrations": [
                 {
@@ -109,16 +109,16 @@ async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@_problems
+@problem_responses
 async def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The OpenAPI 3.1 document of this API, for generating the caller's client."""
-    return _json(openapi_document(), 200)
+    return json_response(openapi_document(), 200)
 
 
 # --- input validation ---
 
 
-def _tenant_id(req: func.HttpRequest) -> str:
+def tenant_id_param(req: func.HttpRequest) -> str:
     raw = str(req.route_params.get("tenantId", ""))
     try:
         parsed = uuid.UUID(raw)
@@ -129,7 +129,7 @@ def _tenant_id(req: func.HttpRequest) -> str:
     return str(parsed)
 
 
-def _integration(req: func.HttpRequest) -> str:
+def integration_param(req: func.HttpRequest) -> str:
     raw = str(req.route_params.get("integration", ""))
     if not PROFILE_ID.match(raw):
         raise InvalidRequest(
@@ -140,7 +140,7 @@ def _integration(req: func.HttpRequest) -> str:
     return raw
 
 
-def _json_body(req: func.HttpRequest) -> dict[str, Any]:
+def json_body(req: func.HttpRequest, fields: set[str] = BODY_FIELDS) -> dict[str, Any]:
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes.")
@@ -155,10 +155,10 @@ def _json_body(req: func.HttpRequest) -> dict[str, Any]:
         raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.", field="body")
-    unknown = sorted(set(body) - BODY_FIELDS)
+    unknown = sorted(set(body) - fields)
     if unknown:
         raise InvalidRequest(
-            f"Unknown field {unknown[0]!r}; allowed: {', '.join(sorted(BODY_FIELDS))}.", field=str(unknown[0])[:64]
+            f"Unknown field {unknown[0]!r}; allowed: {', '.join(sorted(fields))}.", field=str(unknown[0])[:64]
         )
     return body
 
@@ -188,5 +188,5 @@ def _path(req: func.HttpRequest) -> str:
     return str(urlsplit(req.url).path)
 
 
-def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def json_response(payload: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(payload), status_code=status, mimetype="application/json", headers=headers)

@@ -140,3 +140,12 @@ class StoredSecret:
     tags: Mapping[str, str]
     expires: datetime | None
     value: Secret | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class SecretSummary:
+    """A secret's latest version as listing shows it: metadata only, no value."""
+
+    name: str
+    tags: Mapping[str, str]
+    expires: datetime | None

@@ -86,6 +86,25 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json("The registration's state.", "Registration"), **COMMON_ERRORS},
                 },
             },
+            "/tenants/{tenantId}/integrations/{integration}/rotate": {
+                "parameters": PATH_PARAMETERS,
+                "post": {
+                    "operationId": "rotateNow",
+                    "summary": "Rotate the client secret now (e.g. after a suspected leak).",
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotateRequest"}}},
+                    },
+                    "responses": {
+                        "200": _json("Rotated (and retired, if asked and allowed).", "RotationResult"),
+                        "202": _json("Entra has not caught up; repeat after Retry-After.", "RotationResult"),
+                        **COMMON_ERRORS,
+                        "409": _problem(
+                            "Another operation on this registration is in progress, or the tenant's policy forbids secrets."
+                        ),
+                    },
+                },
+            },
             "/integrations": {
                 "get": {
                     "operationId": "listIntegrations",
@@ -167,6 +186,30 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
         ]
+    },
+    "RotateRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "retirePrevious": {
+                "enum": ["afterGracePeriod", "immediately"],
+                "description": "immediately: remove the previous secret as soon as the new one is proven and stored.",
+            }
+        },
+    },
+    "RotationResult": {
+        "type": "object",
+        "required": ["tenantId", "integration", "action"],
+        "properties": {
+            "tenantId": STRING,
+            "integration": STRING,
+            "action": {"enum": ["rotated", "retired", "nothing-due", "waiting", "busy", "pending", "app-missing", "failed"]},
+            "detail": STRING,
+            "newKeyId": NULLABLE_STRING,
+            "retiredKeyIds": {"type": "array", "items": STRING},
+            "wasExpired": {"type": "boolean"},
+            "expires": NULLABLE_STRING,
+        },
     },
     "Catalog": {
         "type": "object",

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .model import AppRegistration, Assignment, NewPassword, PasswordPolicy, ResourceApi, Secret, StoredSecret
+from .model import (
+    AppRegistration,
+    Assignment,
+    NewPassword,
+    PasswordPolicy,
+    ResourceApi,
+    Secret,
+    SecretSummary,
+    StoredSecret,
+)
 
 
 class NotReplicatedYet(Exception):
@@ -99,3 +109,7 @@ class Vault(Protocol):
         ...
 
     def reference(self, name: str) -> str: ...
+
+    def client_secrets(self) -> AsyncIterator[SecretSummary]:
+        """Every client secret this deployment manages (by tags), streamed page by page."""
+        ...

@@ -8,6 +8,7 @@ vault instead of a private table.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from azure.core.exceptions import (
@@ -22,7 +23,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .identity import Identity
-from .model import Secret, StoredSecret
+from .model import Secret, SecretSummary, StoredSecret
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,19 @@ class KeyVault:
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
             raise _translate(error, "listing a secret's versions") from None
         return found
+
+    async def client_secrets(self) -> AsyncIterator[SecretSummary]:
+        """Streams the vault's listing (25 per page) and keeps only this deployment's client secrets.
+
+        Listing returns tags and expiry without values, so planning a sweep reads no secret at all.
+        """
+        try:
+            async for properties in self.client.list_properties_of_secrets():
+                tags = properties.tags or {}
+                if tags.get("managed-by") == self._settings.name_prefix and tags.get("kind") == "client-secret":
+                    yield SecretSummary(str(properties.name), dict(tags), properties.expires_on)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "listing secrets") from None
 
     async def close(self) -> None:
         if self._client is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -39,6 +39,7 @@ from shared.model import (
     ResourceApi,
     RoleRef,
     Secret,
+    SecretSummary,
     StoredSecret,
 )
 from shared.onboarding import Onboarding
@@ -526,6 +527,13 @@ class FakeVault(FaultSwitches):
 
     def reference(self, name: str) -> str:
         return f"@Microsoft.KeyVault(SecretUri={self.url}/secrets/{name}/)"
+
+    async def client_secrets(self) -> AsyncIterator[SecretSummary]:
+        self._enter("client_secrets")
+        for name in sorted(self.versions):
+            latest = self.versions[name][-1]
+            if latest.tags.get("kind") == "client-secret" and latest.tags.get("managed-by"):
+                yield SecretSummary(name, dict(latest.tags), latest.expires)
 
 
 # --- credential checker -----------------------------------------------------------------------

@@ -1,0 +1,426 @@
+"""The operator CLI: the HTTP API's use cases (catalog, onboard, status) from a terminal, or against the local stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
+from .errors import OnboardingError
+from .onboarding import OnboardRequest, OnboardResult, Outcome
+from .settings import Settings, SettingsError, load_settings
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the use case refused or an Azure service failed
+EXIT_USAGE = 2  # bad arguments or settings: nothing was attempted (argparse uses 2 as well)
+EXIT_PENDING = 3  # progress made, Entra has not caught up: run the same command again
+EXIT_INTERRUPTED = 130
+
+# The HTTP API's input limits (shared/http_api.py). The use case trusts its caller to enforce them,
+# so the CLI, as a second caller, applies the same ones.
+DISPLAY_NAME_MAX = 120
+NOTES_MAX = 500
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+STEP_WIDTH = len("service principal")
+VALUE_COLUMN = 2 + STEP_WIDTH + 2  # summary values line up under the progress lines' details
+MARKERS = {"pending": "…", "policy": "!"}  # every other step is something done or found
+
+LOCAL_HELP = (
+    "start a fresh, in-memory local stand-in for Entra ID, Graph and Key Vault for this one command "
+    "and stop it afterwards; --tenant defaults to its home tenant. Each run starts from the seed, so "
+    "`onboard --local` is the demo and `status --local` finds nothing"
+)
+EPILOG = """\
+exit codes: 0 done, 1 failed (the message names the problem type), 2 bad arguments or settings,
+3 pending (Entra is still replicating: run the same command again).
+
+Without --local, settings come from the environment exactly as in Azure (KEY_VAULT_URL,
+HOME_TENANT_ID, ... see shared/settings.py), and the credential is the managed identity.
+
+examples:
+  %(prog)s catalog
+  %(prog)s --local onboard --integration m365-defender          (the demo)
+  %(prog)s onboard --tenant <GUID> --integration sentinel --json
+  %(prog)s status --tenant <GUID> --integration sentinel
+"""
+
+
+# --- arguments ---
+
+
+def _tenant(raw: str) -> str:
+    # The same rule as the HTTP route: a GUID in its 8-4-4-4-12 form, never the nil GUID.
+    try:
+        parsed = uuid.UUID(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a GUID (the customer's directory id)") from None
+    if len(raw) != 36 or parsed.int == 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a GUID in its 8-4-4-4-12 form")
+    return str(parsed)
+
+
+def _integration(catalog: Catalog) -> Any:
+    def check(raw: str) -> str:
+        if not PROFILE_ID.match(raw) or catalog.get(raw) is None:
+            known = ", ".join(p.id for p in catalog)
+            raise argparse.ArgumentTypeError(f"no integration {raw!r} in the catalog; choose one of: {known}")
+        return raw
+
+    return check
+
+
+def _text(max_length: int) -> Any:
+    def check(raw: str) -> str:
+        value = raw.strip()
+        if not value or len(value) > max_length or CONTROL_CHARACTERS.search(value):
+            raise argparse.ArgumentTypeError(f"must be 1-{max_length} printable characters")
+        return value
+
+    return check
+
+
+def _days(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of days") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1 day")
+    return value  # the upper bound is a setting, checked once settings are loaded
+
+
+def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
+    # Defined on the main parser and on each subcommand so they work before or after it; the
+    # subcommands' copies default to SUPPRESS so they cannot reset a flag given before the subcommand.
+    parser.add_argument("--json", action="store_true", default=default, help="machine-readable output on stdout")
+    parser.add_argument("--local", action="store_true", default=default, help=LOCAL_HELP)
+    parser.add_argument("--verbose", action="store_true", default=default, help="DEBUG logging to stderr")
+
+
+def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
+    program = Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.cli" if program in ("cli.py", "__main__.py") else "tenant-onboarding",
+        description="Onboard integrations into Entra ID tenants: the same use cases the HTTP API runs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _global_flags(parser, default=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, default=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[common, *parents], help=summary, description=summary)
+        # Kept so checks made after parsing can fail with this subcommand's usage, as argparse's own do.
+        sub.set_defaults(command_parser=sub, needs_tenant=bool(parents))
+        return sub
+
+    command("catalog", "List the integrations and the permissions each gets.")
+
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument(
+        "--tenant", type=_tenant, metavar="GUID", help="the tenant's directory id (with --local: the stand-in's home)"
+    )
+    target.add_argument(
+        "--integration", required=True, type=_integration(catalog), metavar="ID", help="a catalog id (see `catalog`)"
+    )
+
+    onboard = command(
+        "onboard",
+        "Register, consent, mint, store and prove one integration's app in one tenant. Idempotent: "
+        "running it again converges drift and finishes anything left pending.",
+        target,
+    )
+    onboard.add_argument("--display-name", type=_text(DISPLAY_NAME_MAX), metavar="TEXT", help="the app's display name")
+    onboard.add_argument(
+        "--secret-lifetime-days", type=_days, metavar="N", help="lifetime of a new client secret (default: setting)"
+    )
+    onboard.add_argument("--notes", type=_text(NOTES_MAX), metavar="TEXT", help="appended to the app's notes")
+    command("status", "The live state in Entra ID and Key Vault, including drift.", target)
+    return parser
+
+
+# --- output ---
+
+
+def _out(line: str = "") -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _progress_line(step: str, detail: str) -> str:
+    return f"{MARKERS.get(step, '✓')} {step:<{STEP_WIDTH}}  {detail}"
+
+
+def _row(label: str, value: Any, indent: int = 2) -> str:
+    return f"{' ' * indent}{label:<{VALUE_COLUMN - indent}}{'-' if value is None else value}"
+
+
+def _catalog_payload(catalog: Catalog) -> dict[str, Any]:
+    # The shape of GET /api/integrations, so scripts can use either.
+    return {
+        "integrations": [
+            {
+                "id": p.id,
+                "displayName": p.display_name,
+                "description": p.description,
+                "permissions": [
+                    {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
+                    for r in p.permissions
+                ],
+            }
+            for p in catalog
+        ]
+    }
+
+
+def _print_catalog(catalog: Catalog) -> None:
+    for index, profile in enumerate(catalog):
+        if index:
+            _out()
+        _out(f"{profile.id}  {profile.display_name}")
+        for resource in profile.permissions:
+            _out(f"  {resource.resource_name} ({len(resource.roles)}): {', '.join(resource.roles)}")
+
+
+def _result_payload(result: OnboardResult) -> dict[str, Any]:
+    # The body of the HTTP PUT, so scripts can use either.
+    payload: dict[str, Any] = {"outcome": result.outcome.value, "changes": result.changes, **result.registration}
+    if result.outcome is Outcome.PENDING:
+        payload["pendingReason"] = result.pending_reason
+        payload["retryAfter"] = result.retry_after
+    return payload
+
+
+def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> list[str]:
+    """The registration as `describe` reads it back; ids and Key Vault references only, never a value."""
+    app = state.get("application") or {}
+    permissions = state.get("permissions") or []
+    granted = sum(1 for p in permissions if p["granted"])
+    credential = state.get("credential") or {}
+    references = state.get("keyVaultReferences") or {}
+    lines = [
+        _row("client id", app.get("clientId")),
+        _row("tenant id", state.get("tenantId")),
+        _row("application", app.get("displayName") and f"{app['displayName']} (object id {app['objectId']})"),
+        _row("service principal", state.get("servicePrincipalId")),
+        _row("permissions", f"{granted} of {len(permissions)} granted"),
+    ]
+    if every_permission:
+        lines += [f"    {'✓' if p['granted'] else '✗'} {p['resource']}: {p['permission']}" for p in permissions]
+    lines += [
+        _row("credential", credential.get("keyId") and f"keyId {credential['keyId']}"),
+        _row("hint", credential.get("hint"), indent=4),
+        _row("expires", credential.get("expires"), indent=4),
+        _row("verified", "yes" if credential.get("verified") else "no", indent=4),
+        _row("others on app", credential.get("otherCredentialsOnApp"), indent=4),
+        "  Key Vault references (for app settings; the secret itself stays in Key Vault)",
+        _row("client id", references.get("clientId"), indent=4),
+        _row("tenant id", references.get("tenantId"), indent=4),
+        _row("client secret", references.get("clientSecret"), indent=4),
+        _row("drift", "; ".join(state.get("drift") or []) or "none"),
+    ]
+    return lines
+
+
+def _print_result(result: OnboardResult, integration: str) -> None:
+    _out()
+    _out(f"{result.outcome.value}: {integration} in tenant {result.registration.get('tenantId')}")
+    for line in _registration_lines(result.registration, every_permission=False):
+        _out(line)
+    _out(_row("changes", ", ".join(result.changes) or "none"))
+
+
+def _print_status(state: Mapping[str, Any]) -> None:
+    _out(f"{state['integration']} in tenant {state['tenantId']} (unique name {state['uniqueName']})")
+    for line in _registration_lines(state, every_permission=True):
+        _out(line)
+
+
+def _report_error(error: OnboardingError, as_json: bool) -> None:
+    context = ", ".join(f"{key}={value}" for key, value in error.extensions.items())
+    _err(f"error [{error.problem_type}]: {error.detail}" + (f" ({context})" if context else ""))
+    if as_json:
+        # The problem+json body the HTTP API would answer, for scripts that read stdout only.
+        _out(
+            json.dumps(
+                {
+                    "type": error.type_uri,
+                    "title": error.title,
+                    "status": error.status,
+                    "detail": error.detail,
+                    **error.extensions,
+                }
+            )
+        )
+
+
+# --- running ---
+
+
+def _configure_logging(verbose: bool) -> None:
+    # stdout carries results only; logs (the audit trail included, at INFO) go to stderr.
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextlib.contextmanager
+def _environment(local: bool) -> Iterator[tuple[dict[str, str], str | None]]:
+    """The environment to load settings from, and the default tenant (the stand-in's home, with --local)."""
+    if not local:
+        yield dict(os.environ), None
+        return
+    from emulator.launcher import start_stand_in  # only --local needs the stand-in's code
+
+    try:
+        stand_in = start_stand_in(admin=False)
+    except RuntimeError as error:
+        raise CannotStart(f"the local stand-in did not start: {error}") from error
+    settings = stand_in.app_settings()
+    # Into os.environ too: azure-identity reads IDENTITY_ENDPOINT/IDENTITY_HEADER from there, not from
+    # Settings. Restored afterwards, so a caller in the same process (a test) gets its environment back.
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield dict(os.environ), stand_in.home_tenant_id
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        stand_in.stop()
+
+
+class CannotStart(Exception):
+    """Something the command needs before it can begin is missing; the message says what."""
+
+
+async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int:
+    # Imported here, not at the top: the SDKs cost most of a second, which catalog, --help and a
+    # rejected argument should not pay.
+    from .bootstrap import build
+
+    services = build(settings)
+    try:
+        if args.command == "status":
+            state = await services.onboarding.status(tenant, args.integration)
+            if args.json:
+                _out(json.dumps(state, indent=2))
+            else:
+                _print_status(state)
+            return EXIT_OK
+
+        def progress(step: str, detail: str) -> None:
+            # As it happens, so a slow step shows where it is; in --json mode on stderr, stdout is the result.
+            (_err if args.json else _out)(_progress_line(step, detail))
+
+        request = OnboardRequest(
+            tenant_id=tenant,
+            integration=args.integration,
+            display_name=args.display_name,
+            secret_lifetime_days=args.secret_lifetime_days,
+            notes=args.notes,
+        )
+        result = await services.onboarding.onboard(request, progress)
+        if args.json:
+            _out(json.dumps(_result_payload(result), indent=2))
+        else:
+            _print_result(result, args.integration)
+        if result.outcome is Outcome.PENDING:
+            _err(
+                f"pending: {result.pending_reason} Run the same command again in about {result.retry_after} s; "
+                "it continues where this one stopped."
+            )
+            return EXIT_PENDING
+        return EXIT_OK
+    except OnboardingError as error:
+        _report_error(error, args.json)
+        return EXIT_FAILED
+    finally:
+        await services.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal without UTF-8 shows "?" for a check mark rather than failing half-way through a step.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+    try:
+        catalog = load_catalog()
+    except CatalogError as error:
+        _err(f"error: the catalog shipped with the app is invalid: {error}")
+        return EXIT_FAILED
+    parser = build_parser(catalog)
+    try:
+        args = parser.parse_args(argv)
+        if args.needs_tenant and args.tenant is None and not args.local:
+            args.command_parser.error("--tenant is required (only --local defaults it, to the stand-in's home tenant)")
+    except SystemExit as stop:  # argparse's way out (usage errors, --help); a return code for callers of main()
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    _configure_logging(args.verbose)
+
+    if args.command == "catalog":
+        # The catalog ships with the code: no settings, credentials or stand-in needed.
+        if args.json:
+            _out(json.dumps(_catalog_payload(catalog), indent=2))
+        else:
+            _print_catalog(catalog)
+        return EXIT_OK
+
+    try:
+        with _environment(args.local) as (env, home_tenant):
+            try:
+                settings = load_settings(env)
+            except SettingsError as error:
+                _err(f"error: {error} (set it in the environment as in Azure, or use --local)")
+                return EXIT_USAGE
+            lifetime = getattr(args, "secret_lifetime_days", None)
+            if lifetime is not None and lifetime > settings.max_secret_lifetime_days:
+                _err(
+                    f"error: --secret-lifetime-days may be at most {settings.max_secret_lifetime_days} (MAX_SECRET_LIFETIME_DAYS)"
+                )
+                return EXIT_USAGE
+            tenant = args.tenant or home_tenant
+            assert tenant is not None  # checked after parsing: only --local may omit it
+            return asyncio.run(_run(args, settings, tenant))
+    except CannotStart as error:
+        _err(f"error: {error}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err("interrupted; rerunning the same command finishes what this one started")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whoever read stdout went away (`| head`): nothing left to tell, and Python must not complain at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except Exception as error:
+        # Only the type: an unexpected exception's message was never vetted for secret material.
+        logger.debug("unexpected error", exc_info=error)
+        _err(f"error [internal]: unexpected {type(error).__name__}; rerun with --verbose for the traceback")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Rotating client secrets before they expire, in two phases, with no gap in service.
+
+Per registration (serialized by the registration lock, so the timer, a Key Vault event and an
+on-demand call never rotate the same one twice):
+
+1. *Rotate* when the stored credential ends within the rotation window (or is gone or expired):
+   journal the attempt on the current version (`pending` tag), mint, prove the new secret with
+   a real token, and only then write it as the new latest version. Consumers keep using the old
+   version, which still works, until the new one is proven.
+2. *Retire* after the grace period (`retire-after` tag on the latest version): remove
+   credentials this service issued (its display-name prefix, and a keyId that some stored
+   version held, or an orphan older than the orphan grace) that the latest version does not
+   hold. Never the latest's own credential; never one this service did not issue.
+
+Every step is safe to repeat. A crash after minting leaves the `pending` journal, and the next
+run removes that half-made credential before anything else. The sweep streams the vault's
+listing, plans from tags alone (no secret is read to plan), and acts with bounded concurrency;
+one failing tenant never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from .catalog import Catalog
+from .credentials import Credentials, StillReplicating, audit, iso, registration_key, secret_name, unique_name
+from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy, UnknownIntegration
+from .locks import Locks, RegistrationBusy
+from .model import AppRegistration, IntegrationProfile, SecretKind, SecretSummary, StoredSecret
+from .ports import CredentialChecker, Directory, Vault
+from .retry import Clock
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Action(StrEnum):
+    ROTATED = "rotated"
+    RETIRED = "retired"  # only retirement was due
+    NOTHING_DUE = "nothing-due"
+    WAITING = "waiting"  # previous credential kept until the grace period ends
+    BUSY = "busy"  # another run holds the registration
+    PENDING = "pending"  # Entra has not caught up; the next run continues
+    APP_MISSING = "app-missing"  # deleted out of band
+    FAILED = "failed"
+
+
+@dataclass
+class RotationResult:
+    tenant_id: str
+    integration: str
+    action: Action
+    detail: str = ""
+    new_key_id: str | None = None
+    retired_key_ids: list[str] = field(default_factory=list)
+    was_expired: bool = False
+    expires: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tenantId": self.tenant_id,
+            "integration": self.integration,
+            "action": self.action.value,
+            "detail": self.detail,
+            "newKeyId": self.new_key_id,
+            "retiredKeyIds": self.retired_key_ids,
+            "wasExpired": self.was_expired,
+            "expires": self.expires,
+        }
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """What the sweep will do for one registration, decided from Key Vault tags alone."""
+
+    tenant_id: str
+    integration: str
+    secret: str
+    reason: str  # due | expired | retire | waiting | journal | ok
+    expires: datetime | None
+
+    @property
+    def needs_action(self) -> bool:
+        return self.reason in ("due", "expired", "retire", "journal")
+
+
+@dataclass
+class SweepSummary:
+    scanned: int = 0
+    planned: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures_by_tenant: Counter[str] = field(default_factory=Counter)
+    expired: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scanned": self.scanned,
+            "planned": dict(self.planned),
+            "outcomes": dict(self.outcomes),
+            "failuresByTenant": dict(self.failures_by_tenant),
+            "expiredFound": self.expired,
+        }
+
+
+class Rotation:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        directory: Directory,
+        vault: Vault,
+        checker: CredentialChecker,
+        clock: Clock,
+        locks: Locks,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.directory = directory
+        self.vault = vault
+        self.locks = locks
+        self.now = now
+        self.credentials = Credentials(settings, directory, vault, checker, clock, now)
+
+    # --- one registration ---
+    async def rotate(
+        self,
+        tenant: str,
+        integration: str,
+        *,
+        force: bool = False,
+        retire_now: bool = False,
+        wait_seconds: float | None = None,
+    ) -> RotationResult:
+        """Rotate if due (or forced), then retire what the grace period allows. Safe to repeat."""
+        wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
+        try:
+            async with self.locks.hold(registration_key(tenant, integration), wait):
+                return await self._rotate(tenant, integration, force, retire_now)
+        except RegistrationBusy:
+            return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
+
+    async def _rotate(self, tenant: str, integration: str, force: bool, retire_now: bool) -> RotationResult:
+        profile = self.catalog.get(integration)
+        if profile is None:
+            raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+        context = {"tenantId": tenant, "integration": integration}
+        name = secret_name(self.settings, tenant, integration, SecretKind.CLIENT_SECRET)
+        stored = await self.vault.read(name, with_value=True)
+        if stored is None:
+            raise RegistrationNotFound("No stored client secret: onboard this integration first.", **context)
+        app = await self.directory.find_application(tenant, unique_name(self.settings, integration))
+        if app is None:
+            logger.error("app registration for %s/%s is gone (deleted out of band)", tenant, integration)
+            return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
+        stored = await self._clear_journal(tenant, app, stored, context)
+
+        current = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
+        now = self.now()
+        expired = current is None or current.end <= now
+        due = (
+            force
+            or expired
+            or current is None
+            or current.end - now <= timedelta(days=self.settings.rotation_window_days)
+        )
+        result = RotationResult(tenant, integration, Action.NOTHING_DUE, was_expired=expired)
+        if expired:
+            logger.error(
+                "the stored credential of %s/%s is %s: rotating now", tenant, integration,
+                "missing from the app" if current is None else f"expired since {iso(current.end)}",
+            )  # fmt: skip
+        if due:
+            try:
+                stored = await self._rotate_secret(tenant, app, stored, profile, retire_now, context)
+            except StillReplicating as pending:
+                result.action, result.detail = Action.PENDING, pending.reason
+                return result
+            result.action, result.new_key_id = Action.ROTATED, stored.tags.get("key-id")
+            app = await self.directory.find_application(tenant, app.unique_name) or app
+        retired, waiting = await self._retire(tenant, app, stored, retire_now, context)
+        result.retired_key_ids = retired
+        if result.action is Action.NOTHING_DUE and retired:
+            result.action = Action.RETIRED
+        elif result.action is Action.NOTHING_DUE and waiting:
+            result.action = Action.WAITING
+        result.expires = iso(stored.expires) if stored.expires else None
+        return result
+
+    async def _clear_journal(
+        self, tenant: str, app: AppRegistration, stored: StoredSecret, context: dict[str, str]
+    ) -> StoredSecret:
+        """A `pending` tag means a previous run died between minting and storing: remove that secret."""
+        pending = stored.tags.get("pending")
+        if not pending:
+            return stored
+        for password in app.passwords:
+            if password.display_name == pending and password.key_id != stored.tags.get("key-id"):
+                await self.directory.remove_password(tenant, app.object_id, password.key_id)
+                audit("secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="journal")
+        tags = {k: v for k, v in stored.tags.items() if k != "pending"}
+        await self.vault.update_tags(stored.name, stored.version, tags)
+        return StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires, stored.value)
+
+    async def _rotate_secret(
+        self,
+        tenant: str,
+        app: AppRegistration,
+        stored: StoredSecret,
+        profile: IntegrationProfile,
+        retire_now: bool,
+        context: dict[str, str],
+    ) -> StoredSecret:
+        policy = await self.directory.password_policy(tenant)
+        if not policy.additions_allowed:
+            raise SecretsForbiddenByPolicy(
+                "The tenant's app management policy no longer allows client secrets.",
+                policyId=policy.policy_id,
+                **context,
+            )
+        days = float(self.settings.secret_lifetime_days)
+        if policy.max_lifetime_days is not None:
+            days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
+        display_name = self.credentials.new_display_name()
+        # Journal first: if this process dies after minting, the next run knows what to remove.
+        await self.vault.update_tags(stored.name, stored.version, dict(stored.tags, pending=display_name))
+        new = await self.credentials.mint(tenant, app, self.now() + timedelta(days=days), context, display_name)
+        try:
+            await self.credentials.prove(tenant, app.app_id, new.secret, profile)
+        except Exception:
+            # Never store an unproven secret as the latest version: consumers would switch to it.
+            await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
+            audit("secret.removed", context, appObjectId=app.object_id, keyId=new.info.key_id, reason="unproven")
+            await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
+            raise
+        now = self.now()
+        grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
+        tags = {k: v for k, v in stored.tags.items() if k not in ("pending", "retire-after")} | {
+            "key-id": new.info.key_id,
+            "previous-key-id": str(stored.tags.get("key-id", "")),
+            "verified": "true",
+            "issued-at": iso(now),
+            "rotated-at": iso(now),
+            "retire-after": iso(now + grace),
+        }
+        written = await self.credentials.store(tenant, app, stored.name, new, tags, context)
+        audit(
+            "secret.rotated",
+            context,
+            secretName=stored.name,
+            keyId=new.info.key_id,
+            previousKeyId=tags["previous-key-id"],
+        )
+        return written
+
+    async def _retire(
+        self, tenant: str, app: AppRegistration, latest: StoredSecret, retire_now: bool, context: dict[str, str]
+    ) -> tuple[list[str], bool]:
+        """Remove our superseded credentials once the grace period has passed; (removed, still waiting)."""
+        keep = latest.tags.get("key-id")
+        prefix = f"{self.settings.name_prefix} "
+        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix) and p.key_id != keep]
+        if not ours:
+            if "retire-after" in latest.tags:
+                await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != "retire-after"})
+            return [], False
+        now = self.now()
+        retire_after = _parse(latest.tags.get("retire-after"))
+        if retire_after is None:
+            # Superseded credentials with no clock running (e.g. a rotation that crashed after storing):
+            # start the grace period now rather than cut anyone off.
+            await self._set_tags(
+                latest,
+                dict(latest.tags, **{"retire-after": iso(now + timedelta(hours=self.settings.rotation_grace_hours))}),
+            )
+            return [], True
+        if now < retire_after and not retire_now:
+            return [], True
+        stored_ids = await self.vault.stored_key_ids(latest.name)
+        orphan_cutoff = now - timedelta(minutes=self.settings.orphan_grace_minutes)
+        removed: list[str] = []
+        for password in ours:
+            issued_here = password.key_id in stored_ids or password.start <= orphan_cutoff
+            if not issued_here:
+                continue  # too young to call an orphan: it may belong to a request in flight
+            if await self.directory.remove_password(tenant, app.object_id, password.key_id):
+                removed.append(password.key_id)
+                audit("secret.retired", context, appObjectId=app.object_id, keyId=password.key_id)
+        if len(removed) == len(ours):
+            await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != "retire-after"})
+        return removed, len(removed) != len(ours)
+
+    async def _set_tags(self, stored: StoredSecret, tags: dict[str, str]) -> None:
+        await self.vault.update_tags(stored.name, stored.version, tags)
+
+    # --- the sweep ---
+    def classify(self, summary: SecretSummary) -> PlannedItem:
+        tags = summary.tags
+        now = self.now()
+        reason = "ok"
+        if tags.get("pending"):
+            reason = "journal"
+        elif summary.expires is None or summary.expires <= now:
+            reason = "expired"
+        elif summary.expires - now <= timedelta(days=self.settings.rotation_window_days):
+            reason = "due"
+        elif (retire_after := _parse(tags.get("retire-after"))) is not None:
+            reason = "retire" if retire_after <= now else "waiting"
+        return PlannedItem(
+            str(tags.get("tenant-id", "")), str(tags.get("integration", "")), summary.name, reason, summary.expires
+        )
+
+    async def plan(self) -> AsyncIterator[PlannedItem]:
+        async for summary in self.vault.client_secrets():
+            yield self.classify(summary)
+
+    async def sweep(self, dry_run: bool = False, on_item: Callable[[PlannedItem], None] | None = None) -> SweepSummary:
+        """Plan from the listing, act on what needs it with bounded concurrency, log one summary line."""
+        summary = SweepSummary()
+        queue: asyncio.Queue[PlannedItem | None] = asyncio.Queue(maxsize=self.settings.rotation_concurrency * 2)
+
+        async def worker() -> None:
+            while (item := await queue.get()) is not None:
+                await self._sweep_one(item, summary)
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.settings.rotation_concurrency)]
+        try:
+            async for item in self.plan():
+                summary.scanned += 1
+                summary.planned[item.reason] += 1
+                summary.expired += item.reason == "expired"
+                if on_item is not None:
+                    on_item(item)
+                if item.needs_action and not dry_run:
+                    await queue.put(item)  # bounded: memory stays flat however large the vault
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        logger.info(
+            "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
+            summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
+            extra={"rotation_summary": summary.to_json()},
+        )  # fmt: skip
+        return summary
+
+    async def _sweep_one(self, item: PlannedItem, summary: SweepSummary) -> None:
+        try:
+            # A sweep never waits on a busy registration: whoever holds it is doing this work.
+            result = await self.rotate(item.tenant_id, item.integration, wait_seconds=0)
+            summary.outcomes[result.action.value] += 1
+            if result.action in (Action.FAILED, Action.APP_MISSING):
+                summary.failures_by_tenant[item.tenant_id] += 1
+        except OnboardingError as error:
+            summary.outcomes[Action.FAILED.value] += 1
+            summary.failures_by_tenant[item.tenant_id] += 1
+            logger.warning(
+                "rotation of %s/%s failed: %s %s", item.tenant_id, item.integration, error.problem_type, error.detail
+            )
+        except Exception:
+            summary.outcomes[Action.FAILED.value] += 1
+            summary.failures_by_tenant[item.tenant_id] += 1
+            logger.exception("rotation of %s/%s failed unexpectedly", item.tenant_id, item.integration)
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -1,0 +1,105 @@
+"""Rotation's triggers: the timer sweep, Key Vault's near-expiry events, and the on-demand HTTP call.
+
+All three call the same per-registration rotation (rotation.py); this module only parses input.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from .bootstrap import services
+from .errors import InvalidRequest, UpstreamError
+from .http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
+from .locks import RegistrationBusy
+from .problems import problem_response
+from .rotation import Action
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+ROTATION_EVENTS = {"microsoft.keyvault.secretnearexpiry", "microsoft.keyvault.secretexpired"}
+GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+RETIRE_CHOICES = {"afterGracePeriod": False, "immediately": True}
+
+
+@bp.timer_trigger(schedule="%ROTATION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def rotation_sweep(timer: func.TimerRequest) -> None:
+    """Rotate what is due and retire what the grace period allows, across every managed registration."""
+    if timer.past_due:
+        logger.warning("the rotation sweep is running late (the timer was past due)")
+    await services().rotation.sweep()
+
+
+@bp.event_grid_trigger(arg_name="event")
+async def secret_near_expiry(event: func.EventGridEvent) -> None:
+    """Key Vault says a secret is near expiry (30 days ahead) or expired: rotate it if it is ours."""
+    target = registration_of_event(event.event_type, event.get_json())
+    if target is None:
+        return
+    tenant, integration = target
+    try:
+        result = await services().rotation.rotate(tenant, integration)
+    except UpstreamError:
+        raise  # transient: failing the invocation makes Event Grid deliver the event again
+    logger.info("near-expiry event for %s/%s: %s %s", tenant, integration, result.action.value, result.detail)
+
+
+@bp.route(
+    route="tenants/{tenantId}/integrations/{integration}/rotate", methods=["POST"], auth_level=func.AuthLevel.FUNCTION
+)
+@problem_responses
+async def rotate_now(req: func.HttpRequest) -> func.HttpResponse:
+    """Rotate now (e.g. after a suspected leak); optionally retire the previous secret at once."""
+    tenant_id, integration = tenant_id_param(req), integration_param(req)
+    body = json_body(req, {"retirePrevious"})
+    choice = body.get("retirePrevious", "afterGracePeriod")
+    if choice not in RETIRE_CHOICES:
+        raise InvalidRequest("retirePrevious must be afterGracePeriod or immediately.", field="retirePrevious")
+    result = await services().rotation.rotate(tenant_id, integration, force=True, retire_now=RETIRE_CHOICES[choice])
+    if result.action is Action.BUSY:
+        busy = RegistrationBusy("Another operation on this registration is in progress; retry shortly.")
+        response = problem_response(busy, str(urlsplit(req.url).path))
+        response.headers["Retry-After"] = "5"
+        return response
+    if result.action is Action.PENDING:
+        return json_response(result.to_json(), 202, {"Retry-After": "5"})
+    return json_response(result.to_json(), 200)
+
+
+def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
+    """(tenant, integration) of a Key Vault event about one of our client secrets, else None.
+
+    Event Grid's Key Vault payload casing varies (`ObjectName` / `objectName`); read it
+    case-insensitively and ignore anything that is not ours: other vaults, other kinds, other names.
+    """
+    if (event_type or "").lower() not in ROTATION_EVENTS or not isinstance(data, dict):
+        return None
+    fields = {str(k).lower(): v for k, v in data.items()}
+    settings = services().settings
+    if str(fields.get("objecttype", "")).lower() != "secret":
+        return None
+    vault_name = str(urlsplit(settings.key_vault_url).hostname or "").split(".")[0].lower()
+    if str(fields.get("vaultname", "")).lower() != vault_name:
+        logger.info("ignoring a Key Vault event from another vault")
+        return None
+    name = str(fields.get("objectname", ""))
+    pattern = rf"{re.escape(settings.name_prefix)}-({GUID})-([a-z][a-z0-9-]{{1,30}}[a-z0-9])-client-secret"
+    match = re.fullmatch(pattern, name)
+    if match is None or services().catalog.get(match.group(2)) is None:
+        return None
+    return match.group(1), match.group(2)
+
+
+def event_fromjson_response(raw: bytes) -> func.EventGridEvent:
+    """An EventGridEvent from Event Grid's JSON schema (for the CLI and tests)."""
+    body = json.loads(raw)
+    return func.EventGridEvent(
+        id=body["id"], data=body.get("data"), topic=body.get("topic", ""), subject=body.get("subject", ""),
+        event_type=body["eventType"], event_time=None, data_version=body.get("dataVersion", "1"),
+    )  # fmt: skip
