@@ -21,6 +21,7 @@ one failing tenant never stops the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -249,7 +250,14 @@ class Rotation:
             "rotated-at": iso(now),
             "retire-after": iso(now + grace),
         }
-        written = await self.credentials.store(tenant, app, stored.name, new, tags, context)
+        try:
+            written = await self.credentials.store(tenant, app, stored.name, new, tags, context)
+        except Exception:
+            # store() took the new secret off the app; drop the journal too (if the vault lets us,
+            # else the next run's _clear_journal finds nothing to remove and drops it then).
+            with contextlib.suppress(Exception):
+                await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
+            raise
         audit(
             "secret.rotated",
             context,

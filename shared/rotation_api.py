@@ -5,7 +5,6 @@ All three call the same per-registration rotation (rotation.py); this module onl
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
@@ -84,8 +83,7 @@ def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
     settings = services().settings
     if str(fields.get("objecttype", "")).lower() != "secret":
         return None
-    vault_name = str(urlsplit(settings.key_vault_url).hostname or "").split(".")[0].lower()
-    if str(fields.get("vaultname", "")).lower() != vault_name:
+    if str(fields.get("vaultname", "")).lower() != vault_name(settings.key_vault_url):
         logger.info("ignoring a Key Vault event from another vault")
         return None
     name = str(fields.get("objectname", ""))
@@ -96,10 +94,10 @@ def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
     return match.group(1), match.group(2)
 
 
-def event_fromjson_response(raw: bytes) -> func.EventGridEvent:
-    """An EventGridEvent from Event Grid's JSON schema (for the CLI and tests)."""
-    body = json.loads(raw)
-    return func.EventGridEvent(
-        id=body["id"], data=body.get("data"), topic=body.get("topic", ""), subject=body.get("subject", ""),
-        event_type=body["eventType"], event_time=None, data_version=body.get("dataVersion", "1"),
-    )  # fmt: skip
+def vault_name(vault_url: str) -> str:
+    """The name Event Grid reports for a vault: the first label of {name}.vault.azure.net.
+    A local stand-in on an IP address or localhost is named by its host."""
+    host = (urlsplit(vault_url).hostname or "").lower()
+    if host == "localhost" or re.fullmatch(r"[\d.]+|[0-9a-f:]+", host):
+        return host
+    return host.split(".")[0]
