@@ -19,7 +19,7 @@ from tests.azurite import Azurite
 
 # get_functions() indexes the app and may run once per process.
 REGISTERED = function_app.app.get_functions()
-FUNCTIONS: dict[str, Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]] = {
+FUNCTIONS: dict[str, Callable[..., Awaitable[Any]]] = {
     str(f.get_function_name()): f.get_user_function() for f in REGISTERED
 }
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
-from azure.functions.timer import TimerRequest
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
+from azure.functions.timer import TimerRequest
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -90,7 +90,7 @@ def stored(api: Api, integration: str) -> tuple[str, dict[str, str]]:
 
 
 async def sweep() -> None:
-    await FUNCTIONS["rotation_sweep"](TimerRequest())  # type: ignore[arg-type]
+    await FUNCTIONS["rotation_sweep"](TimerRequest())
 
 
 async def test_a_registration_goes_due_rotated_grace_retired_without_a_gap(rotating: tuple[Api, StandInClock]) -> None:

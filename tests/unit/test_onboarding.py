@@ -11,6 +11,7 @@ from typing import Literal
 
 import pytest
 
+from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
 from shared.errors import (
     PermissionNotOffered,
     RegistrationNotFound,
@@ -21,7 +22,6 @@ from shared.errors import (
     UpstreamUnavailable,
 )
 from shared.model import PasswordPolicy, Secret, SecretKind
-from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
 from shared.onboarding import OnboardRequest, Outcome
 from shared.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
 
