@@ -47,7 +47,9 @@ class Api:
             route_params=route_params or {},
             body=body,
         )
-        return await FUNCTIONS[function](request)
+        response = await FUNCTIONS[function](request)
+        assert isinstance(response, func.HttpResponse)
+        return response
 
     async def put(self, tenant: str, integration: str, body: bytes = b"", **headers: str) -> func.HttpResponse:
         if body and "content_type" not in headers:
