@@ -47,10 +47,12 @@ class Services:
 _services: Services | None = None
 
 
-def build(settings: Settings | None = None, now: Callable[[], datetime] | None = None) -> Services:
-    """`now` exists for tests that move a stand-in's clock; in Azure it is the system clock."""
+def build(
+    settings: Settings | None = None, now: Callable[[], datetime] | None = None, catalog: Catalog | None = None
+) -> Services:
+    """`now` and `catalog` exist for tests (a stand-in's moved clock, a large synthetic catalog)."""
     settings = settings or load_settings()
-    catalog = load_catalog()
+    catalog = catalog or load_catalog()
     identity = Identity(settings)
     directory = GraphDirectory(settings, identity)
     vault = KeyVault(settings, identity)
