@@ -94,6 +94,8 @@ class StandIn:
         return self.admin("GET", "/state")
 
     def stop(self) -> None:
+        if self.process.stdout is not None:
+            self.process.stdout.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

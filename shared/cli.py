@@ -1,4 +1,4 @@
-"""The operator CLI: the HTTP API's use cases (catalog, onboard, status) from a terminal, or against the local stand-in."""
+"""The operator CLI: the HTTP API's use cases (catalog, onboard, status) in a terminal, in Azure or on the stand-in."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import io
 import json
 import logging
 import os
-import re
 import sys
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import validation
 from .catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
 from .errors import OnboardingError
 from .onboarding import OnboardRequest, OnboardResult, Outcome
@@ -33,7 +32,6 @@ EXIT_INTERRUPTED = 130
 # so the CLI, as a second caller, applies the same ones.
 DISPLAY_NAME_MAX = 120
 NOTES_MAX = 500
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 STEP_WIDTH = len("service principal")
 VALUE_COLUMN = 2 + STEP_WIDTH + 2  # summary values line up under the progress lines' details
@@ -63,14 +61,10 @@ examples:
 
 
 def _tenant(raw: str) -> str:
-    # The same rule as the HTTP route: a GUID in its 8-4-4-4-12 form, never the nil GUID.
     try:
-        parsed = uuid.UUID(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a GUID (the customer's directory id)") from None
-    if len(raw) != 36 or parsed.int == 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a GUID in its 8-4-4-4-12 form")
-    return str(parsed)
+        return validation.tenant_id(raw)
+    except validation.InvalidValue as problem:
+        raise argparse.ArgumentTypeError(f"{raw!r} {problem}") from None
 
 
 def _integration(catalog: Catalog) -> Any:
@@ -85,10 +79,10 @@ def _integration(catalog: Catalog) -> Any:
 
 def _text(max_length: int) -> Any:
     def check(raw: str) -> str:
-        value = raw.strip()
-        if not value or len(value) > max_length or CONTROL_CHARACTERS.search(value):
-            raise argparse.ArgumentTypeError(f"must be 1-{max_length} printable characters")
-        return value
+        try:
+            return validation.text(raw, max_length)
+        except validation.InvalidValue as problem:
+            raise argparse.ArgumentTypeError(str(problem)) from None
 
     return check
 
@@ -201,15 +195,6 @@ def _print_catalog(catalog: Catalog) -> None:
             _out(f"  {resource.resource_name} ({len(resource.roles)}): {', '.join(resource.roles)}")
 
 
-def _result_payload(result: OnboardResult) -> dict[str, Any]:
-    # The body of the HTTP PUT, so scripts can use either.
-    payload: dict[str, Any] = {"outcome": result.outcome.value, "changes": result.changes, **result.registration}
-    if result.outcome is Outcome.PENDING:
-        payload["pendingReason"] = result.pending_reason
-        payload["retryAfter"] = result.retry_after
-    return payload
-
-
 def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> list[str]:
     """The registration as `describe` reads it back; ids and Key Vault references only, never a value."""
     app = state.get("application") or {}
@@ -285,6 +270,12 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+def _no_storage_warning(record: logging.LogRecord) -> bool:
+    # With --local the stand-in and its state live and die with this one process: there is no other
+    # process to serialize with, so the composition root's warning about missing storage is only noise.
+    return not record.getMessage().startswith("no Functions storage configured")
+
+
 @contextlib.contextmanager
 def _environment(local: bool) -> Iterator[tuple[dict[str, str], str | None]]:
     """The environment to load settings from, and the default tenant (the stand-in's home, with --local)."""
@@ -302,9 +293,12 @@ def _environment(local: bool) -> Iterator[tuple[dict[str, str], str | None]]:
     # Settings. Restored afterwards, so a caller in the same process (a test) gets its environment back.
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
+    bootstrap_logger = logging.getLogger("shared.bootstrap")
+    bootstrap_logger.addFilter(_no_storage_warning)
     try:
         yield dict(os.environ), stand_in.home_tenant_id
     finally:
+        bootstrap_logger.removeFilter(_no_storage_warning)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -345,7 +339,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:
-            _out(json.dumps(_result_payload(result), indent=2))
+            _out(json.dumps(result.to_json(), indent=2))
         else:
             _print_result(result, args.integration)
         if result.outcome is Outcome.PENDING:
@@ -398,9 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_USAGE
             lifetime = getattr(args, "secret_lifetime_days", None)
             if lifetime is not None and lifetime > settings.max_secret_lifetime_days:
-                _err(
-                    f"error: --secret-lifetime-days may be at most {settings.max_secret_lifetime_days} (MAX_SECRET_LIFETIME_DAYS)"
-                )
+                limit = settings.max_secret_lifetime_days
+                _err(f"error: --secret-lifetime-days may be at most {limit} (the MAX_SECRET_LIFETIME_DAYS setting)")
                 return EXIT_USAGE
             tenant = args.tenant or home_tenant
             assert tenant is not None  # checked after parsing: only --local may omit it

@@ -97,6 +97,7 @@ class GraphDirectory:
         self._settings = settings
         self._identity = identity
         self._clients: dict[str, GraphServiceClient] = {}
+        self._pools: list[httpx.AsyncHTTPTransport] = []
 
     def client(self, tenant_id: str) -> GraphServiceClient:
         """One Graph client per tenant per process: connection pools and token caches are reused."""
@@ -109,8 +110,12 @@ class GraphDirectory:
                 if self._settings.tls_ca_bundle
                 else True
             )
+            # Keep the connection pool: msgraph-core wraps the client's transport in its middleware
+            # transport, whose aclose does not reach the pool, so closing the client alone leaks sockets.
+            pool = httpx.AsyncHTTPTransport(verify=verify)
+            self._pools.append(pool)
             http = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30.0, connect=10.0))
+                client=httpx.AsyncClient(transport=pool, timeout=httpx.Timeout(30.0, connect=10.0))
             )
             adapter = GraphRequestAdapter(auth, client=http)
             adapter.base_url = self._settings.graph_base_url
@@ -387,7 +392,10 @@ class GraphDirectory:
             http = getattr(client.request_adapter, "_http_client", None)
             if isinstance(http, httpx.AsyncClient):
                 await http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
         self._clients.clear()
+        self._pools.clear()
 
 
 # --- mapping SDK models to the project's ---

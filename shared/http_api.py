@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from . import validation
 from .bootstrap import services
 from .catalog import PROFILE_ID
 from .errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnknownIntegration, UnsupportedMediaType
@@ -28,7 +27,6 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 MAX_BODY_BYTES = 16 * 1024
 BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
 Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
@@ -66,14 +64,12 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         notes=_text(body, "notes", 500),
     )
     result = await services().onboarding.onboard(request)
-    payload = {"outcome": result.outcome.value, "changes": result.changes, **result.registration}
     headers = {}
     if result.outcome is Outcome.PENDING:
-        payload["pendingReason"] = result.pending_reason
         headers["Retry-After"] = str(result.retry_after)
     if result.outcome is Outcome.CREATED:
         headers["Location"] = _path(req)
-    return json_response(payload, STATUS_BY_OUTCOME[result.outcome], headers)
+    return json_response(result.to_json(), STATUS_BY_OUTCOME[result.outcome], headers)
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -119,14 +115,10 @@ async def openapi(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def tenant_id_param(req: func.HttpRequest) -> str:
-    raw = str(req.route_params.get("tenantId", ""))
     try:
-        parsed = uuid.UUID(raw)
-    except ValueError:
-        raise InvalidRequest("tenantId must be a GUID (the customer's directory id).", field="tenantId") from None
-    if len(raw) != 36 or parsed.int == 0:
-        raise InvalidRequest("tenantId must be a GUID in its 8-4-4-4-12 form.", field="tenantId")
-    return str(parsed)
+        return validation.tenant_id(str(req.route_params.get("tenantId", "")))
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"tenantId {problem}.", field="tenantId") from None
 
 
 def integration_param(req: func.HttpRequest) -> str:
@@ -164,24 +156,21 @@ def json_body(req: func.HttpRequest, fields: set[str] = BODY_FIELDS) -> dict[str
 
 
 def _text(body: dict[str, Any], name: str, max_length: int) -> str | None:
-    value = body.get(name)
-    if value is None:
+    if body.get(name) is None:
         return None
-    if not isinstance(value, str) or not value.strip() or len(value) > max_length or CONTROL_CHARACTERS.search(value):
-        raise InvalidRequest(f"{name} must be 1-{max_length} printable characters.", field=name)
-    return value.strip()
+    try:
+        return validation.text(body[name], max_length)
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"{name} {problem}.", field=name) from None
 
 
 def _lifetime(body: dict[str, Any]) -> int | None:
-    value = body.get("secretLifetimeDays")
-    if value is None:
+    if body.get("secretLifetimeDays") is None:
         return None
-    maximum = services().settings.max_secret_lifetime_days
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidRequest(
-            f"secretLifetimeDays must be a whole number from 1 to {maximum}.", field="secretLifetimeDays"
-        )
-    return value
+    try:
+        return validation.lifetime_days(body["secretLifetimeDays"], services().settings.max_secret_lifetime_days)
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"secretLifetimeDays {problem}.", field="secretLifetimeDays") from None
 
 
 def _path(req: func.HttpRequest) -> str:

@@ -88,6 +88,14 @@ class OnboardResult:
     retry_after: int | None = None
     changes: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        """The body of the HTTP PUT (and the CLI's --json), so scripts can use either."""
+        payload: dict[str, Any] = {"outcome": self.outcome.value, "changes": self.changes, **self.registration}
+        if self.outcome is Outcome.PENDING:
+            payload["pendingReason"] = self.pending_reason
+            payload["retryAfter"] = self.retry_after
+        return payload
+
 
 def _no_progress(step: str, detail: str) -> None:
     return None

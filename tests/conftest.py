@@ -19,6 +19,19 @@ def stand_in() -> Iterator[StandIn]:
         instance.stop()
 
 
+@pytest.fixture(scope="module")
+def clock_stand_in() -> Iterator[StandIn]:
+    """A stand-in of the module's own, for tests that move the directory clock forward.
+
+    The shared one's clock must stay at real time: the product dates new secrets by its own
+    clock, and a shared stand-in days ahead would see them start after they end."""
+    instance = start_stand_in()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
 @pytest.fixture
 def clean_faults(stand_in: StandIn) -> Iterator[StandIn]:
     """The stand-in with no faults, and none left behind for the next test."""

@@ -21,7 +21,7 @@ from msgraph.graph_service_client import GraphServiceClient
 
 from emulator.launcher import StandIn
 from tests.emulator.directory import GRAPH_APP_ID, add_password, grant, upsert_app, upsert_service_principal
-from tests.emulator.sdk import GRAPH_SCOPE, secret_credential
+from tests.emulator.sdk import GRAPH_SCOPE, graph_client, secret_credential
 
 FABRIKAM = "b7d9f1e3-2a4c-4d6e-8f10-1a2b3c4d5e6f"  # seeded without Defender for Endpoint
 NORTHWIND = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"
@@ -106,11 +106,19 @@ async def test_wrong_secret_is_invalid_client(graph: GraphServiceClient, stand_i
 
 
 async def test_expired_secret_is_refused_with_7000222(
-    graph: GraphServiceClient, stand_in: StandIn, unique: str
+    clock_stand_in: StandIn, monkeypatch: pytest.MonkeyPatch, unique: str
 ) -> None:
-    app = await upsert_app(graph, f"expired-{unique}")
-    await upsert_service_principal(graph, str(app.app_id))
-    secret = await add_password(graph, str(app.id))  # two years by default
+    stand_in = clock_stand_in  # its clock moves two years: not the shared stand-in's
+    for name, value in stand_in.identity_env().items():
+        monkeypatch.setenv(name, value)
+    identity = AsyncManagedIdentityCredential()
+    try:
+        graph = graph_client(stand_in, identity)
+        app = await upsert_app(graph, f"expired-{unique}")
+        await upsert_service_principal(graph, str(app.app_id))
+        secret = await add_password(graph, str(app.id))  # two years by default
+    finally:
+        await identity.close()
     stand_in.advance_clock(2 * 366 * 86400)
     with pytest.raises(ClientAuthenticationError) as raised:
         secret_credential(stand_in, stand_in.home_tenant_id, str(app.app_id), str(secret.secret_text)).get_token(

@@ -41,8 +41,10 @@ class StandInClock:
 
 @pytest.fixture
 async def rotating(
-    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+    clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Api, StandInClock]]:
+    stand_in = clock_stand_in
+    stand_in.clear_faults()
     for name, value in stand_in.app_settings().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
@@ -58,6 +60,7 @@ async def rotating(
     finally:
         bootstrap.override(None)
         await services.close()
+        stand_in.clear_faults()
 
 
 def secret_name(api: Api, integration: str) -> str:
