@@ -146,6 +146,17 @@ def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
     )
     onboard.add_argument("--notes", type=_text(NOTES_MAX), metavar="TEXT", help="appended to the app's notes")
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
+
+    rotate = command(
+        "rotate",
+        "Rotate one registration now (--tenant, --integration), or sweep every managed registration as the "
+        "timer does (--all; --dry-run prints the plan and changes nothing).",
+    )
+    rotate.add_argument("--tenant", type=_tenant, metavar="GUID", help="the tenant's directory id")
+    rotate.add_argument("--integration", type=_integration(catalog), metavar="ID", help="a catalog id")
+    rotate.add_argument("--retire-immediately", action="store_true", help="remove the previous secret at once")
+    rotate.add_argument("--all", action="store_true", help="sweep: what is due, and what may be retired")
+    rotate.add_argument("--dry-run", action="store_true", help="with --all: print the plan only")
     return parser
 
 
@@ -318,6 +329,8 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
 
     services = build(settings)
     try:
+        if args.command == "rotate":
+            return await _rotate(args, services, tenant)
         if args.command == "status":
             state = await services.onboarding.status(tenant, args.integration)
             if args.json:
@@ -356,6 +369,38 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
         await services.close()
 
 
+async def _rotate(args: argparse.Namespace, services: Any, tenant: str) -> int:
+    if args.all:
+
+        def show(item: Any) -> None:
+            if not args.json and (item.needs_action or args.dry_run):
+                expires = item.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if item.expires else "-"
+                _out(f"{item.reason:<9} {item.tenant_id}/{item.integration:<20} expires {expires}")
+
+        summary = await services.rotation.sweep(dry_run=args.dry_run, on_item=show)
+        if args.json:
+            _out(json.dumps(summary.to_json(), indent=2))
+        else:
+            _out(f"{summary.scanned} scanned; planned {dict(summary.planned)}; outcomes {dict(summary.outcomes)}")
+        return EXIT_FAILED if summary.failures_by_tenant else EXIT_OK
+    result = await services.rotation.rotate(tenant, args.integration, force=True, retire_now=args.retire_immediately)
+    if args.json:
+        _out(json.dumps(result.to_json(), indent=2))
+    else:
+        _out(f"{result.action.value}: {args.integration} in tenant {tenant}")
+        if result.new_key_id:
+            _out(_row("new keyId", result.new_key_id))
+        if result.retired_key_ids:
+            _out(_row("retired", ", ".join(result.retired_key_ids)))
+        if result.detail:
+            _out(_row("detail", result.detail))
+    return (
+        EXIT_PENDING
+        if result.action.value == "pending"
+        else (EXIT_FAILED if result.action.value in ("busy", "failed", "app-missing") else EXIT_OK)
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # A terminal without UTF-8 shows "?" for a check mark rather than failing half-way through a step.
@@ -371,6 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.needs_tenant and args.tenant is None and not args.local:
             args.command_parser.error("--tenant is required (only --local defaults it, to the stand-in's home tenant)")
+        if args.command == "rotate" and not args.all:
+            if args.integration is None or (args.tenant is None and not args.local):
+                args.command_parser.error("name --tenant and --integration, or sweep with --all")
+            if args.dry_run:
+                args.command_parser.error("--dry-run goes with --all")
     except SystemExit as stop:  # argparse's way out (usage errors, --help); a return code for callers of main()
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
@@ -395,8 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limit = settings.max_secret_lifetime_days
                 _err(f"error: --secret-lifetime-days may be at most {limit} (the MAX_SECRET_LIFETIME_DAYS setting)")
                 return EXIT_USAGE
-            tenant = args.tenant or home_tenant
-            assert tenant is not None  # checked after parsing: only --local may omit it
+            # Checked after parsing: only --local may omit it, and a sweep (--all) needs none.
+            tenant = args.tenant or home_tenant or ""
             return asyncio.run(_run(args, settings, tenant))
     except CannotStart as error:
         _err(f"error: {error}")

@@ -178,3 +178,23 @@ def test_the_console_script_is_main() -> None:
     target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["tenant-onboarding"]
     module, _, name = target.partition(":")
     assert getattr(importlib.import_module(module), name) is main
+
+
+def test_rotate_one_registration_and_sweep_with_a_dry_run(app_env: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    target = ["--tenant", app_env.home_tenant_id, "--integration", "sentinel"]
+    assert run_main(capsys, "onboard", *target)[0] == EXIT_OK
+
+    code, out, err = run_main(capsys, "rotate", *target, "--retire-immediately")
+    assert code == EXIT_OK, err
+    assert out.startswith("rotated: sentinel") and "retired" in out
+
+    code, out, err = run_main(capsys, "--json", "rotate", "--all", "--dry-run")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["planned"] == {"ok": 1}
+
+    code, _, err = run_main(
+        capsys, "rotate", "--all", "--integration", "sentinel", "--dry-run", "--tenant", app_env.home_tenant_id
+    )
+    assert code == EXIT_OK
+    code, _, err = run_main(capsys, "rotate", *target, "--dry-run")
+    assert code == 2 and "--dry-run goes with --all" in err
