@@ -54,6 +54,23 @@ class Catalog:
     def __len__(self) -> int:
         return len(self._profiles)
 
+    def to_json(self) -> dict[str, Any]:
+        """The body of GET /api/integrations (and the CLI's `catalog --json`)."""
+        return {
+            "integrations": [
+                {
+                    "id": p.id,
+                    "displayName": p.display_name,
+                    "description": p.description,
+                    "permissions": [
+                        {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
+                        for r in p.permissions
+                    ],
+                }
+                for p in self
+            ]
+        }
+
 
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
     try:

@@ -179,24 +179,6 @@ def _row(label: str, value: Any, indent: int = 2) -> str:
     return f"{' ' * indent}{label:<{VALUE_COLUMN - indent}}{'-' if value is None else value}"
 
 
-def _catalog_payload(catalog: Catalog) -> dict[str, Any]:
-    # The shape of GET /api/integrations, so scripts can use either.
-    return {
-        "integrations": [
-            {
-                "id": p.id,
-                "displayName": p.display_name,
-                "description": p.description,
-                "permissions": [
-                    {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
-                    for r in p.permissions
-                ],
-            }
-            for p in catalog
-        ]
-    }
-
-
 def _print_catalog(catalog: Catalog) -> None:
     for index, profile in enumerate(catalog):
         if index:
@@ -428,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "catalog":
         # The catalog ships with the code: no settings, credentials or stand-in needed.
         if args.json:
-            _out(json.dumps(_catalog_payload(catalog), indent=2))
+            _out(json.dumps(catalog.to_json(), indent=2))
         else:
             _print_catalog(catalog)
         return EXIT_OK

@@ -84,24 +84,7 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
 @problem_responses
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
     """The catalog: which integrations exist and which permissions each gets."""
-    catalog = services().catalog
-    return json_response(
-        {
-            "integrations": [
-                {
-                    "id": p.id,
-                    "displayName": p.display_name,
-                    "description": p.description,
-                    "permissions": [
-                        {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
-                        for r in p.permissions
-                    ],
-                }
-                for p in catalog
-            ]
-        },
-        200,
-    )
+    return json_response(services().catalog.to_json(), 200)
 
 
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
