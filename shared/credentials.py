@@ -110,24 +110,22 @@ class Credentials:
                 name, new.secret.reveal(), CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, new.info.end
             )
         except Exception:
-            # The write may have landed and only its answer been lost: then the secret is stored, not orphaned.
-            landed = await self._stored_with_key(name, new.info.key_id)
-            if landed is not None:
-                audit("secret.stored", context, secretName=name, version=landed.version, keyId=new.info.key_id)
-                return landed
-            # Nobody will ever know this secret's text: take it off the app rather than leave an orphan.
+            # The write may have landed and only its answer been lost. Read back to know.
+            try:
+                latest = await self.vault.read(name)
+            except Exception:
+                # Removing the credential could leave the vault's latest version dead, so leave it: if it
+                # was not stored, the rotation journal or the orphan check removes it on a later run.
+                raise
+            if latest is not None and latest.tags.get("key-id") == new.info.key_id:
+                audit("secret.stored", context, secretName=name, version=latest.version, keyId=new.info.key_id)
+                return latest
+            # Not stored, and nobody will ever know this secret's text: take it off the app now.
             await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
             audit("secret.removed", context, appObjectId=app.object_id, keyId=new.info.key_id, reason="store-failed")
             raise
         audit("secret.stored", context, secretName=name, version=written.version, keyId=new.info.key_id)
         return written
-
-    async def _stored_with_key(self, name: str, key_id: str) -> StoredSecret | None:
-        try:
-            latest = await self.vault.read(name)
-        except Exception:  # noqa: BLE001 - the vault is failing anyway; assume the write did not land
-            return None
-        return latest if latest is not None and latest.tags.get("key-id") == key_id else None
 
     async def mint(
         self, tenant: str, app: AppRegistration, end: datetime, context: dict[str, str], display_name: str | None = None

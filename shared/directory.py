@@ -387,6 +387,28 @@ class GraphDirectory:
             raise _transport(error, tenant_id) from None
         return True
 
+    async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
+        try:
+            await self.client(tenant_id).applications.by_application_id(app_object_id).delete()
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return False
+            raise _translate(error, "deleting the app registration", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return True
+
+    async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
+        try:
+            await self.client(tenant_id).directory.deleted_items.by_directory_object_id(app_object_id).delete()
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return False
+            raise _translate(error, "permanently deleting the app registration", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return True
+
     async def close(self) -> None:
         for client in self._clients.values():
             http = getattr(client.request_adapter, "_http_client", None)

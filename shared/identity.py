@@ -11,12 +11,14 @@ import base64
 import json
 import logging
 import re
+from typing import Any
 
+from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
+from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
 
-from .errors import TenantNotAllowed, UpstreamError, UpstreamUnavailable
+from .errors import ConsentRequired, TenantNotAllowed, UpstreamError, UpstreamUnavailable
 from .model import Secret
 from .ports import NotReplicatedYet
 from .settings import Settings
@@ -46,10 +48,54 @@ for _name in (
     logging.getLogger(_name).addFilter(_ExpectedVerificationFailures())
 
 
+TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
+# What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent.
+PROVISIONER_ROLES = frozenset({"Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All"})
+# Entra's answers when the provisioner has no service principal in the tenant: nobody consented.
+NOT_CONSENTED_CODES = frozenset({"7000229", "700016", "650052", "65001"})
+
+
+class FederatedCredential(AsyncTokenCredential):
+    """Tokens for a customer tenant as the multi-tenant provisioner app, with no secret anywhere.
+
+    The managed identity's token for api://AzureADTokenExchange is the client assertion: the
+    provisioner app trusts it through a federated identity credential (issuer = the home
+    tenant, subject = the identity's object id). ClientAssertionCredential calls its assertion
+    function synchronously, so the assertion is fetched here, asynchronously, before each token
+    request: no blocking I/O on the event loop.
+    """
+
+    def __init__(self, identity: ManagedIdentityCredential, settings: Settings, tenant_id: str, client_id: str) -> None:
+        self._identity = identity
+        self._assertion = ""
+        self._inner = ClientAssertionCredential(
+            tenant_id,
+            client_id,
+            lambda: self._assertion,
+            authority=settings.authority_host,
+            disable_instance_discovery=settings.is_local,
+            connection_verify=settings.tls_ca_bundle or True,
+        )
+
+    async def get_token(
+        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:  # fmt: skip
+        self._assertion = (await self._identity.get_token(TOKEN_EXCHANGE_SCOPE)).token
+        return await self._inner.get_token(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()
+
+
 class Identity:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._managed_identity: ManagedIdentityCredential | None = None
+        self._federated: dict[str, FederatedCredential] = {}
 
     def _managed(self) -> ManagedIdentityCredential:
         if self._managed_identity is None:
@@ -60,18 +106,74 @@ class Identity:
         return self._managed_identity
 
     def management_credential(self, tenant_id: str) -> AsyncTokenCredential:
-        """The credential that manages app registrations in `tenant_id`."""
+        """The credential that manages app registrations in `tenant_id`: the managed identity at home,
+        the provisioner app (federated, cached per tenant) anywhere else."""
         if tenant_id == self._settings.home_tenant_id:
             return self._managed()
-        raise TenantNotAllowed(
-            "This deployment manages only its home tenant; configure the provisioner app to reach customer tenants.",
-            tenantId=tenant_id,
-        )
+        provisioner = self._settings.provisioner_client_id
+        if provisioner is None:
+            raise TenantNotAllowed(
+                "This deployment manages only its home tenant; configure PROVISIONER_CLIENT_ID to reach customer tenants.",
+                tenantId=tenant_id,
+            )
+        credential = self._federated.get(tenant_id)
+        if credential is None:
+            credential = FederatedCredential(self._managed(), self._settings, tenant_id, provisioner)
+            self._federated[tenant_id] = credential
+        return credential
+
+    def consent_url(self, tenant_id: str) -> str | None:
+        """Where a customer's admin grants the provisioner app its permissions, once."""
+        provisioner = self._settings.provisioner_client_id
+        if provisioner is None:
+            return None
+        return f"{self._settings.public_authority}/{tenant_id}/adminconsent?client_id={provisioner}"
+
+    async def consent(self, tenant_id: str) -> tuple[bool, set[str]]:
+        """(consented, the provisioner's roles in the tenant), from a real token request."""
+        credential = self.management_credential(tenant_id)
+        try:
+            token = await credential.get_token(self._settings.graph_scope)
+        except ClientAuthenticationError as error:
+            code = _aadsts(error)
+            if code in NOT_CONSENTED_CODES:
+                return False, set()
+            raise UpstreamError(
+                "Entra refused the provisioner's token request",
+                "entra",
+                _status(error),
+                f"AADSTS{code}" if code else None,
+                tenantId=tenant_id,
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as error:
+            raise UpstreamUnavailable(
+                "Entra's token endpoint did not answer", "entra", None, type(error).__name__
+            ) from None
+        return True, _roles(token.token)
+
+    async def ensure_reachable(self, tenant_id: str) -> None:
+        """Raise ConsentRequired, with the admin consent URL, unless the tenant can be managed now."""
+        if tenant_id == self._settings.home_tenant_id:
+            return
+        consented, roles = await self.consent(tenant_id)
+        missing = sorted(PROVISIONER_ROLES - roles)
+        if not consented or missing:
+            raise ConsentRequired(
+                "The customer's admin has not consented to the provisioning app"
+                + (f" with {', '.join(missing)}" if consented else "")
+                + "; send them the consent URL.",
+                tenantId=tenant_id,
+                consentUrl=self.consent_url(tenant_id),
+                missingRoles=missing or None,
+            )
 
     def vault_credential(self) -> AsyncTokenCredential:
         return self._managed()
 
     async def close(self) -> None:
+        for credential in self._federated.values():
+            await credential.close()
+        self._federated.clear()
         if self._managed_identity is not None:
             await self._managed_identity.close()
 

@@ -88,6 +88,20 @@ class Directory(Protocol):
 
     async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool: ...
 
+    async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
+        """Soft-delete (into deleted items); False if it was already gone."""
+        ...
+
+    async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
+        """Permanently delete from deleted items; False if it was not there."""
+        ...
+
+
+class TenantAccess(Protocol):
+    async def ensure_reachable(self, tenant_id: str) -> None:
+        """Raise ConsentRequired or TenantNotAllowed unless this service can manage apps in the tenant."""
+        ...
+
 
 class CredentialChecker(Protocol):
     async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
@@ -109,6 +123,14 @@ class Vault(Protocol):
         ...
 
     def reference(self, name: str) -> str: ...
+
+    async def delete(self, name: str) -> bool:
+        """Soft-delete a secret (recoverable for the vault's retention); False if there was none."""
+        ...
+
+    async def purge(self, name: str) -> bool:
+        """Permanently delete a soft-deleted secret; False if there was none."""
+        ...
 
     def client_secrets(self) -> AsyncIterator[SecretSummary]:
         """Every client secret this deployment manages (by tags), streamed page by page."""

@@ -39,6 +39,7 @@ from .retry import Clock
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Action(StrEnum):
@@ -165,12 +166,7 @@ class Rotation:
         current = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
         now = self.now()
         expired = current is None or current.end <= now
-        due = (
-            force
-            or expired
-            or current is None
-            or current.end - now <= timedelta(days=self.settings.rotation_window_days)
-        )
+        due = force or expired or current is None or current.end - now <= self._window(current.end - current.start)
         result = RotationResult(tenant, integration, Action.NOTHING_DUE, was_expired=expired)
         if expired:
             logger.error(
@@ -193,6 +189,11 @@ class Rotation:
             result.action = Action.WAITING
         result.expires = iso(stored.expires) if stored.expires else None
         return result
+
+    def _window(self, lifetime: timedelta) -> timedelta:
+        """Rotate within the configured window, but never for more than half a credential's life:
+        a policy that caps secrets below the window would otherwise make every new one due at once."""
+        return min(timedelta(days=self.settings.rotation_window_days), lifetime / 2)
 
     async def _clear_journal(
         self, tenant: str, app: AppRegistration, stored: StoredSecret, context: dict[str, str]
@@ -258,6 +259,11 @@ class Rotation:
             with contextlib.suppress(Exception):
                 await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
             raise
+        # The journal has done its job: the credential it names is now the stored one.
+        with contextlib.suppress(Exception):
+            await self.vault.update_tags(
+                stored.name, stored.version, {k: v for k, v in stored.tags.items() if k != "pending"}
+            )
         audit(
             "secret.rotated",
             context,
@@ -316,7 +322,7 @@ class Rotation:
             reason = "journal"
         elif summary.expires is None or summary.expires <= now:
             reason = "expired"
-        elif summary.expires - now <= timedelta(days=self.settings.rotation_window_days):
+        elif summary.expires - now <= self._window(summary.expires - (_parse(tags.get("issued-at")) or EPOCH)):
             reason = "due"
         elif (retire_after := _parse(tags.get("retire-after"))) is not None:
             reason = "retire" if retire_after <= now else "waiting"

@@ -44,6 +44,12 @@ class Settings:
     rotation_window_days: float
     rotation_grace_hours: float
     rotation_concurrency: int
+    provisioner_client_id: str | None  # the multi-tenant app that reaches customer tenants (vendor-hosted mode)
+
+    @property
+    def public_authority(self) -> str:
+        """Where a person signs in (admin consent): the authority host, as configured."""
+        return self.authority_host
 
     @property
     def graph_scope(self) -> str:
@@ -146,6 +152,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "keep the previous secret this long after a rotation (versionless references refresh within 24 h)",
     ),
     "ROTATION_CONCURRENCY": ("8", "registrations rotated at once by a sweep"),
+    "PROVISIONER_CLIENT_ID": ("", "client id of the multi-tenant provisioner app (empty: home tenant only)"),
 }
 
 
@@ -176,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rotation_window_days=_number(env, "ROTATION_WINDOW_DAYS", 30, 1, 365),
         rotation_grace_hours=_number(env, "ROTATION_GRACE_HOURS", 48, 0, 24 * 30),
         rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
+        provisioner_client_id=_optional(env, "PROVISIONER_CLIENT_ID", _guid),
     )
 
 

@@ -115,6 +115,24 @@ class KeyVault:
             raise _translate(error, "listing a secret's versions") from None
         return found
 
+    async def delete(self, name: str) -> bool:
+        try:
+            await self.client.delete_secret(name)  # the aio client waits until the deletion is done
+        except ResourceNotFoundError:
+            return False
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "deleting a secret") from None
+        return True
+
+    async def purge(self, name: str) -> bool:
+        try:
+            await self.client.purge_deleted_secret(name)
+        except ResourceNotFoundError:
+            return False
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "purging a deleted secret") from None
+        return True
+
     async def client_secrets(self) -> AsyncIterator[SecretSummary]:
         """Streams the vault's listing (25 per page) and keeps only this deployment's client secrets.
 

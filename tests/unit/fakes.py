@@ -16,10 +16,17 @@ reads that touch a newly created application or service principal see it as miss
 
 Nothing here sleeps: `FakeClock.sleep` advances a counter, and `FakeClock.now` (the wall clock
 the use case and the directory see) moves with it.
+
+For rotation, `make_rotation` wires `shared.rotation.Rotation` and `Onboarding` (to set up state)
+over the same fakes and one lock table, with port calls that yield to the event loop so that
+concurrent runs really interleave, a checker that can be held mid-rotation (`hold_proofs`), and
+`CountingLocks` to see how many rotations are in flight at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import uuid
 from collections import Counter, defaultdict
@@ -29,7 +36,9 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from shared.catalog import Catalog, load_catalog
+from shared.credentials import CONTENT_TYPES, secret_name
 from shared.errors import SecretLifetimeExceedsPolicy, SecretsForbiddenByPolicy, UpstreamError
+from shared.locks import ProcessLocks
 from shared.model import (
     AppRegistration,
     Assignment,
@@ -39,12 +48,14 @@ from shared.model import (
     ResourceApi,
     RoleRef,
     Secret,
+    SecretKind,
     SecretSummary,
     StoredSecret,
 )
 from shared.onboarding import Onboarding
 from shared.ports import ApplicationSpec, CredentialChecker, Directory, GrantResult, NotReplicatedYet, Vault
 from shared.retry import Clock
+from shared.rotation import Rotation
 from shared.settings import Settings, load_settings
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -219,6 +230,7 @@ class FakeTenant:
     apps: dict[str, FakeApp] = field(default_factory=dict)  # by uniqueName
     service_principals: dict[str, str] = field(default_factory=dict)  # appId -> object id
     assignments: dict[str, dict[tuple[str, str], Assignment]] = field(default_factory=dict)  # by principal id
+    deleted_apps: dict[str, FakeApp] = field(default_factory=dict)  # by object id
 
     def app_by_object_id(self, object_id: str) -> FakeApp | None:
         return next((a for a in self.apps.values() if a.object_id == object_id), None)
@@ -453,6 +465,24 @@ class FakeDirectory(FaultSwitches):
         self._leave("remove_password", **call)
         return removed
 
+    async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
+        self._enter("delete_application", tenant_id=tenant_id, app_object_id=app_object_id)
+        tenant = self._tenant(tenant_id)
+        app = tenant.app_by_object_id(app_object_id)
+        if app is None:
+            return False
+        del tenant.apps[next(name for name, a in tenant.apps.items() if a is app)]
+        sp = tenant.service_principals.pop(app.app_id, None)  # Entra deletes the home SP with the app
+        if sp is not None:
+            tenant.assignments.pop(sp, None)
+        tenant.deleted_apps[app_object_id] = app
+        self._leave("delete_application", tenant_id=tenant_id, app_object_id=app_object_id)
+        return True
+
+    async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
+        self._enter("purge_deleted_application", tenant_id=tenant_id, app_object_id=app_object_id)
+        return self._tenant(tenant_id).deleted_apps.pop(app_object_id, None) is not None
+
 
 # --- vault ------------------------------------------------------------------------------------
 
@@ -473,6 +503,7 @@ class FakeVault(FaultSwitches):
         super().__init__()
         self.url = url
         self.versions: dict[str, list[VaultVersion]] = {}
+        self.deleted: dict[str, list[VaultVersion]] = {}
         self._serial = itertools.count(1)
 
     # --- inspection (not part of the port) ---
@@ -485,6 +516,14 @@ class FakeVault(FaultSwitches):
 
     def version_counts(self) -> dict[str, int]:
         return {name: len(versions) for name, versions in self.versions.items()}
+
+    def seed(
+        self, name: str, value: str, content_type: str, tags: Mapping[str, str], expires: datetime | None
+    ) -> VaultVersion:
+        """Put a version straight into the store: not a port call, so neither counted nor faulted."""
+        version = VaultVersion(f"v{next(self._serial):04d}", value, content_type, dict(tags), expires)
+        self.versions.setdefault(name, []).append(version)
+        return version
 
     def _stored(self, name: str, version: VaultVersion, with_value: bool) -> StoredSecret:
         return StoredSecret(
@@ -527,6 +566,18 @@ class FakeVault(FaultSwitches):
 
     def reference(self, name: str) -> str:
         return f"@Microsoft.KeyVault(SecretUri={self.url}/secrets/{name}/)"
+
+    async def delete(self, name: str) -> bool:
+        self._enter("delete", name=name)
+        versions = self.versions.pop(name, None)
+        if versions is None:
+            return False
+        self.deleted[name] = versions
+        return True
+
+    async def purge(self, name: str) -> bool:
+        self._enter("purge", name=name)
+        return self.deleted.pop(name, None) is not None
 
     async def client_secrets(self) -> AsyncIterator[SecretSummary]:
         self._enter("client_secrets")
@@ -593,3 +644,166 @@ def make_onboarding(**settings_overrides: str | float) -> Harness:
     ports: tuple[Directory, Vault, CredentialChecker, Clock] = (directory, vault, checker, clock)
     onboarding = Onboarding(settings, catalog, *ports, now=clock.now)
     return Harness(onboarding, directory, vault, checker, clock)
+
+
+# --- rotation ---------------------------------------------------------------------------------
+
+
+class YieldingDirectory(FakeDirectory):
+    """A FakeDirectory whose port calls first yield to the event loop, as a network call would."""
+
+    async def password_policy(self, tenant_id: str) -> PasswordPolicy:
+        await asyncio.sleep(0)
+        return await super().password_policy(tenant_id)
+
+    async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
+        await asyncio.sleep(0)
+        return await super().find_application(tenant_id, unique_name)
+
+    async def add_password(self, tenant_id: str, app_object_id: str, display_name: str, end: datetime) -> NewPassword:
+        await asyncio.sleep(0)
+        return await super().add_password(tenant_id, app_object_id, display_name, end)
+
+    async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        await asyncio.sleep(0)
+        return await super().remove_password(tenant_id, app_object_id, key_id)
+
+
+class YieldingVault(FakeVault):
+    """A FakeVault whose port calls first yield to the event loop."""
+
+    async def read(self, name: str, with_value: bool = False) -> StoredSecret | None:
+        await asyncio.sleep(0)
+        return await super().read(name, with_value)
+
+    async def write(
+        self, name: str, value: str, content_type: str, tags: dict[str, str], expires: datetime | None
+    ) -> StoredSecret:
+        await asyncio.sleep(0)
+        return await super().write(name, value, content_type, tags, expires)
+
+    async def update_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        await asyncio.sleep(0)
+        await super().update_tags(name, version, tags)
+
+    async def stored_key_ids(self, name: str) -> set[str]:
+        await asyncio.sleep(0)
+        return await super().stored_key_ids(name)
+
+    async def client_secrets(self) -> AsyncIterator[SecretSummary]:
+        """The same listing, a page of 25 at a time: the event loop runs between pages, as over HTTP."""
+        listed = 0
+        async for summary in super().client_secrets():
+            if listed % 25 == 0:
+                await asyncio.sleep(0)
+            listed += 1
+            yield summary
+
+
+class HoldableChecker(FakeChecker):
+    """A FakeChecker that yields first, and after `hold_proofs(n)` makes the next n token requests wait
+    until `release_proofs()`: a rotation held there has minted its new secret and not stored it yet."""
+
+    def __init__(self, directory: FakeDirectory, catalog: Catalog) -> None:
+        super().__init__(directory, catalog)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._to_hold = 0
+        self.held = 0  # token requests that are waiting now
+
+    def hold_proofs(self, times: int = 1) -> None:
+        self._to_hold = times
+        self._open.clear()
+
+    def release_proofs(self) -> None:
+        self._to_hold = 0
+        self._open.set()
+
+    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        await asyncio.sleep(0)
+        if self._to_hold > 0:
+            self._to_hold -= 1
+            self.held += 1
+            try:
+                await self._open.wait()
+            finally:
+                self.held -= 1
+        return await super().granted_roles(tenant_id, client_id, secret, scope)
+
+
+class CountingLocks:
+    """`shared.locks.ProcessLocks`, counting its holders: rotations in flight, and calls that had to wait."""
+
+    def __init__(self) -> None:
+        self.inner = ProcessLocks()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.entered = 0  # calls of hold(), held or refused
+        self.contended = 0  # calls that found another caller holding, or waiting for, the same key
+        self.on_enter: Callable[[str], None] | None = None  # called as hold() is entered, before any wait
+        self._callers: Counter[str] = Counter()  # by key: callers inside hold(), waiting or holding
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, wait_seconds: float) -> AsyncIterator[None]:
+        self.entered += 1
+        self.contended += self._callers[key] > 0
+        if self.on_enter is not None:
+            self.on_enter(key)
+        self._callers[key] += 1
+        try:
+            async with self.inner.hold(key, wait_seconds):
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+        finally:
+            self._callers[key] -= 1
+
+
+class RotationHarness(NamedTuple):
+    rotation: Rotation
+    onboarding: Onboarding  # the same fakes and locks: onboard to set up what rotation finds
+    directory: YieldingDirectory
+    vault: YieldingVault
+    checker: HoldableChecker
+    clock: FakeClock
+    locks: CountingLocks
+
+
+def make_rotation(*, tenants: Iterable[str] = (), **settings_overrides: str | float) -> RotationHarness:
+    """Rotation (and Onboarding) over fresh yielding fakes sharing one lock table; `TENANT` and
+    `tenants` are seeded with every resource API the catalog uses."""
+    settings = make_settings(**settings_overrides)
+    catalog = load_catalog()
+    clock = FakeClock()
+    directory = YieldingDirectory(catalog, clock.now)
+    for tenant_id in (TENANT, *tenants):
+        directory.add_tenant(tenant_id)
+    vault = YieldingVault()
+    checker = HoldableChecker(directory, catalog)
+    locks = CountingLocks()
+    ports: tuple[Directory, Vault, CredentialChecker, Clock] = (directory, vault, checker, clock)
+    rotation = Rotation(settings, catalog, *ports, locks, now=clock.now)
+    onboarding = Onboarding(settings, catalog, *ports, now=clock.now, locks=locks)
+    return RotationHarness(rotation, onboarding, directory, vault, checker, clock, locks)
+
+
+def seed_client_secret(
+    vault: FakeVault, settings: Settings, tenant_id: str, integration: str, expires: datetime | None
+) -> str:
+    """A managed client secret put straight into the vault, tagged as onboarding tags it (no app behind it)."""
+    name = secret_name(settings, tenant_id, integration, SecretKind.CLIENT_SECRET)
+    tags = {
+        "managed-by": settings.name_prefix,
+        "tenant-id": tenant_id,
+        "integration": integration,
+        "kind": SecretKind.CLIENT_SECRET.value,
+        "key-id": str(uuid.uuid5(_NAMESPACE, f"seeded/{name}")),
+        "verified": "true",
+    }
+    vault.seed(
+        name, f"seeded~{uuid.uuid5(_NAMESPACE, name).hex}", CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, expires
+    )
+    return name
