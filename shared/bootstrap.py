@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from .catalog import Catalog, load_catalog
 from .directory import GraphDirectory
-from .identity import Identity, TokenRoleChecker
+from .identity import PROVISIONER_ROLES, Identity, TokenRoleChecker
 from .locks import BlobLeaseLocks, Locks, ProcessLocks
+from .offboarding import Offboarding
 from .onboarding import Onboarding
 from .retry import RealClock
 from .rotation import Rotation
@@ -31,10 +32,30 @@ class Services:
     catalog: Catalog
     onboarding: Onboarding
     rotation: Rotation
+    offboarding: Offboarding
     identity: Identity | None = None
     directory: GraphDirectory | None = None
     vault: KeyVault | None = None
     locks: Locks | None = None
+
+    async def consent_status(self, tenant_id: str) -> dict[str, object]:
+        """The body of GET /api/tenants/{tenantId}/consent."""
+        assert self.identity is not None
+        if tenant_id == self.settings.home_tenant_id:
+            return {"tenantId": tenant_id, "consented": True, "via": "managed identity", "missingRoles": []}
+        if self.settings.provisioner_client_id is None:
+            return {"tenantId": tenant_id, "consented": False, "via": None, "missingRoles": [], "consentUrl": None}
+        consented, roles = await self.identity.consent(tenant_id)
+        missing = sorted(PROVISIONER_ROLES - roles) if consented else sorted(PROVISIONER_ROLES)
+        body: dict[str, object] = {
+            "tenantId": tenant_id,
+            "consented": consented and not missing,
+            "via": "provisioner app",
+            "missingRoles": missing,
+        }
+        if missing:
+            body["consentUrl"] = self.identity.consent_url(tenant_id)
+        return body
 
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
@@ -59,10 +80,11 @@ def build(
     locks = _locks(settings, identity)
     now = now or (lambda: datetime.now(UTC))
     checker, clock = TokenRoleChecker(settings), RealClock()
-    onboarding = Onboarding(settings, catalog, directory, vault, checker, clock, now=now, locks=locks)
-    rotation = Rotation(settings, catalog, directory, vault, checker, clock, locks, now=now)
+    onboarding = Onboarding(settings, catalog, directory, vault, checker, clock, now=now, locks=locks, access=identity)
+    rotation = Rotation(settings, catalog, directory, vault, checker, clock, locks, now=now, access=identity)
+    offboarding = Offboarding(settings, catalog, directory, vault, locks, access=identity)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
-    return Services(settings, catalog, onboarding, rotation, identity, directory, vault, locks)
+    return Services(settings, catalog, onboarding, rotation, offboarding, identity, directory, vault, locks)
 
 
 def _locks(settings: Settings, identity: Identity) -> Locks:

@@ -398,6 +398,15 @@ class GraphDirectory:
             raise _transport(error, tenant_id) from None
         return True
 
+    async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
+        builder = self.client(tenant_id).directory.deleted_items.graph_application
+        info = builder.to_get_request_information()
+        quoted = unique_name.replace("'", "''")
+        info.url = f"{info.url}?$filter=uniqueName eq '{quoted}'&$select=id"
+        page = await self._read(tenant_id, info, "reading deleted items")
+        found = (page or {}).get("value") or []
+        return str(found[0]["id"]) if found else None
+
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:
             await self.client(tenant_id).directory.deleted_items.by_directory_object_id(app_object_id).delete()

@@ -80,6 +80,28 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(await services().onboarding.status(tenant_id, integration), 200)
 
 
+@bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+@problem_responses
+async def offboard_integration(req: func.HttpRequest) -> func.HttpResponse:
+    """Remove the app registration and soft-delete its secrets; idempotent (a second DELETE changes nothing)."""
+    tenant_id, integration = tenant_id_param(req), integration_param(req)
+    result = await services().offboarding.offboard(
+        tenant_id,
+        integration,
+        purge_application=_flag(req, "purgeApplication"),
+        purge_secrets=_flag(req, "purgeSecrets"),
+    )
+    return json_response(result.to_json(), 200)
+
+
+@bp.route(route="tenants/{tenantId}/consent", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@problem_responses
+async def tenant_consent(req: func.HttpRequest) -> func.HttpResponse:
+    """Whether this service can manage apps in the tenant, and the admin-consent URL when it cannot."""
+    tenant_id = tenant_id_param(req)
+    return json_response(await services().consent_status(tenant_id), 200)
+
+
 @bp.route(route="integrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @problem_responses
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
@@ -154,6 +176,15 @@ def _lifetime(body: dict[str, Any]) -> int | None:
         return validation.lifetime_days(body["secretLifetimeDays"], services().settings.max_secret_lifetime_days)
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"secretLifetimeDays {problem}.", field="secretLifetimeDays") from None
+
+
+def _flag(req: func.HttpRequest, name: str) -> bool:
+    raw = req.params.get(name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise InvalidRequest(f"{name} must be true or false.", field=name)
+    return bool(raw == "true")
 
 
 def _path(req: func.HttpRequest) -> str:

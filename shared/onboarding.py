@@ -53,6 +53,7 @@ from .ports import (
     CredentialChecker,
     Directory,
     NotReplicatedYet,
+    TenantAccess,
     Throttled,
     Vault,
 )
@@ -112,8 +113,10 @@ class Onboarding:
         clock: Clock,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         locks: Locks | None = None,
+        access: TenantAccess | None = None,
     ) -> None:
         self.locks: Locks = locks or ProcessLocks()
+        self.access = access
         self.settings = settings
         self.catalog = catalog
         self.directory = directory
@@ -132,6 +135,9 @@ class Onboarding:
     async def onboard(self, request: OnboardRequest, progress: Progress = _no_progress) -> OnboardResult:
         """Serialized per registration: a concurrent identical PUT waits, then finds the work done."""
         profile = self.profile(request.integration)
+        if self.access is not None:
+            # A tenant that has not consented gets 403 with the consent URL, and nothing is created.
+            await self.access.ensure_reachable(request.tenant_id)
         async with self.locks.hold(registration_key(request.tenant_id, profile.id), self.settings.lock_wait_seconds):
             return await self._onboard(request, profile, progress)
 

@@ -80,6 +80,28 @@ def openapi_document() -> dict[str, Any]:
                         **COMMON_ERRORS,
                     },
                 },
+                "delete": {
+                    "operationId": "offboardIntegration",
+                    "summary": "Remove the app registration and soft-delete its secrets (idempotent).",
+                    "parameters": [
+                        {
+                            "name": "purgeApplication",
+                            "in": "query",
+                            "schema": {"enum": ["true", "false"]},
+                            "description": "Also delete the app permanently from deleted items.",
+                        },
+                        {
+                            "name": "purgeSecrets",
+                            "in": "query",
+                            "schema": {"enum": ["true", "false"]},
+                            "description": "Also purge the soft-deleted secrets (refused where purge protection is on).",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("What was removed; a repeat reports everything absent.", "Offboarding"),
+                        **COMMON_ERRORS,
+                    },
+                },
                 "get": {
                     "operationId": "getIntegration",
                     "summary": "The live state from Entra and Key Vault, including drift.",
@@ -103,6 +125,14 @@ def openapi_document() -> dict[str, Any]:
                             "Another operation on this registration is in progress, or the tenant's policy forbids secrets."
                         ),
                     },
+                },
+            },
+            "/tenants/{tenantId}/consent": {
+                "parameters": [PATH_PARAMETERS[0]],
+                "get": {
+                    "operationId": "getConsent",
+                    "summary": "Whether the provisioner app is consented in the tenant; the admin-consent URL if not.",
+                    "responses": {"200": _json("Consent status.", "Consent"), **COMMON_ERRORS},
                 },
             },
             "/integrations": {
@@ -209,6 +239,22 @@ SCHEMAS: dict[str, Any] = {
             "retiredKeyIds": {"type": "array", "items": STRING},
             "wasExpired": {"type": "boolean"},
             "expires": NULLABLE_STRING,
+        },
+    },
+    "Offboarding": {
+        "type": "object",
+        "properties": {
+            "tenantId": STRING, "integration": STRING,
+            "application": {"enum": ["deleted", "purged", "absent"]},
+            "secrets": {"type": "object", "additionalProperties": {"enum": ["deleted", "purged", "absent"]}},
+        },
+    },
+    "Consent": {
+        "type": "object",
+        "required": ["tenantId", "consented"],
+        "properties": {
+            "tenantId": STRING, "consented": {"type": "boolean"}, "via": NULLABLE_STRING,
+            "missingRoles": {"type": "array", "items": STRING}, "consentUrl": NULLABLE_STRING,
         },
     },
     "Catalog": {

@@ -92,6 +92,10 @@ class Directory(Protocol):
         """Soft-delete (into deleted items); False if it was already gone."""
         ...
 
+    async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
+        """The object id of a soft-deleted app with this unique name, if any."""
+        ...
+
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         """Permanently delete from deleted items; False if it was not there."""
         ...

@@ -34,7 +34,7 @@ from .credentials import Credentials, StillReplicating, audit, iso, registration
 from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy, UnknownIntegration
 from .locks import Locks, RegistrationBusy
 from .model import AppRegistration, IntegrationProfile, SecretKind, SecretSummary, StoredSecret
-from .ports import CredentialChecker, Directory, Vault
+from .ports import CredentialChecker, Directory, TenantAccess, Vault
 from .retry import Clock
 from .settings import Settings
 
@@ -121,7 +121,9 @@ class Rotation:
         clock: Clock,
         locks: Locks,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        access: TenantAccess | None = None,
     ) -> None:
+        self.access = access
         self.settings = settings
         self.catalog = catalog
         self.directory = directory
@@ -153,6 +155,8 @@ class Rotation:
         if profile is None:
             raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
         context = {"tenantId": tenant, "integration": integration}
+        if self.access is not None:
+            await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         name = secret_name(self.settings, tenant, integration, SecretKind.CLIENT_SECRET)
         stored = await self.vault.read(name, with_value=True)
         if stored is None:

@@ -479,6 +479,11 @@ class FakeDirectory(FaultSwitches):
         self._leave("delete_application", tenant_id=tenant_id, app_object_id=app_object_id)
         return True
 
+    async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
+        self._enter("find_deleted_application", tenant_id=tenant_id, unique_name=unique_name)
+        deleted = self._tenant(tenant_id).deleted_apps.values()
+        return next((a.object_id for a in deleted if a.unique_name == unique_name), None)
+
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         self._enter("purge_deleted_application", tenant_id=tenant_id, app_object_id=app_object_id)
         return self._tenant(tenant_id).deleted_apps.pop(app_object_id, None) is not None

@@ -1,0 +1,91 @@
+"""Offboarding one integration from one tenant: remove the app registration, then its stored secrets.
+
+Idempotent: every step checks what is still there, so a half-finished offboarding finishes on
+retry and a second DELETE is a clean no-op. It touches only this integration's objects: the app
+is found by its uniqueName, the secrets by their names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog
+from .credentials import audit, registration_key, secret_name, unique_name
+from .errors import UnknownIntegration
+from .locks import Locks
+from .model import SecretKind
+from .ports import Directory, TenantAccess, Vault
+from .settings import Settings
+
+
+@dataclass
+class OffboardResult:
+    tenant_id: str
+    integration: str
+    application: str  # deleted | purged | absent
+    secrets: dict[str, str] = field(default_factory=dict)  # name -> deleted | purged | absent
+
+    @property
+    def changed(self) -> bool:
+        return self.application != "absent" or any(v != "absent" for v in self.secrets.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tenantId": self.tenant_id,
+            "integration": self.integration,
+            "application": self.application,
+            "secrets": self.secrets,
+        }
+
+
+class Offboarding:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, directory: Directory, vault: Vault, locks: Locks,
+        access: TenantAccess | None = None,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.catalog = catalog
+        self.directory = directory
+        self.vault = vault
+        self.locks = locks
+        self.access = access
+
+    async def offboard(
+        self, tenant: str, integration: str, *, purge_application: bool = False, purge_secrets: bool = False
+    ) -> OffboardResult:
+        if self.catalog.get(integration) is None:
+            raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+        if self.access is not None:
+            await self.access.ensure_reachable(tenant)
+        context = {"tenantId": tenant, "integration": integration}
+        async with self.locks.hold(registration_key(tenant, integration), self.settings.lock_wait_seconds):
+            result = OffboardResult(tenant, integration, "absent")
+            unique = unique_name(self.settings, integration)
+            app = await self.directory.find_application(tenant, unique)
+            # Deleting the app also removes its service principal (and with it the grants) and every
+            # credential on it, so the stored secret stops working before it is deleted from the vault.
+            if app is not None and await self.directory.delete_application(tenant, app.object_id):
+                result.application = "deleted"
+                audit("application.deleted", context, appObjectId=app.object_id, clientId=app.app_id)
+            if purge_application:
+                # On a retry the app is already in deleted items: find it there by its unique name.
+                deleted_id = app.object_id if app else await self.directory.find_deleted_application(tenant, unique)
+                if deleted_id and await self.directory.purge_deleted_application(tenant, deleted_id):
+                    result.application = "purged"
+                    audit("application.purged", context, appObjectId=deleted_id)
+            names = [secret_name(self.settings, tenant, integration, kind) for kind in SecretKind]
+            outcomes = await asyncio.gather(*(self._remove_secret(name, purge_secrets, context) for name in names))
+            result.secrets = dict(zip(names, outcomes, strict=True))
+            return result
+
+    async def _remove_secret(self, name: str, purge: bool, context: dict[str, str]) -> str:
+        outcome = "absent"
+        if await self.vault.delete(name):
+            outcome = "deleted"
+            audit("secret.deleted", context, secretName=name)
+        if purge and await self.vault.purge(name):
+            outcome = "purged"
+            audit("secret.purged", context, secretName=name)
+        return outcome
