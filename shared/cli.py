@@ -147,6 +147,14 @@ def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
     onboard.add_argument("--notes", type=_text(NOTES_MAX), metavar="TEXT", help="appended to the app's notes")
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
 
+    offboard = command(
+        "offboard",
+        "Remove the integration's app registration and soft-delete its secrets. Idempotent.",
+        target,
+    )
+    offboard.add_argument("--purge-application", action="store_true", help="also delete it from deleted items")
+    offboard.add_argument("--purge-secrets", action="store_true", help="also purge the soft-deleted secrets")
+
     rotate = command(
         "rotate",
         "Rotate one registration now (--tenant, --integration), or sweep every managed registration as the "
@@ -313,6 +321,17 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
     try:
         if args.command == "rotate":
             return await _rotate(args, services, tenant)
+        if args.command == "offboard":
+            gone = await services.offboarding.offboard(
+                tenant, args.integration, purge_application=args.purge_application, purge_secrets=args.purge_secrets
+            )
+            if args.json:
+                _out(json.dumps(gone.to_json(), indent=2))
+            else:
+                _out(f"application  {gone.application}")
+                for name, outcome in gone.secrets.items():
+                    _out(f"secret       {outcome:<8} {name}")
+            return EXIT_OK
         if args.command == "status":
             state = await services.onboarding.status(tenant, args.integration)
             if args.json:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 import pytest
@@ -40,10 +41,13 @@ class Api:
         body: bytes = b"",
         headers: dict[str, str] | None = None,
     ) -> func.HttpResponse:
+        # As the Functions host does: the query string becomes `params`.
+        query = dict(parse_qsl(urlsplit(path).query))
         request = func.HttpRequest(
             method,
             f"http://localhost:7071/api/{path}",
             headers=headers or {},
+            params=query,
             route_params=route_params or {},
             body=body,
         )

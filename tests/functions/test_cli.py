@@ -198,3 +198,15 @@ def test_rotate_one_registration_and_sweep_with_a_dry_run(app_env: StandIn, caps
     assert code == EXIT_OK
     code, _, err = run_main(capsys, "rotate", *target, "--dry-run")
     assert code == 2 and "--dry-run goes with --all" in err
+
+
+def test_offboard_removes_and_a_second_run_reports_nothing_left(
+    app_env: StandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--tenant", app_env.home_tenant_id, "--integration", "sentinel"]
+    assert run_main(capsys, "onboard", *target)[0] == EXIT_OK
+    code, out, err = run_main(capsys, "offboard", *target)
+    assert code == EXIT_OK, err
+    assert out.startswith("application  deleted") and out.count("secret       deleted") == 3
+    code, out, _ = run_main(capsys, "--json", "offboard", *target)
+    assert code == EXIT_OK and json.loads(out)["application"] == "absent"

@@ -1,0 +1,180 @@
+"""Vendor-hosted mode: reaching customer tenants through the federated provisioner app, and offboarding."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import jwt
+import pytest
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
+from azure.keyvault.secrets import SecretClient
+from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
+
+from emulator.launcher import StandIn
+from shared import bootstrap
+from shared.settings import load_settings
+from tests.azurite import Azurite
+from tests.emulator.directory import GRAPH_APP_ID, upsert_app
+from tests.emulator.sdk import graph_client
+from tests.functions.conftest import Api, body_of
+
+NORTHWIND = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"
+FABRIKAM = "b7d9f1e3-2a4c-4d6e-8f10-1a2b3c4d5e6f"  # never consents
+PROVISIONER_ROLES = ["Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All"]
+
+
+async def provisioner_app(stand_in: StandIn, subject: str) -> str:
+    """The vendor's multi-tenant provisioner app, trusting `subject` (the managed identity) by federation."""
+    identity = AsyncManagedIdentityCredential()
+    try:
+        graph = graph_client(stand_in, identity)
+        app = await upsert_app(graph, f"provisioner-{uuid.uuid4().hex[:8]}", sign_in_audience="AzureADMultipleOrgs")
+        await graph.applications.by_application_id(str(app.id)).federated_identity_credentials.post(
+            FederatedIdentityCredential(
+                name="function-identity",
+                issuer=f"https://login.microsoftonline.com/{stand_in.home_tenant_id}/v2.0",
+                subject=subject,
+                audiences=["api://AzureADTokenExchange"],
+            )
+        )
+    finally:
+        await identity.close()
+    return str(app.app_id)
+
+
+def consent(stand_in: StandIn, tenant: str, app_id: str) -> None:
+    """What the customer's admin does once: consent to the provisioner app."""
+    stand_in.admin("POST", f"/tenants/{tenant}/consent", {"appId": app_id, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}})
+
+
+@pytest.fixture
+async def vendor(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Api, str, str]]:
+    """Services in vendor-hosted mode; yields (api, provisioner client id, a second consented tenant)."""
+    for name, value in stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    provisioner = await provisioner_app(stand_in, str(stand_in.info["managed_identity_object_id"]))
+    second = stand_in.admin(
+        "POST", "/tenants", {"displayName": "Contoso Retail", "resourceApps": ["graph", "logAnalytics"]}
+    )["id"]
+    consent(stand_in, NORTHWIND, provisioner)
+    consent(stand_in, second, provisioner)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("NAME_PREFIX", f"v{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("PROVISIONER_CLIENT_ID", provisioner)
+    services = bootstrap.build(load_settings())
+    bootstrap.override(services)
+    try:
+        yield Api(stand_in, services), provisioner, second
+    finally:
+        bootstrap.override(None)
+        await services.close()
+
+
+def apps_in(api: Api, tenant: str) -> list[dict[str, object]]:
+    prefix = api.services.settings.name_prefix + "-"
+    return [
+        a
+        for a in api.stand_in.state()["tenants"][tenant]["applications"]
+        if str(a.get("uniqueName") or "").startswith(prefix)
+    ]
+
+
+def token_claims(api: Api, tenant: str, integration: str) -> dict[str, object]:
+    """Read the stored secret as a consumer would and get a token with it."""
+    name = f"{api.services.settings.name_prefix}-{tenant}-{integration}-client-secret"
+    vault = SecretClient(api.stand_in.vault_url, ManagedIdentityCredential(), verify_challenge_resource=False,
+                         connection_verify=api.stand_in.ca_bundle)  # fmt: skip
+    secret = vault.get_secret(name)
+    credential = ClientSecretCredential(
+        tenant, (secret.properties.tags or {})["client-id"], str(secret.value), authority=api.stand_in.authority,
+        disable_instance_discovery=True, connection_verify=api.stand_in.ca_bundle,
+    )  # fmt: skip
+    token = credential.get_token("https://api.loganalytics.io/.default")
+    return dict(jwt.decode(token.token, options={"verify_signature": False}))
+
+
+async def test_onboarding_into_two_customer_tenants_from_one_home(vendor: tuple[Api, str, str]) -> None:
+    api, _, second = vendor
+    for tenant in (NORTHWIND, second):
+        response = await api.put(tenant, "sentinel")
+        assert response.status_code == 201, body_of(response)
+        assert body_of(response)["tenantId"] == tenant
+        assert len(apps_in(api, tenant)) == 1
+        claims = token_claims(api, tenant, "sentinel")
+        assert claims["tid"] == tenant  # the credential lives in, and works in, the customer's tenant
+        assert claims["roles"] == ["Data.Read"]
+    assert apps_in(api, api.stand_in.home_tenant_id) == []  # nothing leaked into the vendor's own tenant
+
+
+async def test_unconsented_tenant_gets_403_with_the_consent_url_and_nothing_is_created(
+    vendor: tuple[Api, str, str],
+) -> None:
+    api, provisioner, _ = vendor
+    status = body_of(await api.call("tenant_consent", "GET", f"tenants/{FABRIKAM}/consent", {"tenantId": FABRIKAM}))
+    assert status["consented"] is False
+    assert status["consentUrl"] == f"{api.stand_in.authority}/{FABRIKAM}/adminconsent?client_id={provisioner}"
+
+    response = await api.put(FABRIKAM, "sentinel")
+    assert response.status_code == 403
+    problem = body_of(response)
+    assert problem["type"].endswith("/consent-required") and problem["consentUrl"] == status["consentUrl"]
+    assert apps_in(api, FABRIKAM) == []
+    assert not any(FABRIKAM in name for name in api.stand_in.state()["vault"]["secrets"])
+
+    consented = body_of(
+        await api.call("tenant_consent", "GET", f"tenants/{NORTHWIND}/consent", {"tenantId": NORTHWIND})
+    )
+    assert consented["consented"] is True and consented["missingRoles"] == []
+
+
+async def test_a_wrong_federated_subject_fails_with_entras_error(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    provisioner = await provisioner_app(stand_in, "00000000-0000-0000-0000-0000000000aa")  # not our identity
+    consent(stand_in, NORTHWIND, provisioner)
+    monkeypatch.setenv("PROVISIONER_CLIENT_ID", provisioner)
+    monkeypatch.setenv("NAME_PREFIX", f"w{uuid.uuid4().hex[:10]}")
+    services = bootstrap.build(load_settings())
+    bootstrap.override(services)
+    try:
+        response = await Api(stand_in, services).put(NORTHWIND, "sentinel")
+    finally:
+        bootstrap.override(None)
+        await services.close()
+    assert response.status_code == 502
+    assert body_of(response)["upstreamCode"] == "AADSTS70021"
+
+
+async def test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op(vendor: tuple[Api, str, str]) -> None:
+    api, _, _ = vendor
+    client_id = body_of(await api.put(NORTHWIND, "sentinel"))["application"]["clientId"]
+    await api.put(NORTHWIND, "m365-defender")  # another integration, which offboarding must not touch
+    path = f"tenants/{NORTHWIND}/integrations/sentinel"
+    params = {"tenantId": NORTHWIND, "integration": "sentinel"}
+
+    first = await api.call("offboard_integration", "DELETE", f"{path}?purgeApplication=true", params)
+    assert first.status_code == 200
+    assert body_of(first)["application"] == "purged"
+    assert set(body_of(first)["secrets"].values()) == {"deleted"}
+    state = api.stand_in.state()
+    remaining = [a["uniqueName"] for a in apps_in(api, NORTHWIND)]
+    assert remaining == [f"{api.services.settings.name_prefix}-m365-defender"]
+    assert not any(a["deletedApplications"] for a in [state["tenants"][NORTHWIND]]), "purged from deleted items"
+    assert [s for s in state["tenants"][NORTHWIND]["servicePrincipals"] if s["appId"] == client_id] == []
+    live = [n for n in state["vault"]["secrets"] if NORTHWIND in n and n.startswith(api.services.settings.name_prefix)]
+    assert all("m365-defender" in n for n in live) and len(live) == 3
+    prefix = api.services.settings.name_prefix
+    assert sum(n.startswith(prefix) and "sentinel" in n for n in state["vault"]["deletedSecrets"]) == 3
+
+    again = await api.call("offboard_integration", "DELETE", path, params)
+    assert again.status_code == 200
+    assert body_of(again)["application"] == "absent" and set(body_of(again)["secrets"].values()) == {"absent"}
+
+    reonboarded = await api.put(NORTHWIND, "sentinel")  # soft-deleted secret names are recovered and reused
+    assert reonboarded.status_code == 201, body_of(reonboarded)
