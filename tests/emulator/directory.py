@@ -8,9 +8,12 @@ from msgraph.generated.applications.item.add_password.add_password_post_request_
 )
 from msgraph.generated.models.app_role_assignment import AppRoleAssignment
 from msgraph.generated.models.application import Application
+from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.graph_service_client import GraphServiceClient
+
+from emulator.launcher import StandIn
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
@@ -67,3 +70,17 @@ async def grant(graph: GraphServiceClient, principal_id: str, resource_app_id: s
     )
     assert assignment is not None
     return assignment
+
+
+async def federated_app(graph: GraphServiceClient, stand_in: StandIn, unique: str, subject: str) -> str:
+    """A multi-tenant provisioner app trusting `subject` through a federated credential; its appId."""
+    app = await upsert_app(graph, f"provisioner-{unique}", sign_in_audience="AzureADMultipleOrgs")
+    await graph.applications.by_application_id(str(app.id)).federated_identity_credentials.post(
+        FederatedIdentityCredential(
+            name="function-identity",
+            issuer=f"https://login.microsoftonline.com/{stand_in.home_tenant_id}/v2.0",
+            subject=subject,
+            audiences=["api://AzureADTokenExchange"],
+        )
+    )
+    return str(app.app_id)

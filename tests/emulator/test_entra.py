@@ -16,11 +16,17 @@ from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentity
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
-from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
 from msgraph.graph_service_client import GraphServiceClient
 
 from emulator.launcher import StandIn
-from tests.emulator.directory import GRAPH_APP_ID, add_password, grant, upsert_app, upsert_service_principal
+from tests.emulator.directory import (
+    GRAPH_APP_ID,
+    add_password,
+    federated_app,
+    grant,
+    upsert_app,
+    upsert_service_principal,
+)
 from tests.emulator.sdk import GRAPH_SCOPE, graph_client, secret_credential
 
 FABRIKAM = "b7d9f1e3-2a4c-4d6e-8f10-1a2b3c4d5e6f"  # seeded without Defender for Endpoint
@@ -228,20 +234,6 @@ async def test_new_secret_is_refused_until_it_replicates(
             assert time.monotonic() - started < 10, "the secret never replicated"
             await asyncio.sleep(0.05)
     assert time.monotonic() - started >= 0.4
-
-
-async def federated_app(graph: GraphServiceClient, stand_in: StandIn, unique: str, subject: str) -> str:
-    """A multi-tenant provisioner app trusting `subject` through a federated credential; its appId."""
-    app = await upsert_app(graph, f"provisioner-{unique}", sign_in_audience="AzureADMultipleOrgs")
-    await graph.applications.by_application_id(str(app.id)).federated_identity_credentials.post(
-        FederatedIdentityCredential(
-            name="function-identity",
-            issuer=f"https://login.microsoftonline.com/{stand_in.home_tenant_id}/v2.0",
-            subject=subject,
-            audiences=["api://AzureADTokenExchange"],
-        )
-    )
-    return str(app.app_id)
 
 
 def assertion_credential(stand_in: StandIn, tenant_id: str, client_id: str) -> ClientAssertionCredential:

@@ -10,13 +10,12 @@ import pytest
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
-from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
 
 from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.azurite import Azurite
-from tests.emulator.directory import GRAPH_APP_ID, upsert_app
+from tests.emulator.directory import GRAPH_APP_ID, federated_app
 from tests.emulator.sdk import graph_client
 from tests.functions.conftest import Api, body_of
 
@@ -29,19 +28,9 @@ async def provisioner_app(stand_in: StandIn, subject: str) -> str:
     """The vendor's multi-tenant provisioner app, trusting `subject` (the managed identity) by federation."""
     identity = AsyncManagedIdentityCredential()
     try:
-        graph = graph_client(stand_in, identity)
-        app = await upsert_app(graph, f"provisioner-{uuid.uuid4().hex[:8]}", sign_in_audience="AzureADMultipleOrgs")
-        await graph.applications.by_application_id(str(app.id)).federated_identity_credentials.post(
-            FederatedIdentityCredential(
-                name="function-identity",
-                issuer=f"https://login.microsoftonline.com/{stand_in.home_tenant_id}/v2.0",
-                subject=subject,
-                audiences=["api://AzureADTokenExchange"],
-            )
-        )
+        return await federated_app(graph_client(stand_in, identity), stand_in, uuid.uuid4().hex[:8], subject)
     finally:
         await identity.close()
-    return str(app.app_id)
 
 
 def consent(stand_in: StandIn, tenant: str, app_id: str) -> None:
