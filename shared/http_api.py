@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 MAX_BODY_BYTES = 16 * 1024
+FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
@@ -154,9 +156,9 @@ def json_body(req: func.HttpRequest, fields: set[str] = BODY_FIELDS) -> dict[str
         raise InvalidRequest("The body must be a JSON object.", field="body")
     unknown = sorted(set(body) - fields)
     if unknown:
-        raise InvalidRequest(
-            f"Unknown field {unknown[0]!r}; allowed: {', '.join(sorted(fields))}.", field=str(unknown[0])[:64]
-        )
+        # Name the field only when it is a plain identifier: a hostile key is not echoed back.
+        name = unknown[0] if FIELD_NAME.fullmatch(unknown[0]) else "(unnamed)"
+        raise InvalidRequest(f"Unknown field {name!r}; allowed: {', '.join(sorted(fields))}.", field=name)
     return body
 
 
