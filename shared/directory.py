@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import ssl
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,27 +167,27 @@ class GraphDirectory:
         return ResourceApi(str(sp["id"]), str(sp["appId"]), str(sp.get("displayName") or ""), roles)
 
     async def password_policy(self, tenant_id: str) -> PasswordPolicy:
+        info = self.client(tenant_id).policies.default_app_management_policy.to_get_request_information()
         try:
-            policy = await self.client(tenant_id).policies.default_app_management_policy.get()
-        except ODataError as error:
-            if error.response_status_code == 403:
+            policy = await self._read(tenant_id, info, "reading the app management policy")
+        except UpstreamError as error:
+            if error.upstream_status == 403:
                 # Without Policy.Read.All we cannot clamp ahead of time; addPassword still enforces it.
                 logger.warning("cannot read the app management policy of tenant %s (403); not clamping", tenant_id)
                 return PasswordPolicy()
-            raise _translate(error, "reading the app management policy", tenant_id) from None
-        except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
-        if policy is None or not policy.is_enabled or policy.application_restrictions is None:
+            raise
+        restrictions = (policy or {}).get("applicationRestrictions") or {}
+        if not policy or not policy.get("isEnabled"):
             return PasswordPolicy()
         allowed, max_days = True, None
-        for restriction in policy.application_restrictions.password_credentials or []:
-            kind = str(getattr(restriction.restriction_type, "value", restriction.restriction_type))
+        for restriction in restrictions.get("passwordCredentials") or []:
+            kind = restriction.get("restrictionType")
             if kind == "passwordAddition":
                 allowed = False
-            elif kind == "passwordLifetime" and isinstance(restriction.max_lifetime, timedelta):
-                days = restriction.max_lifetime.total_seconds() / 86400
+            elif kind == "passwordLifetime" and restriction.get("maxLifetime"):
+                days = _duration(str(restriction["maxLifetime"])).total_seconds() / 86400
                 max_days = days if max_days is None else min(max_days, days)
-        return PasswordPolicy(additions_allowed=allowed, max_lifetime_days=max_days, policy_id=policy.id)
+        return PasswordPolicy(additions_allowed=allowed, max_lifetime_days=max_days, policy_id=policy.get("id"))
 
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
         info = _app_by_unique_name(self.client(tenant_id), unique_name).to_get_request_information()
@@ -472,6 +473,18 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
         ),
         tags=tuple(app.get("tags") or ()),
     )
+
+
+def _duration(text: str) -> timedelta:
+    """An ISO 8601 duration as Graph writes policy lifetimes (P90D, P1Y, PT12H); a year counts 365 days."""
+    match = re.fullmatch(
+        r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text
+    )
+    if match is None:
+        raise UpstreamError("Graph returned a policy lifetime that is not an ISO 8601 duration", "graph", 200, None)
+    years, months, weeks, days, hours, minutes = (int(g) if g else 0 for g in match.groups()[:6])
+    seconds = float(match.group(7) or 0)
+    return timedelta(days=years * 365 + months * 30 + weeks * 7 + days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _datetime(text: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -278,3 +279,25 @@ async def test_no_secret_reaches_any_log_line_at_debug(api: Api, caplog: pytest.
         assert secret not in record.getMessage()
         assert secret not in str(record.__dict__)
     assert secret not in response.get_body().decode() and secret not in state.get_body().decode()
+
+
+async def test_secret_lifetime_is_clamped_to_the_tenants_app_management_policy(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    restrictions = [
+        {
+            "restrictionType": "passwordLifetime",
+            "maxLifetime": "P30D",
+            "restrictForAppsCreatedAfterDateTime": "2019-01-01T00:00:00Z",
+        }
+    ]
+    api.stand_in.admin(
+        "PUT", f"/tenants/{tenant}/app-management-policy",
+        {"isEnabled": True, "applicationRestrictions": {"passwordCredentials": restrictions}},
+    )  # fmt: skip
+    try:
+        response = await api.put(tenant, "sentinel", b'{"secretLifetimeDays": 365}')
+    finally:
+        api.stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", {"isEnabled": False})
+    assert response.status_code == 201, body_of(response)
+    expires = datetime.fromisoformat(body_of(response)["credential"]["expires"].replace("Z", "+00:00"))
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
