@@ -1,0 +1,68 @@
+// Azure role assignments of the function's managed identity: the narrowest built-in role per resource,
+// each scoped to that one resource. Ids are Microsoft's built-in role definition ids (the same in every
+// subscription; see learn.microsoft.com/azure/role-based-access-control/built-in-roles); tests/infra
+// checks each id against the role name in its comment.
+
+param principalId string
+param storageAccountName string
+param keyVaultName string
+param applicationInsightsName string
+
+// Key Vault Secrets Officer. The code sets secrets (new versions), reads their values (verification,
+// rotation), lists them and their versions (the sweep), updates their tags, deletes them (offboarding)
+// and recovers soft-deleted names (re-onboarding). Key Vault Secrets User only reads; Key Vault
+// Administrator would add keys, certificates and purge rights the code never uses. Purge is moot anyway:
+// purge protection is on.
+var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
+
+// Storage Blob Data Owner: what the Functions host needs on AzureWebJobsStorage when it connects with an
+// identity (read/write blobs, create containers: timer schedule monitor, host keys, leases); the code's
+// registration leases and Flex Consumption's deployment package live in the same account. The app has no
+// queue, table or blob triggers, so no queue or table role is granted.
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
+
+// Monitoring Metrics Publisher: Application Insights has local authentication off, so the app sends
+// telemetry with its identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
+var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource vaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource storageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, principalId, monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}

@@ -1,0 +1,506 @@
+"""Each check catches its property broken: every mutation edits one copy of the template (infra/ and
+azure.yaml) and the named check must report the expected problem. All copies are parsed in one
+subprocess, so the whole table costs about one pycep start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .checks import CHECKS
+from .template import Template, copy_template, load
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the project root
+    old: str  # must occur exactly once
+    new: str
+    check: str
+    expected: str  # a substring of one reported problem
+
+
+STORAGE_KEY_SETTING = """        {
+          name: 'AzureWebJobsStorage'
+          value: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=${storageKey}'
+        }
+        // The code.
+"""
+
+TELEMETRY_ROLE = """resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(applicationInsights.id, principalId, monitoringMetricsPublisher)
+  scope: applicationInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+"""
+
+MUTATIONS = [
+    # Key Vault
+    Mutation(
+        "purge protection off",
+        "infra/app/keyvault.bicep",
+        "enablePurgeProtection: true",
+        "enablePurgeProtection: false",
+        "key_vault",
+        "enablePurgeProtection must be true",
+    ),
+    Mutation(
+        "soft delete off",
+        "infra/app/keyvault.bicep",
+        "enableSoftDelete: true",
+        "enableSoftDelete: false",
+        "key_vault",
+        "enableSoftDelete must be true",
+    ),
+    Mutation(
+        "access policies instead of RBAC",
+        "infra/app/keyvault.bicep",
+        "enableRbacAuthorization: true",
+        "enableRbacAuthorization: false",
+        "key_vault",
+        "enableRbacAuthorization must be true",
+    ),
+    Mutation(
+        "vault network access fixed",
+        "infra/app/keyvault.bicep",
+        "publicNetworkAccess: publicNetworkAccess\n",
+        "publicNetworkAccess: 'Enabled'\n",
+        "key_vault",
+        "publicNetworkAccess must be a parameter",
+    ),
+    # Storage and keys
+    Mutation(
+        "shared keys allowed",
+        "infra/app/storage.bicep",
+        "allowSharedKeyAccess: false",
+        "allowSharedKeyAccess: true",
+        "storage",
+        "allowSharedKeyAccess must be False",
+    ),
+    Mutation(
+        "public blobs allowed",
+        "infra/app/storage.bicep",
+        "allowBlobPublicAccess: false",
+        "allowBlobPublicAccess: true",
+        "storage",
+        "allowBlobPublicAccess must be False",
+    ),
+    Mutation(
+        "locks container public",
+        "infra/app/storage.bicep",
+        "name: locksContainerName\n  properties: {\n    publicAccess: 'None'",
+        "name: locksContainerName\n  properties: {\n    publicAccess: 'Blob'",
+        "storage",
+        "container locksContainer must have publicAccess None",
+    ),
+    Mutation(
+        "locks container renamed",
+        "infra/app/storage.bicep",
+        "param locksContainerName string = 'tenant-onboarding-locks'",
+        "param locksContainerName string = 'locks'",
+        "storage",
+        "shared/locks.py CONTAINER",
+    ),
+    Mutation(
+        "storage connection string with a key",
+        "infra/app/function.bicep",
+        "        // The code.\n",
+        STORAGE_KEY_SETTING,
+        "no_shared_keys",
+        "a storage connection string with an account key",
+    ),
+    Mutation(
+        "storage account keys listed",
+        "infra/app/storage.bicep",
+        "output name string = storage.name",
+        "output key string = storage.listKeys().keys[0].value\noutput name string = storage.name",
+        "no_shared_keys",
+        "listKeys() of something other than the function host's keys",
+    ),
+    # Function app
+    Mutation(
+        "system-assigned identity added",
+        "infra/app/function.bicep",
+        "    type: 'UserAssigned'\n",
+        "    type: 'SystemAssigned, UserAssigned'\n",
+        "function_app",
+        "user-assigned identity only",
+    ),
+    Mutation(
+        "python 3.12",
+        "infra/app/function.bicep",
+        "version: '3.11'",
+        "version: '3.12'",
+        "function_app",
+        "runtime must be python 3.11",
+    ),
+    Mutation(
+        "package read with a key",
+        "infra/app/function.bicep",
+        "type: 'UserAssignedIdentity'",
+        "type: 'StorageAccountConnectionString'",
+        "function_app",
+        "deployment package must be read with the user-assigned identity",
+    ),
+    Mutation(
+        "basic-auth scm publishing",
+        "infra/app/function.bicep",
+        "name: 'scm'\n  properties: {\n    allow: false",
+        "name: 'scm'\n  properties: {\n    allow: true",
+        "function_app",
+        "basic-auth publishing (scmPublishing)",
+    ),
+    Mutation(
+        "host storage with keys",
+        "infra/app/function.bicep",
+        "value: 'managedidentity'",
+        "value: 'connectionstring'",
+        "function_app",
+        "AzureWebJobsStorage__credential must be 'managedidentity'",
+    ),
+    Mutation(
+        "telemetry with the instrumentation key",
+        "infra/app/monitoring.bicep",
+        "DisableLocalAuth: true",
+        "DisableLocalAuth: false",
+        "function_app",
+        "DisableLocalAuth must be true",
+    ),
+    Mutation(
+        "not Flex Consumption",
+        "infra/app/function.bicep",
+        "name: 'FC1'",
+        "name: 'Y1'",
+        "function_app",
+        "Flex Consumption",
+    ),
+    # App settings against shared/settings.py
+    Mutation(
+        "setting the code does not read",
+        "infra/app/function.bicep",
+        "        // The code.\n",
+        "        {\n          name: 'FEATURE_X'\n          value: '1'\n        }\n",
+        "app_settings",
+        "FEATURE_X is set but neither the code",
+    ),
+    Mutation(
+        "local-only setting deployed",
+        "infra/app/function.bicep",
+        "        // The code.\n",
+        "        {\n          name: 'GRAPH_BASE_URL'\n          value: 'https://graph.microsoft.com/v1.0'\n        }\n",
+        "app_settings",
+        "GRAPH_BASE_URL is set but neither the code",
+    ),
+    Mutation(
+        "setting the code reads left out",
+        "infra/app/function.bicep",
+        "        {\n          name: 'ROTATION_SCHEDULE'\n          value: rotationSchedule\n        }\n",
+        "",
+        "app_settings",
+        "ROTATION_SCHEDULE is read by the code but the template does not set it",
+    ),
+    Mutation(
+        "timer schedule left out",
+        "infra/app/function.bicep",
+        "        {\n          name: 'ROTATION_SCHEDULE'\n          value: rotationSchedule\n        }\n",
+        "",
+        "app_settings",
+        "a trigger reads %ROTATION_SCHEDULE%",
+    ),
+    Mutation(
+        "setting set twice",
+        "infra/app/function.bicep",
+        "        // The code.\n",
+        "        {\n          name: 'NAME_PREFIX'\n          value: 'x'\n        }\n",
+        "app_settings",
+        "NAME_PREFIX is set twice",
+    ),
+    Mutation(
+        "default differs from the code's",
+        "infra/main.bicep",
+        "param secretLifetimeDays int = 180",
+        "param secretLifetimeDays int = 90",
+        "app_setting_defaults",
+        "SECRET_LIFETIME_DAYS: main.bicep defaults to 90",
+    ),
+    Mutation(
+        "azd default differs from the code's",
+        "infra/main.parameters.json",
+        "${ROTATION_SCHEDULE=0 0 */6 * * *}",
+        "${ROTATION_SCHEDULE=0 0 * * * *}",
+        "app_setting_defaults",
+        "ROTATION_SCHEDULE: main.parameters.json defaults to '0 0 * * * *'",
+    ),
+    # Azure roles
+    Mutation(
+        "Key Vault Administrator",
+        "infra/app/rbac.bicep",
+        "var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer",
+        "var keyVaultSecretsOfficer = '00482a5a-887f-4fb3-b363-3b7fe8e74483' // Key Vault Administrator",
+        "role_assignments",
+        "gets Key Vault Administrator, expected Key Vault Secrets Officer",
+    ),
+    Mutation(
+        "telemetry role removed",
+        "infra/app/rbac.bicep",
+        TELEMETRY_ROLE,
+        "",
+        "role_assignments",
+        "Microsoft.Insights/components: the identity gets no role",
+    ),
+    Mutation(
+        "role on the resource group",
+        "infra/app/rbac.bicep",
+        "  scope: vault\n",
+        "  scope: resourceGroup()\n",
+        "role_assignments",
+        "must be scoped to one resource",
+    ),
+    Mutation(
+        "role comment wrong",
+        "infra/app/rbac.bicep",
+        "'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer",
+        "'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets User",
+        "role_names",
+        "is Key Vault Secrets Officer, but its comment says 'Key Vault Secrets User'",
+    ),
+    Mutation(
+        "role id mistyped",
+        "infra/app/rbac.bicep",
+        "'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner",
+        "'b7e6dc6d-f1e8-4753-8033-0f276bb0955c' // Storage Blob Data Owner",
+        "role_names",
+        "is not a documented built-in role id",
+    ),
+    Mutation(
+        "role id without a comment",
+        "infra/app/rbac.bicep",
+        "'3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher",
+        "'3913510d-42f4-4e42-8a64-420c390055eb'",
+        "role_names",
+        "but its comment says ''",
+    ),
+    # Microsoft Graph
+    Mutation(
+        "Application.ReadWrite.All",
+        "infra/app/graph.bicep",
+        "  'Application.ReadWrite.OwnedBy'\n",
+        "  'Application.ReadWrite.OwnedBy'\n  'Application.ReadWrite.All'\n",
+        "graph_roles",
+        "broader than needed: ['Application.ReadWrite.All']",
+    ),
+    Mutation(
+        "consent role missing",
+        "infra/app/graph.bicep",
+        "  'AppRoleAssignment.ReadWrite.All'\n",
+        "",
+        "graph_roles",
+        "missing Graph roles ['AppRoleAssignment.ReadWrite.All']",
+    ),
+    Mutation(
+        "Graph role id written",
+        "infra/app/graph.bicep",
+        "  appRoleId: filter(graphSp.appRoles, appRole => appRole.value == role)[0].id",
+        "  appRoleId: '18a4783c-866b-4cc7-a460-3d5e5662c884'",
+        "graph_roles",
+        "looked up by value",
+    ),
+    Mutation(
+        "no Graph extension",
+        "infra/app/graph.bicep",
+        "extension microsoftGraphV1\n",
+        "",
+        "graph_roles",
+        "extension microsoftGraphV1",
+    ),
+    Mutation(
+        "provisioner always created",
+        "infra/app/graph.bicep",
+        "'Microsoft.Graph/applications@v1.0' = if (deployProvisioner) {",
+        "'Microsoft.Graph/applications@v1.0' = {",
+        "provisioner",
+        "provisioner must be created only if (deployProvisioner)",
+    ),
+    Mutation(
+        "provisioner single-tenant",
+        "infra/app/graph.bicep",
+        "signInAudience: 'AzureADMultipleOrgs'",
+        "signInAudience: 'AzureADMyOrg'",
+        "provisioner",
+        "multi-tenant",
+    ),
+    Mutation(
+        "provisioner asks delegated permissions",
+        "infra/app/graph.bicep",
+        "type: 'Role'",
+        "type: 'Scope'",
+        "provisioner",
+        "application permissions (type Role)",
+    ),
+    Mutation(
+        "provisioner asks Directory.ReadWrite.All",
+        "infra/app/graph.bicep",
+        "  'Application.ReadWrite.OwnedBy'\n",
+        "  'Application.ReadWrite.OwnedBy'\n  'Directory.ReadWrite.All'\n",
+        "provisioner",
+        "broader than needed: ['Directory.ReadWrite.All']",
+    ),
+    Mutation(
+        "credential audience",
+        "infra/app/graph.bicep",
+        "    'api://AzureADTokenExchange'\n  ]",
+        "    'api://other'\n  ]",
+        "provisioner",
+        "audiences must be ['api://AzureADTokenExchange']",
+    ),
+    Mutation(
+        "credential trusts someone else",
+        "infra/app/graph.bicep",
+        "  subject: principalId\n",
+        "  subject: provisionerUniqueName\n",
+        "provisioner",
+        "subject must be 'principalId'",
+    ),
+    Mutation(
+        "provisioner id not wired",
+        "infra/main.bicep",
+        "provisionerClientId: graph.outputs.provisionerClientId",
+        "provisionerClientId: ''",
+        "provisioner",
+        "PROVISIONER_CLIENT_ID must be the provisioner's appId",
+    ),
+    # Event Grid
+    Mutation(
+        "SecretExpired not delivered",
+        "infra/eventgrid.bicep",
+        "        'Microsoft.KeyVault.SecretExpired'\n",
+        "",
+        "event_grid",
+        "must deliver exactly",
+    ),
+    Mutation(
+        "events sent to the timer",
+        "infra/eventgrid.bicep",
+        "var functionName = 'secret_near_expiry'",
+        "var functionName = 'rotation_sweep'",
+        "event_grid",
+        "is not the code's Event Grid trigger",
+    ),
+    Mutation(
+        "webhook without the system key",
+        "infra/eventgrid.bicep",
+        ".systemKeys.eventgrid_extension",
+        ".masterKey",
+        "event_grid",
+        "eventgrid_extension system key",
+    ),
+    Mutation(
+        "topic of another source",
+        "infra/app/keyvault.bicep",
+        "topicType: 'Microsoft.KeyVault.vaults'",
+        "topicType: 'Microsoft.Storage.StorageAccounts'",
+        "event_grid",
+        "the vault's",
+    ),
+    Mutation(
+        "hook reads a missing output",
+        "infra/main.bicep",
+        "output AZURE_EVENT_SUBSCRIPTION_NAME string = subscriptionName\n",
+        "",
+        "event_grid",
+        "reads AZURE_EVENT_SUBSCRIPTION_NAME",
+    ),
+    # azd conventions
+    Mutation(
+        "resourceToken without the environment",
+        "infra/main.bicep",
+        "uniqueString(subscription().id, environmentName, location)",
+        "uniqueString(subscription().id, location)",
+        "azd",
+        "resourceToken must be",
+    ),
+    Mutation(
+        "fixed vault name",
+        "infra/app/keyvault.bicep",
+        "  name: name\n  location: location\n  tags: tags\n  properties: {\n    tenantId",
+        "  name: 'kv-fixed'\n  location: location\n  tags: tags\n  properties: {\n    tenantId",
+        "azd",
+        "vault's name 'kv-fixed' must come from a parameter",
+    ),
+    Mutation(
+        "name not overridable",
+        "infra/main.bicep",
+        "param keyVaultName string = ''",
+        "param keyVaultName string = 'kv-mine'",
+        "azd",
+        "keyVaultName must default to ''",
+    ),
+    Mutation(
+        "name passed literally",
+        "infra/main.bicep",
+        "    name: kvName\n",
+        "    name: 'kv-mine'\n",
+        "azd",
+        "module keyVault must pass name from an overridable name parameter",
+    ),
+    Mutation(
+        "unknown abbreviation",
+        "infra/main.bicep",
+        "abbrs.keyVaultVaults",
+        "abbrs.keyVaults",
+        "azd",
+        "abbreviations.json lacks",
+    ),
+    Mutation(
+        "not a function app service",
+        "azure.yaml",
+        "host: function",
+        "host: appservice",
+        "azd",
+        "service api must be a python function app",
+    ),
+    Mutation(
+        "unparsable file",
+        "infra/app/keyvault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\nresource broken 'x' = {",
+        "parsed",
+        "app/keyvault.bicep: pycep-parser cannot parse it",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def mutants(infra_tools: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
+    roots: dict[str, Path] = {}
+    for index, mutation in enumerate(MUTATIONS):
+        root = copy_template(tmp_path_factory.mktemp(f"mutant{index}"))
+        target = root / mutation.path
+        text = target.read_text(encoding="utf-8")
+        assert text.count(mutation.old) == 1, f"{mutation.name}: the text to break must occur once in {mutation.path}"
+        target.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
+        roots[mutation.name] = root
+    parsed = load(list(roots.values()))
+    return {name: parsed[root] for name, root in roots.items()}
+
+
+def test_mutation_names_are_unique() -> None:
+    assert len({m.name for m in MUTATIONS}) == len(MUTATIONS)
+
+
+def test_every_check_has_a_mutation() -> None:
+    assert {m.check for m in MUTATIONS} == set(CHECKS)
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m.name for m in MUTATIONS])
+def test_check_catches_the_mutation(mutants: dict[str, Template], mutation: Mutation) -> None:
+    problems = CHECKS[mutation.check](mutants[mutation.name])
+    assert problems, f"{mutation.check} found nothing wrong after: {mutation.name}"
+    assert any(mutation.expected in problem for problem in problems), problems
