@@ -9,8 +9,10 @@ fail. Proving asks Entra for a real token and checks its `roles`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,9 +61,31 @@ def secret_name(settings: Settings, tenant_id: str, integration: str, kind: Secr
     return f"{settings.name_prefix}-{tenant_id}-{integration}-{kind.value}"
 
 
+# The invocation an audit event belongs to: set by each trigger (HTTP, timer, event, CLI) so every
+# change one request makes can be found together in Application Insights.
+correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+
+
+def new_correlation_id(given: str | None = None) -> str:
+    """Use the caller's id when it is a sane token, else a fresh one; set it for this invocation."""
+    value = given if given and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", given) else str(uuid.uuid4())
+    correlation_id.set(value)
+    return value
+
+
 def audit(operation: str, context: dict[str, str], **fields: str) -> None:
-    """One structured audit event per change in Entra or Key Vault (never a secret)."""
-    audit_log.info("%s", operation, extra={"audit": {"operation": operation, **context, **fields}})
+    """One structured audit event per change in Entra or Key Vault (never a secret).
+
+    Logged at INFO on `tenant_onboarding.audit` with the event as the record's `audit` attribute;
+    the Functions host ships it to Application Insights with the invocation's other traces."""
+    event = {
+        "operation": operation,
+        "outcome": "succeeded",
+        "correlationId": correlation_id.get() or new_correlation_id(),
+        **context,
+        **fields,
+    }
+    audit_log.info("%s %s", operation, " ".join(f"{k}={v}" for k, v in sorted(event.items())), extra={"audit": event})
 
 
 def throttle_hint(error: Exception) -> float | None:

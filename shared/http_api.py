@@ -18,6 +18,7 @@ import azure.functions as func
 from . import validation
 from .bootstrap import services
 from .catalog import PROFILE_ID
+from .credentials import new_correlation_id
 from .errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnknownIntegration, UnsupportedMediaType
 from .onboarding import OnboardRequest, Outcome
 from .openapi import openapi_document
@@ -39,13 +40,20 @@ def problem_responses(handler: Handler) -> Handler:
 
     async def wrapped(req: func.HttpRequest) -> func.HttpResponse:
         instance = _path(req)
+        correlation = new_correlation_id(req.headers.get("x-correlation-id"))
         try:
-            return await handler(req)
+            response = await handler(req)
+            response.headers["x-correlation-id"] = correlation
+            return response
         except OnboardingError as error:
             logger.warning("%s %s -> %d %s: %s", req.method, instance, error.status, error.problem_type, error.detail)
-            return problem_response(error, instance)
+            response = problem_response(error, instance)
+            response.headers["x-correlation-id"] = correlation
+            return response
         except Exception as error:  # noqa: BLE001 - the last line of defence for the caller
-            return unexpected_response(error, instance)
+            response = unexpected_response(error, instance)
+            response.headers["x-correlation-id"] = correlation
+            return response
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from .bootstrap import services
+from .credentials import new_correlation_id
 from .errors import InvalidRequest, UpstreamError
 from .http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
 from .locks import RegistrationBusy
@@ -30,6 +31,7 @@ RETIRE_CHOICES = {"afterGracePeriod": False, "immediately": True}
 @bp.timer_trigger(schedule="%ROTATION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def rotation_sweep(timer: func.TimerRequest) -> None:
     """Rotate what is due and retire what the grace period allows, across every managed registration."""
+    new_correlation_id()
     if timer.past_due:
         logger.warning("the rotation sweep is running late (the timer was past due)")
     await services().rotation.sweep()
@@ -38,6 +40,7 @@ async def rotation_sweep(timer: func.TimerRequest) -> None:
 @bp.event_grid_trigger(arg_name="event")
 async def secret_near_expiry(event: func.EventGridEvent) -> None:
     """Key Vault says a secret is near expiry (30 days ahead) or expired: rotate it if it is ours."""
+    new_correlation_id(event.id)
     target = registration_of_event(event.event_type, event.get_json())
     if target is None:
         return
