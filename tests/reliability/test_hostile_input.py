@@ -1,0 +1,148 @@
+"""Hostile input on every route and on the Event Grid payload: a 4xx problem+json or a success, never a 5xx,
+and nothing created for input that is invalid (property-based, seeded by hypothesis)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import azure.functions as func
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.functions.conftest import FUNCTIONS, Api
+
+CUSTOMER = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"  # not reachable in single-tenant mode: 403, nothing made
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+hostile_text = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["../..", "%2e%2e%2f", "..\\\\", "<script>", "' or 1=1 --", "\x00", "a" * 5000, "🙂", "\u202e"]),
+)
+tenant_ids = st.one_of(
+    hostile_text,
+    st.just("00000000-0000-0000-0000-000000000000"),
+    st.uuids().map(lambda u: str(u).upper()),
+    st.uuids().map(lambda u: "{" + str(u) + "}"),
+    st.just(CUSTOMER),
+)
+integrations = st.one_of(hostile_text, st.sampled_from(["m365-defender", "sentinel", "Sentinel", "sentinel/../x"]))
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=15), children, max_size=3),
+    max_leaves=8,
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(
+        st.sampled_from(["displayName", "secretLifetimeDays", "notes", "retirePrevious", "permissions", "x"]),
+        json_values,
+        max_size=3,
+    ).map(lambda d: json.dumps(d).encode()),
+)
+content_types = st.sampled_from(
+    ["application/json", "text/plain", "application/json; charset=utf-8", "", "multipart/form-data"]
+)
+
+
+def fingerprint(api: Api) -> str:
+    """What this test's services could have created: apps under its prefix, and the vault's secret names."""
+    state = api.stand_in.state()
+    prefix = api.services.settings.name_prefix
+    apps = [
+        a["uniqueName"] for t in state["tenants"].values() for a in t["applications"]
+        if str(a.get("uniqueName") or "").startswith(prefix)
+    ]  # fmt: skip
+    return json.dumps([sorted(apps), sorted(n for n in state["vault"]["secrets"] if n.startswith(prefix))])
+
+
+def assert_problem_or_success(response: func.HttpResponse) -> None:
+    assert response.status_code < 500, response.get_body()[:300]
+    if response.status_code >= 400:
+        assert response.mimetype == "application/problem+json"
+        problem = json.loads(response.get_body())
+        assert {"type", "title", "status"} <= set(problem) and problem["status"] == response.status_code
+        assert "Traceback" not in response.get_body().decode()
+
+
+@SETTINGS
+@given(tenant=tenant_ids, integration=integrations, body=bodies, content_type=content_types)
+async def test_put_never_fails_with_a_5xx_and_invalid_input_creates_nothing(
+    api: Api, tenant: str, integration: str, body: bytes, content_type: str
+) -> None:
+    before = fingerprint(api)
+    route = {"tenantId": tenant, "integration": integration}
+    response = await api.call(
+        "onboard_integration",
+        "PUT",
+        f"tenants/{uuid.uuid4()}/integrations/x",
+        route,
+        body,
+        {"content-type": content_type},
+    )
+    assert_problem_or_success(response)
+    assert response.status_code >= 400  # none of these inputs is a valid onboarding of a reachable tenant
+    assert fingerprint(api) == before
+
+
+@SETTINGS
+@given(
+    function=st.sampled_from(["get_integration", "offboard_integration", "rotate_now"]),
+    tenant=tenant_ids,
+    integration=integrations,
+    body=bodies,
+    query=st.dictionaries(st.sampled_from(["purgeApplication", "purgeSecrets", "x"]), st.text(max_size=10), max_size=2),
+)
+async def test_other_routes_never_fail_with_a_5xx(
+    api: Api, function: str, tenant: str, integration: str, body: bytes, query: dict[str, str]
+) -> None:
+    before = fingerprint(api)
+    method = {"get_integration": "GET", "offboard_integration": "DELETE", "rotate_now": "POST"}[function]
+    request = func.HttpRequest(
+        method, "http://localhost/api/x", headers={"content-type": "application/json"}, params=query,
+        route_params={"tenantId": tenant, "integration": integration}, body=body,
+    )  # fmt: skip
+    response = await FUNCTIONS[function](request)
+    assert_problem_or_success(response)
+    assert fingerprint(api) == before
+
+
+@SETTINGS
+@given(tenant=tenant_ids)
+async def test_consent_route_never_fails_with_a_5xx(api: Api, tenant: str) -> None:
+    request = func.HttpRequest("GET", "http://localhost/api/x", route_params={"tenantId": tenant}, body=b"")
+    assert_problem_or_success(await FUNCTIONS["tenant_consent"](request))
+
+
+event_data = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {
+            "ObjectName": hostile_text,
+            "VaultName": st.sampled_from(["127.0.0.1", "other", ""]),
+            "ObjectType": st.sampled_from(["Secret", "secret", "Key", ""]),
+        }
+    ),
+)
+
+
+@SETTINGS
+@given(
+    event_type=st.sampled_from(["Microsoft.KeyVault.SecretNearExpiry", "microsoft.keyvault.secretexpired", "x", ""]),
+    data=event_data,
+)
+async def test_event_grid_garbage_is_ignored_without_error(api: Api, event_type: str, data: Any) -> None:
+    before = fingerprint(api)
+    event = func.EventGridEvent(
+        id=str(uuid.uuid4()),
+        data=data,
+        topic="t",
+        subject="s",
+        event_type=event_type,
+        event_time=None,
+        data_version="1",
+    )
+    await FUNCTIONS["secret_near_expiry"](event)
+    assert fingerprint(api) == before
