@@ -942,7 +942,8 @@ class GraphService:
     # --- deleted items ---
     def _deleted_items(self, call: GraphCall, rest: list[str]) -> GraphResult:
         tenant = call.tenant
-        if rest == ["microsoft.graph.application"] and call.method == "GET":
+        # OData lets the cast segment use Graph's namespace alias: msgraph-sdk asks for "graph.application".
+        if rest in (["microsoft.graph.application"], ["graph.application"]) and call.method == "GET":
             self._require(call, READ_APPS)
             return self._list(
                 call,

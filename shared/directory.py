@@ -31,6 +31,9 @@ from msgraph.generated.applications.item.remove_password.remove_password_post_re
 from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (
     ApplicationsWithUniqueNameRequestBuilder,
 )
+from msgraph.generated.directory.deleted_items.graph_application.graph_application_request_builder import (
+    GraphApplicationRequestBuilder,
+)
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
@@ -401,9 +404,11 @@ class GraphDirectory:
 
     async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
         builder = self.client(tenant_id).directory.deleted_items.graph_application
-        info = builder.to_get_request_information()
         quoted = unique_name.replace("'", "''")
-        info.url = f"{info.url}?$filter=uniqueName eq '{quoted}'&$select=id"
+        query = GraphApplicationRequestBuilder.GraphApplicationRequestBuilderGetQueryParameters(
+            filter=f"uniqueName eq '{quoted}'", select=["id"]
+        )
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         page = await self._read(tenant_id, info, "reading deleted items")
         found = (page or {}).get("value") or []
         return str(found[0]["id"]) if found else None
