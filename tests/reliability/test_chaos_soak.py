@@ -34,14 +34,16 @@ ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "24"))
 TENANTS = int(os.environ.get("CHAOS_TENANTS", "8"))
 SWEEPS = int(os.environ.get("CHAOS_SWEEPS", "2"))
 INTEGRATIONS = ["sentinel", "m365-defender", "defender-endpoint"]
+# At least a fifth of each service's calls fail, plus replication lag on every new object.
 CHAOS = [
-    {"kind": "status", "service": "graph", "status": 429, "retry_after": 1, "probability": 0.06},
-    {"kind": "status", "service": "graph", "status": 503, "retry_after": 1, "probability": 0.04},
-    {"kind": "drop", "service": "graph", "drop": "after", "probability": 0.03},
-    {"kind": "drop", "service": "graph", "drop": "before", "probability": 0.02},
-    {"kind": "status", "service": "vault", "status": 429, "retry_after": 1, "probability": 0.03},
-    {"kind": "status", "service": "vault", "status": 500, "probability": 0.02},
-    {"kind": "status", "service": "entra", "path": "/oauth2/", "status": 503, "probability": 0.02},
+    {"kind": "status", "service": "graph", "status": 429, "retry_after": 1, "probability": 0.08},
+    {"kind": "status", "service": "graph", "status": 503, "retry_after": 1, "probability": 0.05},
+    {"kind": "drop", "service": "graph", "drop": "after", "probability": 0.04},
+    {"kind": "drop", "service": "graph", "drop": "before", "probability": 0.03},
+    {"kind": "status", "service": "vault", "status": 429, "retry_after": 1, "probability": 0.10},
+    {"kind": "status", "service": "vault", "status": 500, "probability": 0.06},
+    {"kind": "drop", "service": "vault", "drop": "after", "probability": 0.04},
+    {"kind": "status", "service": "entra", "path": "/oauth2/", "status": 503, "probability": 0.20},
 ]
 
 
