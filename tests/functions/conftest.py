@@ -82,6 +82,20 @@ class Api:
         return [a for a in apps if (a.get("uniqueName") or "").startswith(prefix)]
 
 
+def app_environment(
+    monkeypatch: pytest.MonkeyPatch, stand_in: StandIn, letter: str, azurite: Azurite | None = None, **settings: str
+) -> None:
+    """The app's settings pointed at `stand_in`, a name prefix of its own (so tests never share apps or
+    secrets), blob-lease locks in `azurite` when given, and any extra settings."""
+    for name, value in stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    if azurite is not None:
+        monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("NAME_PREFIX", f"{letter}{uuid.uuid4().hex[:10]}")
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 async def api(
     stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
@@ -89,10 +103,7 @@ async def api(
     """A fresh composition root per test with its own name prefix, so tests never share apps or secrets.
 
     Locks are blob leases in Azurite, as they are leases in the Functions storage account in Azure."""
-    for name, value in stand_in.app_settings().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    monkeypatch.setenv("NAME_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    app_environment(monkeypatch, stand_in, "t", azurite)
     services = bootstrap.build(load_settings())
     bootstrap.override(services)
     try:

@@ -18,7 +18,7 @@ from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.azurite import Azurite
-from tests.functions.conftest import FUNCTIONS, Api, body_of
+from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
 
 GRAPH = "https://graph.microsoft.com/.default"
 DAY = 86400
@@ -45,13 +45,10 @@ async def rotating(
 ) -> AsyncIterator[tuple[Api, StandInClock]]:
     stand_in = clock_stand_in
     stand_in.clear_faults()
-    for name, value in stand_in.app_settings().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    monkeypatch.setenv("NAME_PREFIX", f"r{uuid.uuid4().hex[:10]}")
-    monkeypatch.setenv("SECRET_LIFETIME_DAYS", "60")
-    monkeypatch.setenv("ROTATION_WINDOW_DAYS", "30")
-    monkeypatch.setenv("ROTATION_GRACE_HOURS", "48")
+    app_environment(
+        monkeypatch, stand_in, "r", azurite,
+        SECRET_LIFETIME_DAYS="60", ROTATION_WINDOW_DAYS="30", ROTATION_GRACE_HOURS="48",
+    )  # fmt: skip
     clock = StandInClock(stand_in)
     services = bootstrap.build(load_settings(), now=clock.now)
     bootstrap.override(services)

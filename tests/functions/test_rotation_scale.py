@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -20,6 +19,7 @@ from shared.model import IntegrationProfile, ResourcePermissions
 from shared.onboarding import OnboardRequest, Outcome
 from shared.settings import load_settings
 from tests.azurite import Azurite
+from tests.functions.conftest import app_environment
 from tests.functions.test_rotation import DAY, StandInClock
 
 # CI runs 150 (about a minute); the full run is ROTATION_SCALE_REGISTRATIONS=1000 (about five).
@@ -45,12 +45,7 @@ async def many(
     clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[bootstrap.Services, StandInClock]]:
     stand_in = clock_stand_in
-    for name, value in stand_in.app_settings().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    monkeypatch.setenv("NAME_PREFIX", f"s{uuid.uuid4().hex[:8]}")
-    monkeypatch.setenv("SECRET_LIFETIME_DAYS", "60")
-    monkeypatch.setenv("ROTATION_CONCURRENCY", "16")
+    app_environment(monkeypatch, stand_in, "s", azurite, SECRET_LIFETIME_DAYS="60", ROTATION_CONCURRENCY="16")
     clock = StandInClock(stand_in)
     services = bootstrap.build(load_settings(), now=clock.now, catalog=synthetic_catalog(REGISTRATIONS))
     try:
