@@ -4,7 +4,9 @@ import azure.functions as func
 
 from shared.http_api import bp as http_api
 from shared.rotation_api import bp as rotation_api
+from shared.warmup import bp as warmup
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)
 app.register_functions(rotation_api)
+app.register_functions(warmup)

@@ -7,15 +7,17 @@ with `override`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .catalog import Catalog, load_catalog
 from .directory import GraphDirectory
-from .identity import PROVISIONER_ROLES, Identity, TokenRoleChecker
-from .locks import BlobLeaseLocks, Locks, ProcessLocks
+from .identity import PROVISIONER_ROLES, TOKEN_EXCHANGE_SCOPE, Identity, TokenRoleChecker
+from .locks import BlobLeaseLocks, Locks, ProcessLocks, RegistrationBusy
 from .offboarding import Offboarding
 from .onboarding import Onboarding
 from .retry import RealClock
@@ -57,6 +59,47 @@ class Services:
             body["consentUrl"] = self.identity.consent_url(tenant_id)
         return body
 
+    async def warm_up(self) -> None:
+        """What a process pays once, paid before its first request (the Functions `warmup` trigger).
+
+        The first onboarding in a fresh process otherwise pays, on top of its own work: the SDK
+        modules loaded on first use (httpx's connection pool imports httpcore and anyio; msgraph
+        builds request builders on first navigation; azure-core its aiohttp transport), the
+        managed identity's tokens, TLS to Graph and Key Vault, and the lock container. Each step
+        is a read that changes nothing: Graph answers with the home tenant's app management
+        policy and a 404 for an app that does not exist, Key Vault a 404, and the lock is one
+        no registration uses. Best effort: a step that fails is logged and left to the first
+        request, which does the same work anyway.
+        """
+        assert self.directory is not None and self.vault is not None and self.identity is not None
+        home, prefix = self.settings.home_tenant_id, self.settings.name_prefix
+        steps: dict[str, Awaitable[object]] = {
+            "Graph": self.directory.password_policy(home),
+            "Graph app lookup": self.directory.find_application(home, f"{prefix}-warm-up"),
+            "Key Vault": self.vault.read(f"{prefix}-warm-up"),
+        }
+        if self.locks is not None:
+            steps["locks"] = self._touch_lock(self.locks)
+        if self.settings.provisioner_client_id is not None:
+            # Customer tenants are reached with the managed identity's token for the token exchange.
+            steps["token exchange"] = self.identity.vault_credential().get_token(TOKEN_EXCHANGE_SCOPE)
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*steps.values(), return_exceptions=True)
+        for name, outcome in zip(steps, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                logger.warning(
+                    "warm-up: %s failed (%s); the first request will pay for it", name, type(outcome).__name__
+                )
+        logger.info("warm-up done in %.2f s", time.perf_counter() - started)
+
+    @staticmethod
+    async def _touch_lock(locks: Locks) -> None:
+        try:
+            async with locks.hold(WARM_UP_LOCK, wait_seconds=0):
+                pass
+        except RegistrationBusy:
+            pass  # another instance is warming up at the same moment: the container exists either way
+
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
@@ -66,6 +109,8 @@ class Services:
 
 
 _services: Services | None = None
+# Registration locks are `{tenant}/{integration}`; this key can be no registration's.
+WARM_UP_LOCK = "warm-up"
 
 
 def build(
@@ -101,6 +146,11 @@ def services() -> Services:
     if _services is None:
         _services = build()
     return _services
+
+
+async def warm_up() -> None:
+    """Build the services and pay the process's one-time costs (see Services.warm_up)."""
+    await services().warm_up()
 
 
 def override(replacement: Services | None) -> None:

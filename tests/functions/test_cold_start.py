@@ -1,0 +1,42 @@
+"""The warmup function: what a fresh process pays once, paid before its first request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from azure.functions.warmup import WarmUpContext
+
+from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of
+
+
+def test_warmup_is_registered_as_the_hosts_warmup_trigger() -> None:
+    (warmup,) = [f for f in REGISTERED if f.get_function_name() == "warmup"]
+    trigger = warmup.get_trigger()
+    assert trigger is not None and trigger.get_binding_name() == "warmupTrigger"
+
+
+async def test_warmup_changes_nothing_and_the_first_put_after_it_works(api: Api) -> None:
+    before = api.stand_in.state()
+    await FUNCTIONS["warmup"](WarmUpContext())
+    after = api.stand_in.state()
+    home = api.stand_in.home_tenant_id
+    assert after["tenants"][home]["applications"] == before["tenants"][home]["applications"]
+    assert after["vault"]["secrets"] == before["vault"]["secrets"]
+
+    response = await api.put(home, "sentinel")
+    assert response.status_code == 201, body_of(response)
+
+
+async def test_a_failing_warmup_step_is_logged_and_left_to_the_first_request(
+    api: Api, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(*args: Any) -> None:
+        raise ConnectionError("Graph is down")
+
+    assert api.services.directory is not None
+    monkeypatch.setattr(api.services.directory, "password_policy", unavailable)
+    with caplog.at_level(logging.WARNING, logger="shared.bootstrap"):
+        await FUNCTIONS["warmup"](WarmUpContext())
+    assert "warm-up: Graph failed (ConnectionError)" in caplog.text
