@@ -25,6 +25,7 @@ from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .identity import Identity
 from .model import Secret, SecretSummary, StoredSecret
 from .settings import Settings
+from .tls import azure_transport
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class KeyVault:
                 self._settings.key_vault_url,
                 self._identity.vault_credential(),
                 verify_challenge_resource=self._settings.key_vault_verify_challenge_resource,
-                connection_verify=self._settings.tls_ca_bundle or True,
+                **azure_transport(self._settings.tls_ca_bundle),
             )
         return self._client
 

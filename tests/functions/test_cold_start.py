@@ -1,13 +1,15 @@
-"""The warmup function: what a fresh process pays once, paid before its first request."""
+"""The warmup function, and TLS to the stand-in without a new context (and connection) per request."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 import pytest
 from azure.functions.warmup import WarmUpContext
 
+from shared import tls
 from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of
 
 
@@ -40,3 +42,26 @@ async def test_a_failing_warmup_step_is_logged_and_left_to_the_first_request(
     with caplog.at_level(logging.WARNING, logger="shared.bootstrap"):
         await FUNCTIONS["warmup"](WarmUpContext())
     assert "warm-up: Graph failed (ConnectionError)" in caplog.text
+
+
+async def test_key_vault_requests_build_no_tls_context_each(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """azure-core turns a CA path into a new SSLContext per request (a file read on the event loop, and a new
+    connection with a full handshake); the product hands it one context instead."""
+    assert api.services.vault is not None
+    await api.services.vault.read("warm-connection")
+    built: list[object] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(kwargs.get("cafile"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    for name in ("a-missing-secret", "another-missing-secret", "a-third-one"):
+        assert await api.services.vault.read(name) is None
+    assert built == []
+
+
+def test_no_transport_is_configured_without_a_ca_bundle() -> None:
+    """In Azure the SDK's own transport and aiohttp's default context (the public roots) are used."""
+    assert tls.azure_transport(None) == {}
