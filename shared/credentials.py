@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from .model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
 from .ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Throttled, Vault
-from .retry import Clock, RetryDeadline, retry
+from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, retry
 from .settings import Settings
 
 audit_log = logging.getLogger("tenant_onboarding.audit")
@@ -90,7 +90,7 @@ def audit(operation: str, context: dict[str, str], **fields: str) -> None:
 
 def throttle_hint(error: Exception) -> float | None:
     if isinstance(error, Throttled):
-        return error.retry_after or 0.0
+        return error.retry_after or THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
     return None
 
 

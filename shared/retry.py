@@ -16,6 +16,9 @@ from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+# How long to back off when a service throttles without saying how long (no Retry-After): polling
+# it at replication pace would only spend the budget it is protecting.
+THROTTLED_WITHOUT_RETRY_AFTER_SECONDS = 1.0
 
 
 class Clock(Protocol):
@@ -34,15 +37,22 @@ class RealClock:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter. Short first steps: replication usually settles in seconds."""
+    """How long to wait before asking again: a tenth of the time already spent waiting, within bounds.
 
-    initial: float = 0.1
+    Replication ends at a moment nobody announces, so every poll can overshoot it by one interval.
+    An interval proportional to the wait so far bounds that overshoot to `fraction` of the lag
+    (the earlier 0.1 s growing by 1.6 per attempt could overshoot a 3 s lag by 1.7 s), while the
+    number of polls grows only with the logarithm of the wait: about 70 in a minute. Throttling is
+    not paced by this: it waits what the service asks (`Retry-After`), or a second.
+    """
+
+    minimum: float = 0.05
+    fraction: float = 0.1
     maximum: float = 2.0
-    multiplier: float = 1.6
     jitter: float = 0.2
 
-    def delay(self, attempt: int) -> float:
-        base = min(self.maximum, self.initial * self.multiplier**attempt)
+    def delay(self, waited: float) -> float:
+        base = min(self.maximum, max(self.minimum, self.fraction * waited))
         return base * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 - jitter, not crypto
 
 
@@ -70,7 +80,6 @@ async def retry(
     number of seconds the service asked for.
     """
     started = clock.monotonic()
-    attempt = 0
     while True:
         try:
             return await operation()
@@ -78,9 +87,9 @@ async def retry(
             hint = retry_after(error)
             if hint is None:
                 raise
-            delay = hint if hint > 0 else backoff.delay(attempt)
-            if clock.monotonic() - started + delay > deadline_seconds:
+            waited = clock.monotonic() - started
+            delay = hint if hint > 0 else backoff.delay(waited)
+            if waited + delay > deadline_seconds:
                 raise RetryDeadline(what, error) from error
             logger.debug("retrying %s in %.2f s after %s", what, delay, type(error).__name__)
             await clock.sleep(delay)
-            attempt += 1
