@@ -64,6 +64,7 @@ from .ports import (
     PasswordOutcomeUnknown,
     Throttled,
 )
+from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -101,14 +102,26 @@ class GraphDirectory:
         self._settings = settings
         self._identity = identity
         self._clients: dict[str, GraphServiceClient] = {}
-        self._pools: list[httpx.AsyncHTTPTransport] = []
+        self._http: httpx.AsyncClient | None = None
+        self._pool: httpx.AsyncHTTPTransport | None = None
 
     def client(self, tenant_id: str) -> GraphServiceClient:
-        """One Graph client per tenant per process: connection pools and token caches are reused."""
+        """One Graph client per tenant per process (its own credential and token cache), all on one HTTP client."""
         client = self._clients.get(tenant_id)
         if client is None:
             credential = self._identity.management_credential(tenant_id)
             auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
+            adapter = GraphRequestAdapter(auth, client=self._http_client())
+            adapter.base_url = self._settings.graph_base_url
+            client = GraphServiceClient(request_adapter=adapter)
+            self._clients[tenant_id] = client
+        return client
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """The middleware and connection pool every tenant's client shares: Graph is one host whatever the
+        tenant (the token, added per request by each tenant's adapter, says which), so a new customer
+        tenant costs no new TLS connection and no new client stack."""
+        if self._http is None:
             verify: ssl.SSLContext | bool = (
                 ssl.create_default_context(cafile=self._settings.tls_ca_bundle)
                 if self._settings.tls_ca_bundle
@@ -116,16 +129,11 @@ class GraphDirectory:
             )
             # Keep the connection pool: msgraph-core wraps the client's transport in its middleware
             # transport, whose aclose does not reach the pool, so closing the client alone leaks sockets.
-            pool = httpx.AsyncHTTPTransport(verify=verify)
-            self._pools.append(pool)
-            http = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(transport=pool, timeout=httpx.Timeout(30.0, connect=10.0))
+            self._pool = httpx.AsyncHTTPTransport(verify=verify)
+            self._http = GraphClientFactory.create_with_default_middleware(
+                client=httpx.AsyncClient(transport=self._pool, timeout=httpx.Timeout(30.0, connect=10.0))
             )
-            adapter = GraphRequestAdapter(auth, client=http)
-            adapter.base_url = self._settings.graph_base_url
-            client = GraphServiceClient(request_adapter=adapter)
-            self._clients[tenant_id] = client
-        return client
+        return self._http
 
     # --- reads ---
     async def _read(self, tenant_id: str, info: RequestInformation, doing: str) -> dict[str, Any] | None:
@@ -314,6 +322,9 @@ class GraphDirectory:
                 elif status == 404 or status == 429 or status >= 500:
                     pending.append(role_id)
                     hint = _retry_after_header(item.get("headers") or {})
+                    if hint is None and status != 404:
+                        # Throttled or failed without saying how long: not at the pace of a replication poll.
+                        hint = THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
                     if hint is not None:
                         retry_after = max(retry_after or 0.0, hint)
                 else:
@@ -425,14 +436,12 @@ class GraphDirectory:
         return True
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            http = getattr(client.request_adapter, "_http_client", None)
-            if isinstance(http, httpx.AsyncClient):
-                await http.aclose()
-        for pool in self._pools:
-            await pool.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
+        self._http = self._pool = None
         self._clients.clear()
-        self._pools.clear()
 
 
 # --- mapping SDK models to the project's ---

@@ -133,7 +133,9 @@ class Identity:
         """(consented, the provisioner's roles in the tenant), from a real token request."""
         credential = self.management_credential(tenant_id)
         try:
-            token = await credential.get_token(self._settings.graph_scope)
+            # As the Graph client asks (kiota requests CAE tokens, cached apart from others): the token
+            # that proves consent is then the one the onboarding's first Graph call uses, not a second fetch.
+            token = await credential.get_token(self._settings.graph_scope, enable_cae=True)
         except ClientAuthenticationError as error:
             code = _aadsts(error)
             if code in NOT_CONSENTED_CODES:
