@@ -4,16 +4,21 @@ Every step reads what already exists and does only what is missing, so a repeate
 creates a second app or secret and a PUT that died half-way is finished by the next one:
 
 1. resolve the profile's permissions to app role ids on the tenant's resource APIs (reads only,
-   so a tenant that cannot satisfy the profile gets a named error and nothing is created);
+   so a tenant that cannot satisfy the profile gets a named error and nothing is created), beside
+   reading the tenant's password policy and what Key Vault already holds for this registration;
 2. upsert the app by uniqueName (creates it, or converges display name, tags and permissions);
-3. upsert its service principal by appId;
-4. grant the missing app role assignments (admin consent), batched;
-5. mint a client secret only when Key Vault holds none that is still on the app, and store it
+3. upsert its service principal by appId, then grant the missing app role assignments (admin
+   consent), batched; and at the same time
+4. mint a client secret only when Key Vault holds none that is still on the app, and store it
    *before* proving it: a secret whose text exists nowhere but in this process is the one
    thing a crash could leak into an orphan;
-6. prove it with a real token request whose `roles` must hold every granted permission;
-7. write Client ID and Tenant ID, and remove secrets this service minted but never stored.
+5. prove it with a real token request whose `roles` must hold every granted permission;
+6. mark it verified and, only then, write Client ID and Tenant ID; remove secrets this service
+   minted but never stored.
 
+Steps run side by side whenever neither needs the other's answer or object: 3 and 4 each wait
+only for the new app to replicate, so an onboarding costs its dependent round trips plus the
+replication lags on its critical path, not the sum of every call (bench/onboarding_latency.py).
 Entra's replication can outlast a request; then the answer is 202 and the next PUT continues.
 """
 
@@ -21,11 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .catalog import Catalog
 from .credentials import (
@@ -47,7 +52,7 @@ from .errors import (
     UnknownIntegration,
 )
 from .locks import Locks, ProcessLocks
-from .model import AppRegistration, IntegrationProfile, ResourceApi, Secret, SecretKind, StoredSecret
+from .model import AppRegistration, IntegrationProfile, PasswordInfo, ResourceApi, Secret, SecretKind, StoredSecret
 from .ports import (
     ApplicationSpec,
     CredentialChecker,
@@ -143,14 +148,19 @@ class Onboarding:
 
     async def _onboard(self, request: OnboardRequest, profile: IntegrationProfile, progress: Progress) -> OnboardResult:
         tenant = request.tenant_id
-        changes: list[str] = []
         context = {"tenantId": tenant, "integration": profile.id}
+        names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
 
-        apis = await self._resolve(tenant, profile)
+        # Reads only, and none needs another's answer: the tenant's resource APIs and policy, and
+        # what Key Vault already holds for this registration (which decides what to mint and write).
+        apis, policy, stored = await _together(
+            self._resolve(tenant, profile),
+            self.directory.password_policy(tenant),
+            self._read_stored(names),
+        )
         progress(
             "resolve", f"{sum(len(p.roles) for p in profile.permissions)} permissions on {len(apis)} resource APIs"
         )
-        policy = await self.directory.password_policy(tenant)
         if not policy.additions_allowed:
             raise SecretsForbiddenByPolicy(
                 "The tenant's app management policy does not allow client secrets.",
@@ -163,48 +173,50 @@ class Onboarding:
             lifetime_days = policy.max_lifetime_days
 
         spec = self._spec(request, profile, apis)
+        done = _Done()
         try:
-            app, created = await self._replicated(
+            app, done.app_created = await self._replicated(
                 "app registration",
                 lambda: self.directory.upsert_application(tenant, unique_name(self.settings, profile.id), spec),
             )
-            if created:
-                changes.append("application created")
+            if done.app_created:
                 audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
-            progress("application", f"{'created' if created else 'found'} {app.display_name} (client id {app.app_id})")
-
-            sp_id, sp_created = await self._replicated(
-                "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id)
+            progress(
+                "application",
+                f"{'created' if done.app_created else 'found'} {app.display_name} (client id {app.app_id})",
             )
-            if sp_created:
-                changes.append("service principal created")
-                audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
-            progress("service principal", f"{'created' if sp_created else 'found'} {sp_id}")
 
-            granted_now = await self._grant(tenant, sp_id, profile, apis, context)
-            if granted_now:
-                changes.append(f"{granted_now} permissions granted")
-            progress("consent", f"{granted_now} granted now, {len(profile.all_roles())} in the profile")
+            # Both branches wait for the new app to replicate, then neither needs the other until the proof:
+            # the service principal and its grants on one side, the client secret minted and stored on the other.
+            (sp_id, granted), (secret_stored, secret, new_password) = await _together(
+                self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
+                self._ensure_secret(
+                    tenant, profile, app, lifetime_days, context, stored[SecretKind.CLIENT_SECRET], done
+                ),
+            )
+            progress(
+                "client secret", f"{'created' if done.minted else 'kept'} keyId {secret_stored.tags.get('key-id')}"
+            )
+            if new_password is not None:
+                app = replace(app, passwords=(*app.passwords, new_password))
 
-            stored, secret, minted = await self._ensure_secret(tenant, profile, app, lifetime_days, context)
-            if minted:
-                changes.append("client secret created")
-            progress("client secret", f"{'created' if minted else 'kept'} keyId {stored.tags.get('key-id')}")
-
-            if stored.tags.get("verified") != "true":
+            if secret_stored.tags.get("verified") != "true":
                 await self.credentials.prove(tenant, app.app_id, secret, profile)
-                tags = dict(stored.tags, verified="true")
-                await self.vault.update_tags(stored.name, stored.version, tags)
-                stored = StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires)
+                tags = dict(secret_stored.tags, verified="true")
+                # Client ID and Tenant ID only once the secret is proven, beside marking it so.
+                _, done.ids_written = await _together(
+                    self.vault.update_tags(secret_stored.name, secret_stored.version, tags),
+                    self._write_ids(tenant, profile, app, context, stored),
+                )
+                secret_stored = replace(secret_stored, tags=tags)
                 progress("verify", "a token request with the new secret holds every granted permission")
-            ids_written = await self._write_ids(tenant, profile, app, context)
-            if ids_written:
-                changes.append("client and tenant ids stored")
+            else:
+                done.ids_written = await self._write_ids(tenant, profile, app, context, stored)
             removed = await self._remove_orphans(
-                tenant, profile, app, keep=str(stored.tags.get("key-id")), context=context
+                tenant, profile, app, keep=str(secret_stored.tags.get("key-id")), context=context
             )
-            if removed:
-                changes.append(f"{removed} orphaned secrets removed")
+            done.orphans_removed = len(removed)
+            app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
         except StillReplicating as pending:
             progress("pending", pending.reason)
             return OnboardResult(
@@ -212,10 +224,23 @@ class Onboarding:
                 await self.describe(tenant, profile.id),
                 pending_reason=pending.reason,
                 retry_after=pending.retry_after,
-                changes=changes,
+                changes=done.changes(),
             )
-        outcome = Outcome.CREATED if created else (Outcome.UPDATED if changes else Outcome.COMPLETE)
-        return OnboardResult(outcome, await self.describe(tenant, profile.id), changes=changes)
+        changes = done.changes()
+        outcome = Outcome.CREATED if done.app_created else (Outcome.UPDATED if changes else Outcome.COMPLETE)
+        # All of it was just read, written or proven by this call (the ids are stored now): reading it back
+        # from Entra and Key Vault would cost three more dependent round trips and tell nothing new.
+        registration = self._description(
+            tenant,
+            profile,
+            app,
+            sp_id,
+            [apis[p.resource_app_id] for p in profile.permissions],
+            granted,
+            secret_stored,
+            dict.fromkeys((SecretKind.CLIENT_ID, SecretKind.TENANT_ID), True),
+        )
+        return OnboardResult(outcome, registration, changes=changes)
 
     # --- steps ---
     async def _resolve(self, tenant: str, profile: IntegrationProfile) -> dict[str, ResourceApi]:
@@ -272,6 +297,27 @@ class Onboarding:
         except RetryDeadline as deadline:
             raise StillReplicating(what, deadline) from deadline
 
+    async def _principal_and_grants(
+        self,
+        tenant: str,
+        app: AppRegistration,
+        profile: IntegrationProfile,
+        apis: dict[str, ResourceApi],
+        context: dict[str, str],
+        done: _Done,
+        progress: Progress,
+    ) -> tuple[str, set[tuple[str, str]]]:
+        """The app's service principal and its grants: (its id, the (resource, role) pairs it now holds)."""
+        sp_id, done.sp_created = await self._replicated(
+            "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id)
+        )
+        if done.sp_created:
+            audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
+        progress("service principal", f"{'created' if done.sp_created else 'found'} {sp_id}")
+        granted = await self._grant(tenant, sp_id, profile, apis, context, done)
+        progress("consent", f"{done.granted} granted now, {len(profile.all_roles())} in the profile")
+        return sp_id, granted
+
     async def _grant(
         self,
         tenant: str,
@@ -279,20 +325,25 @@ class Onboarding:
         profile: IntegrationProfile,
         apis: dict[str, ResourceApi],
         context: dict[str, str],
-    ) -> int:
+        done: _Done,
+    ) -> set[tuple[str, str]]:
         wanted = {
             (apis[p.resource_app_id].object_id, apis[p.resource_app_id].roles_by_value[role])
             for p in profile.permissions
             for role in p.roles
         }
-        existing = await self._replicated("service principal", lambda: self.directory.assignments(tenant, sp_id))
-        missing = sorted(wanted - {(a.resource_object_id, a.app_role_id) for a in existing})
-        granted = 0
+        existing: set[tuple[str, str]] = set()
+        if not done.sp_created:
+            # A service principal this call created has no grants yet: nothing to read, and no need to
+            # wait for it to replicate before reading (the grants themselves wait for it).
+            found = await self._replicated("service principal", lambda: self.directory.assignments(tenant, sp_id))
+            existing = {(a.resource_object_id, a.app_role_id) for a in found}
+        missing = sorted(wanted - existing)
 
         async def grant_missing() -> None:
-            nonlocal missing, granted
+            nonlocal missing
             result = await self.directory.grant(tenant, sp_id, missing)
-            granted += len(result.granted)
+            done.granted += len(result.granted)
             for role_id in result.granted:
                 audit("permission.granted", context, servicePrincipalId=sp_id, appRoleId=role_id)
             missing = [pair for pair in missing if pair[1] in result.pending]
@@ -305,7 +356,13 @@ class Onboarding:
 
         if missing:
             await self._replicated("permission grants", grant_missing)
-        return granted
+        return existing | wanted
+
+    async def _read_stored(
+        self, names: dict[SecretKind, str], with_value: bool = True
+    ) -> dict[SecretKind, StoredSecret | None]:
+        found = await asyncio.gather(*(self.vault.read(name, with_value=with_value) for name in names.values()))
+        return dict(zip(names, found, strict=True))
 
     async def _ensure_secret(
         self,
@@ -314,14 +371,14 @@ class Onboarding:
         app: AppRegistration,
         lifetime_days: float,
         context: dict[str, str],
-    ) -> tuple[StoredSecret, Secret, bool]:
-        """The stored client secret if it is still on the app, else a new one, stored at once."""
-        name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
-        stored = await self.vault.read(name, with_value=True)
+        stored: StoredSecret | None,
+        done: _Done,
+    ) -> tuple[StoredSecret, Secret, PasswordInfo | None]:
+        """The stored client secret if it is still on the app, else a new one, stored at once (and its info)."""
         if stored is not None and stored.value is not None:
             on_app = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
             if on_app is not None and on_app.end > self.now():
-                return stored, stored.value, False
+                return stored, stored.value, None
         end = self.now() + timedelta(days=lifetime_days)
         new = await self.credentials.mint(tenant, app, end, context)
         tags = self._tags(tenant, profile, app, SecretKind.CLIENT_SECRET) | {
@@ -329,16 +386,25 @@ class Onboarding:
             "verified": "false",
             "issued-at": iso(self.now()),
         }
+        name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
         written = await self.credentials.store(tenant, app, name, new, tags, context)
-        return written, new.secret, True
+        done.minted = True
+        return written, new.secret, new.info
 
     async def _write_ids(
-        self, tenant: str, profile: IntegrationProfile, app: AppRegistration, context: dict[str, str]
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        context: dict[str, str],
+        stored: dict[SecretKind, StoredSecret | None],
     ) -> int:
+        """Client ID and Tenant ID, each written unless Key Vault (as read at the start) already holds it."""
+
         async def ensure(kind: SecretKind, value: str) -> int:
             name = secret_name(self.settings, tenant, profile.id, kind)
             tags = self._tags(tenant, profile, app, kind)
-            current = await self.vault.read(name, with_value=True)
+            current = stored[kind]
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
                 return 0
             # No expiry: a stale `exp` on an id would break the references after a rotation.
@@ -351,24 +417,30 @@ class Onboarding:
 
     async def _remove_orphans(
         self, tenant: str, profile: IntegrationProfile, app: AppRegistration, keep: str, context: dict[str, str]
-    ) -> int:
+    ) -> set[str]:
         """Secrets this service minted (by display-name prefix) whose keyId no stored version ever held.
 
         Only those older than the grace period: a younger one may belong to a request still in flight.
         Credentials that were stored once are rotation's to retire, never removed here.
         """
-        ours = [p for p in app.passwords if (p.display_name or "").startswith(f"{self.settings.name_prefix} ")]
+        cutoff = self.now() - timedelta(minutes=self.settings.orphan_grace_minutes)
+        ours = [
+            p
+            for p in app.passwords
+            if (p.display_name or "").startswith(f"{self.settings.name_prefix} ")
+            and p.key_id != keep
+            and p.start <= cutoff
+        ]
         if not ours:
-            return 0
+            return set()  # nothing that could be an orphan: no need to list the stored versions
         name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
         stored_ids = await self.vault.stored_key_ids(name)
-        cutoff = self.now() - timedelta(minutes=self.settings.orphan_grace_minutes)
-        removed = 0
+        removed: set[str] = set()
         for password in ours:
-            if password.key_id == keep or password.key_id in stored_ids or password.start > cutoff:
+            if password.key_id in stored_ids:
                 continue
             if await self.directory.remove_password(tenant, app.object_id, password.key_id):
-                removed += 1
+                removed.add(password.key_id)
                 audit("secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="orphan")
         return removed
 
@@ -395,20 +467,43 @@ class Onboarding:
     async def describe(self, tenant: str, integration: str) -> dict[str, Any]:
         """The live state from Entra and Key Vault, including drift; never a secret value."""
         profile = self.profile(integration)
-        app = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
         names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
-        stored = dict(zip(names, await asyncio.gather(*(self.vault.read(n) for n in names.values())), strict=True))
-        sp_id = await self.directory.find_service_principal(tenant, app.app_id) if app else None
-        apis = await asyncio.gather(
-            *(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)
+        app, stored, apis = await _together(
+            self.directory.find_application(tenant, unique_name(self.settings, profile.id)),
+            self._read_stored(names, with_value=False),
+            asyncio.gather(*(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)),
         )
+        sp_id = await self.directory.find_service_principal(tenant, app.app_id) if app else None
         assignments = []
         if sp_id:
             try:
                 assignments = await self.directory.assignments(tenant, sp_id)
             except NotReplicatedYet:
                 assignments = []
-        granted = {(a.resource_object_id, a.app_role_id) for a in assignments}
+        return self._description(
+            tenant,
+            profile,
+            app,
+            sp_id,
+            list(apis),
+            {(a.resource_object_id, a.app_role_id) for a in assignments},
+            stored[SecretKind.CLIENT_SECRET],
+            {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
+        )
+
+    def _description(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration | None,
+        sp_id: str | None,
+        apis: list[ResourceApi | None],
+        granted: set[tuple[str, str]],
+        secret: StoredSecret | None,
+        ids_stored: dict[SecretKind, bool],
+    ) -> dict[str, Any]:
+        """The registration as the API shows it, from what was read (describe) or just converged (onboard)."""
+        names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
         permissions = []
         for p, api in zip(profile.permissions, apis, strict=True):
             for role in p.roles:
@@ -421,7 +516,6 @@ class Onboarding:
                         "granted": bool(api and role_id and (api.object_id, role_id) in granted),
                     }
                 )
-        secret = stored[SecretKind.CLIENT_SECRET]
         key_id = secret.tags.get("key-id") if secret else None
         on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
         drift = []
@@ -453,9 +547,66 @@ class Onboarding:
                 "otherCredentialsOnApp": len(app.passwords) - (1 if on_app else 0) if app else 0,
             },
             "keyVaultReferences": {
-                "clientId": self.vault.reference(names[SecretKind.CLIENT_ID]) if stored[SecretKind.CLIENT_ID] else None,
-                "tenantId": self.vault.reference(names[SecretKind.TENANT_ID]) if stored[SecretKind.TENANT_ID] else None,
+                "clientId": self.vault.reference(names[SecretKind.CLIENT_ID])
+                if ids_stored[SecretKind.CLIENT_ID]
+                else None,
+                "tenantId": self.vault.reference(names[SecretKind.TENANT_ID])
+                if ids_stored[SecretKind.TENANT_ID]
+                else None,
                 "clientSecret": self.vault.reference(names[SecretKind.CLIENT_SECRET]) if secret else None,
             },
             "drift": drift,
         }
+
+
+@dataclass
+class _Done:
+    """What one call changed, reported in the order of the steps whatever order they finished in."""
+
+    app_created: bool = False
+    sp_created: bool = False
+    granted: int = 0
+    minted: bool = False
+    ids_written: int = 0
+    orphans_removed: int = 0
+
+    def changes(self) -> list[str]:
+        return [
+            change
+            for change, happened in (
+                ("application created", self.app_created),
+                ("service principal created", self.sp_created),
+                (f"{self.granted} permissions granted", self.granted),
+                ("client secret created", self.minted),
+                ("client and tenant ids stored", self.ids_written),
+                (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),
+            )
+            if happened
+        ]
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+
+
+@overload
+async def _together(a: Awaitable[A], b: Awaitable[B], /) -> tuple[A, B]: ...
+
+
+@overload
+async def _together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /) -> tuple[A, B, C]: ...
+
+
+async def _together(*steps: Awaitable[Any]) -> tuple[Any, ...]:
+    """Run independent steps at once, wait for every one of them, then raise the first failure.
+
+    None is cancelled when another fails: an addPassword cut off in flight could mint a secret
+    whose text nobody receives. A definite error wins over StillReplicating, which only asks the
+    caller to come back and would hide it.
+    """
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise next((f for f in failures if not isinstance(f, StillReplicating)), failures[0])
+    return tuple(results)

@@ -14,8 +14,8 @@ The directory also models Entra's replication lag: with `replication_steps = N`,
 reads that touch a newly created application or service principal see it as missing
 (`NotReplicatedYet`, or `None` from `find_*`). `settle()` ends every lag at once.
 
-Nothing here sleeps: `FakeClock.sleep` advances a counter, and `FakeClock.now` (the wall clock
-the use case and the directory see) moves with it.
+Nothing here sleeps: `FakeClock.sleep` waits on a virtual clock (concurrent sleeps overlap, as on
+a real one), and `FakeClock.now` (the wall clock the use case and the directory see) moves with it.
 
 For rotation, `make_rotation` wires `shared.rotation.Rotation` and `Onboarding` (to set up state)
 over the same fakes and one lock table, with port calls that yield to the event loop so that
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import uuid
 from collections import Counter, defaultdict
@@ -166,19 +167,43 @@ class FaultSwitches:
 
 
 class FakeClock:
-    """Monotonic time and wall time that move only when told to, or when the code under test sleeps."""
+    """Monotonic time and wall time that move only when told to, or when the code under test sleeps.
+
+    Sleeps are virtual, and tasks that sleep at the same time sleep side by side, as they would on
+    a real clock: a sleeper wakes when every runnable task has run as far as it can and its wake-up
+    is the earliest due, and time jumps to it. Two branches that each wait out 10 s of replication
+    concurrently take 10 s, not 20.
+    """
+
+    RUNNABLE_STEPS = 100  # loop turns a pending wake-up waits for runnable tasks to block
 
     def __init__(self, start: datetime = START) -> None:
         self.start = start
         self.elapsed = 0.0
         self.sleeps: list[float] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
 
     def monotonic(self) -> float:
         return self.elapsed
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.elapsed += max(0.0, seconds)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.elapsed + max(0.0, seconds), next(self._order), woken))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.get_running_loop().create_task(self._wake_in_order())
+        await woken
+
+    async def _wake_in_order(self) -> None:
+        while self._sleepers:
+            for _ in range(self.RUNNABLE_STEPS):
+                await asyncio.sleep(0)
+            due, _, woken = heapq.heappop(self._sleepers)
+            self.elapsed = max(self.elapsed, due)
+            if not woken.done():
+                woken.set_result(None)
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed)
