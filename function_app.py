@@ -1,10 +1,16 @@
 """The Functions entry point: builds the app and registers each area's blueprint, nothing else."""
 
+import os
+
 import azure.functions as func
 
 from shared.http_api import bp as http_api
 from shared.rotation_api import bp as rotation_api
+from shared.telemetry import configure_audit_export
 from shared.warmup import bp as warmup
+
+# Audit events as custom events in Application Insights, when it is configured (shared/telemetry.py).
+configure_audit_export(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(http_api)

@@ -99,6 +99,9 @@ param namePrefix string = 'tenant-onboarding'
 @description('ROTATION_SCHEDULE: NCRONTAB schedule of the rotation sweep.')
 param rotationSchedule string = '0 0 */6 * * *'
 
+@description('ALLOW_HOME_TENANT: with the provisioner (vendor-hosted), may callers also manage apps in this home tenant.')
+param allowHomeTenant bool = false
+
 @description('SECRET_LIFETIME_DAYS: lifetime of a new client secret, clamped to the tenant\'s policy.')
 @minValue(1)
 @maxValue(3650)
@@ -260,6 +263,7 @@ module functionApp 'app/function.bicep' = {
     keyVaultUrl: keyVault.outputs.uri
     homeTenantId: tenant().tenantId
     provisionerClientId: graph.outputs.provisionerClientId
+    allowHomeTenant: allowHomeTenant
     namePrefix: namePrefix
     rotationSchedule: rotationSchedule
     secretLifetimeDays: secretLifetimeDays

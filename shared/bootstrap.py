@@ -44,6 +44,7 @@ class Services:
         """The body of GET /api/tenants/{tenantId}/consent."""
         assert self.identity is not None
         if tenant_id == self.settings.home_tenant_id:
+            self.identity.management_credential(tenant_id)  # refuses the home tenant where it is not allowed
             return {"tenantId": tenant_id, "consented": True, "via": "managed identity", "missingRoles": []}
         if self.settings.provisioner_client_id is None:
             return {"tenantId": tenant_id, "consented": False, "via": None, "missingRoles": [], "consentUrl": None}

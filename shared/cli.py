@@ -19,6 +19,7 @@ from .catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
 from .errors import OnboardingError
 from .onboarding import OnboardRequest, OnboardResult, Outcome
 from .settings import Settings, SettingsError, load_settings
+from .telemetry import configure_audit_export
 
 logger = logging.getLogger(__name__)
 
@@ -425,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse's way out (usage errors, --help); a return code for callers of main()
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
+    # An operator's changes are audited like the app's: to Application Insights when it is configured.
+    configure_audit_export(os.environ)
 
     if args.command == "catalog":
         # The catalog ships with the code: no settings, credentials or stand-in needed.

@@ -108,9 +108,16 @@ class Identity:
     def management_credential(self, tenant_id: str) -> AsyncTokenCredential:
         """The credential that manages app registrations in `tenant_id`: the managed identity at home,
         the provisioner app (federated, cached per tenant) anywhere else."""
-        if tenant_id == self._settings.home_tenant_id:
-            return self._managed()
         provisioner = self._settings.provisioner_client_id
+        if tenant_id == self._settings.home_tenant_id:
+            if provisioner is not None and not self._settings.allow_home_tenant:
+                # A caller onboarding customers must not be able to register apps with application
+                # permissions over the vendor's own directory: the home tenant is opt-in in this mode.
+                raise TenantNotAllowed(
+                    "This deployment manages customer tenants; its home tenant is refused unless ALLOW_HOME_TENANT is true.",
+                    tenantId=tenant_id,
+                )
+            return self._managed()
         if provisioner is None:
             raise TenantNotAllowed(
                 "This deployment manages only its home tenant; configure PROVISIONER_CLIENT_ID to reach customer tenants.",
@@ -156,6 +163,7 @@ class Identity:
     async def ensure_reachable(self, tenant_id: str) -> None:
         """Raise ConsentRequired, with the admin consent URL, unless the tenant can be managed now."""
         if tenant_id == self._settings.home_tenant_id:
+            self.management_credential(tenant_id)  # refuses the home tenant where it is not allowed
             return
         consented, roles = await self.consent(tenant_id)
         missing = sorted(PROVISIONER_ROLES - roles)

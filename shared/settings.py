@@ -45,6 +45,8 @@ class Settings:
     rotation_grace_hours: float
     rotation_concurrency: int
     provisioner_client_id: str | None  # the multi-tenant app that reaches customer tenants (vendor-hosted mode)
+    # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
+    allow_home_tenant: bool = False
 
     @property
     def public_authority(self) -> str:
@@ -153,6 +155,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     ),
     "ROTATION_CONCURRENCY": ("8", "registrations rotated at once by a sweep"),
     "PROVISIONER_CLIENT_ID": ("", "client id of the multi-tenant provisioner app (empty: home tenant only)"),
+    "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
 }
 
 
@@ -184,6 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rotation_grace_hours=_number(env, "ROTATION_GRACE_HOURS", 48, 0, 24 * 30),
         rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
         provisioner_client_id=_optional(env, "PROVISIONER_CLIENT_ID", _guid),
+        allow_home_tenant=_bool(env, "ALLOW_HOME_TENANT", False),
     )
 
 

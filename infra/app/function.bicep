@@ -25,6 +25,7 @@ param instanceMemoryMB int
 param keyVaultUrl string
 param homeTenantId string
 param provisionerClientId string
+param allowHomeTenant bool
 param namePrefix string
 param rotationSchedule string
 param secretLifetimeDays int
@@ -125,6 +126,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'PROVISIONER_CLIENT_ID'
           value: provisionerClientId
+        }
+        {
+          name: 'ALLOW_HOME_TENANT'
+          value: string(allowHomeTenant)
         }
         {
           name: 'NAME_PREFIX'

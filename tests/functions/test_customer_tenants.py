@@ -120,6 +120,40 @@ async def test_unconsented_tenant_gets_403_with_the_consent_url_and_nothing_is_c
     assert consented["consented"] is True and consented["missingRoles"] == []
 
 
+async def test_the_home_tenant_is_refused_in_vendor_hosted_mode_unless_allowed(
+    vendor: tuple[Api, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A caller onboarding customers must not register apps with application permissions over the
+    # vendor's own directory: every route that acts on a tenant refuses the home tenant, and nothing is made.
+    api, _, _ = vendor
+    home = api.stand_in.home_tenant_id
+    route = {"tenantId": home, "integration": "sentinel"}
+    answers = [
+        await api.put(home, "sentinel"),
+        await api.get(home, "sentinel"),
+        await api.call("rotate_now", "POST", f"tenants/{home}/integrations/sentinel/rotate", route),
+        await api.call("offboard_integration", "DELETE", f"tenants/{home}/integrations/sentinel", route),
+        await api.call("tenant_consent", "GET", f"tenants/{home}/consent", {"tenantId": home}),
+        await api.put(home.upper(), "sentinel"),  # the same directory id in another spelling
+    ]
+    for response in answers:
+        assert response.status_code == 403, response.get_body()
+        assert body_of(response)["type"].endswith("/tenant-not-allowed")
+    assert apps_in(api, home) == []
+    assert not any(home in name for name in api.stand_in.state()["vault"]["secrets"])
+
+    monkeypatch.setenv("ALLOW_HOME_TENANT", "true")  # the vendor opts in, deliberately
+    allowed = bootstrap.build(load_settings())
+    bootstrap.override(allowed)
+    try:
+        response = await api.put(home, "sentinel")
+        assert response.status_code == 201, body_of(response)
+        assert len(apps_in(api, home)) == 1
+    finally:
+        bootstrap.override(api.services)
+        await allowed.close()
+
+
 async def test_a_wrong_federated_subject_fails_with_entras_error(
     stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,7 +56,8 @@ NOT_DEPLOYED = {
     "AzureWebJobsStorage": "a connection string holds an account key: local development (Azurite) only",
     "AzureWebJobsStorage__accountName": "the template sets AzureWebJobsStorage__blobServiceUri, which wins",
 }
-# App settings the Functions platform reads, not the code: identity-based host storage and telemetry.
+# App settings the Functions platform reads: identity-based host storage and telemetry (the audit
+# exporter, shared/telemetry.py, reads the two telemetry settings too, as the platform sets them).
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
@@ -259,6 +260,8 @@ def check_app_setting_defaults(
         main_param = passed.get(module_param) if isinstance(module_param, str) else None
         default = dig(t.params(MAIN), str(main_param), "default") if isinstance(main_param, str) else None
         code_default = settings[name][0]
+        if isinstance(default, bool):
+            default = str(default).lower()  # what Bicep's string() makes of a bool
         if default is not None and code_default is not None and str(default) != code_default:
             problems.append(
                 f"app setting {name}: main.bicep defaults to {default!r}, shared/settings.py to {code_default!r}"

@@ -33,6 +33,7 @@ from tests.functions.test_rotation import DAY, StandInClock
 ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "24"))
 TENANTS = int(os.environ.get("CHAOS_TENANTS", "8"))
 SWEEPS = int(os.environ.get("CHAOS_SWEEPS", "2"))
+SEED = int(os.environ.get("CHAOS_SEED", "11"))
 INTEGRATIONS = ["sentinel", "m365-defender", "defender-endpoint"]
 # At least a fifth of each service's calls fail, plus replication lag on every new object (the full run).
 FULL_CHAOS = [
@@ -56,7 +57,7 @@ SLICE_CHAOS = [
     {"kind": "status", "service": "vault", "status": 500, "probability": 0.02},
     {"kind": "status", "service": "entra", "path": "/oauth2/", "status": 503, "probability": 0.02},
 ]
-CHAOS = FULL_CHAOS if "CHAOS_ONBOARDINGS" in os.environ else SLICE_CHAOS
+CHAOS = FULL_CHAOS if "CHAOS_ONBOARDINGS" in os.environ or "CHAOS_FULL" in os.environ else SLICE_CHAOS
 
 
 @pytest.fixture
@@ -100,23 +101,28 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
 ) -> None:
     services, stand_in, tenants, clock = vendor_many
     targets = [(tenants[i % TENANTS], INTEGRATIONS[(i // TENANTS) % len(INTEGRATIONS)]) for i in range(ONBOARDINGS)]
-    stand_in.set_faults(CHAOS, seed=11, application=300, servicePrincipal=300, password=500, appRoleAssignment=200)
+    stand_in.set_faults(CHAOS, seed=SEED, application=300, servicePrincipal=300, password=500, appRoleAssignment=200)
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
     unhandled: list[BaseException] = []
+    history: dict[tuple[str, str], list[str]] = {}  # per registration, what each attempt answered
 
     async def onboard_until_done(tenant: str, integration: str) -> None:
         # A caller retries what failed, as the vendor's backend would: the PUT is idempotent.
+        attempts = history.setdefault((tenant, integration), [])
         for _ in range(30):
             try:
                 result = await services.onboarding.onboard(OnboardRequest(tenant, integration))
             except OnboardingError as error:
                 outcomes[f"retried after {error.problem_type}"] += 1
+                attempts.append(f"{error.problem_type}: {error.detail}")
                 continue
             except Exception as error:  # noqa: BLE001 - counted: the assertion below demands none
                 unhandled.append(error)
+                attempts.append(f"unhandled {error!r}")
                 return
             outcomes[result.outcome.value] += 1
+            attempts.append(f"{result.outcome.value} {result.pending_reason or ''} {result.changes}")
             if result.outcome is not Outcome.PENDING:
                 return
         outcomes["gave up"] += 1
@@ -138,7 +144,10 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     clock.advance(3 * DAY)  # past every grace period: the next sweep retires what is superseded
     await services.rotation.sweep()
 
-    working, duplicates = await verify(services, stand_in, targets)
+    broken, duplicates = await verify(services, stand_in, targets)
+    working = len(set(targets)) - len(broken)
+    for registration, reason in broken.items():
+        print(f"\nnot working: {registration}: {reason}; attempts: {history.get(registration)}")
     print(
         f"\nchaos soak: {len(targets)} onboardings over {TENANTS} tenants, {SWEEPS} sweeps, {injected} faults injected "
         f"in {time.monotonic() - started:.0f} s; outcomes {dict(outcomes)}; sweeps {[s['outcomes'] for s in sweeps]}; "
@@ -150,8 +159,10 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     assert working == len(set(targets))
 
 
-async def verify(services: bootstrap.Services, stand_in: StandIn, targets: list[tuple[str, str]]) -> tuple[int, int]:
-    """(registrations whose stored secret authenticates in its tenant, apps or credentials beyond one each)."""
+async def verify(
+    services: bootstrap.Services, stand_in: StandIn, targets: list[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], str], int]:
+    """(registrations whose stored secret does not authenticate in its tenant, and why; apps or credentials beyond one each)."""
     state = stand_in.state()
     prefix = services.settings.name_prefix
     duplicates = 0
@@ -162,25 +173,27 @@ async def verify(services: bootstrap.Services, stand_in: StandIn, targets: list[
     vault = SecretClient(
         stand_in.vault_url, identity, verify_challenge_resource=False, connection_verify=stand_in.ca_bundle
     )
-    working = 0
+    broken: dict[tuple[str, str], str] = {}
     try:
         for tenant, integration in set(targets):
             try:
                 secret = await vault.get_secret(f"{prefix}-{tenant}-{integration}-client-secret")
             except ResourceNotFoundError:
-                continue  # nothing stored: counted as not working
+                broken[(tenant, integration)] = "no secret stored"
+                continue
             credential = ClientSecretCredential(
                 tenant, (secret.properties.tags or {})["client-id"], str(secret.value), authority=stand_in.authority,
                 disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
             )  # fmt: skip
             try:
                 token = await credential.get_token("https://graph.microsoft.com/.default")
-                working += jwt.decode(token.token, options={"verify_signature": False})["tid"] == tenant
-            except ClientAuthenticationError:
-                pass
+                if jwt.decode(token.token, options={"verify_signature": False})["tid"] != tenant:
+                    broken[(tenant, integration)] = "token from another tenant"
+            except ClientAuthenticationError as error:
+                broken[(tenant, integration)] = f"stored secret refused: {error.message[:200]}"
             finally:
                 await credential.close()
     finally:
         await vault.close()
         await identity.close()
-    return working, duplicates
+    return broken, duplicates

@@ -146,3 +146,31 @@ async def test_event_grid_garbage_is_ignored_without_error(api: Api, event_type:
     )
     await FUNCTIONS["secret_near_expiry"](event)
     assert fingerprint(api) == before
+
+
+async def test_escalation_attempts_are_refused_and_create_nothing(api: Api) -> None:
+    """Asking for more than the catalog grants, for another tenant, or around the routes: refused, nothing made."""
+    home = api.stand_in.home_tenant_id
+    before = fingerprint(api)
+    attempts = {
+        # Permissions come from the catalog's profile only; a body cannot add one.
+        "permission in the body": (home, "sentinel", b'{"permissions": ["RoleManagement.ReadWrite.Directory"]}', 400),
+        "integration outside the catalog": (home, "global-administrator", b"", 404),
+        "route trick": (home, "sentinel/../m365-defender", b"", 400),
+        # Entra's multi-tenant aliases are not directory ids: a token for "common" must never be asked for.
+        "common": ("common", "sentinel", b"", 400),
+        "organizations": ("organizations", "sentinel", b"", 400),
+        "another tenant": (CUSTOMER, "sentinel", b"", 403),  # single-tenant mode reaches only its home
+        "Microsoft accounts' tenant": ("9188040d-6c67-4c5b-b112-36a304b66dad", "sentinel", b"", 403),
+    }
+    for name, (tenant, integration, body, status) in attempts.items():
+        response = await api.put(tenant, integration, body)
+        assert response.status_code == status, (name, response.get_body())
+        assert_problem_or_success(response)
+    rotate = await api.call(
+        "rotate_now", "POST", f"tenants/{home}/integrations/sentinel/rotate",
+        {"tenantId": home, "integration": "sentinel"}, b'{"retirePrevious": "immediately", "integration": "x"}',
+        {"content-type": "application/json"},
+    )  # fmt: skip
+    assert rotate.status_code == 400 and "integration" in json.loads(rotate.get_body())["detail"]
+    assert fingerprint(api) == before

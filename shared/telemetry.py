@@ -1,0 +1,118 @@
+"""Ships audit events to Application Insights as custom events whose fields are customDimensions.
+
+The Functions host already forwards every log line the worker writes to Application Insights as a
+trace, but as text: an audit event's fields would sit inside the message, where a query has to
+parse them. So the audit logger alone (not the root logger: that would send every line twice) gets
+an OpenTelemetry log exporter, and each event lands in the `customEvents` table named
+`audit.<operation>`, with operation, outcome, correlationId, tenantId, integration, object ids and
+keyId as customDimensions:
+
+    customEvents | where name startswith "audit." | project timestamp, name,
+        tenant = tostring(customDimensions.tenantId), keyId = tostring(customDimensions.keyId)
+
+It uses the Azure Monitor exporter directly rather than the azure-monitor-opentelemetry distro: the
+distro also instruments every HTTP library in the worker, which the host already traces. Nothing is
+configured, and nothing imported, unless APPLICATIONINSIGHTS_CONNECTION_STRING is set; with the
+deployed APPLICATIONINSIGHTS_AUTHENTICATION_STRING (`Authorization=AAD;ClientId=...`) the exporter
+authenticates with the managed identity, as the app's local-auth-disabled App Insights requires.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+AUDIT_LOGGER = "tenant_onboarding.audit"
+# The exporter turns a log record carrying this attribute into a custom event of that name.
+CUSTOM_EVENT_NAME_ATTRIBUTE = "microsoft.custom_event.name"
+
+_configured: list[AuditExporter] = []
+
+
+def managed_identity_client_id(authentication_string: str | None) -> str | None:
+    """The ClientId in `Authorization=AAD;ClientId=<id>`; None when the string does not ask for Entra auth.
+
+    An `Authorization=AAD` without ClientId means the system-assigned identity: the empty string."""
+    if not authentication_string:
+        return None
+    parts = {
+        key.strip().lower(): value.strip()
+        for key, _, value in (part.partition("=") for part in authentication_string.split(";"))
+        if key.strip()
+    }
+    if parts.get("authorization", "").upper() != "AAD":
+        return None
+    return parts.get("clientid", "")
+
+
+class AuditExporter(logging.Handler):
+    """Re-emits each audit record as an OpenTelemetry log whose attributes are the event's fields."""
+
+    def __init__(self, logger_provider: Any) -> None:
+        super().__init__(level=logging.INFO)
+        self.provider = logger_provider
+        self.otel_logger = logger_provider.get_logger(AUDIT_LOGGER)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from opentelemetry._logs import SeverityNumber
+
+        event = getattr(record, "audit", None)
+        if not isinstance(event, Mapping):
+            return  # only audit events travel this way; everything else goes through the host
+        try:
+            self.otel_logger.emit(
+                timestamp=int(record.created * 1e9),
+                severity_number=SeverityNumber.INFO,
+                severity_text="INFO",
+                body=record.getMessage(),
+                attributes={
+                    **{key: str(value) for key, value in event.items()},
+                    CUSTOM_EVENT_NAME_ATTRIBUTE: f"audit.{event.get('operation', 'unknown')}",
+                },
+            )
+        except Exception:  # noqa: BLE001 - telemetry must never break the operation it reports
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.provider.force_flush()
+
+    def close(self) -> None:
+        self.provider.shutdown()
+        super().close()
+
+
+def configure_audit_export(environ: Mapping[str, str]) -> AuditExporter | None:
+    """Attach the exporter to the audit logger when App Insights is configured; idempotent."""
+    connection_string = environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if not connection_string:
+        return None
+    if _configured:
+        return _configured[0]
+    # Imported here: they cost start-up time, and a run without App Insights never needs them.
+    from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    credential = None
+    client_id = managed_identity_client_id(environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
+    if client_id is not None:
+        from azure.identity import ManagedIdentityCredential
+
+        credential = ManagedIdentityCredential(client_id=client_id or None)
+    exporter = AzureMonitorLogExporter(connection_string=connection_string, credential=credential)
+    provider = LoggerProvider(
+        resource=Resource.create({"service.name": environ.get("WEBSITE_SITE_NAME", "tenant-onboarding")})
+    )
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    handler = AuditExporter(provider)
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    audit_logger.addHandler(handler)
+    if audit_logger.getEffectiveLevel() > logging.INFO:
+        audit_logger.setLevel(logging.INFO)  # audit events are INFO; a quieter root must not drop them
+    # A worker or CLI that exits sends what is still batched rather than losing the last events.
+    atexit.register(handler.close)
+    _configured.append(handler)
+    return handler
