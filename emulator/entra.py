@@ -36,11 +36,10 @@ def granted_roles(world: World, tenant: Tenant, principal_id: str, resource_sp: 
     return sorted(
         {
             role_values[a["appRoleId"]]
-            for aid, a in tenant.assignments.items()
-            if a["principalId"] == principal_id
-            and a["resourceId"] == resource_sp["id"]
+            for a in tenant.assignments_of(principal_id)
+            if a["resourceId"] == resource_sp["id"]
             and a["appRoleId"] in role_values
-            and world.replication.visible(aid)
+            and world.replication.visible(a["id"])
         }
     )
 

@@ -468,7 +468,7 @@ class GraphService:
             },
         }
         app.update(props)
-        tenant.applications[object_id] = app
+        tenant.add_application(app)
         # The creator becomes an owner (azure-facts.md: "Creating an application makes the caller an owner").
         tenant.owners[object_id] = [call.caller.object_id]
         self.world.replication.created("application", object_id)
@@ -489,12 +489,13 @@ class GraphService:
                     "Another object with the same value for property uniqueName already exists.",
                 )
         app.update(props)
+        call.tenant.reindex_application(app)
         self.world.touch()
 
     def _delete_application(self, call: GraphCall, app: JsonObject) -> None:
         self._require_manage(call, app["id"])
         tenant = call.tenant
-        del tenant.applications[app["id"]]
+        tenant.remove_application(app["id"])
         app["deletedDateTime"] = iso(self.world.clock.now())
         tenant.deleted_applications[app["id"]] = app
         # Deleting an application also deletes its service principal in the home tenant.
@@ -504,10 +505,10 @@ class GraphService:
         self.world.touch()
 
     def _remove_service_principal(self, tenant: Tenant, sp: JsonObject) -> None:
-        del tenant.service_principals[sp["id"]]
+        tenant.remove_service_principal(sp["id"])
         tenant.owners.pop(sp["id"], None)
         for aid in [aid for aid, a in tenant.assignments.items() if sp["id"] in (a["principalId"], a["resourceId"])]:
-            del tenant.assignments[aid]
+            tenant.remove_assignment(aid)
 
     # --- password credentials ---
     def _add_password(self, call: GraphCall, app: JsonObject) -> GraphResult:
@@ -550,7 +551,7 @@ class GraphService:
             )
         self._enforce_password_policy(call, app, start, end)
         key_id = new_guid()
-        secret_text = _new_secret_text()
+        secret_text = new_secret_text()
         credential = {
             "customKeyIdentifier": None,
             "displayName": display_name,
@@ -806,6 +807,7 @@ class GraphService:
         if props.get("appId", sp["appId"]) != sp["appId"]:
             raise call.error(400, "Request_BadRequest", "Property 'appId' is read-only and cannot be changed.")
         sp.update(props)
+        call.tenant.reindex_service_principal(sp)
         self.world.touch()
 
     def _service_principal_member(self, call: GraphCall, sp: JsonObject, rest: list[str]) -> GraphResult:
@@ -843,11 +845,8 @@ class GraphService:
         if not rest:
             if call.method == "GET":
                 self._require(call, READ_APPS | GRANT_ROLES)
-                rows = [
-                    a
-                    for aid, a in tenant.assignments.items()
-                    if a[side] == sp["id"] and self.world.replication.visible(aid)
-                ]
+                candidates = tenant.assignments_of(sp["id"]) if side == "principalId" else tenant.assignments.values()
+                rows = [a for a in candidates if a[side] == sp["id"] and self.world.replication.visible(a["id"])]
                 return self._list(
                     call, f"servicePrincipals('{sp['id']}')/{nav}", rows, "microsoft.graph.appRoleAssignment"
                 )
@@ -866,7 +865,7 @@ class GraphService:
             return GraphResult(200, existing)
         if call.method == "DELETE":
             self._require(call, GRANT_ROLES)
-            del tenant.assignments[rest[0]]
+            tenant.remove_assignment(rest[0])
             self.world.touch()
             return GraphResult(204)
         raise _method_not_allowed(call)
@@ -917,8 +916,8 @@ class GraphService:
                 f"Permission being assigned was not found on application '{resource['appId']}'.",
             )
         duplicate = any(
-            a["principalId"] == principal["id"] and a["resourceId"] == resource["id"] and a["appRoleId"] == role["id"]
-            for a in tenant.assignments.values()
+            a["resourceId"] == resource["id"] and a["appRoleId"] == role["id"]
+            for a in tenant.assignments_of(principal["id"])
         )
         if duplicate:
             raise call.error(400, "Request_BadRequest", "Permission being assigned already exists on the object.")
@@ -934,7 +933,7 @@ class GraphService:
             "resourceDisplayName": resource.get("displayName"),
             "resourceId": resource["id"],
         }
-        tenant.assignments[assignment_id] = assignment
+        tenant.add_assignment(assignment)
         self.world.replication.created("appRoleAssignment", assignment_id)
         self.world.touch()
         return assignment
@@ -975,7 +974,7 @@ class GraphService:
             self._require_manage(call, app["id"])
             del tenant.deleted_applications[app["id"]]
             app["deletedDateTime"] = None
-            tenant.applications[app["id"]] = app
+            tenant.add_application(app)
             self.world.touch()
             return GraphResult(200, dict(app, **{"@odata.type": "#microsoft.graph.application"}))
         raise _method_not_allowed(call)
@@ -1146,7 +1145,7 @@ def service_principal_from(world: World, tenant: Tenant, app: JsonObject, props:
         "passwordCredentials": [],
     }
     sp.update({k: v for k, v in props.items() if k != "appId"})
-    tenant.service_principals[sp["id"]] = sp
+    tenant.add_service_principal(sp)
     return sp
 
 
@@ -1238,7 +1237,7 @@ def _parse_duration(text: str) -> timedelta:
     return timedelta(days=years * 365 + months * 30 + days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-def _new_secret_text() -> str:
+def new_secret_text() -> str:
     # Entra's secrets are 40 characters with "Q~" after a short prefix; the shape matters only to
     # scanners that look for leaked secrets, so tests can find one in a log.
     prefix = "".join(secrets.choice(SECRET_ALPHABET[:62]) for _ in range(3))

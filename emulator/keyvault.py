@@ -186,25 +186,33 @@ class KeyVaultService:
             "scheduledPurgeDate": record.scheduled_purge_date,
         }
 
-    def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> JSONResponse:
+    @staticmethod
+    def _page_size(request: Request) -> int:
+        """`maxresults`: 1 to 25; absent, the service's own page of 25."""
         raw_max = request.query_params.get("maxresults")
-        page_size = PAGE_SIZE_LIMIT
-        if raw_max is not None:
-            # isdigit() alone accepts digits int() refuses ("²"), which crashed here with a 500.
-            if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= int(raw_max) <= PAGE_SIZE_LIMIT:
-                raise vault_error(
-                    400,
-                    "BadParameter",
-                    f"maxresults must be an integer between 1 and {PAGE_SIZE_LIMIT}.",
-                )
-            page_size = int(raw_max)
+        if raw_max is None:
+            return PAGE_SIZE_LIMIT
+        # isdigit() alone accepts digits int() refuses ("²"), which crashed here with a 500.
+        if not (raw_max.isascii() and raw_max.isdigit()) or not 1 <= int(raw_max) <= PAGE_SIZE_LIMIT:
+            raise vault_error(
+                400,
+                "BadParameter",
+                f"maxresults must be an integer between 1 and {PAGE_SIZE_LIMIT}.",
+            )
+        return int(raw_max)
+
+    def _next_link(self, request: Request, path: str, token: str, page_size: int) -> str:
+        api_version = request.query_params["api-version"]
+        return f"{self.base}{path}?api-version={api_version}&$skiptoken={token}&maxresults={page_size}"
+
+    def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> JSONResponse:
+        page_size = self._page_size(request)
         start = _decode_skiptoken(request.query_params.get("$skiptoken"))
         page = items[start : start + page_size]
         body: dict[str, Any] = {"value": page, "nextLink": None}
         if start + page_size < len(items):
             token = base64.urlsafe_b64encode(json.dumps({"o": start + page_size}).encode()).decode()
-            api_version = request.query_params["api-version"]
-            body["nextLink"] = f"{self.base}{path}?api-version={api_version}&$skiptoken={token}&maxresults={page_size}"
+            body["nextLink"] = self._next_link(request, path, token, page_size)
         return JSONResponse(body)
 
     async def _json_body(self, request: Request) -> dict[str, Any]:
@@ -291,7 +299,10 @@ class KeyVaultService:
                 inner_code="ObjectIsDeletedButRecoverable",
             )
         now = int(self.world.clock.now().timestamp())
-        record = self.vault.secrets.setdefault(name.lower(), SecretRecord(name=name))
+        record = self.vault.secrets.get(name.lower())
+        if record is None:
+            record = SecretRecord(name=name)
+            self.vault.add_record(record)
         version = SecretVersion(
             name=record.name,
             version=uuid.uuid4().hex,
@@ -359,7 +370,7 @@ class KeyVaultService:
         now = int(self.world.clock.now().timestamp())
         record.deleted_date = now
         record.scheduled_purge_date = now + self.vault.soft_delete_retention_days * 86400
-        del self.vault.secrets[name.lower()]
+        self.vault.remove_record(name)
         self.vault.deleted_secrets[name.lower()] = record
         self.world.touch()
         body = self._bundle(record, record.latest, with_value=False)
@@ -367,9 +378,22 @@ class KeyVaultService:
         return JSONResponse(body)
 
     async def list_secrets(self, request: Request) -> JSONResponse:
+        """Latest versions, by name, a page at a time: the nextLink carries the name the next page starts at.
+
+        Key Vault's own `$skiptoken` is base64 JSON with a `NextMarker` naming where to resume, so a
+        page costs the same at any vault size; this one costs a binary search and 25 items."""
         self._authorize(request, "readMetadata/action")
-        items = [self._item(r, r.latest, versioned=False) for _, r in sorted(self.vault.secrets.items())]
-        return self._page(request, "/secrets", items)
+        page_size = self._page_size(request)
+        names, resume = self.vault.names_from(_decode_marker(request.query_params.get("$skiptoken")), page_size)
+        items = [
+            self._item(record, record.latest, versioned=False) for record in (self.vault.secrets[n] for n in names)
+        ]
+        body: dict[str, Any] = {"value": items, "nextLink": None}
+        if resume is not None:
+            marker = base64.b64encode(f"secret/{resume}".encode()).decode()
+            token = base64.urlsafe_b64encode(json.dumps({"NextMarker": marker, "TargetLocation": 0}).encode()).decode()
+            body["nextLink"] = self._next_link(request, "/secrets", token, page_size)
+        return JSONResponse(body)
 
     async def list_versions(self, request: Request) -> JSONResponse:
         self._authorize(request, "readMetadata/action")
@@ -422,7 +446,7 @@ class KeyVaultService:
         del self.vault.deleted_secrets[name.lower()]
         record.deleted_date = None
         record.scheduled_purge_date = None
-        self.vault.secrets[name.lower()] = record
+        self.vault.add_record(record)
         self.world.touch()
         return JSONResponse(self._bundle(record, record.latest, with_value=False))
 
@@ -447,3 +471,17 @@ def _decode_skiptoken(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise vault_error(400, "BadParameter", "The $skiptoken is invalid.")
     return offset
+
+
+def _decode_marker(token: str | None) -> str | None:
+    """The name a listing resumes at, from a `$skiptoken` this service issued."""
+    if not token:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token.encode()))
+        marker = base64.b64decode(payload["NextMarker"], validate=True).decode()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise vault_error(400, "BadParameter", "The $skiptoken is invalid.") from exc
+    if not marker.startswith("secret/") or not NAME_PATTERN.match(marker[len("secret/") :]):
+        raise vault_error(400, "BadParameter", "The $skiptoken is invalid.")
+    return marker[len("secret/") :].lower()

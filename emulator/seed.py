@@ -86,7 +86,7 @@ def add_tenant(world: World, seed: JsonObject, spec: JsonObject) -> Tenant:
         if resource is None:
             raise ValueError(f"unknown resource app {key!r}; known: {sorted(seed['resourceApps'])}")
         sp = resource_service_principal(tenant, resource, created)
-        tenant.service_principals[sp["id"]] = sp
+        tenant.add_service_principal(sp)
     world.tenants[tenant.id] = tenant
     world.touch()
     return tenant
@@ -104,23 +104,25 @@ def grant_app_roles(world: World, tenant: Tenant, principal_id: str, resource_ap
         if role is None:
             raise ValueError(f"{resource['displayName']} has no app role {value!r}")
         exists = any(
-            a["principalId"] == principal_id and a["resourceId"] == resource["id"] and a["appRoleId"] == role["id"]
-            for a in tenant.assignments.values()
+            a["resourceId"] == resource["id"] and a["appRoleId"] == role["id"]
+            for a in tenant.assignments_of(principal_id)
         )
         if exists:
             continue
         assignment_id = _stable_id(tenant.id, principal_id, resource["id"], role["id"])
-        tenant.assignments[assignment_id] = {
-            "id": assignment_id,
-            "deletedDateTime": None,
-            "appRoleId": role["id"],
-            "createdDateTime": iso(world.clock.now()),
-            "principalDisplayName": principal.get("displayName"),
-            "principalId": principal_id,
-            "principalType": "ServicePrincipal",
-            "resourceDisplayName": resource["displayName"],
-            "resourceId": resource["id"],
-        }
+        tenant.add_assignment(
+            {
+                "id": assignment_id,
+                "deletedDateTime": None,
+                "appRoleId": role["id"],
+                "createdDateTime": iso(world.clock.now()),
+                "principalDisplayName": principal.get("displayName"),
+                "principalId": principal_id,
+                "principalType": "ServicePrincipal",
+                "resourceDisplayName": resource["displayName"],
+                "resourceId": resource["id"],
+            }
+        )
     world.touch()
 
 
@@ -145,23 +147,25 @@ def build_world(seed: JsonObject) -> World:
 
 def add_managed_identity(world: World, seed: JsonObject, home: Tenant, identity: JsonObject) -> None:
     object_id, client_id = identity["objectId"], identity["clientId"]
-    home.service_principals[object_id] = {
-        "id": object_id,
-        "deletedDateTime": None,
-        "accountEnabled": True,
-        "appId": client_id,
-        "appOwnerOrganizationId": None,
-        "createdDateTime": iso(world.clock.now()),
-        "displayName": identity["displayName"],
-        "servicePrincipalNames": [client_id],
-        "servicePrincipalType": "ManagedIdentity",
-        "signInAudience": "AzureADMyOrg",
-        "tags": [],
-        "appRoles": [],
-        "oauth2PermissionScopes": [],
-        "keyCredentials": [],
-        "passwordCredentials": [],
-    }
+    home.add_service_principal(
+        {
+            "id": object_id,
+            "deletedDateTime": None,
+            "accountEnabled": True,
+            "appId": client_id,
+            "appOwnerOrganizationId": None,
+            "createdDateTime": iso(world.clock.now()),
+            "displayName": identity["displayName"],
+            "servicePrincipalNames": [client_id],
+            "servicePrincipalType": "ManagedIdentity",
+            "signInAudience": "AzureADMyOrg",
+            "tags": [],
+            "appRoles": [],
+            "oauth2PermissionScopes": [],
+            "keyCredentials": [],
+            "passwordCredentials": [],
+        }
+    )
     graph_app_id = seed["resourceApps"][GRAPH_RESOURCE_KEY]["appId"]
     grant_app_roles(world, home, object_id, graph_app_id, list(identity.get("graphRoles", [])))
     if identity.get("vaultRole"):

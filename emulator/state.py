@@ -8,6 +8,7 @@ thread, so every handler's read-modify-write is atomic without locks.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 import json
@@ -55,32 +56,142 @@ class Tenant:
     federated_credentials: dict[str, dict[str, JsonObject]] = field(default_factory=dict)
     app_management_policy: JsonObject = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Not a dataclass field, so snapshots never carry it; built from the tables on first use.
+        self._index: DirectoryIndex | None = None
+
+    @property
+    def index(self) -> DirectoryIndex:
+        if self._index is None:
+            self._index = DirectoryIndex(self)
+        return self._index
+
+    # --- changes go through these, so the lookups below stay O(1) at any directory size ---
+    def add_application(self, app: JsonObject) -> None:
+        self.applications[app["id"]] = app
+        self.reindex_application(app)
+
+    def reindex_application(self, app: JsonObject) -> None:
+        """After a change to an indexed property (uniqueName is set once, from null)."""
+        if self._index is not None:
+            self._index.add_application(app)
+
+    def remove_application(self, object_id: str) -> JsonObject:
+        app = self.applications.pop(object_id)
+        if self._index is not None:
+            self._index.remove_application(app)
+        return app
+
+    def add_service_principal(self, sp: JsonObject) -> None:
+        self.service_principals[sp["id"]] = sp
+        self.reindex_service_principal(sp)
+
+    def reindex_service_principal(self, sp: JsonObject) -> None:
+        """After a change to servicePrincipalNames (a PATCH may set them)."""
+        if self._index is not None:
+            self._index.remove_service_principal(sp)
+            self._index.add_service_principal(sp)
+
+    def remove_service_principal(self, object_id: str) -> JsonObject:
+        sp = self.service_principals.pop(object_id)
+        if self._index is not None:
+            self._index.remove_service_principal(sp)
+        return sp
+
+    def add_assignment(self, assignment: JsonObject) -> None:
+        self.assignments[assignment["id"]] = assignment
+        if self._index is not None:
+            self._index.by_principal.setdefault(assignment["principalId"], set()).add(assignment["id"])
+
+    def remove_assignment(self, assignment_id: str) -> JsonObject:
+        assignment = self.assignments.pop(assignment_id)
+        if self._index is not None:
+            self._index.by_principal.get(assignment["principalId"], set()).discard(assignment_id)
+        return assignment
+
     # --- lookups that ignore replication (the write replica's view) ---
     def application_by_app_id(self, app_id: str) -> JsonObject | None:
-        return next((a for a in self.applications.values() if a["appId"] == app_id), None)
+        found = self.applications.get(self.index.app_by_app_id.get(app_id, ""))
+        return found if found is not None and found["appId"] == app_id else None
 
     def application_by_unique_name(self, unique_name: str) -> JsonObject | None:
         wanted = unique_name.lower()
-        return next(
-            (a for a in self.applications.values() if (a.get("uniqueName") or "").lower() == wanted),
-            None,
-        )
+        found = self.applications.get(self.index.app_by_unique_name.get(wanted, ""))
+        return found if found is not None and (found.get("uniqueName") or "").lower() == wanted else None
 
     def service_principal_by_app_id(self, app_id: str) -> JsonObject | None:
-        return next((s for s in self.service_principals.values() if s["appId"] == app_id), None)
+        found = self.service_principals.get(self.index.sp_by_app_id.get(app_id, ""))
+        return found if found is not None and found["appId"] == app_id else None
 
     def service_principal_for_resource(self, resource: str) -> JsonObject | None:
         """The resource SP a token request names: by appId or by one of its servicePrincipalNames."""
-        wanted = resource.rstrip("/").lower()
-        for sp in self.service_principals.values():
-            if sp["appId"].lower() == wanted:
-                return sp
-            if any(n.rstrip("/").lower() == wanted for n in sp.get("servicePrincipalNames", [])):
-                return sp
-        return None
+        holders = self.index.sp_by_name.get(_resource_key(resource))
+        return self.service_principals.get(holders[0]) if holders else None
+
+    def assignments_of(self, principal_id: str) -> list[JsonObject]:
+        """The app role assignments granted to a principal (appRoleAssignments), in no set order."""
+        ids = self.index.by_principal.get(principal_id, ())
+        return [a for aid in ids if (a := self.assignments.get(aid)) is not None and a["principalId"] == principal_id]
 
     def find_object(self, object_id: str) -> JsonObject | None:
         return self.applications.get(object_id) or self.service_principals.get(object_id)
+
+
+def _resource_key(name: str) -> str:
+    return name.rstrip("/").lower()
+
+
+class DirectoryIndex:
+    """Lookup tables over one tenant's directory: by appId, uniqueName, resource name, principal.
+
+    A scale run seeds tens of thousands of apps into one tenant, and every Graph read by
+    uniqueName and every token request (appId, resource, granted roles) used to scan them all.
+    Entries are added and removed by the Tenant's change methods; a lookup still checks the
+    object it finds, so a stale entry can only ever read as "not found"."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self.app_by_app_id: dict[str, str] = {}
+        self.app_by_unique_name: dict[str, str] = {}
+        self.sp_by_app_id: dict[str, str] = {}
+        # name -> SP ids holding it, oldest first (the scan this replaces found the first match)
+        self.sp_by_name: dict[str, list[str]] = {}
+        self.by_principal: dict[str, set[str]] = {}
+        for app in tenant.applications.values():
+            self.add_application(app)
+        for sp in tenant.service_principals.values():
+            self.add_service_principal(sp)
+        for assignment_id, assignment in tenant.assignments.items():
+            self.by_principal.setdefault(assignment["principalId"], set()).add(assignment_id)
+
+    def add_application(self, app: JsonObject) -> None:
+        self.app_by_app_id[app["appId"]] = app["id"]
+        if app.get("uniqueName"):
+            self.app_by_unique_name[app["uniqueName"].lower()] = app["id"]
+
+    def remove_application(self, app: JsonObject) -> None:
+        _discard(self.app_by_app_id, app["appId"], app["id"])
+        if app.get("uniqueName"):
+            _discard(self.app_by_unique_name, app["uniqueName"].lower(), app["id"])
+
+    def add_service_principal(self, sp: JsonObject) -> None:
+        self.sp_by_app_id[sp["appId"]] = sp["id"]
+        for name in {_resource_key(n) for n in (sp["appId"], *sp.get("servicePrincipalNames", []))}:
+            holders = self.sp_by_name.setdefault(name, [])
+            if sp["id"] not in holders:
+                holders.append(sp["id"])
+
+    def remove_service_principal(self, sp: JsonObject) -> None:
+        """Forget the SP under every name, including names a PATCH has since replaced (rare: no hot path)."""
+        _discard(self.sp_by_app_id, sp["appId"], sp["id"])
+        for name in [n for n, holders in self.sp_by_name.items() if sp["id"] in holders]:
+            self.sp_by_name[name].remove(sp["id"])
+            if not self.sp_by_name[name]:
+                del self.sp_by_name[name]
+
+
+def _discard(table: dict[str, str], key: str, object_id: str) -> None:
+    if table.get(key) == object_id:
+        del table[key]
 
 
 @dataclass
@@ -124,9 +235,46 @@ class Vault:
     secrets: dict[str, SecretRecord] = field(default_factory=dict)
     deleted_secrets: dict[str, SecretRecord] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The live names in listing order, for paging by name (not a field: never in a snapshot).
+        self._sorted: list[str] | None = None
+
     @property
     def recovery_level(self) -> str:
         return "Recoverable" if self.purge_protection else "Recoverable+Purgeable"
+
+    def add_record(self, record: SecretRecord) -> None:
+        """A name comes into the listing (a first version, or a recovery)."""
+        key = record.name.lower()
+        if key not in self.secrets and self._sorted is not None:
+            bisect.insort(self._sorted, key)
+        self.secrets[key] = record
+
+    def add_records(self, records: list[SecretRecord]) -> None:
+        """Many new names at once (bulk seeding): one sort on the next listing instead of an insert each."""
+        for record in records:
+            self.secrets[record.name.lower()] = record
+        self._sorted = None
+
+    def remove_record(self, name: str) -> SecretRecord:
+        key = name.lower()
+        record = self.secrets.pop(key)
+        if self._sorted is not None:
+            at = bisect.bisect_left(self._sorted, key)
+            if at < len(self._sorted) and self._sorted[at] == key:
+                del self._sorted[at]
+        return record
+
+    def names_from(self, marker: str | None, count: int) -> tuple[list[str], str | None]:
+        """Up to `count` live names from `marker` on (inclusive), and the name the next page starts at.
+
+        Paging by name, as Key Vault's own NextMarker does, costs O(log n) a page at any vault size
+        and neither skips nor repeats a secret when others are added or deleted mid-listing."""
+        if self._sorted is None or len(self._sorted) != len(self.secrets):
+            self._sorted = sorted(self.secrets)
+        start = bisect.bisect_left(self._sorted, marker) if marker else 0
+        names = self._sorted[start : start + count + 1]
+        return names[:count], (names[count] if len(names) > count else None)
 
 
 class Replication:
