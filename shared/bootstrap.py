@@ -74,11 +74,12 @@ class Services:
         """
         assert self.directory is not None and self.vault is not None and self.identity is not None
         home, prefix = self.settings.home_tenant_id, self.settings.name_prefix
-        steps: dict[str, Awaitable[object]] = {
-            "Graph": self.directory.password_policy(home),
-            "Graph app lookup": self.directory.find_application(home, f"{prefix}-warm-up"),
-            "Key Vault": self.vault.read(f"{prefix}-warm-up"),
-        }
+        steps: dict[str, Awaitable[object]] = {"Key Vault": self.vault.read(f"{prefix}-warm-up")}
+        if self.settings.provisioner_client_id is None or self.settings.allow_home_tenant:
+            # Vendor-hosted mode refuses the home tenant by default, and no customer tenant is known
+            # yet: there the Graph stack is loaded by the first request.
+            steps["Graph"] = self.directory.password_policy(home)
+            steps["Graph app lookup"] = self.directory.find_application(home, f"{prefix}-warm-up")
         if self.locks is not None:
             steps["locks"] = self._touch_lock(self.locks)
         if self.settings.provisioner_client_id is not None:
