@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .faults import FaultInjector
+from .bulk import seed_registrations
+from .faults import FaultInjector, RequestLog
 from .graph import service_principal_from
 from .seed import add_tenant, describe, grant_app_roles
 from .state import World
@@ -24,11 +25,19 @@ ADMIN_HEADER = "x-emulator-admin-key"
 
 
 class AdminApi:
-    def __init__(self, world: World, seed: dict[str, Any], faults: FaultInjector, admin_key: str | None) -> None:
+    def __init__(
+        self,
+        world: World,
+        seed: dict[str, Any],
+        faults: FaultInjector,
+        admin_key: str | None,
+        requests: RequestLog | None = None,
+    ) -> None:
         self.world = world
         self.seed = seed
         self.faults = faults
         self.admin_key = admin_key
+        self.requests = requests or RequestLog()
 
     def routes(self) -> list[Route]:
         routes = [Route("/_emulator/health", self.health)]
@@ -39,6 +48,8 @@ class AdminApi:
             ("/_emulator/tenants", self.create_tenant, ["POST"]),
             ("/_emulator/tenants/{tenant}/app-management-policy", self.set_policy, ["PUT"]),
             ("/_emulator/tenants/{tenant}/consent", self.consent, ["POST"]),
+            ("/_emulator/registrations", self.registrations, ["POST"]),
+            ("/_emulator/requests", self.request_log, ["GET", "DELETE"]),
             ("/_emulator/faults", self.faults_endpoint, ["GET", "PUT", "DELETE"]),
             ("/_emulator/clock", self.clock, ["GET", "POST"]),
             ("/_emulator/vault/role-assignments", self.vault_role, ["PUT"]),
@@ -99,6 +110,17 @@ class AdminApi:
             grant_app_roles(self.world, tenant, sp["id"], resource_app_id, list(values))
         self.world.touch()
         return JSONResponse({"servicePrincipalId": sp["id"]}, status_code=201)
+
+    async def registrations(self, request: Request) -> JSONResponse:
+        """Bulk: registrations as the product leaves them after onboarding, some due, some retiring (emulator/bulk.py)."""
+        result = seed_registrations(self.world, await _json(request))
+        return JSONResponse(result, status_code=201)
+
+    async def request_log(self, request: Request) -> JSONResponse:
+        """Requests each service received since the last DELETE, by method and by second."""
+        if request.method == "DELETE":
+            self.requests.reset()
+        return JSONResponse(self.requests.describe())
 
     async def faults_endpoint(self, request: Request) -> JSONResponse:
         if request.method == "PUT":

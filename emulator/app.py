@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .admin import AdminApi
 from .entra import EntraService
 from .errors import ServiceError, graph_error, vault_error
-from .faults import FaultInjector, FaultMiddleware, service_of
+from .faults import FaultInjector, FaultMiddleware, RequestLog, service_of
 from .graph import GraphService
 from .keyvault import KeyVaultService
 from .state import World
@@ -31,6 +31,7 @@ class StandIn:
     world: World
     tokens: TokenService
     faults: FaultInjector
+    requests: RequestLog
     https_app: ASGIApp
     identity_app: ASGIApp
     identity_header: str
@@ -90,11 +91,12 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base: str, admin: bool) -> StandIn:
     faults = FaultInjector()
+    requests = RequestLog()
     identity_header = secrets.token_urlsafe(24)
     admin_key = secrets.token_urlsafe(24) if admin else None
     entra = EntraService(world, tokens, public_base, identity_header)
     routes: list[Route] = []
-    routes += AdminApi(world, seed, faults, admin_key).routes()
+    routes += AdminApi(world, seed, faults, admin_key, requests).routes()
     routes += GraphService(world, tokens, faults).routes()
     routes += KeyVaultService(world, tokens, public_base).routes()
     routes += entra.routes()
@@ -107,8 +109,9 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
         world=world,
         tokens=tokens,
         faults=faults,
-        https_app=CollapseSlashes(FaultMiddleware(https, faults)),
-        identity_app=FaultMiddleware(identity, faults),
+        requests=requests,
+        https_app=CollapseSlashes(FaultMiddleware(https, faults, requests)),
+        identity_app=FaultMiddleware(identity, faults, requests),
         identity_header=identity_header,
         admin_key=admin_key,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,10 +149,45 @@ class FaultInjector:
         return latency, failure
 
 
+class RequestLog:
+    """How many requests each service received, by method and by second since the last reset.
+
+    Benchmarks read it to count calls per registration and the busiest 10 s, the window
+    Key Vault's and Graph's throttling limits are stated in."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.started = time.monotonic()
+        self.totals: Counter[tuple[str, str]] = Counter()
+        self.by_second: dict[int, Counter[tuple[str, str]]] = {}
+
+    def record(self, service: str, method: str) -> None:
+        self.totals[service, method] += 1
+        second = int(time.monotonic() - self.started)
+        self.by_second.setdefault(second, Counter())[service, method] += 1
+
+    def describe(self) -> dict[str, Any]:
+        totals: dict[str, dict[str, int]] = {}
+        for (service, method), count in sorted(self.totals.items()):
+            totals.setdefault(service, {})[method] = count
+        return {
+            "seconds": time.monotonic() - self.started,
+            "totals": totals,
+            "bySecond": [
+                {"second": second, "service": service, "method": method, "count": count}
+                for second, counter in sorted(self.by_second.items())
+                for (service, method), count in sorted(counter.items())
+            ],
+        }
+
+
 class FaultMiddleware:
-    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+    def __init__(self, app: ASGIApp, injector: FaultInjector, log: RequestLog | None = None) -> None:
         self.app = app
         self.injector = injector
+        self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,6 +197,8 @@ class FaultMiddleware:
         if service == "admin":
             await self.app(scope, receive, send)
             return
+        if self.log is not None:
+            self.log.record(service, scope["method"])
         latency, failure = self.injector.choose(service, scope["method"], scope["path"])
         if latency:
             await asyncio.sleep(latency / 1000.0)

@@ -1,0 +1,281 @@
+"""Registrations made in bulk, exactly as the product leaves them after onboarding (and after a rotation).
+
+Onboarding 50,000 registrations through the product takes hours; a benchmark of the rotation
+sweep needs them in seconds. Each registration gets what `shared/onboarding.py` and
+`shared/rotation.py` write, field for field:
+
+- in Entra: the app (uniqueName `{prefix}-{integration}`, the catalog's display name, tags
+  `tenant-onboarding` and `integration:{id}`, the automation note, `requiredResourceAccess`),
+  owned by the managing identity; its service principal (also owned); the profile's app role
+  assignments; and a password credential named `{prefix} {12 hex}`;
+- in Key Vault: `{prefix}-{tenant}-{integration}-client-secret` (the secret text, content type
+  `application/vnd.entra.client-secret`, `exp` = the credential's end, tags `managed-by`,
+  `tenant-id`, `integration`, `kind`, `app-object-id`, `client-id`, `key-id`, `verified`,
+  `issued-at`), and `-client-id` / `-tenant-id` (their values, no `exp`, the first six tags).
+
+A chosen share is *due* (its credential ends inside the rotation window), a share was rotated
+and is *retiring* (a second credential and a second secret version carrying `previous-key-id`,
+`rotated-at` and a `retire-after` already past) or *waiting* (the same, with the grace period
+still running); the rest are fresh. Times follow the directory clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from .clock import iso, parse_iso
+from .graph import new_secret_text, service_principal_from
+from .state import JsonObject, SecretRecord, SecretVersion, Tenant, World, hash_secret
+
+# What the product writes (shared/credentials.py CONTENT_TYPES, shared/onboarding.py _spec).
+CONTENT_TYPES = {
+    "client-id": "application/vnd.entra.client-id",
+    "tenant-id": "application/vnd.entra.tenant-id",
+    "client-secret": "application/vnd.entra.client-secret",
+}
+APP_NOTES = "Managed by tenant onboarding automation: permissions and secrets are set and rotated automatically."
+SHARES = ("due", "retiring", "waiting")
+
+
+def seed_registrations(world: World, spec: JsonObject) -> JsonObject:
+    """Create the registrations `spec` describes; all or nothing. Returns which integration is in which state.
+
+    spec: {"namePrefix", "integrations": [ids], "permissions": [{"resourceAppId", "roles": [values]}],
+    optional "tenantId" (default home), "owner" (an SP object id; default the managed identity at
+    home), "displayName", "secretLifetimeDays" (180), "rotationWindowDays" (30), "graceHours" (48),
+    "due", "retiring", "waiting" (shares, 0-1), "seed"}.
+    """
+    tenant = world.tenant(str(spec.get("tenantId") or world.home_tenant_id))
+    if tenant is None:
+        raise ValueError(f"unknown tenant {spec.get('tenantId')}")
+    prefix = str(spec["namePrefix"])
+    integrations = [str(i) for i in spec["integrations"]]
+    if len(set(integrations)) != len(integrations):
+        raise ValueError("integrations must be unique")
+    owner = str(spec.get("owner") or _home_identity(world, tenant))
+    if owner not in tenant.service_principals:
+        raise ValueError(f"owner {owner} is not a service principal in tenant {tenant.id}")
+    grants = _grants(tenant, spec.get("permissions") or [])
+    lifetime = timedelta(days=float(spec.get("secretLifetimeDays", 180)))
+    # The product rotates within the window, never more than half a credential's life ahead (rotation._window).
+    window = min(timedelta(days=float(spec.get("rotationWindowDays", 30))), lifetime / 2)
+    grace = timedelta(hours=float(spec.get("graceHours", 48)))
+    shares = {share: float(spec.get(share, 0.0)) for share in SHARES}
+    if any(not 0 <= s <= 1 for s in shares.values()) or sum(shares.values()) > 1:
+        raise ValueError("due, retiring and waiting are shares between 0 and 1 that add up to at most 1")
+    for integration in integrations:
+        if tenant.application_by_unique_name(f"{prefix}-{integration}") is not None:
+            raise ValueError(f"an app with uniqueName {prefix}-{integration} already exists")
+        for kind in CONTENT_TYPES:
+            name = f"{prefix}-{tenant.id}-{integration}-{kind}".lower()
+            if name in world.vault.secrets or name in world.vault.deleted_secrets:
+                raise ValueError(f"the vault already holds a secret named {name}")
+
+    rng = random.Random(spec.get("seed", 0))
+    order = list(range(len(integrations)))
+    rng.shuffle(order)
+    state = ["fresh"] * len(integrations)
+    taken = 0
+    for share in SHARES:
+        count = round(len(integrations) * shares[share])
+        for index in order[taken : taken + count]:
+            state[index] = share
+        taken += count
+
+    now = world.clock.now()
+    records: list[SecretRecord] = []
+    chosen: dict[str, list[str]] = {share: [] for share in SHARES}
+    for integration, kind in zip(integrations, state, strict=True):
+        if kind == "fresh":
+            # Issued at some point before it became due: anywhere in the part of its life outside the window.
+            outside = (lifetime - window - timedelta(days=1)).total_seconds()
+            credentials = [now - timedelta(seconds=rng.uniform(0, max(outside, 0)))]
+        else:
+            chosen[kind].append(integration)
+            # Due: issued so long ago that half the window is left. Retiring and waiting: that
+            # credential was rotated, more than the grace period ago or an hour ago.
+            credentials = [now - (lifetime - window / 2)]
+            if kind == "retiring":
+                credentials.append(now - grace - timedelta(hours=1))
+            elif kind == "waiting":
+                credentials.append(now - timedelta(hours=1))
+        records += _registration(world, tenant, prefix, integration, spec, owner, grants, credentials, lifetime, grace)
+    world.vault.add_records(records)
+    world.touch()
+    return {
+        "tenantId": tenant.id,
+        "created": len(integrations),
+        "secrets": len(records),
+        **chosen,
+        "fresh": len(integrations) - sum(len(v) for v in chosen.values()),
+    }
+
+
+def _home_identity(world: World, tenant: Tenant) -> str:
+    """The managed identity that onboards in its own tenant (elsewhere the caller names the provisioner's SP)."""
+    client_id = world.default_managed_identity
+    if client_id is None or world.managed_identities[client_id][0] != tenant.id:
+        raise ValueError("name the owner: the service principal that manages apps in this tenant")
+    return world.managed_identities[client_id][1]
+
+
+def _grants(tenant: Tenant, permissions: list[JsonObject]) -> list[tuple[JsonObject, str]]:
+    """(resource service principal, app role id) for every permission, resolved by value as onboarding does."""
+    grants = []
+    for permission in permissions:
+        resource = tenant.service_principal_by_app_id(str(permission["resourceAppId"]))
+        if resource is None:
+            raise ValueError(f"tenant {tenant.id} has no service principal for {permission['resourceAppId']}")
+        by_value = {r["value"]: r["id"] for r in resource.get("appRoles", [])}
+        for value in permission.get("roles", []):
+            if value not in by_value:
+                raise ValueError(f"{resource['displayName']} has no app role {value!r}")
+            grants.append((resource, by_value[value]))
+    return grants
+
+
+def _registration(
+    world: World,
+    tenant: Tenant,
+    prefix: str,
+    integration: str,
+    spec: JsonObject,
+    owner: str,
+    grants: list[tuple[JsonObject, str]],
+    issued: list[datetime],
+    lifetime: timedelta,
+    grace: timedelta,
+) -> list[SecretRecord]:
+    """One app, its service principal, grants and credentials (oldest first); its three Key Vault secrets."""
+    object_id, app_id = str(uuid.uuid4()), str(uuid.uuid4())
+    required: dict[str, list[JsonObject]] = {}
+    for resource, role_id in grants:
+        required.setdefault(resource["appId"], []).append({"id": role_id, "type": "Role"})
+    passwords: list[JsonObject] = []
+    texts: list[str] = []
+    for start in issued:
+        text = new_secret_text()
+        key_id = str(uuid.uuid4())
+        passwords.append(
+            {
+                "customKeyIdentifier": None,
+                "displayName": f"{prefix} {uuid.uuid4().hex[:12]}",
+                "endDateTime": iso(start + lifetime),
+                "hint": text[:3],
+                "keyId": key_id,
+                "secretText": None,
+                "startDateTime": iso(start),
+            }
+        )
+        texts.append(text)
+        tenant.password_hashes[key_id] = hash_secret(text)
+    app: JsonObject = {
+        "id": object_id,
+        "deletedDateTime": None,
+        "appId": app_id,
+        "createdDateTime": iso(issued[0]),
+        "description": None,
+        "displayName": str(spec.get("displayName") or integration),
+        "identifierUris": [],
+        "notes": APP_NOTES,
+        "publisherDomain": tenant.default_domain,
+        "serviceManagementReference": None,
+        "signInAudience": "AzureADMyOrg",
+        "tags": ["tenant-onboarding", f"integration:{integration}"],
+        "uniqueName": f"{prefix}-{integration}",
+        "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
+        "appRoles": [],
+        "info": {
+            "logoUrl": None,
+            "marketingUrl": None,
+            "privacyStatementUrl": None,
+            "supportUrl": None,
+            "termsOfServiceUrl": None,
+        },
+        "keyCredentials": [],
+        "passwordCredentials": passwords,
+        "publicClient": {"redirectUris": []},
+        "requiredResourceAccess": [
+            {"resourceAppId": resource_app_id, "resourceAccess": access} for resource_app_id, access in required.items()
+        ],
+        "spa": {"redirectUris": []},
+        "web": {
+            "homePageUrl": None,
+            "logoutUrl": None,
+            "redirectUris": [],
+            "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
+        },
+    }
+    tenant.add_application(app)
+    tenant.owners[object_id] = [owner]  # the creator owns what it creates (Application.ReadWrite.OwnedBy)
+    sp = service_principal_from(world, tenant, app, {})
+    tenant.owners[sp["id"]] = [owner]
+    for resource, role_id in grants:
+        tenant.add_assignment(
+            {
+                "id": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
+                "deletedDateTime": None,
+                "appRoleId": role_id,
+                "createdDateTime": iso(issued[0]),
+                "principalDisplayName": sp["displayName"],
+                "principalId": sp["id"],
+                "principalType": "ServicePrincipal",
+                "resourceDisplayName": resource["displayName"],
+                "resourceId": resource["id"],
+            }
+        )
+
+    base = {
+        "managed-by": prefix,
+        "tenant-id": tenant.id,
+        "integration": integration,
+        "app-object-id": object_id,
+        "client-id": app_id,
+    }
+    name = f"{prefix}-{tenant.id}-{integration}"
+    secret = SecretRecord(name=f"{name}-client-secret")
+    previous: str | None = None
+    for password, text in zip(passwords, texts, strict=True):
+        start, end = parse_iso(password["startDateTime"]), parse_iso(password["endDateTime"])
+        tags = base | {
+            "kind": "client-secret",
+            "key-id": password["keyId"],
+            "verified": "true",
+            "issued-at": password["startDateTime"],
+        }
+        if previous is not None:  # what rotation writes on the version it stores
+            tags |= {
+                "previous-key-id": previous,
+                "rotated-at": password["startDateTime"],
+                "retire-after": iso(start + grace),
+            }
+        secret.versions.append(_version(secret.name, text, "client-secret", tags, int(end.timestamp()), start))
+        previous = password["keyId"]
+    records = [secret]
+    for kind, value in (("client-id", app_id), ("tenant-id", tenant.id)):
+        record = SecretRecord(name=f"{name}-{kind}")
+        record.versions.append(_version(record.name, value, kind, base | {"kind": kind}, None, issued[0]))
+        records.append(record)
+    return records
+
+
+def _version(
+    name: str, value: str, kind: str, tags: dict[str, str], expires: int | None, written: datetime
+) -> SecretVersion:
+    at = int(written.timestamp())
+    return SecretVersion(
+        name=name,
+        version=uuid.uuid4().hex,
+        value=value,
+        content_type=CONTENT_TYPES[kind],
+        tags=tags,
+        enabled=True,
+        not_before=None,
+        expires=expires,
+        created=at,
+        updated=at,
+    )
