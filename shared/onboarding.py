@@ -524,6 +524,20 @@ class Onboarding:
         elif sp_id is None:
             drift.append("service principal missing")
         drift += [f"permission not granted: {p['permission']}" for p in permissions if not p["granted"]]
+        # Roles someone granted by hand, beyond the profile: reported (an escalation to review), not revoked.
+        role_names = {
+            (api.object_id, role_id): value for api in apis if api for value, role_id in api.roles_by_value.items()
+        }
+        profile_roles = {
+            (api.object_id, api.roles_by_value.get(role))
+            for p, api in zip(profile.permissions, apis, strict=True)
+            if api
+            for role in p.roles
+        }
+        drift += sorted(
+            f"permission granted outside the profile: {role_names.get(grant, f'app role {grant[1]} on {grant[0]}')}"
+            for grant in granted - profile_roles
+        )
         if secret is None:
             drift.append("client secret not stored")
         elif on_app is None:

@@ -140,7 +140,8 @@ async def test_the_home_tenant_is_refused_in_vendor_hosted_mode_unless_allowed(
         assert response.status_code == 403, response.get_body()
         assert body_of(response)["type"].endswith("/tenant-not-allowed")
     assert apps_in(api, home) == []
-    assert not any(home in name for name in api.stand_in.state()["vault"]["secrets"])
+    prefix = api.services.settings.name_prefix
+    assert not any(name.startswith(f"{prefix}-{home}") for name in api.stand_in.state()["vault"]["secrets"])
 
     monkeypatch.setenv("ALLOW_HOME_TENANT", "true")  # the vendor opts in, deliberately
     allowed = bootstrap.build(load_settings())

@@ -14,6 +14,7 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from shared.openapi import openapi_document
+from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import REGISTERED, Api, body_of
 
 PROFILE_ROLES = {
@@ -152,6 +153,20 @@ async def test_get_reports_live_state_and_drift(api: Api) -> None:
     state = body_of(await api.get(tenant, "sentinel"))
     assert state["drift"] == [] and state["application"] == created["application"]
     assert state["credential"]["keyId"] == created["credential"]["keyId"]
+
+
+async def test_a_permission_granted_by_hand_beyond_the_profile_is_reported_as_drift(api: Api) -> None:
+    # An admin (or an attacker with the rights) adds a role the catalog never offered: the service does not
+    # revoke what it did not grant, but it says so, by name, until someone looks.
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, "m365-defender"))
+    directory = api.services.directory
+    assert directory is not None
+    graph = await directory.resource_api(tenant, GRAPH_APP_ID)
+    assert graph is not None
+    await directory.grant(tenant, created["servicePrincipalId"], [(graph.object_id, graph.roles_by_value["Mail.Read"])])
+    state = body_of(await api.get(tenant, "m365-defender"))
+    assert state["drift"] == ["permission granted outside the profile: Mail.Read"]
 
 
 async def test_unreachable_customer_tenant_is_refused_and_nothing_is_created(api: Api) -> None:
