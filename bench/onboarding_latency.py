@@ -347,7 +347,7 @@ def main() -> None:
         )
     median_requests = {s: statistics.median(r.requests[s] for r in runs) for s in SERVICES}
     print(
-        "requests per onboarding (median): "
+        "requests per onboarding (median; each $batch item counts, as Graph throttles them): "
         + ", ".join(f"{s} {median_requests[s]:g}" for s in SERVICES)
         + "; the warm-up (first in the process): "
         + ", ".join(f"{s} {warm_up.requests[s]}" for s in SERVICES)
