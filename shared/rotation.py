@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -33,13 +33,14 @@ from .catalog import Catalog
 from .credentials import Credentials, StillReplicating, audit, iso, registration_key, secret_name, unique_name
 from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy, UnknownIntegration
 from .locks import Locks, RegistrationBusy
-from .model import AppRegistration, IntegrationProfile, SecretKind, SecretSummary, StoredSecret
+from .model import AppRegistration, IntegrationProfile, PasswordPolicy, SecretKind, SecretSummary, StoredSecret
 from .ports import CredentialChecker, Directory, TenantAccess, Vault
 from .retry import Clock
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+POLICY_CACHE = timedelta(minutes=1)
 
 
 class Action(StrEnum):
@@ -131,6 +132,7 @@ class Rotation:
         self.locks = locks
         self.now = now
         self.credentials = Credentials(settings, directory, vault, checker, clock, now)
+        self._policies: dict[str, tuple[datetime, asyncio.Future[PasswordPolicy]]] = {}
 
     # --- one registration ---
     async def rotate(
@@ -158,14 +160,17 @@ class Rotation:
         if self.access is not None:
             await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         name = secret_name(self.settings, tenant, integration, SecretKind.CLIENT_SECRET)
-        stored = await self.vault.read(name, with_value=True)
+        # Both reads at once: one round trip instead of two for every registration a sweep acts on.
+        # The value is not read: rotation needs the version and its tags, never the secret itself.
+        stored, app = await asyncio.gather(
+            self.vault.read(name), self.directory.find_application(tenant, unique_name(self.settings, integration))
+        )
         if stored is None:
             raise RegistrationNotFound("No stored client secret: onboard this integration first.", **context)
-        app = await self.directory.find_application(tenant, unique_name(self.settings, integration))
         if app is None:
             logger.error("app registration for %s/%s is gone (deleted out of band)", tenant, integration)
             return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
-        stored = await self._clear_journal(tenant, app, stored, context)
+        stored, app = await self._clear_journal(tenant, app, stored, context)
 
         current = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
         now = self.now()
@@ -183,8 +188,9 @@ class Rotation:
             except StillReplicating as pending:
                 result.action, result.detail = Action.PENDING, pending.reason
                 return result
+            # No need to read the app again: retiring looks only at the credentials other than the new
+            # one, and those are the ones just read (this run holds the registration's lock).
             result.action, result.new_key_id = Action.ROTATED, stored.tags.get("key-id")
-            app = await self.directory.find_application(tenant, app.unique_name) or app
         retired, waiting = await self._retire(tenant, app, stored, retire_now, context)
         result.retired_key_ids = retired
         if result.action is Action.NOTHING_DUE and retired:
@@ -194,6 +200,26 @@ class Rotation:
         result.expires = iso(stored.expires) if stored.expires else None
         return result
 
+    async def _password_policy(self, tenant: str) -> PasswordPolicy:
+        """The tenant's policy, read at most once a minute per tenant: a sweep rotating hundreds of
+        registrations in one tenant would otherwise read the same policy before every one.
+
+        A policy tightened within that minute is still enforced: addPassword refuses the secret
+        (SecretsForbiddenByPolicy, SecretLifetimeExceedsPolicy), the journal is cleared on the next
+        run, and that run reads the new policy."""
+        now = self.now()
+        cached = self._policies.get(tenant)
+        if cached is not None and timedelta(0) <= now - cached[0] < POLICY_CACHE:
+            return await cached[1]
+        pending = asyncio.ensure_future(self.directory.password_policy(tenant))
+        self._policies[tenant] = (now, pending)  # concurrent rotations share one read
+        try:
+            return await pending
+        except BaseException:
+            if tenant in self._policies and self._policies[tenant][1] is pending:
+                del self._policies[tenant]  # never cache a failure
+            raise
+
     def _window(self, lifetime: timedelta) -> timedelta:
         """Rotate within the configured window, but never for more than half a credential's life:
         a policy that caps secrets below the window would otherwise make every new one due at once."""
@@ -201,18 +227,25 @@ class Rotation:
 
     async def _clear_journal(
         self, tenant: str, app: AppRegistration, stored: StoredSecret, context: dict[str, str]
-    ) -> StoredSecret:
-        """A `pending` tag means a previous run died between minting and storing: remove that secret."""
+    ) -> tuple[StoredSecret, AppRegistration]:
+        """A `pending` tag means a previous run died between minting and storing: remove that secret.
+
+        Returns the secret without the tag and the app without the removed credential."""
         pending = stored.tags.get("pending")
         if not pending:
-            return stored
+            return stored, app
+        removed = set()
         for password in app.passwords:
             if password.display_name == pending and password.key_id != stored.tags.get("key-id"):
                 await self.directory.remove_password(tenant, app.object_id, password.key_id)
+                removed.add(password.key_id)
                 audit("secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="journal")
         tags = {k: v for k, v in stored.tags.items() if k != "pending"}
         await self.vault.update_tags(stored.name, stored.version, tags)
-        return StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires, stored.value)
+        remaining = tuple(p for p in app.passwords if p.key_id not in removed)
+        return StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires, stored.value), replace(
+            app, passwords=remaining
+        )
 
     async def _rotate_secret(
         self,
@@ -223,7 +256,7 @@ class Rotation:
         retire_now: bool,
         context: dict[str, str],
     ) -> StoredSecret:
-        policy = await self.directory.password_policy(tenant)
+        policy = await self._password_policy(tenant)
         if not policy.additions_allowed:
             raise SecretsForbiddenByPolicy(
                 "The tenant's app management policy no longer allows client secrets.",

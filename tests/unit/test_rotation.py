@@ -568,6 +568,46 @@ async def test_a_policy_that_now_forbids_secrets_refuses_the_rotation_and_mints_
     assert latest(h).tags == tags
 
 
+async def test_a_sweep_reads_a_tenants_policy_once_not_before_every_rotation() -> None:
+    h = make_rotation()
+    for integration in (M365, DEFENDER, SENTINEL):
+        await onboard(h, integration=integration)
+    advance(h, INTO_THE_WINDOW)
+    before = h.directory.calls["password_policy"]
+
+    summary = await h.rotation.sweep()
+
+    assert summary.outcomes == Counter({Action.ROTATED.value: 3})
+    assert h.directory.calls["password_policy"] == before + 1
+
+
+async def test_a_failed_policy_read_is_not_remembered() -> None:
+    h = make_rotation()
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    h.directory.fail_next("password_policy", unavailable())
+
+    with pytest.raises(UpstreamUnavailable):
+        await h.rotation.rotate(TENANT, M365)
+    result = await h.rotation.rotate(TENANT, M365)
+
+    assert result.action is Action.ROTATED
+    assert_serving(h)
+
+
+async def test_a_policy_tightened_after_it_was_read_is_still_enforced_by_the_next_run() -> None:
+    h = make_rotation()
+    await onboard(h)
+    await onboard(h, integration=DEFENDER)
+    advance(h, INTO_THE_WINDOW)
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED  # reads and keeps the policy
+    h.directory.tenants[TENANT].policy = PasswordPolicy(additions_allowed=False, policy_id="policy-8")
+
+    advance(h, timedelta(minutes=2))  # the next run, past the minute a read policy is kept
+    with pytest.raises(SecretsForbiddenByPolicy):
+        await h.rotation.rotate(TENANT, DEFENDER)
+
+
 # --- 7: an app deleted out of band ------------------------------------------------------------
 
 
