@@ -18,7 +18,11 @@ from typing import Any
 
 
 class Ingestion:
-    def __init__(self) -> None:
+    def __init__(self, refuse_first: int = 0) -> None:
+        """`refuse_first`: answer that many batches with 206 and a retryable 500 for every item, as a
+        struggling ingestion does; the exporter then keeps them in its offline storage, on disk, to send
+        later (none of them counts as received here)."""
+        self.refuse = refuse_first
         self.envelopes: list[dict[str, Any]] = []
         self.raw: list[bytes] = []  # every request body as received, for scanning for secrets
         self.lock = threading.Lock()
@@ -32,9 +36,17 @@ class Ingestion:
                 items = json.loads(body) if self.path.endswith("/track") else []
                 with ingestion.lock:
                     ingestion.raw.append(body)
-                    ingestion.envelopes.extend(items if isinstance(items, list) else [items])
-                answer = json.dumps({"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}).encode()
-                self.send_response(200)
+                    refused = ingestion.refuse > 0
+                    if refused:
+                        ingestion.refuse -= 1
+                    else:
+                        ingestion.envelopes.extend(items)
+                errors = [{"index": i, "statusCode": 500, "message": "try again"} for i in range(len(items))]
+                answer = json.dumps(
+                    {"itemsReceived": len(items), "itemsAccepted": 0 if refused else len(items),
+                     "errors": errors if refused else []}
+                ).encode()  # fmt: skip
+                self.send_response(206 if refused else 200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(answer)))
                 self.end_headers()
@@ -61,8 +73,8 @@ class Ingestion:
             ]
 
 
-def running_ingestion() -> Iterator[Ingestion]:
-    ingestion = Ingestion()
+def running_ingestion(refuse_first: int = 0) -> Iterator[Ingestion]:
+    ingestion = Ingestion(refuse_first)
     ingestion.thread.start()
     try:
         yield ingestion

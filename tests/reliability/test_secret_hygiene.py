@@ -21,7 +21,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,9 @@ from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
-from shared import bootstrap
-from shared.settings import load_settings
 from tests.appinsights import Ingestion, running_ingestion
 from tests.azurite import Azurite
-from tests.functions.conftest import FUNCTIONS, Api, app_environment
+from tests.functions.conftest import FUNCTIONS, Api
 from tests.functions.test_cli import ENTRA_SECRET_MARK, REPO
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry
 
@@ -82,7 +80,8 @@ def everything_logged() -> Iterator[Everything]:
 
 @pytest.fixture
 def ingestion() -> Iterator[Ingestion]:
-    yield from running_ingestion()
+    # Refusing the first batches, so the exporter writes them to its offline storage: files to search.
+    yield from running_ingestion(refuse_first=2)
 
 
 def stored_versions(stand_in: StandIn, name: str) -> list[str]:
@@ -163,34 +162,14 @@ def test_a_cli_process_leaks_no_secret_to_output_files_or_telemetry(
     )
     assert len(canaries) >= 2  # onboarding's and the rotation's
     assert ingestion.custom_events(), "the audit trail reached the ingestion endpoint"
+    assert files, "the exporter kept the refused batches on disk, so the file search had something to read"
     assert leaks(canaries, outputs + written + sent) == []
 
 
-@pytest.fixture
-async def hygiene(
-    clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Api, StandInClock]]:
-    stand_in = clock_stand_in
-    stand_in.clear_faults()
-    app_environment(
-        monkeypatch, stand_in, "h", azurite,
-        SECRET_LIFETIME_DAYS="60", ROTATION_WINDOW_DAYS="30", ROTATION_GRACE_HOURS="48",
-    )  # fmt: skip
-    clock = StandInClock(stand_in)
-    services = bootstrap.build(load_settings(), now=clock.now)
-    bootstrap.override(services)
-    try:
-        yield Api(stand_in, services), clock
-    finally:
-        bootstrap.override(None)
-        await services.close()
-        stand_in.clear_faults()
-
-
 async def test_onboarding_and_rotation_leak_no_secret_at_debug_with_faults(
-    hygiene: tuple[Api, StandInClock], everything_logged: Everything
+    rotating: tuple[Api, StandInClock], everything_logged: Everything
 ) -> None:
-    api, clock = hygiene
+    api, clock = rotating
     stand_in = api.stand_in
     tenant = stand_in.home_tenant_id
     route = {"tenantId": tenant, "integration": "sentinel"}
