@@ -22,6 +22,7 @@ still running); the rest are fresh. Times follow the directory clock.
 from __future__ import annotations
 
 import base64
+import gc
 import random
 import secrets
 import uuid
@@ -86,6 +87,31 @@ def seed_registrations(world: World, spec: JsonObject) -> JsonObject:
             state[index] = share
         taken += count
 
+    # Tens of thousands of new objects at once: the cyclic collector would scan the whole (growing)
+    # world many times over while they are made, and again on every later collection. Paused while
+    # they are made, then moved out of its way (they are long-lived; reference counting still frees them).
+    gc.disable()
+    try:
+        return _create(world, tenant, prefix, integrations, state, spec, owner, grants, lifetime, window, grace, rng)
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
+def _create(
+    world: World,
+    tenant: Tenant,
+    prefix: str,
+    integrations: list[str],
+    state: list[str],
+    spec: JsonObject,
+    owner: str,
+    grants: list[tuple[JsonObject, str]],
+    lifetime: timedelta,
+    window: timedelta,
+    grace: timedelta,
+    rng: random.Random,
+) -> JsonObject:
     now = world.clock.now()
     records: list[SecretRecord] = []
     chosen: dict[str, list[str]] = {share: [] for share in SHARES}

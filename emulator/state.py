@@ -84,7 +84,8 @@ class Tenant:
 
     def add_service_principal(self, sp: JsonObject) -> None:
         self.service_principals[sp["id"]] = sp
-        self.reindex_service_principal(sp)
+        if self._index is not None:
+            self._index.add_service_principal(sp)
 
     def reindex_service_principal(self, sp: JsonObject) -> None:
         """After a change to servicePrincipalNames (a PATCH may set them)."""
@@ -155,6 +156,7 @@ class DirectoryIndex:
         self.sp_by_app_id: dict[str, str] = {}
         # name -> SP ids holding it, oldest first (the scan this replaces found the first match)
         self.sp_by_name: dict[str, list[str]] = {}
+        self.names_of_sp: dict[str, set[str]] = {}  # what each SP is indexed under, to forget it in O(1)
         self.by_principal: dict[str, set[str]] = {}
         for app in tenant.applications.values():
             self.add_application(app)
@@ -175,18 +177,20 @@ class DirectoryIndex:
 
     def add_service_principal(self, sp: JsonObject) -> None:
         self.sp_by_app_id[sp["appId"]] = sp["id"]
-        for name in {_resource_key(n) for n in (sp["appId"], *sp.get("servicePrincipalNames", []))}:
-            holders = self.sp_by_name.setdefault(name, [])
-            if sp["id"] not in holders:
-                holders.append(sp["id"])
+        names = {_resource_key(n) for n in (sp["appId"], *sp.get("servicePrincipalNames", []))}
+        for name in names - self.names_of_sp.get(sp["id"], set()):
+            self.sp_by_name.setdefault(name, []).append(sp["id"])
+        self.names_of_sp.setdefault(sp["id"], set()).update(names)
 
     def remove_service_principal(self, sp: JsonObject) -> None:
-        """Forget the SP under every name, including names a PATCH has since replaced (rare: no hot path)."""
+        """Forget the SP under every name it was indexed under, including names a PATCH has since replaced."""
         _discard(self.sp_by_app_id, sp["appId"], sp["id"])
-        for name in [n for n, holders in self.sp_by_name.items() if sp["id"] in holders]:
-            self.sp_by_name[name].remove(sp["id"])
-            if not self.sp_by_name[name]:
-                del self.sp_by_name[name]
+        for name in self.names_of_sp.pop(sp["id"], set()):
+            holders = self.sp_by_name.get(name, [])
+            if sp["id"] in holders:
+                holders.remove(sp["id"])
+            if not holders:
+                self.sp_by_name.pop(name, None)
 
 
 def _discard(table: dict[str, str], key: str, object_id: str) -> None:
