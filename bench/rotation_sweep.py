@@ -54,7 +54,7 @@ from emulator.launcher import StandIn, start_stand_in
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 ROLE = "User.Read.All"
 PAGE = 25  # Key Vault's largest page (maxresults <= 25)
-SEED_CHUNK = 5000  # registrations per admin call, so no single call holds the stand-in for long
+SEED_CHUNK = 2500  # registrations per admin call, so no single call holds the stand-in for long
 ROUND_TRIPS = {"rotate": 5, "retire": 3}
 # Documented throttling limits (azure-facts.md, "Throttling" under Graph and under Key Vault).
 VAULT_CREATES_PER_10S = 300
