@@ -185,7 +185,7 @@ async def test_second_identical_put_creates_nothing() -> None:
     assert result.outcome is Outcome.COMPLETE
     assert result.changes == []
     assert h.directory.calls["add_password"] == 1
-    assert h.directory.calls["grant"] == 1
+    assert h.directory.calls["grant"] == 2  # the first PUT's single probing grant, then the rest; none now
     assert h.directory.calls["remove_password"] == 0
     assert h.vault.calls["write"] == 3
     assert h.vault.calls["update_tags"] == 1
@@ -372,7 +372,7 @@ async def test_throttled_grants_wait_the_retry_after_graph_asked_for() -> None:
     assert (await h.onboarding.onboard(REQUEST)).outcome is Outcome.CREATED
 
     assert 7 in h.clock.sleeps
-    assert h.directory.calls["grant"] == 2
+    assert h.directory.calls["grant"] == 3  # the throttled probe, the probe again, then the rest
     assert_converged(h)
 
 
@@ -414,7 +414,8 @@ async def test_replication_lag_within_the_timeout_is_waited_out() -> None:
     # The two branches that need the new app poll it side by side and share its 3 lagging reads
     # (NoBackingApplicationObject, 404 on addPassword), then each succeeds once.
     assert h.directory.calls["upsert_service_principal"] + h.directory.calls["add_password"] == 3 + 2
-    assert h.directory.calls["grant"] == 4  # 3 x the new service principal not found, then granted
+    # 3 single probing grants while the new service principal is not found, then it, then the rest.
+    assert h.directory.calls["grant"] == 5
     assert h.directory.calls["assignments"] == 0  # a service principal this PUT created has no grants to read
     assert h.checker.calls["granted_roles"] == 3
     assert 0 < h.clock.elapsed < h.onboarding.settings.replication_timeout_seconds
