@@ -201,7 +201,11 @@ class FaultMiddleware:
             self.log.record(service, scope["method"])
         latency, failure = self.injector.choose(service, scope["method"], scope["path"])
         if latency:
-            await asyncio.sleep(latency / 1000.0)
+            # Latency is the service's response time: the answer starts `latency` after the request
+            # arrived, whatever the stand-in's own work took inside it (as a real service's time includes
+            # its processing). Sleeping first and then working would add the stand-in's CPU to every
+            # round trip, which a benchmark's floor of d per round trip would then misattribute.
+            send = _answer_no_sooner_than(send, asyncio.get_running_loop().time() + latency / 1000.0)
         if failure is None:
             await self.app(scope, receive, send)
         elif failure.kind == "status":
@@ -211,6 +215,17 @@ class FaultMiddleware:
             await _drop_connection(send)
         else:
             await _drop_connection(send)
+
+
+def _answer_no_sooner_than(send: Send, moment: float) -> Send:
+    async def delayed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            remaining = moment - asyncio.get_running_loop().time()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+        await send(message)
+
+    return delayed
 
 
 async def _discard(message: Message) -> None:
