@@ -22,6 +22,7 @@ from .errors import ConsentRequired, TenantNotAllowed, UpstreamError, UpstreamUn
 from .model import Secret
 from .ports import NotReplicatedYet
 from .settings import Settings
+from .tls import azure_transport
 
 logger = logging.getLogger(__name__)
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -74,7 +75,7 @@ class FederatedCredential(AsyncTokenCredential):
             lambda: self._assertion,
             authority=settings.authority_host,
             disable_instance_discovery=settings.is_local,
-            connection_verify=settings.tls_ca_bundle or True,
+            **azure_transport(settings.tls_ca_bundle),  # one TLS context, not one per request (shared/tls.py)
         )
 
     async def get_token(
@@ -201,7 +202,7 @@ class TokenRoleChecker:
             secret.reveal(),
             authority=self._settings.authority_host,
             disable_instance_discovery=self._settings.is_local,
-            connection_verify=self._settings.tls_ca_bundle or True,
+            **azure_transport(self._settings.tls_ca_bundle),
         )
         try:
             token = await credential.get_token(scope)

@@ -10,6 +10,9 @@ import pytest
 from azure.functions.warmup import WarmUpContext
 
 from shared import tls
+from shared.identity import TokenRoleChecker
+from shared.model import Secret
+from shared.ports import NotReplicatedYet
 from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of
 
 
@@ -62,6 +65,43 @@ async def test_key_vault_requests_build_no_tls_context_each(api: Api, monkeypatc
     assert built == []
 
 
-def test_no_transport_is_configured_without_a_ca_bundle() -> None:
-    """In Azure the SDK's own transport and aiohttp's default context (the public roots) are used."""
-    assert tls.azure_transport(None) == {}
+@pytest.mark.parametrize("proxy", [None, "http://proxy.example:3128"])
+async def test_the_environment_is_read_only_for_a_configured_proxy(
+    proxy: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Azure (no CA bundle) the public roots; and aiohttp's per-request proxy and ~/.netrc lookups (a
+    worker thread each time) only when a proxy is configured."""
+    for name in tls.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    if proxy is not None:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    transport = tls.azure_transport(None)["transport"]
+    await transport.open()
+    try:
+        assert transport.session.trust_env is (proxy is not None)
+        assert transport.session.connector._ssl is True  # aiohttp's default context: the public roots
+    finally:
+        await transport.close()
+
+
+async def test_proving_a_secret_builds_no_tls_context_per_token_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the token requests that prove a new secret: one per check, each its own credential."""
+    client_id = body_of(await api.put(api.stand_in.home_tenant_id, "sentinel"))["application"]["clientId"]
+    checker = TokenRoleChecker(api.services.settings)
+    built = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(kwargs.get("cafile"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    wrong = Secret("not-the-secret")  # a refused request goes through the same transport
+    for _ in range(3):
+        with pytest.raises(NotReplicatedYet):  # Entra's "invalid secret", which a new secret also gets at first
+            await checker.granted_roles(
+                api.stand_in.home_tenant_id, client_id, wrong, "https://api.loganalytics.io/.default"
+            )
+    assert built == []
