@@ -147,6 +147,11 @@ param rotationGraceHours int = 48
 @maxValue(64)
 param rotationConcurrency int = 8
 
+@description('ROTATION_RATE_PER_SECOND: most rotations a sweep starts a second (Graph\'s and Key Vault\'s write limits).')
+@minValue(0)
+@maxValue(1000)
+param rotationRatePerSecond int = 10
+
 // ---------------------------------------------------------------- derived names
 
 var abbrs = loadJsonContent('abbreviations.json')
@@ -275,6 +280,7 @@ module functionApp 'app/function.bicep' = {
     rotationWindowDays: rotationWindowDays
     rotationGraceHours: rotationGraceHours
     rotationConcurrency: rotationConcurrency
+    rotationRatePerSecond: rotationRatePerSecond
   }
   // The host must reach its storage and the vault as soon as it starts.
   dependsOn: [

@@ -44,6 +44,7 @@ class Settings:
     rotation_window_days: float
     rotation_grace_hours: float
     rotation_concurrency: int
+    rotation_rate_per_second: float
     provisioner_client_id: str | None  # the multi-tenant app that reaches customer tenants (vendor-hosted mode)
     # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
     allow_home_tenant: bool = False
@@ -154,6 +155,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "keep the previous secret this long after a rotation (versionless references refresh within 24 h)",
     ),
     "ROTATION_CONCURRENCY": ("8", "registrations rotated at once by a sweep"),
+    "ROTATION_RATE_PER_SECOND": (
+        "10",
+        "most rotations a sweep starts a second (Graph's and Key Vault's write limits); 0: unpaced",
+    ),
     "PROVISIONER_CLIENT_ID": ("", "client id of the multi-tenant provisioner app (empty: home tenant only)"),
     "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
 }
@@ -186,6 +191,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rotation_window_days=_number(env, "ROTATION_WINDOW_DAYS", 30, 1, 365),
         rotation_grace_hours=_number(env, "ROTATION_GRACE_HOURS", 48, 0, 24 * 30),
         rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
+        rotation_rate_per_second=_number(env, "ROTATION_RATE_PER_SECOND", 10, 0, 1000),
         provisioner_client_id=_optional(env, "PROVISIONER_CLIENT_ID", _guid),
         allow_home_tenant=_bool(env, "ALLOW_HOME_TENANT", False),
     )

@@ -37,6 +37,7 @@ param lockWaitSeconds int
 param rotationWindowDays int
 param rotationGraceHours int
 param rotationConcurrency int
+param rotationRatePerSecond int
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption is offered in some regions only; a zone outage only delays work that the timer sweep then catches up on.
@@ -174,6 +175,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ROTATION_CONCURRENCY'
           value: string(rotationConcurrency)
+        }
+        {
+          name: 'ROTATION_RATE_PER_SECOND'
+          value: string(rotationRatePerSecond)
         }
       ]
     }

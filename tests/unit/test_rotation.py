@@ -4,6 +4,7 @@ locking, and the streaming sweep. Time moves only on the fake clock."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -761,7 +762,7 @@ async def test_the_sweep_streams_a_large_listing_with_bounded_concurrency_and_re
     # Tenant ids that interleave in the (name-sorted) listing: three due tenants among the first quiet ones
     # (9 registrations to act on in the first page, more than the queue holds), one more further down.
     due_tenants = [str(uuid.UUID(int=n)) for n in (1, 3, 5, 1001)]
-    h = make_rotation(tenants=due_tenants, ROTATION_CONCURRENCY=concurrency)
+    h = make_rotation(tenants=due_tenants, ROTATION_CONCURRENCY=concurrency, ROTATION_RATE_PER_SECOND=0)
     due = [(tenant, integration) for tenant in due_tenants for integration in (M365, DEFENDER, SENTINEL)]
     for tenant, integration in due:
         await onboard(h, tenant, integration)
@@ -798,3 +799,21 @@ async def test_the_sweep_streams_a_large_listing_with_bounded_concurrency_and_re
     assert sorted(str(c["name"]) for c in reads) == sorted(name_of(h, *k) for k in due)
     for tenant, integration in due:
         assert_serving(h, tenant, integration)
+
+
+async def test_the_sweep_starts_at_most_the_configured_rotations_a_second() -> None:
+    # Everything due at once must not become a burst past Graph's and Key Vault's write limits.
+    tenants = [str(uuid.UUID(int=n)) for n in range(1, 11)]
+    h = make_rotation(tenants=tenants, ROTATION_CONCURRENCY=8, ROTATION_RATE_PER_SECOND=4)
+    for tenant in tenants:
+        await onboard(h, tenant, M365)
+    advance(h, INTO_THE_WINDOW)
+    starts: list[float] = []
+    h.locks.on_enter = lambda key: starts.append(h.clock.monotonic())
+
+    summary = await h.rotation.sweep()
+
+    assert summary.outcomes == Counter({Action.ROTATED.value: 10})
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(starts))]
+    assert min(gaps) >= 0.25 - 1e-9  # 4 a second, although 8 workers were free
+    assert starts[-1] - starts[0] >= 9 * 0.25 - 1e-9
