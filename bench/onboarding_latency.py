@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import math
 import os
-import ssl
 import statistics
 import time
 import uuid
@@ -36,9 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-from azure.identity import ManagedIdentityCredential
-
+from bench.world import consented_tenant, provisioner_app
 from emulator.launcher import StandIn, start_stand_in
 from shared import bootstrap
 from shared.catalog import Catalog, load_catalog
@@ -47,8 +44,6 @@ from shared.onboarding import OnboardRequest, Outcome
 from shared.settings import load_settings
 
 GOAL_RATIO = 1.3
-GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-PROVISIONER_ROLES = ["Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All", "Policy.Read.All"]
 SERVICES = ("graph", "vault", "entra", "identity")
 BATCH_LIMIT = 20  # Graph's $batch limit: grants beyond it need another round trip
 # The ports the use case talks through, and the calls worth timing (shared/ports.py).
@@ -175,49 +170,6 @@ class Run:
         return self.elapsed_ms / self.floor_ms if self.floor_ms else math.inf
 
 
-def _graph_token(stand_in: StandIn) -> str:
-    os.environ.update(stand_in.identity_env())
-    credential = ManagedIdentityCredential(client_id=str(stand_in.info["managed_identity_client_id"]))
-    return str(credential.get_token("https://graph.microsoft.com/.default").token)
-
-
-def provisioner_app(stand_in: StandIn) -> str:
-    """The vendor's multi-tenant provisioner app, trusting the managed identity by federation; its appId."""
-    auth = {"authorization": f"Bearer {_graph_token(stand_in)}"}
-    with httpx.Client(verify=ssl.create_default_context(cafile=stand_in.ca_bundle), headers=auth) as graph:
-        created = graph.post(
-            f"{stand_in.graph_url}/applications",
-            json={"displayName": "bench provisioner", "signInAudience": "AzureADMultipleOrgs"},
-        )
-        created.raise_for_status()
-        app = created.json()
-        graph.post(
-            f"{stand_in.graph_url}/applications/{app['id']}/federatedIdentityCredentials",
-            json={
-                "name": "function-identity",
-                "issuer": f"https://login.microsoftonline.com/{stand_in.home_tenant_id}/v2.0",
-                "subject": str(stand_in.info["managed_identity_object_id"]),
-                "audiences": ["api://AzureADTokenExchange"],
-            },
-        ).raise_for_status()
-    return str(app["appId"])
-
-
-def customer_tenant(stand_in: StandIn, provisioner: str, index: int) -> str:
-    """A new customer tenant whose admin has consented to the provisioner app."""
-    tenant = str(
-        stand_in.admin(
-            "POST",
-            "/tenants",
-            {"displayName": f"Bench {index}", "resourceApps": ["graph", "logAnalytics", "defenderEndpoint"]},
-        )["id"]
-    )
-    stand_in.admin(
-        "POST", f"/tenants/{tenant}/consent", {"appId": provisioner, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}}
-    )
-    return tenant
-
-
 def latency_rules(d: float) -> list[dict[str, Any]]:
     # One rule per service rather than "*": the same delay, and each rule's `fired` counts that service's requests.
     return [{"kind": "latency", "service": s, "latency_ms": d, "probability": 1} for s in SERVICES]
@@ -301,7 +253,8 @@ def main() -> None:
     stand_in = start_stand_in()
     try:
         provisioner = provisioner_app(stand_in)
-        tenants = [customer_tenant(stand_in, provisioner, i) for i in range(args.onboardings + 1)]
+        resource_apps = ["graph", "logAnalytics", "defenderEndpoint"]
+        tenants = [consented_tenant(stand_in, provisioner, i, resource_apps) for i in range(args.onboardings + 1)]
         for name in [n for n in os.environ if n.startswith("AzureWebJobsStorage")]:
             del os.environ[name]  # no lease storage: ProcessLocks, so a lock costs no round trip here
         os.environ.update(stand_in.app_settings())

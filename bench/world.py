@@ -47,18 +47,7 @@ class VendorWorld:
 
     def new_tenants(self, count: int) -> list[str]:
         """`count` customer tenants (Graph only), each consented to the provisioner app."""
-        tenants = []
-        for index in range(count):
-            tenant = self.stand_in.admin(
-                "POST", "/tenants", {"displayName": f"Bench customer {index}", "resourceApps": ["graph"]}
-            )["id"]
-            self.stand_in.admin(
-                "POST",
-                f"/tenants/{tenant}/consent",
-                {"appId": self.provisioner_app_id, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}},
-            )
-            tenants.append(str(tenant))
-        return tenants
+        return [consented_tenant(self.stand_in, self.provisioner_app_id, index, ["graph"]) for index in range(count)]
 
     def stop(self) -> None:
         self.stand_in.stop()
@@ -73,7 +62,7 @@ def start_world(storage: bool) -> VendorWorld:
     stand_in = start_stand_in()
     azurite = None
     try:
-        provisioner = _provisioner_app(stand_in)
+        provisioner = provisioner_app(stand_in)
         connection_string = None
         if storage:
             from tests.azurite import start_azurite  # npm's Azurite, as the tests run it
@@ -94,7 +83,7 @@ def azurite_installed() -> bool:
     return AZURITE.exists()
 
 
-def _provisioner_app(stand_in: StandIn) -> str:
+def provisioner_app(stand_in: StandIn) -> str:
     """The vendor's multi-tenant provisioner app with a federated credential trusting the managed identity."""
     saved = {name: os.environ.get(name) for name in stand_in.identity_env()}
     os.environ.update(stand_in.identity_env())
@@ -127,3 +116,14 @@ def _provisioner_app(stand_in: StandIn) -> str:
             },
         ).raise_for_status()
     return str(app["appId"])
+
+
+def consented_tenant(stand_in: StandIn, provisioner: str, index: int, resource_apps: list[str]) -> str:
+    """A new customer tenant with these resource APIs, whose admin has consented to the provisioner app."""
+    tenant = stand_in.admin(
+        "POST", "/tenants", {"displayName": f"Bench customer {index}", "resourceApps": resource_apps}
+    )["id"]
+    stand_in.admin(
+        "POST", f"/tenants/{tenant}/consent", {"appId": provisioner, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}}
+    )
+    return str(tenant)
