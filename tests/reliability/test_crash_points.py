@@ -80,8 +80,13 @@ def assert_converged(stand_in: StandIn, prefix: str) -> None:
     assert stored_secret_roles(stand_in, prefix) == {"Data.Read", "SecurityEvents.Read.All"}  # grants == the profile
     service_principals = stand_in.state()["tenants"][stand_in.home_tenant_id]["servicePrincipals"]
     assert [sp["appId"] for sp in service_principals].count(apps[0]["appId"]) == 1
-    # Every credential left on the app is the stored one, or the previous one in its grace period.
-    assert 1 <= len(apps[0]["passwordKeyIds"]) <= 2  # type: ignore[arg-type]
+    # No orphan: every credential left on the app is the stored one, or the one the stored version names
+    # as its predecessor (still in its grace period); anything else would be a secret nobody holds.
+    name = f"{prefix}-{stand_in.home_tenant_id}-{INTEGRATION}-client-secret"
+    latest_tags = secrets[name]["versions"][-1]["tags"]  # type: ignore[index]
+    accounted_for = {latest_tags["key-id"], latest_tags.get("previous-key-id")}
+    assert latest_tags["key-id"] in apps[0]["passwordKeyIds"]  # type: ignore[operator]
+    assert set(apps[0]["passwordKeyIds"]) <= accounted_for, (apps[0]["passwordKeyIds"], latest_tags)  # type: ignore[call-overload]
 
 
 CASES = (
