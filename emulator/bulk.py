@@ -29,7 +29,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from .clock import iso, parse_iso
-from .graph import new_secret_text, service_principal_from
+from .graph import application_resource, new_secret_text, service_principal_from
 from .state import JsonObject, SecretRecord, SecretVersion, Tenant, World, hash_secret
 
 # What the product writes (shared/credentials.py CONTENT_TYPES, shared/onboarding.py _spec).
@@ -199,43 +199,19 @@ def _registration(
         )
         texts.append(text)
         tenant.password_hashes[key_id] = hash_secret(text)
-    app: JsonObject = {
-        "id": object_id,
-        "deletedDateTime": None,
-        "appId": app_id,
-        "createdDateTime": iso(issued[0]),
-        "description": None,
-        "displayName": str(spec.get("displayName") or integration),
-        "identifierUris": [],
-        "notes": APP_NOTES,
-        "publisherDomain": tenant.default_domain,
-        "serviceManagementReference": None,
-        "signInAudience": "AzureADMyOrg",
-        "tags": ["tenant-onboarding", f"integration:{integration}"],
-        "uniqueName": f"{prefix}-{integration}",
-        "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
-        "appRoles": [],
-        "info": {
-            "logoUrl": None,
-            "marketingUrl": None,
-            "privacyStatementUrl": None,
-            "supportUrl": None,
-            "termsOfServiceUrl": None,
-        },
-        "keyCredentials": [],
-        "passwordCredentials": passwords,
-        "publicClient": {"redirectUris": []},
-        "requiredResourceAccess": [
-            {"resourceAppId": resource_app_id, "resourceAccess": access} for resource_app_id, access in required.items()
-        ],
-        "spa": {"redirectUris": []},
-        "web": {
-            "homePageUrl": None,
-            "logoutUrl": None,
-            "redirectUris": [],
-            "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
-        },
-    }
+    app = application_resource(tenant, object_id, app_id, iso(issued[0]), str(spec.get("displayName") or integration))
+    app.update(
+        {
+            "notes": APP_NOTES,
+            "tags": ["tenant-onboarding", f"integration:{integration}"],
+            "uniqueName": f"{prefix}-{integration}",
+            "passwordCredentials": passwords,
+            "requiredResourceAccess": [
+                {"resourceAppId": resource_app_id, "resourceAccess": access}
+                for resource_app_id, access in required.items()
+            ],
+        }
+    )
     tenant.add_application(app)
     tenant.owners[object_id] = [owner]  # the creator owns what it creates (Application.ReadWrite.OwnedBy)
     sp = service_principal_from(world, tenant, app, {})

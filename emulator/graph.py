@@ -432,41 +432,7 @@ class GraphService:
                 "Another object with the same value for property uniqueName already exists.",
             )
         object_id, app_id = new_guid(), new_guid()
-        app: JsonObject = {
-            "id": object_id,
-            "deletedDateTime": None,
-            "appId": app_id,
-            "createdDateTime": iso(self.world.clock.now()),
-            "description": None,
-            "displayName": props["displayName"],
-            "identifierUris": [],
-            "notes": None,
-            "publisherDomain": tenant.default_domain,
-            "serviceManagementReference": None,
-            "signInAudience": "AzureADMyOrg",
-            "tags": [],
-            "uniqueName": None,
-            "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
-            "appRoles": [],
-            "info": {
-                "logoUrl": None,
-                "marketingUrl": None,
-                "privacyStatementUrl": None,
-                "supportUrl": None,
-                "termsOfServiceUrl": None,
-            },
-            "keyCredentials": [],
-            "passwordCredentials": [],
-            "publicClient": {"redirectUris": []},
-            "requiredResourceAccess": [],
-            "spa": {"redirectUris": []},
-            "web": {
-                "homePageUrl": None,
-                "logoutUrl": None,
-                "redirectUris": [],
-                "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
-            },
-        }
+        app = application_resource(tenant, object_id, app_id, iso(self.world.clock.now()), props["displayName"])
         app.update(props)
         tenant.add_application(app)
         # The creator becomes an owner (azure-facts.md: "Creating an application makes the caller an owner").
@@ -1117,6 +1083,45 @@ class GraphService:
 
 
 # --- helpers ---
+
+
+def application_resource(tenant: Tenant, object_id: str, app_id: str, created: str, display_name: str) -> JsonObject:
+    """A new application as Graph v1.0 returns it: every property, at Graph's defaults."""
+    return {
+        "id": object_id,
+        "deletedDateTime": None,
+        "appId": app_id,
+        "createdDateTime": created,
+        "description": None,
+        "displayName": display_name,
+        "identifierUris": [],
+        "notes": None,
+        "publisherDomain": tenant.default_domain,
+        "serviceManagementReference": None,
+        "signInAudience": "AzureADMyOrg",
+        "tags": [],
+        "uniqueName": None,
+        "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
+        "appRoles": [],
+        "info": {
+            "logoUrl": None,
+            "marketingUrl": None,
+            "privacyStatementUrl": None,
+            "supportUrl": None,
+            "termsOfServiceUrl": None,
+        },
+        "keyCredentials": [],
+        "passwordCredentials": [],
+        "publicClient": {"redirectUris": []},
+        "requiredResourceAccess": [],
+        "spa": {"redirectUris": []},
+        "web": {
+            "homePageUrl": None,
+            "logoutUrl": None,
+            "redirectUris": [],
+            "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
+        },
+    }
 
 
 def service_principal_from(world: World, tenant: Tenant, app: JsonObject, props: JsonObject) -> JsonObject:
