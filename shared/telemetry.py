@@ -51,20 +51,21 @@ class AuditExporter(logging.Handler):
     """Re-emits each audit record as an OpenTelemetry log whose attributes are the event's fields."""
 
     def __init__(self, logger_provider: Any) -> None:
+        from opentelemetry._logs import SeverityNumber  # only once App Insights is configured
+
         super().__init__(level=logging.INFO)
         self.provider = logger_provider
         self.otel_logger = logger_provider.get_logger(AUDIT_LOGGER)
+        self.severity = SeverityNumber.INFO
 
     def emit(self, record: logging.LogRecord) -> None:
-        from opentelemetry._logs import SeverityNumber
-
         event = getattr(record, "audit", None)
         if not isinstance(event, Mapping):
             return  # only audit events travel this way; everything else goes through the host
         try:
             self.otel_logger.emit(
                 timestamp=int(record.created * 1e9),
-                severity_number=SeverityNumber.INFO,
+                severity_number=self.severity,
                 severity_text="INFO",
                 body=record.getMessage(),
                 attributes={
