@@ -22,7 +22,12 @@ from emulator.launcher import StandIn, start_stand_in
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # What a customer's admin consents to (README, deployment modes), Policy.Read.All included so
 # secret lifetimes are clamped ahead of time as in a real deployment.
-PROVISIONER_ROLES = ["Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All", "Policy.Read.All"]
+PROVISIONER_ROLES = [
+    "Application.ReadWrite.OwnedBy",
+    "Application.Read.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Policy.Read.All",
+]
 INTEGRATION = "m365-defender"  # the README's example: ten Graph permissions, one resource API
 
 

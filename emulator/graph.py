@@ -4,7 +4,8 @@ Requests are dispatched on OData paths (including key syntax such as
 `applications(uniqueName='x')`) by one resolver, so `$batch` sub-requests take exactly the
 same path as direct ones. Authorization follows the caller's app roles the way Graph does:
 `Application.ReadWrite.OwnedBy` may create applications (and becomes their owner) but may
-change only what it owns; granting app roles needs `AppRoleAssignment.ReadWrite.All`.
+change only what it owns; granting app roles needs `AppRoleAssignment.ReadWrite.All` together
+with a permission that reads applications. emulator/FIDELITY.md gives the source of each rule.
 Reads and dependent writes honour replication lag (state.Replication); alternate-key upserts
 see the write replica, which is what makes them the safe way to create idempotently.
 """
@@ -55,6 +56,16 @@ READ_APPS = {
 WRITE_ALL_APPS = {"Application.ReadWrite.All", "Directory.ReadWrite.All"}
 OWNED_APPS = "Application.ReadWrite.OwnedBy"
 GRANT_ROLES = {"AppRoleAssignment.ReadWrite.All"}
+# Granting also needs to read the principal and the resource: Graph's permission table for
+# POST /servicePrincipals/{id}/appRoleAssignedTo lists "AppRoleAssignment.ReadWrite.All and
+# Application.Read.All" (higher: "... and Directory.Read.All"); Application.ReadWrite.OwnedBy is not
+# listed, and microsoft-graph-docs-contrib issue 3476 reports a 403 without the read permission.
+# https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto
+GRANT_READS = {"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+# What Graph answers while a just-created principal is not visible to the write path yet, besides 404:
+# terraform-provider-azuread's app role assignment resource retries on this message, and
+# microsoft-graph-docs-contrib issue 1407 reports it right after creating a service principal.
+NOT_A_VALID_REFERENCE = "Not a valid reference update."
 READ_POLICY = {"Policy.Read.All", "Policy.ReadWrite.ApplicationConfiguration"}
 WRITE_POLICY = {"Policy.ReadWrite.ApplicationConfiguration"}
 READ_ORG = {"Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
@@ -348,6 +359,8 @@ class GraphService:
             if found is None:
                 if "create-if-missing" not in prefer.lower():
                     raise _not_found(call, value)
+                if key == "uniqueName":
+                    self._refuse_name_held_by_deleted(call, value)
                 body = call.json()
                 if key == "appId":
                     raise call.error(400, "Request_BadRequest", "The property 'appId' cannot be used as an upsert key.")
@@ -431,6 +444,8 @@ class GraphService:
                 "Request_BadRequest",
                 "Another object with the same value for property uniqueName already exists.",
             )
+        if "uniqueName" in props:
+            self._refuse_name_held_by_deleted(call, props["uniqueName"])
         object_id, app_id = new_guid(), new_guid()
         app = application_resource(tenant, object_id, app_id, iso(self.world.clock.now()), props["displayName"])
         app.update(props)
@@ -440,6 +455,21 @@ class GraphService:
         self.world.replication.created("application", object_id)
         self.world.touch()
         return app
+
+    def _refuse_name_held_by_deleted(self, call: GraphCall, unique_name: str) -> None:
+        """A soft-deleted application keeps its uniqueName for its 30 days in deleted items.
+
+        Which answer Entra gives then is unknown (no Microsoft page shows it; clients report the name
+        stays reserved). The stand-in answers as it does for a live app holding the name; the product
+        does not rely on the status or code, it looks the name up in deleted items (emulator/FIDELITY.md).
+        """
+        wanted = unique_name.lower()
+        if any((a.get("uniqueName") or "").lower() == wanted for a in call.tenant.deleted_applications.values()):
+            raise call.error(
+                400,
+                "Request_BadRequest",
+                "Another object with the same value for property uniqueName already exists.",
+            )
 
     def _update_application(self, call: GraphCall, app: JsonObject, body: JsonObject) -> None:
         self._require_manage(call, app["id"])
@@ -760,9 +790,11 @@ class GraphService:
                     "When using this permission, the backing application of the service principal being created must "
                     "in the local tenant",
                 )
+        # The caller does not become an owner of the service principal: no Microsoft source says an
+        # Application.ReadWrite.OwnedBy caller does, and Terraform's azuread provider documents that a new
+        # service principal has no owners unless given (emulator/FIDELITY.md). So such a caller cannot
+        # change it afterwards; the product never needs to.
         sp = service_principal_from(self.world, tenant, backing, props)
-        if OWNED_APPS in roles and not roles & WRITE_ALL_APPS:
-            tenant.owners[sp["id"]] = [call.caller.object_id]
         self.world.replication.created("servicePrincipal", sp["id"])
         self.world.touch()
         return sp
@@ -838,6 +870,7 @@ class GraphService:
 
     def _grant(self, call: GraphCall, sp: JsonObject, by_resource: bool) -> JsonObject:
         self._require(call, GRANT_ROLES)
+        self._require(call, GRANT_READS)
         body = {k: v for k, v in call.json().items() if not k.startswith("@odata.")}
         unknown = set(body) - {
             "principalId",
@@ -869,7 +902,14 @@ class GraphService:
                 f"The {path_prop} id in the body does not match the service principal addressed.",
             )
         principal = tenant.service_principals.get(body["principalId"].lower())
-        if principal is None or not self.world.replication.visible(principal["id"]):
+        if principal is not None and not self.world.replication.visible(principal["id"]):
+            # Both of Graph's answers while a new principal replicates: 404 first, then (the write path
+            # half-aware of it) 400 "Not a valid reference update.", so clients meet both in one lag.
+            lag = self.world.replication.lag_ms["servicePrincipal"]
+            if self.world.replication.remaining_ms(principal["id"]) <= lag / 2:
+                raise call.error(400, "Request_BadRequest", NOT_A_VALID_REFERENCE)
+            raise _not_found(call, body["principalId"])
+        if principal is None:
             raise _not_found(call, body["principalId"])
         resource = tenant.service_principals.get(body["resourceId"].lower())
         if resource is None or not self.world.replication.visible(resource["id"]):

@@ -60,6 +60,7 @@ from .model import AppRegistration, Assignment, NewPassword, PasswordInfo, Passw
 from .ports import (
     ApplicationSpec,
     GrantResult,
+    NameHeldByDeletedApplication,
     NotReplicatedYet,
     PasswordOutcomeUnknown,
     Throttled,
@@ -70,9 +71,13 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 BATCH_LIMIT = 20  # Graph's JSON batching limit
 ALREADY_GRANTED = "Permission being assigned already exists on the object."
-# Graph's answers while an object we just wrote is still replicating (azure-facts.md).
+# Graph's answers while an object we just wrote is still replicating (emulator/FIDELITY.md has the sources).
 NO_BACKING_APP = "does not reference a valid application object"
 NOT_IN_LOCAL_TENANT = "backing application of the service principal being created must in the local tenant"
+# A grant to a principal the write path does not know yet: 400 Request_BadRequest with this text, which
+# terraform-provider-azuread's app role assignment resource retries on (microsoft-graph-docs-contrib
+# issue 1407). Only the text tells it apart from a grant that can never succeed.
+NOT_A_VALID_REFERENCE = "Not a valid reference update"
 
 
 def _app_by_unique_name(client: GraphServiceClient, unique_name: str) -> ApplicationsWithUniqueNameRequestBuilder:
@@ -253,6 +258,10 @@ class GraphDirectory:
                     tenantId=tenant_id,
                     uniqueName=unique_name,
                 ) from None
+            if error.response_status_code in (400, 409):
+                # A deleted app keeps its uniqueName in deleted items for 30 days. What Entra answers then
+                # is not documented, so the name is looked up there instead of trusting a status or code.
+                await self._raise_if_held_by_deleted(tenant_id, unique_name)
             raise _translate(error, "creating or updating the app registration", tenant_id) from None
         except httpx.HTTPError as error:
             raise _transport(error, tenant_id) from None
@@ -261,10 +270,31 @@ class GraphDirectory:
         # 204: it existed and now matches the spec; read it back (may lag right after creation).
         found = await self.find_application(tenant_id, unique_name)
         if found is None:
+            # Or the upsert met the deleted app that holds the name, which a read does not show.
+            await self._raise_if_held_by_deleted(tenant_id, unique_name)
             raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
         return found, False
 
-    async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]:
+    async def _raise_if_held_by_deleted(self, tenant_id: str, unique_name: str) -> None:
+        deleted = await self.find_deleted_application(tenant_id, unique_name)
+        if deleted is not None:
+            raise NameHeldByDeletedApplication(deleted)
+
+    async def upsert_service_principal(
+        self, tenant_id: str, app_id: str, *, app_is_new: bool = False
+    ) -> tuple[str, bool]:
+        """The app's service principal, created only when missing: (its object id, created now).
+
+        An existing one is read, never written: a PATCH of it would need its ownership, which an
+        Application.ReadWrite.OwnedBy caller is not documented to get by creating it (Terraform's
+        azuread provider: a new service principal has no owners unless given), and nothing about it
+        needs changing. For an app this call created there is nothing to read, so it goes straight to
+        the create-if-missing upsert, whose 204 (someone else created it meanwhile) is then read back.
+        """
+        if not app_is_new:
+            found = await self.find_service_principal(tenant_id, app_id)
+            if found is not None:
+                return found, False
         try:
             builder = _sp_by_app_id(self.client(tenant_id), app_id)
             info = builder.to_patch_request_information(
@@ -293,8 +323,8 @@ class GraphDirectory:
         """Admin consent for application permissions, up to 20 grants per round trip ($batch).
 
         Graph's batch answers each grant on its own: 201 granted, 400 "already exists" (a rerun),
-        404 while the new service principal replicates, 429/5xx when throttled. The last two are
-        reported as pending for the caller to retry.
+        404 or 400 "Not a valid reference update." while the new service principal replicates,
+        429/5xx when throttled. The last two are reported as pending for the caller to retry.
         """
         granted: list[str] = []
         pending: list[str] = []
@@ -317,12 +347,14 @@ class GraphDirectory:
                 item = responses.get(str(index), {})
                 status = int(item.get("status", 0))
                 error = (item.get("body") or {}).get("error") or {}
-                if status == 201 or (status == 400 and error.get("message") == ALREADY_GRANTED):
+                message = str(error.get("message") or "")
+                replicating = status == 404 or (status == 400 and NOT_A_VALID_REFERENCE in message)
+                if status == 201 or (status == 400 and message == ALREADY_GRANTED):
                     granted.append(role_id)
-                elif status == 404 or status == 429 or status >= 500:
+                elif replicating or status == 429 or status >= 500:
                     pending.append(role_id)
                     hint = _retry_after_header(item.get("headers") or {})
-                    if hint is None and status != 404:
+                    if hint is None and not replicating:
                         # Throttled or failed without saying how long: not at the pace of a replication poll.
                         hint = THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
                     if hint is not None:

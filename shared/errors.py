@@ -103,6 +103,12 @@ class NotOwned(OnboardingError):
     title = "An app with this unique name exists but this service does not own it"
 
 
+class NameHeldByDeletedRegistration(OnboardingError):
+    problem_type = "unique-name-held-by-deleted-app"
+    status = 409
+    title = "A deleted app this service cannot purge holds the registration's unique name"
+
+
 class UpstreamError(OnboardingError):
     """Graph, Key Vault or Entra failed in a way this service cannot repair by itself."""
 

@@ -50,8 +50,12 @@ for _name in (
 
 
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
-# What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent.
-PROVISIONER_ROLES = frozenset({"Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All"})
+# What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent, which
+# Graph documents as AppRoleAssignment.ReadWrite.All *and* Application.Read.All
+# (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto).
+PROVISIONER_ROLES = frozenset(
+    {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
+)
 # Entra's answers when the provisioner has no service principal in the tenant: nobody consented.
 NOT_CONSENTED_CODES = frozenset({"7000229", "700016", "650052", "65001"})
 

@@ -45,11 +45,13 @@ from .credentials import (
     unique_name,
 )
 from .errors import (
+    NameHeldByDeletedRegistration,
     PermissionNotOffered,
     RegistrationNotFound,
     ResourceApiMissing,
     SecretsForbiddenByPolicy,
     UnknownIntegration,
+    UpstreamError,
 )
 from .locks import Locks, ProcessLocks
 from .model import AppRegistration, IntegrationProfile, PasswordInfo, ResourceApi, Secret, SecretKind, StoredSecret
@@ -57,6 +59,7 @@ from .ports import (
     ApplicationSpec,
     CredentialChecker,
     Directory,
+    NameHeldByDeletedApplication,
     NotReplicatedYet,
     TenantAccess,
     Throttled,
@@ -176,8 +179,7 @@ class Onboarding:
         done = _Done()
         try:
             app, done.app_created = await self._replicated(
-                "app registration",
-                lambda: self.directory.upsert_application(tenant, unique_name(self.settings, profile.id), spec),
+                "app registration", lambda: self._upsert_application(tenant, profile, spec, context, done)
             )
             if done.app_created:
                 audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
@@ -284,6 +286,44 @@ class Onboarding:
             ),
         )
 
+    async def _upsert_application(
+        self, tenant: str, profile: IntegrationProfile, spec: ApplicationSpec, context: dict[str, str], done: _Done
+    ) -> tuple[AppRegistration, bool]:
+        """Upsert the app by uniqueName, first purging a deleted registration that still holds the name.
+
+        An offboarded app stays in deleted items, keeping its uniqueName, for 30 days. Restoring it
+        would bring back credentials and state from before the offboarding; purging it and creating
+        a new one gives a registration made entirely by this call. Graph lets an
+        Application.ReadWrite.OwnedBy caller purge only an app it owns, so nothing foreign is purged:
+        a refusal becomes NameHeldByDeletedRegistration for an operator to resolve.
+        """
+        unique = unique_name(self.settings, profile.id)
+        try:
+            return await self.directory.upsert_application(tenant, unique, spec)
+        except NameHeldByDeletedApplication as held:
+            try:
+                purged = await self.directory.purge_deleted_application(tenant, held.deleted_object_id)
+            except UpstreamError as error:
+                if error.upstream_status != 403:
+                    raise
+                raise NameHeldByDeletedRegistration(
+                    "A deleted app registration holds this integration's unique name and this service may not "
+                    "purge it; restore or permanently delete it in Entra ID (Deleted applications).",
+                    deletedObjectId=held.deleted_object_id,
+                    uniqueName=unique,
+                    **context,
+                ) from error
+            if purged:
+                done.deleted_purged += 1
+                audit("application.purged", context, appObjectId=held.deleted_object_id, reason="unique name held")
+            # The purge takes a moment to free the name everywhere: the next attempt sees it freed.
+            raise NotReplicatedYet("the purge of the deleted app registration") from held
+        except UpstreamError as error:
+            if done.deleted_purged and error.upstream_status in (400, 409):
+                # After a purge, a replica that still holds the name can refuse the create for a while.
+                raise NotReplicatedYet("the purge of the deleted app registration", error.upstream_code) from error
+            raise
+
     async def _replicated(self, what: str, operation: Callable[[], Any]) -> Any:
         """Run a Graph step, waiting out replication within the configured time, else 202."""
         try:
@@ -309,7 +349,8 @@ class Onboarding:
     ) -> tuple[str, set[tuple[str, str]]]:
         """The app's service principal and its grants: (its id, the (resource, role) pairs it now holds)."""
         sp_id, done.sp_created = await self._replicated(
-            "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id)
+            "service principal",
+            lambda: self.directory.upsert_service_principal(tenant, app.app_id, app_is_new=done.app_created),
         )
         if done.sp_created:
             audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
@@ -588,6 +629,7 @@ class Onboarding:
 class _Done:
     """What one call changed, reported in the order of the steps whatever order they finished in."""
 
+    deleted_purged: int = 0
     app_created: bool = False
     sp_created: bool = False
     granted: int = 0
@@ -599,6 +641,7 @@ class _Done:
         return [
             change
             for change, happened in (
+                ("deleted application purged", self.deleted_purged),
                 ("application created", self.app_created),
                 ("service principal created", self.sp_created),
                 (f"{self.granted} permissions granted", self.granted),

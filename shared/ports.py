@@ -38,6 +38,14 @@ class Throttled(Exception):
         self.code = code
 
 
+class NameHeldByDeletedApplication(Exception):
+    """The uniqueName belongs to an application in deleted items, which keeps it for 30 days."""
+
+    def __init__(self, deleted_object_id: str) -> None:
+        super().__init__(f"the unique name is held by the deleted application {deleted_object_id}")
+        self.deleted_object_id = deleted_object_id
+
+
 class PasswordOutcomeUnknown(Exception):
     """addPassword may or may not have been carried out (a 5xx or a lost connection)."""
 
@@ -70,11 +78,17 @@ class Directory(Protocol):
 
     async def upsert_application(
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
-    ) -> tuple[AppRegistration, bool]: ...
+    ) -> tuple[AppRegistration, bool]:
+        """Create or converge by uniqueName; NameHeldByDeletedApplication when a deleted app holds the name."""
+        ...
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None: ...
 
-    async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]: ...
+    async def upsert_service_principal(
+        self, tenant_id: str, app_id: str, *, app_is_new: bool = False
+    ) -> tuple[str, bool]:
+        """Create the service principal when missing, never change an existing one; app_is_new skips the read."""
+        ...
 
     async def assignments(self, tenant_id: str, principal_id: str) -> list[Assignment]: ...
 

@@ -48,7 +48,12 @@ def test_managed_identity_token_carries_the_granted_graph_roles(stand_in: StandI
     assert body["aud"] == "https://graph.microsoft.com"
     assert body["tid"] == stand_in.home_tenant_id
     assert body["oid"] == stand_in.info["managed_identity_object_id"]
-    assert body["roles"] == ["AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.OwnedBy", "Policy.Read.All"]
+    assert body["roles"] == [
+        "AppRoleAssignment.ReadWrite.All",
+        "Application.Read.All",
+        "Application.ReadWrite.OwnedBy",
+        "Policy.Read.All",
+    ]
     assert token.expires_on > time.time() + 3000
 
 

@@ -88,12 +88,11 @@ async def test_service_principal_upsert_by_app_id(graph: GraphServiceClient, uni
     created = await graph.service_principals_with_app_id(app.app_id).patch(
         ServicePrincipal(), request_configuration=create_if_missing()
     )
-    again = await graph.service_principals_with_app_id(app.app_id).patch(
-        ServicePrincipal(), request_configuration=create_if_missing()
-    )
+    found = await graph.service_principals_with_app_id(app.app_id).get()
     assert created is not None and created.app_id == app.app_id
     assert created.service_principal_type == "Application"
-    assert again is None
+    # A second upsert would be a write to a principal this caller does not own (test_graph_first_contact).
+    assert found is not None and found.id == created.id
 
 
 async def test_creator_becomes_owner(graph: GraphServiceClient, stand_in: StandIn, unique: str) -> None:

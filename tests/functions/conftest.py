@@ -11,12 +11,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 import pytest
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
 import function_app
 from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.azurite import Azurite
+from tests.emulator.directory import GRAPH_APP_ID, federated_app
+from tests.emulator.sdk import graph_client
 
 # get_functions() indexes the app and may run once per process.
 REGISTERED = function_app.app.get_functions()
@@ -115,3 +118,49 @@ async def api(
 
 def body_of(response: func.HttpResponse) -> Any:
     return json.loads(response.get_body())
+
+
+# --- vendor-hosted mode: customer tenants reached through the federated provisioner app ---
+
+NORTHWIND = "a3c5e2d1-7b4f-4e8a-9c61-0f2e3d4b5a69"
+FABRIKAM = "b7d9f1e3-2a4c-4d6e-8f10-1a2b3c4d5e6f"  # never consents
+PROVISIONER_ROLES = ["Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"]
+
+
+async def provisioner_app(stand_in: StandIn, subject: str) -> str:
+    """The vendor's multi-tenant provisioner app, trusting `subject` (the managed identity) by federation."""
+    identity = AsyncManagedIdentityCredential()
+    try:
+        return await federated_app(graph_client(stand_in, identity), stand_in, uuid.uuid4().hex[:8], subject)
+    finally:
+        await identity.close()
+
+
+def consent(stand_in: StandIn, tenant: str, app_id: str) -> None:
+    """What the customer's admin does once: consent to the provisioner app."""
+    stand_in.admin("POST", f"/tenants/{tenant}/consent", {"appId": app_id, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}})
+
+
+@pytest.fixture
+async def vendor(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Api, str, str]]:
+    """Services in vendor-hosted mode; yields (api, provisioner client id, a second consented tenant)."""
+    for name, value in stand_in.app_settings().items():
+        monkeypatch.setenv(name, value)
+    provisioner = await provisioner_app(stand_in, str(stand_in.info["managed_identity_object_id"]))
+    second = stand_in.admin(
+        "POST", "/tenants", {"displayName": "Contoso Retail", "resourceApps": ["graph", "logAnalytics"]}
+    )["id"]
+    consent(stand_in, NORTHWIND, provisioner)
+    consent(stand_in, second, provisioner)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("NAME_PREFIX", f"v{uuid.uuid4().hex[:10]}")
+    monkeypatch.setenv("PROVISIONER_CLIENT_ID", provisioner)
+    services = bootstrap.build(load_settings())
+    bootstrap.override(services)
+    try:
+        yield Api(stand_in, services), provisioner, second
+    finally:
+        bootstrap.override(None)
+        await services.close()

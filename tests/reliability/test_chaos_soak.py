@@ -28,7 +28,7 @@ from shared.onboarding import OnboardRequest, Outcome
 from shared.settings import load_settings
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
-from tests.functions.test_customer_tenants import PROVISIONER_ROLES, provisioner_app
+from tests.functions.conftest import PROVISIONER_ROLES, provisioner_app
 from tests.functions.test_rotation import DAY, StandInClock
 
 ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "24"))

@@ -54,7 +54,15 @@ from shared.model import (
     StoredSecret,
 )
 from shared.onboarding import Onboarding
-from shared.ports import ApplicationSpec, CredentialChecker, Directory, GrantResult, NotReplicatedYet, Vault
+from shared.ports import (
+    ApplicationSpec,
+    CredentialChecker,
+    Directory,
+    GrantResult,
+    NameHeldByDeletedApplication,
+    NotReplicatedYet,
+    Vault,
+)
 from shared.retry import Clock
 from shared.rotation import Rotation
 from shared.settings import Settings, load_settings
@@ -397,6 +405,9 @@ class FakeDirectory(FaultSwitches):
         tenant = self._tenant(tenant_id)
         required = frozenset(RoleRef(resource, role) for resource, roles in spec.required_roles for role in roles)
         app = tenant.apps.get(unique_name)
+        held = next((a.object_id for a in tenant.deleted_apps.values() if a.unique_name == unique_name), None)
+        if app is None and held is not None:
+            raise NameHeldByDeletedApplication(held)  # deleted items keep the name (emulator/FIDELITY.md)
         if app is None:
             app = FakeApp(
                 self._id("application"), self._id("client"), unique_name, spec.display_name, spec.tags, spec.notes,
@@ -420,9 +431,18 @@ class FakeDirectory(FaultSwitches):
             return None
         return principal
 
-    async def upsert_service_principal(self, tenant_id: str, app_id: str) -> tuple[str, bool]:
+    async def upsert_service_principal(
+        self, tenant_id: str, app_id: str, *, app_is_new: bool = False
+    ) -> tuple[str, bool]:
         self._enter("upsert_service_principal", tenant_id=tenant_id, app_id=app_id)
         tenant = self._tenant(tenant_id)
+        if not app_is_new and app_id in tenant.service_principals:
+            # The adapter reads an existing principal and never writes it.
+            existing = tenant.service_principals[app_id]
+            self._leave("upsert_service_principal", tenant_id=tenant_id, app_id=app_id)
+            if self._lagging("service principal", existing):
+                raise NotReplicatedYet("the service principal", "Request_ResourceNotFound")
+            return existing, False
         app = tenant.app_by_app_id(app_id)
         if app is None or self._lagging("application", app.object_id):
             raise NotReplicatedYet("the app registration", "NoBackingApplicationObject")

@@ -13,6 +13,7 @@ import pytest
 
 from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
 from shared.errors import (
+    NameHeldByDeletedRegistration,
     PermissionNotOffered,
     RegistrationNotFound,
     ResourceApiMissing,
@@ -809,3 +810,58 @@ async def test_fake_switches_fire_before_or_after_the_work_and_only_when_matchin
     assert h.vault.unfired() == []
     with pytest.raises(AttributeError):
         h.directory.fail_next("add_passwrod", Crash())
+
+
+# --- a deleted app that still holds the unique name ------------------------------------------
+
+
+async def test_onboarding_after_a_soft_delete_purges_the_deleted_app_and_registers_anew() -> None:
+    h = make_onboarding()
+    await h.onboarding.onboard(REQUEST)
+    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    await h.directory.delete_application(TENANT, old.object_id)
+
+    result = await h.onboarding.onboard(REQUEST)
+
+    assert result.outcome is Outcome.CREATED
+    assert result.changes[0] == "deleted application purged"
+    assert h.directory.tenants[TENANT].deleted_apps == {}
+    assert assert_converged(h).object_id != old.object_id
+
+
+async def test_a_deleted_app_this_service_may_not_purge_is_a_named_conflict_and_nothing_is_created() -> None:
+    h = make_onboarding()
+    await h.onboarding.onboard(REQUEST)
+    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    await h.directory.delete_application(TENANT, old.object_id)
+    forbidden = UpstreamError("Graph failed", "graph", 403, "Authorization_RequestDenied")
+    h.directory.fail_next("purge_deleted_application", forbidden)
+    minted = len(h.directory.minted)
+
+    with pytest.raises(NameHeldByDeletedRegistration) as raised:
+        await h.onboarding.onboard(REQUEST)
+
+    assert raised.value.status == 409
+    assert raised.value.extensions["deletedObjectId"] == old.object_id
+    assert h.directory.tenants[TENANT].apps == {} and len(h.directory.minted) == minted
+
+
+async def test_a_create_refused_while_the_purge_replicates_is_waited_out() -> None:
+    h = make_onboarding()
+    await h.onboarding.onboard(REQUEST)
+    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    await h.directory.delete_application(TENANT, old.object_id)
+    # Deleted items already show the purge; a replica still refuses the name once.
+    held = UpstreamError("Graph failed", "graph", 400, "Request_BadRequest")
+    real_upsert = h.directory.upsert_application
+    refusals = [held]
+
+    async def upsert_refused_once(*args: object, **kwargs: object) -> object:
+        if h.directory.calls["purge_deleted_application"] and refusals:
+            raise refusals.pop()
+        return await real_upsert(*args, **kwargs)  # type: ignore[arg-type]
+
+    h.directory.upsert_application = upsert_refused_once  # type: ignore[method-assign,assignment]
+    result = await h.onboarding.onboard(REQUEST)
+
+    assert result.outcome is Outcome.CREATED and refusals == []
