@@ -572,8 +572,14 @@ class GraphService:
         created = parse_iso(app["createdDateTime"])
         restrictions = (policy.get("applicationRestrictions") or {}).get("passwordCredentials") or []
         for restriction in restrictions:
+            # passwordCredentialConfiguration: a restriction whose `state` is disabled is not evaluated, and one
+            # with restrictForAppsCreatedAfterDateTime is enforced on apps created on or after that date
+            # (https://learn.microsoft.com/graph/api/resources/passwordcredentialconfiguration). `excludeActors`
+            # (custom security attributes) is not modelled: the stand-in enforces the restriction anyway.
+            if str(restriction.get("state") or "enabled").lower() == "disabled":
+                continue
             applies_after = restriction.get("restrictForAppsCreatedAfterDateTime")
-            if applies_after and created <= parse_iso(applies_after):
+            if applies_after and created < parse_iso(applies_after):
                 continue
             kind = restriction.get("restrictionType")
             if kind == "passwordAddition":

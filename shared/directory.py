@@ -196,14 +196,33 @@ class GraphDirectory:
         if not policy or not policy.get("isEnabled"):
             return PasswordPolicy()
         allowed, max_days = True, None
+        forbidden_from: datetime | None = None
+        capped_from: datetime | None = None
         for restriction in restrictions.get("passwordCredentials") or []:
+            # Every field of passwordCredentialConfiguration that narrows or switches off a restriction
+            # (https://learn.microsoft.com/graph/api/resources/passwordcredentialconfiguration):
+            # `state: disabled` is not enforced; `restrictForAppsCreatedAfterDateTime` limits it to apps
+            # created from then on; `excludeActors` may exempt this very caller. customPasswordAddition and
+            # the symmetricKey kinds do not concern the generated secrets this service asks for.
+            if str(restriction.get("state") or "enabled").lower() == "disabled":
+                continue
             kind = restriction.get("restrictionType")
-            if kind == "passwordAddition":
+            since = restriction.get("restrictForAppsCreatedAfterDateTime")
+            since_date = _datetime(str(since)) if since else None
+            if kind == "passwordAddition" and not restriction.get("excludeActors"):
                 allowed = False
+                forbidden_from = since_date
             elif kind == "passwordLifetime" and restriction.get("maxLifetime"):
                 days = _duration(str(restriction["maxLifetime"])).total_seconds() / 86400
                 max_days = days if max_days is None else min(max_days, days)
-        return PasswordPolicy(additions_allowed=allowed, max_lifetime_days=max_days, policy_id=policy.get("id"))
+                capped_from = since_date
+        return PasswordPolicy(
+            additions_allowed=allowed,
+            max_lifetime_days=max_days,
+            policy_id=policy.get("id"),
+            additions_forbidden_for_apps_created_from=forbidden_from,
+            lifetime_capped_for_apps_created_from=capped_from,
+        )
 
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
         info = _app_by_unique_name(self.client(tenant_id), unique_name).to_get_request_information()
@@ -495,6 +514,7 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
             ),
             passwords=tuple(_password_info(p) for p in app.password_credentials or []),
             tags=tuple(app.tags or ()),
+            created=app.created_date_time,
         )
     return AppRegistration(
         object_id=str(app["id"]),
@@ -518,6 +538,7 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
             for p in app.get("passwordCredentials") or []
         ),
         tags=tuple(app.get("tags") or ()),
+        created=_datetime(str(app["createdDateTime"])) if app.get("createdDateTime") else None,
     )
 
 

@@ -94,6 +94,7 @@ class AppRegistration:
     required_roles: frozenset[RoleRef]
     passwords: tuple[PasswordInfo, ...]
     tags: tuple[str, ...] = ()
+    created: datetime | None = None  # createdDateTime: which of the tenant's policy restrictions apply
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,34 @@ class Assignment:
 
 @dataclass(frozen=True)
 class PasswordPolicy:
-    """What a tenant's app management policy allows for new secrets (None: no cap)."""
+    """What a tenant's app management policy allows for new secrets (None: no cap).
+
+    Graph's passwordCredentialConfiguration can narrow a restriction to apps created on or after
+    `restrictForAppsCreatedAfterDateTime`, switch it off (`state: disabled`) or exempt some callers
+    (`excludeActors`); https://learn.microsoft.com/graph/api/resources/passwordcredentialconfiguration.
+    The adapter drops disabled restrictions and keeps the dates, so `for_app_created` can say what
+    Entra will enforce on a given app. A restriction that may exempt this caller never refuses ahead
+    of time: Entra's own answer to addPassword decides.
+    """
 
     additions_allowed: bool = True
     max_lifetime_days: float | None = None
     policy_id: str | None = None
+    # The enforcement dates of the two restrictions (None: every app, whenever created).
+    additions_forbidden_for_apps_created_from: datetime | None = None
+    lifetime_capped_for_apps_created_from: datetime | None = None
+
+    def for_app_created(self, created: datetime | None) -> PasswordPolicy:
+        """The policy as Entra enforces it on an app created at `created` (None: unknown, so it applies)."""
+
+        def applies(since: datetime | None) -> bool:
+            return since is None or created is None or created >= since
+
+        return PasswordPolicy(
+            additions_allowed=self.additions_allowed or not applies(self.additions_forbidden_for_apps_created_from),
+            max_lifetime_days=self.max_lifetime_days if applies(self.lifetime_capped_for_apps_created_from) else None,
+            policy_id=self.policy_id,
+        )
 
 
 class SecretKind(StrEnum):

@@ -54,7 +54,16 @@ from .errors import (
     UpstreamError,
 )
 from .locks import Locks, ProcessLocks
-from .model import AppRegistration, IntegrationProfile, PasswordInfo, ResourceApi, Secret, SecretKind, StoredSecret
+from .model import (
+    AppRegistration,
+    IntegrationProfile,
+    PasswordInfo,
+    PasswordPolicy,
+    ResourceApi,
+    Secret,
+    SecretKind,
+    StoredSecret,
+)
 from .ports import (
     ApplicationSpec,
     CredentialChecker,
@@ -164,6 +173,8 @@ class Onboarding:
         progress(
             "resolve", f"{sum(len(p.roles) for p in profile.permissions)} permissions on {len(apis)} resource APIs"
         )
+        # As Entra enforces it on an app created now; an existing app may predate a restriction.
+        policy = await self._policy_for_this_app(tenant, profile, policy)
         if not policy.additions_allowed:
             raise SecretsForbiddenByPolicy(
                 "The tenant's app management policy does not allow client secrets.",
@@ -285,6 +296,20 @@ class Onboarding:
                 for p in profile.permissions
             ),
         )
+
+    async def _policy_for_this_app(
+        self, tenant: str, profile: IntegrationProfile, policy: PasswordPolicy
+    ) -> PasswordPolicy:
+        """The tenant's policy as it applies to this registration's app: one created now, unless one exists.
+
+        Reading the app costs a round trip, so it is read only when the answer could differ: when a
+        restriction applies only to apps created from some date on."""
+        for_new_app = policy.for_app_created(self.now())
+        dated = policy.additions_forbidden_for_apps_created_from or policy.lifetime_capped_for_apps_created_from
+        if dated is None:
+            return for_new_app
+        existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
+        return policy.for_app_created(existing.created) if existing is not None else for_new_app
 
     async def _upsert_application(
         self, tenant: str, profile: IntegrationProfile, spec: ApplicationSpec, context: dict[str, str], done: _Done

@@ -257,7 +257,7 @@ class Rotation:
         retire_now: bool,
         context: dict[str, str],
     ) -> StoredSecret:
-        policy = await self._password_policy(tenant)
+        policy = (await self._password_policy(tenant)).for_app_created(app.created)
         if not policy.additions_allowed:
             raise SecretsForbiddenByPolicy(
                 "The tenant's app management policy no longer allows client secrets.",

@@ -7,6 +7,9 @@ emulator/FIDELITY.md names the source of each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -102,3 +105,59 @@ async def test_a_customer_tenant_onboards_with_the_documented_least_privilege(
     api, _, _ = vendor
     statuses = await put_until_settled(api, tenant, INTEGRATION)
     assert statuses[-1] in (200, 201), statuses
+
+
+# --- the fields of an app management policy that narrow or switch off a restriction ---
+
+
+@contextlib.contextmanager
+def password_restrictions(stand_in: StandIn, *restrictions: dict[str, object]) -> Iterator[None]:
+    """The home tenant's default app management policy with these password restrictions, for one test."""
+    tenant = stand_in.home_tenant_id
+    stand_in.admin(
+        "PUT", f"/tenants/{tenant}/app-management-policy",
+        {"isEnabled": True, "applicationRestrictions": {"passwordCredentials": list(restrictions)}},
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", {"isEnabled": False})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_disabled_password_addition_restriction_does_not_refuse_onboarding(api: Api) -> None:
+    with password_restrictions(api.stand_in, {"restrictionType": "passwordAddition", "state": "disabled"}):
+        response = await api.put(api.stand_in.home_tenant_id, INTEGRATION)
+    assert response.status_code == 201, body_of(response)
+
+
+async def test_a_restriction_enforced_from_a_later_date_does_not_refuse_onboarding_today(api: Api) -> None:
+    later = _iso(datetime.now(UTC) + timedelta(days=30))
+    restriction = {"restrictionType": "passwordAddition", "restrictForAppsCreatedAfterDateTime": later}
+    with password_restrictions(api.stand_in, restriction):
+        response = await api.put(api.stand_in.home_tenant_id, INTEGRATION)
+    assert response.status_code == 201, body_of(response)
+
+
+async def test_an_app_created_before_a_password_addition_restriction_still_rotates(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, INTEGRATION))
+    # From now on new apps may not get secrets; Entra exempts the apps created before.
+    since = _iso(datetime.now(UTC) + timedelta(seconds=1))
+    await asyncio.sleep(1.1)
+    with password_restrictions(
+        api.stand_in, {"restrictionType": "passwordAddition", "restrictForAppsCreatedAfterDateTime": since}
+    ):
+        refused_for_new = await api.put(tenant, "sentinel")
+        rotated = await api.call(
+            "rotate_now", "POST", f"tenants/{tenant}/integrations/{INTEGRATION}/rotate",
+            {"tenantId": tenant, "integration": INTEGRATION},
+        )  # fmt: skip
+    assert refused_for_new.status_code == 409
+    assert body_of(refused_for_new)["type"].endswith("/secrets-forbidden-by-policy")
+    assert rotated.status_code == 200, body_of(rotated)
+    assert body_of(rotated)["action"] == "rotated"
+    assert created["credential"]["keyId"] != body_of(await api.get(tenant, INTEGRATION))["credential"]["keyId"]
