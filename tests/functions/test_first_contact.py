@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,7 +111,7 @@ async def test_a_customer_tenant_onboards_with_the_documented_least_privilege(
 
 
 @contextlib.contextmanager
-def password_restrictions(stand_in: StandIn, *restrictions: dict[str, object]) -> Iterator[None]:
+def password_restrictions(stand_in: StandIn, *restrictions: Mapping[str, object]) -> Iterator[None]:
     """The home tenant's default app management policy with these password restrictions, for one test."""
     tenant = stand_in.home_tenant_id
     stand_in.admin(
