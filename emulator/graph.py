@@ -1131,10 +1131,28 @@ class GraphService:
 # --- helpers ---
 
 
+VERIFIED_PUBLISHER_NONE = {"displayName": None, "verifiedPublisherId": None, "addedDateTime": None}
+
+
 def application_resource(tenant: Tenant, object_id: str, app_id: str, created: str, display_name: str) -> JsonObject:
-    """A new application as Graph v1.0 returns it: every property, at Graph's defaults."""
+    """A new application as Graph v1.0 returns it: every property, at Graph's defaults.
+
+    The property set is the one recorded from real Graph (Azure/azure-powershell's MSGraph
+    Application.Recording.json and Azure/azure-cli's role test recordings; tests/emulator/recorded.py)."""
     return {
         "id": object_id,
+        "addIns": [],
+        "applicationTemplateId": None,
+        "certification": None,
+        "defaultRedirectUri": None,
+        "disabledByMicrosoftStatus": None,
+        "groupMembershipClaims": None,
+        "isDeviceOnlyAuthSupported": None,
+        "isFallbackPublicClient": None,
+        "optionalClaims": None,
+        "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
+        "tokenEncryptionKeyId": None,
+        "verifiedPublisher": dict(VERIFIED_PUBLISHER_NONE),
         "deletedDateTime": None,
         "appId": app_id,
         "createdDateTime": created,
@@ -1147,7 +1165,13 @@ def application_resource(tenant: Tenant, object_id: str, app_id: str, created: s
         "signInAudience": "AzureADMyOrg",
         "tags": [],
         "uniqueName": None,
-        "api": {"requestedAccessTokenVersion": None, "oauth2PermissionScopes": [], "preAuthorizedApplications": []},
+        "api": {
+            "acceptMappedClaims": None,
+            "knownClientApplications": [],
+            "requestedAccessTokenVersion": None,
+            "oauth2PermissionScopes": [],
+            "preAuthorizedApplications": [],
+        },
         "appRoles": [],
         "info": {
             "logoUrl": None,
@@ -1171,10 +1195,27 @@ def application_resource(tenant: Tenant, object_id: str, app_id: str, created: s
 
 
 def service_principal_from(world: World, tenant: Tenant, app: JsonObject, props: JsonObject) -> JsonObject:
-    """A new service principal for `app` in `tenant` (Graph's POST and the admin consent both use it)."""
+    """A new service principal for `app` in `tenant` (Graph's POST and the admin consent both use it), with the
+    property set recorded from real Graph (Azure/azure-cli's test_service_principal_scenario recording)."""
     home = next(t for t in world.tenants.values() if app["id"] in t.applications)
     sp: JsonObject = {
         "id": new_guid(),
+        "addIns": [],
+        "alternativeNames": [],
+        "applicationTemplateId": None,
+        "disabledByMicrosoftStatus": None,
+        "homepage": None,
+        "info": dict(app.get("info") or {}),
+        "loginUrl": None,
+        "logoutUrl": None,
+        "notificationEmailAddresses": [],
+        "preferredSingleSignOnMode": None,
+        "preferredTokenSigningKeyThumbprint": None,
+        "replyUrls": [],
+        "resourceSpecificApplicationPermissions": [],
+        "samlSingleSignOnSettings": None,
+        "tokenEncryptionKeyId": None,
+        "verifiedPublisher": dict(VERIFIED_PUBLISHER_NONE),
         "deletedDateTime": None,
         "accountEnabled": True,
         "appDisplayName": app["displayName"],

@@ -133,7 +133,7 @@ class KeyVaultService:
 
     def _record(self, name: str) -> SecretRecord:
         record = self.vault.secrets.get(name.lower())
-        if record is None:
+        if record is None or not self.world.replication.visible(_recovering(name)):
             raise _not_found(name)
         return record
 
@@ -202,8 +202,11 @@ class KeyVaultService:
         return int(raw_max)
 
     def _next_link(self, request: Request, path: str, token: str, page_size: int) -> str:
+        # Key Vault's own nextLink carries maxresults only when the request set it (recorded in
+        # Azure/azure-sdk-for-js's keyvault-secrets "can purge all secrets" recording).
         api_version = request.query_params["api-version"]
-        return f"{self.base}{path}?api-version={api_version}&$skiptoken={token}&maxresults={page_size}"
+        link = f"{self.base}{path}?api-version={api_version}&$skiptoken={token}"
+        return link + (f"&maxresults={page_size}" if "maxresults" in request.query_params else "")
 
     def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> JSONResponse:
         page_size = self._page_size(request)
@@ -372,6 +375,9 @@ class KeyVaultService:
         record.scheduled_purge_date = now + self.vault.soft_delete_retention_days * 86400
         self.vault.remove_record(name)
         self.vault.deleted_secrets[name.lower()] = record
+        # Soft delete completes in the background: the deleted secret answers 404 until then (every SDK's
+        # delete recording polls GET /deletedsecrets/{name} through 404s for 2-60 s; tests/emulator/recorded.py).
+        self.world.replication.created("secretDeletion", _deleting(name))
         self.world.touch()
         body = self._bundle(record, record.latest, with_value=False)
         body.update(self._deleted_fields(record))
@@ -398,15 +404,20 @@ class KeyVaultService:
     async def list_versions(self, request: Request) -> JSONResponse:
         self._authorize(request, "readMetadata/action")
         name = self._valid_name(request.path_params["name"])
-        record = self._record(name)
-        items = [self._item(record, v, versioned=True) for v in record.versions]
-        return self._page(request, f"/secrets/{record.name}/versions", items)
+        # The versions of a name the vault does not hold are an empty page, not 404: recorded in
+        # Azure/azure-sdk-for-python's test_example_secret_list_operations and Azure/azure-sdk-for-net's
+        # GetSecretVersionsNonExisting session records (tests/emulator/recorded.py).
+        record = self.vault.secrets.get(name.lower())
+        items = [self._item(record, v, versioned=True) for v in record.versions] if record is not None else []
+        return self._page(request, f"/secrets/{record.name if record else name}/versions", items)
 
     async def list_deleted(self, request: Request) -> JSONResponse:
         self._authorize(request, "readMetadata/action")
         self._purge_expired_deletions()
         items = []
-        for _, record in sorted(self.vault.deleted_secrets.items()):
+        for key, record in sorted(self.vault.deleted_secrets.items()):
+            if not self.world.replication.visible(_deleting(key)):
+                continue  # still being deleted
             item = self._item(record, record.latest, versioned=False)
             item.update(self._deleted_fields(record))
             items.append(item)
@@ -415,7 +426,7 @@ class KeyVaultService:
     def _deleted_record(self, name: str) -> SecretRecord:
         self._purge_expired_deletions()
         record = self.vault.deleted_secrets.get(name.lower())
-        if record is None:
+        if record is None or not self.world.replication.visible(_deleting(name)):
             raise vault_error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
         return record
 
@@ -447,8 +458,20 @@ class KeyVaultService:
         record.deleted_date = None
         record.scheduled_purge_date = None
         self.vault.add_record(record)
+        # Recovery too completes in the background: GET /secrets/{name} answers 404 meanwhile (the SDKs'
+        # recover recordings poll through it), which is what the SDKs' recover pollers wait out.
+        self.world.replication.created("secretRecovery", _recovering(name))
         self.world.touch()
         return JSONResponse(self._bundle(record, record.latest, with_value=False))
+
+
+def _deleting(name: str) -> str:
+    """The key under which a secret's pending soft delete is tracked (state.Replication)."""
+    return f"vault-deleting/{name.lower()}"
+
+
+def _recovering(name: str) -> str:
+    return f"vault-recovering/{name.lower()}"
 
 
 def _not_found(name: str) -> ServiceError:

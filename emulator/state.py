@@ -284,12 +284,14 @@ class Vault:
 class Replication:
     """Entra's eventual consistency: an object written now is invisible to reads for a while.
 
-    Each kind of object (application, servicePrincipal, password, appRoleAssignment) has its
+    Each kind of object (application, servicePrincipal, password, appRoleAssignment, and Key
+    Vault's secretDeletion and secretRecovery, which finish after their call returns) has its
     own lag, set by tests or benchmarks. Visibility is stamped at creation, so a later change
     of the lag does not rewrite history.
     """
 
-    KINDS = ("application", "servicePrincipal", "password", "appRoleAssignment")
+    # Key Vault's soft delete and recover also complete after the call returns (keyvault.py).
+    KINDS = ("application", "servicePrincipal", "password", "appRoleAssignment", "secretDeletion", "secretRecovery")
 
     def __init__(self) -> None:
         self.lag_ms: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)

@@ -161,3 +161,22 @@ async def test_an_app_created_before_a_password_addition_restriction_still_rotat
     assert rotated.status_code == 200, body_of(rotated)
     assert body_of(rotated)["action"] == "rotated"
     assert created["credential"]["keyId"] != body_of(await api.get(tenant, INTEGRATION))["credential"]["keyId"]
+
+
+async def test_offboarding_and_onboarding_again_wait_out_key_vaults_background_delete_and_recover(
+    api: Api, stand_in: StandIn
+) -> None:
+    tenant = stand_in.home_tenant_id
+    assert (await api.put(tenant, INTEGRATION)).status_code == 201
+    stand_in.set_faults(secretDeletion=600, secretRecovery=600)
+    offboarded = await api.call(
+        "offboard_integration", "DELETE", f"tenants/{tenant}/integrations/{INTEGRATION}",
+        {"tenantId": tenant, "integration": INTEGRATION},
+    )  # fmt: skip
+    assert offboarded.status_code == 200 and set(body_of(offboarded)["secrets"].values()) == {"deleted"}
+
+    # The three names are soft-deleted: writing them again means recovering each first.
+    statuses = await put_until_settled(api, tenant, INTEGRATION)
+    assert statuses[-1] in (200, 201), statuses
+    state = body_of(await api.get(tenant, INTEGRATION))
+    assert all(state["keyVaultReferences"].values()) and state["drift"] == []
