@@ -69,7 +69,13 @@ from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
+# passwordCredential documents startDateTime and endDateTime as optional: a credential without them is
+# one whose start is unknown (never young enough to spare) and whose end is unknown (never due).
+NO_START = datetime.min.replace(tzinfo=UTC)
+NO_END = datetime.max.replace(tzinfo=UTC)
 BATCH_LIMIT = 20  # Graph's JSON batching limit
+# A rerun's grant: Graph's text as clients report it (no Microsoft page shows it). Only a shortcut: any
+# other 400 is settled by reading the grants back (grant()).
 ALREADY_GRANTED = "Permission being assigned already exists on the object."
 # Graph's answers while an object we just wrote is still replicating (emulator/FIDELITY.md has the sources).
 NO_BACKING_APP = "does not reference a valid application object"
@@ -344,9 +350,12 @@ class GraphDirectory:
         Graph's batch answers each grant on its own: 201 granted, 400 "already exists" (a rerun),
         404 or 400 "Not a valid reference update." while the new service principal replicates,
         429/5xx when throttled. The last two are reported as pending for the caller to retry.
+        No Microsoft page shows the "already exists" text, so any other 400 is settled by reading
+        the principal's grants back: present means granted, absent is Graph's refusal.
         """
         granted: list[str] = []
         pending: list[str] = []
+        unsettled: list[tuple[str, str, int, str | None]] = []  # (resource, role, status, code)
         retry_after: float | None = None
         for start in range(0, len(roles), BATCH_LIMIT):
             chunk = roles[start : start + BATCH_LIMIT]
@@ -362,7 +371,7 @@ class GraphDirectory:
                 for index, (resource_id, role_id) in enumerate(chunk)
             ]
             responses = await self._batch(tenant_id, requests)
-            for index, (_, role_id) in enumerate(chunk):
+            for index, (resource_id, role_id) in enumerate(chunk):
                 item = responses.get(str(index), {})
                 status = int(item.get("status", 0))
                 error = (item.get("body") or {}).get("error") or {}
@@ -379,14 +388,16 @@ class GraphDirectory:
                     if hint is not None:
                         retry_after = max(retry_after or 0.0, hint)
                 else:
+                    unsettled.append((resource_id, role_id, status, error.get("code")))
+        if unsettled:
+            held = {(a.resource_object_id, a.app_role_id) for a in await self.assignments(tenant_id, principal_id)}
+            for resource_id, role_id, status, code in unsettled:
+                if (resource_id, role_id) not in held:
                     raise UpstreamError(
-                        "Graph refused to grant a permission",
-                        "graph",
-                        status,
-                        error.get("code"),
-                        tenantId=tenant_id,
-                        appRoleId=role_id,
-                    )
+                        "Graph refused to grant a permission", "graph", status, code,
+                        tenantId=tenant_id, appRoleId=role_id,
+                    )  # fmt: skip
+                granted.append(role_id)
         return GrantResult(tuple(granted), tuple(pending), retry_after)
 
     async def _batch(self, tenant_id: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -465,15 +476,42 @@ class GraphDirectory:
         return True
 
     async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
+        """The deleted app holding `unique_name`, by a $filter on it, or by paging deleted items.
+
+        Graph's application page does not list uniqueName among the properties $filter supports, so
+        a 400 to the filter falls back to reading deleted applications ($select=id,uniqueName, 999 a
+        page) and matching here. Deleted items hold an app for 30 days only, so the list stays short.
+        """
         builder = self.client(tenant_id).directory.deleted_items.graph_application
         quoted = unique_name.replace("'", "''")
         query = GraphApplicationRequestBuilder.GraphApplicationRequestBuilderGetQueryParameters(
-            filter=f"uniqueName eq '{quoted}'", select=["id"]
+            filter=f"uniqueName eq '{quoted}'", select=["id", "uniqueName"]
         )
-        info = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
-        page = await self._read(tenant_id, info, "reading deleted items")
-        found = (page or {}).get("value") or []
-        return str(found[0]["id"]) if found else None
+        try:
+            page = await self._read(
+                tenant_id,
+                builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
+                "reading deleted items",
+            )
+        except UpstreamError as error:
+            if error.upstream_status != 400:
+                raise
+            page = None
+            listing = GraphApplicationRequestBuilder.GraphApplicationRequestBuilderGetQueryParameters(
+                select=["id", "uniqueName"], top=999
+            )
+            info: RequestInformation | None = builder.to_get_request_information(
+                RequestConfiguration(query_parameters=listing)
+            )
+            while info is not None:
+                listed = await self._read(tenant_id, info, "reading deleted items") or {}
+                match = _holding(listed.get("value") or [], unique_name)
+                if match is not None:
+                    return match
+                next_link = listed.get("@odata.nextLink")
+                info = builder.with_url(next_link).to_get_request_information() if next_link else None
+            return None
+        return _holding((page or {}).get("value") or [], unique_name)
 
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:
@@ -496,6 +534,12 @@ class GraphDirectory:
 
 
 # --- mapping SDK models to the project's ---
+
+
+def _holding(apps: list[dict[str, Any]], unique_name: str) -> str | None:
+    """The object id of the app in `apps` whose uniqueName is `unique_name` (alternate keys ignore case)."""
+    wanted = unique_name.lower()
+    return next((str(a["id"]) for a in apps if str(a.get("uniqueName") or "").lower() == wanted), None)
 
 
 def _registration(app: Application | dict[str, Any]) -> AppRegistration:
@@ -532,8 +576,8 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
                 key_id=str(p["keyId"]),
                 display_name=p.get("displayName"),
                 hint=p.get("hint"),
-                start=_datetime(p["startDateTime"]),
-                end=_datetime(p["endDateTime"]),
+                start=_datetime(p["startDateTime"]) if p.get("startDateTime") else NO_START,
+                end=_datetime(p["endDateTime"]) if p.get("endDateTime") else NO_END,
             )
             for p in app.get("passwordCredentials") or []
         ),
@@ -560,13 +604,12 @@ def _datetime(text: str) -> datetime:
 
 
 def _password_info(credential: PasswordCredential) -> PasswordInfo:
-    assert credential.start_date_time is not None and credential.end_date_time is not None
     return PasswordInfo(
         key_id=str(credential.key_id),
         display_name=credential.display_name,
         hint=credential.hint,
-        start=credential.start_date_time,
-        end=credential.end_date_time,
+        start=credential.start_date_time or NO_START,
+        end=credential.end_date_time or NO_END,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator.launcher import StandIn
+from shared.errors import UpstreamError
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import NORTHWIND, Api, body_of
 
@@ -180,3 +181,49 @@ async def test_offboarding_and_onboarding_again_wait_out_key_vaults_background_d
     assert statuses[-1] in (200, 201), statuses
     state = body_of(await api.get(tenant, INTEGRATION))
     assert all(state["keyVaultReferences"].values()) and state["drift"] == []
+
+
+async def test_a_deleted_app_is_found_by_reading_deleted_items_when_graph_refuses_the_filter(
+    api: Api, stand_in: StandIn
+) -> None:
+    # Graph does not document $filter on uniqueName: if it answers 400, the deleted apps are read instead.
+    tenant = stand_in.home_tenant_id
+    first = body_of(await api.put(tenant, INTEGRATION))
+    await api.call(
+        "offboard_integration", "DELETE", f"tenants/{tenant}/integrations/{INTEGRATION}",
+        {"tenantId": tenant, "integration": INTEGRATION},
+    )  # fmt: skip
+    refuse_filter = {
+        "kind": "status", "service": "graph", "method": "GET", "path": "deletedItems", "status": 400, "count": 1,
+    }  # fmt: skip
+    stand_in.set_faults([refuse_filter])
+    statuses = await put_until_settled(api, tenant, INTEGRATION)
+    assert statuses[-1] in (200, 201), statuses
+    assert stand_in.admin("GET", "/faults")["rules"][0]["fired"] == 1
+    again = body_of(await api.get(tenant, INTEGRATION))
+    assert again["application"]["objectId"] != first["application"]["objectId"]
+
+
+async def test_a_grant_answered_with_an_unknown_400_is_settled_by_reading_the_grants_back(
+    api: Api, stand_in: StandIn
+) -> None:
+    """No Microsoft page shows the 'already exists' text: a 400 whatever its message is checked, not trusted."""
+    tenant = stand_in.home_tenant_id
+    state = body_of(await api.put(tenant, INTEGRATION))
+    directory = api.services.directory
+    assert directory is not None
+    graph_sp = await directory.resource_api(tenant, GRAPH_APP_ID)
+    assert graph_sp is not None
+    held = (graph_sp.object_id, graph_sp.roles_by_value["AuditLog.Read.All"])
+    not_held = (graph_sp.object_id, graph_sp.roles_by_value["Mail.Read"])
+    refuse_grants = {
+        "kind": "status", "service": "graph", "method": "POST", "path": "appRoleAssignedTo", "status": 400,
+    }  # fmt: skip
+
+    stand_in.set_faults([refuse_grants])
+    result = await directory.grant(tenant, state["servicePrincipalId"], [held])
+    assert result.granted == (held[1],) and result.pending == ()
+
+    with pytest.raises(UpstreamError) as refused:
+        await directory.grant(tenant, state["servicePrincipalId"], [not_held])
+    assert refused.value.upstream_status == 400

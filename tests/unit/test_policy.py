@@ -1,9 +1,10 @@
-"""How a tenant's password restrictions apply to one app, by the app's creation date."""
+"""Password credentials and the tenant's restrictions on them, read the way Graph documents them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from shared.directory import NO_END, NO_START, _registration
 from shared.model import PasswordPolicy
 
 SINCE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -33,3 +34,17 @@ def test_restrictions_are_independent() -> None:
     policy = PasswordPolicy(max_lifetime_days=30, lifetime_capped_for_apps_created_from=SINCE)
     old_app = policy.for_app_created(SINCE - timedelta(days=1))
     assert old_app.additions_allowed and old_app.max_lifetime_days is None
+
+
+def test_a_password_credential_without_dates_is_never_due_and_never_young() -> None:
+    """passwordCredential documents startDateTime and endDateTime as optional; such a credential must not
+    break reading the whole app."""
+    app = _registration(
+        {
+            "id": "object",
+            "appId": "client",
+            "passwordCredentials": [{"keyId": "k1", "displayName": "made elsewhere"}],
+        }
+    )
+    (password,) = app.passwords
+    assert password.start == NO_START and password.end == NO_END
