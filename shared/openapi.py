@@ -39,7 +39,10 @@ COMMON_ERRORS = {
     "401": {"description": "Missing or wrong function key (answered by the Functions host)."},
     "403": _problem("The tenant may not be onboarded, or has not consented."),
     "404": _problem("Unknown integration, or nothing registered (GET)."),
-    "409": _problem("The tenant cannot satisfy the integration (missing resource API, policy)."),
+    "409": _problem(
+        "The tenant cannot satisfy the integration (missing resource API, policy), or a deleted app this service "
+        "may not purge holds its unique name."
+    ),
     "502": _problem("An Azure service returned an error; `upstreamCode` says which."),
     "503": _problem("An Azure service is throttling or unavailable; honour Retry-After."),
     "504": _problem("An Azure service did not answer in time."),
