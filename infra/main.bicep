@@ -242,7 +242,6 @@ module graph 'app/graph.bicep' = {
   name: 'graph'
   scope: rg
   params: {
-    principalId: identity.outputs.principalId
     grantPolicyReadAll: grantPolicyReadAll
     deployProvisioner: deployProvisioner
     provisionerUniqueName: provisionerName
@@ -292,6 +291,9 @@ module functionApp 'app/function.bicep' = {
 
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
+// The hooks pin every Azure CLI call to the subscription this template went into, whatever `az account
+// set` says.
+output AZURE_SUBSCRIPTION_ID string = subscription().subscriptionId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_HOST string = functionApp.outputs.defaultHostName
@@ -303,3 +305,9 @@ output HOME_TENANT_ID string = tenant().tenantId
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output PROVISIONER_CLIENT_ID string = graph.outputs.provisionerClientId
+// Read by infra/hooks/postprovision.sh, which grants the identity its Graph roles and writes the
+// provisioner's federated credential after provisioning, retrying until Entra has replicated the new
+// objects (app/graph.bicep says why this is not done here).
+output GRAPH_APP_ROLES string = join(graph.outputs.graphRoles, ' ')
+output PROVISIONER_UNIQUE_NAME string = graph.outputs.provisionerUniqueName
+output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'

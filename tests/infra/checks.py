@@ -7,6 +7,7 @@ property broken in a copy of the template (test_mutations.py).
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -42,10 +43,29 @@ EXPECTED_ROLES = {
 }
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-# The identity's (and the provisioner's) Microsoft Graph application roles: these two at least, nothing
-# beyond these three. Policy.Read.All is optional (grantPolicyReadAll): without it the code still works.
-REQUIRED_GRAPH_ROLES = {"Application.ReadWrite.OwnedBy", "AppRoleAssignment.ReadWrite.All"}
+# The identity's (and the provisioner's) Microsoft Graph application roles: these three at least, nothing
+# beyond these four. Application.Read.All with AppRoleAssignment.ReadWrite.All is the documented least
+# privilege for POST /servicePrincipals/{id}/appRoleAssignedTo
+# (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto; a 403 without the read
+# permission: microsoftgraph/microsoft-graph-docs-contrib issue 3476). Policy.Read.All is optional
+# (grantPolicyReadAll): without it the code still works. Never Application.ReadWrite.All.
+REQUIRED_GRAPH_ROLES = {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
 ALLOWED_GRAPH_ROLES = REQUIRED_GRAPH_ROLES | {"Policy.Read.All"}
+# Graph resources that reference an Entra object created earlier in the same deployment, which Entra
+# refuses until it has replicated it ("Not a valid reference update",
+# https://github.com/microsoftgraph/msgraph-bicep-types/issues/193; a credential on a new app:
+# msgraph-bicep-types issues 271 and 301). A deployment cannot retry them, so infra/hooks/postprovision.sh
+# writes them, with retries; in Bicep they would fail every first `azd up`.
+HOOK_ONLY_GRAPH_TYPES = (
+    "Microsoft.Graph/appRoleAssignedTo",
+    "Microsoft.Graph/applications/federatedIdentityCredentials",
+)
+# azd hooks (azure.yaml) and the scripts they run, under infra/. Each is declared for both platforms: azd
+# skips a hook that has no variant for the platform it runs on.
+HOOKS = {"postprovision": "hooks/postprovision.sh", "postdeploy": "hooks/postdeploy.sh"}
+PINNED = '--subscription "$AZURE_SUBSCRIPTION_ID"'
+# What postprovision.sh must treat as Entra not having caught up yet, and retry.
+REPLICATION_ANSWERS = ("Not a valid reference update", "Request_ResourceNotFound")
 
 # Settings in shared/settings.py that the template deliberately does not set, so the code's defaults apply.
 NOT_DEPLOYED = {
@@ -339,13 +359,18 @@ def check_role_names(t: Template) -> list[str]:
     return problems
 
 
-def _graph_role_lookup_problems(t: Template, where: str, expression: Any, array: Any) -> list[str]:
+def _graph_role_set_problems(t: Template, where: str, array: Any) -> list[str]:
     problems = []
     values = literal_values(array, t.variables(GRAPH))
     if not REQUIRED_GRAPH_ROLES.issubset(values):
         problems.append(f"{where}: missing Graph roles {sorted(REQUIRED_GRAPH_ROLES - values)}")
     if not values.issubset(ALLOWED_GRAPH_ROLES):
         problems.append(f"{where}: Graph roles broader than needed: {sorted(values - ALLOWED_GRAPH_ROLES)}")
+    return problems
+
+
+def _graph_role_lookup_problems(t: Template, where: str, expression: Any, array: Any) -> list[str]:
+    problems = _graph_role_set_problems(t, where, array)
     looked_up = [
         call for call in functions(expression, "filter") if accessor(call.get("input_array")) == ["graphSp", "appRoles"]
     ]
@@ -374,28 +399,35 @@ def check_graph_roles(t: Template, bicepconfig: str) -> list[str]:
         problems.append(
             f"{GRAPH}: graphSp must be the existing Microsoft Graph service principal (appId {GRAPH_APP_ID})"
         )
-    assignments = list(t.resources_of_type("Microsoft.Graph/appRoleAssignedTo"))
-    if [(path, name) for path, name, _ in assignments] != [(GRAPH, "identityGraphRoles")]:
-        problems.append(f"Graph app role assignments must be exactly {GRAPH} identityGraphRoles")
-    for _path, name, resource in assignments:
-        config = body(resource)
-        array = loop(resource).get("array_name")
-        problems += _graph_role_lookup_problems(t, name, config.get("appRoleId"), array)
-        if config.get("principalId") != "principalId" or accessor(config.get("resourceId")) != ["graphSp", "id"]:
-            problems.append(f"{name}: must grant the identity (principalId) roles on graphSp")
-    identity = dig(t.modules(MAIN), "graph", "config", "params", "principalId")
+    for resource_type in HOOK_ONLY_GRAPH_TYPES:
+        for path, name, _ in t.resources_of_type(resource_type):
+            problems.append(
+                f"{path}: {name} is a {resource_type}, which fails a first deployment on Entra replication; "
+                "infra/hooks/postprovision.sh writes it, with retries"
+            )
+    # The role list has one home, graph.bicep's graphRoles: the provisioner asks for it, and main.bicep hands
+    # it to postprovision.sh, which grants it to the identity (main.bicep's MANAGED_IDENTITY_PRINCIPAL_ID).
+    problems += _graph_role_set_problems(t, "graphRoles", "graphRoles")
+    if dig(t.outputs(GRAPH), "graphRoles", "value") != "graphRoles":
+        problems.append(f"{GRAPH}: output graphRoles must be the graphRoles variable")
+    joined = functions(dig(t.outputs(MAIN), "GRAPH_APP_ROLES", "value"), "join")
+    if (
+        len(joined) != 1
+        or accessor(joined[0].get("input_array")) != ["graph", "outputs", "graphRoles"]
+        or joined[0].get("delimiter") != " "
+    ):
+        problems.append("main.bicep: output GRAPH_APP_ROLES must be join(graph.outputs.graphRoles, ' ')")
+    identity = dig(t.outputs(MAIN), "MANAGED_IDENTITY_PRINCIPAL_ID", "value")
     if accessor(identity) != ["identity", "outputs", "principalId"]:
-        problems.append("main.bicep must pass the identity's principalId to graph.bicep")
+        problems.append("main.bicep: output MANAGED_IDENTITY_PRINCIPAL_ID must be the identity's principalId")
     return problems
 
 
 def check_provisioner(t: Template) -> list[str]:
     problems = []
-    resources = t.resources(GRAPH)
-    app, trust = resources.get("provisioner") or {}, resources.get("provisionerTrust") or {}
-    for name, resource in (("provisioner", app), ("provisionerTrust", trust)):
-        if condition(resource) != "deployProvisioner":
-            problems.append(f"{GRAPH}: {name} must be created only if (deployProvisioner)")
+    app = t.resources(GRAPH).get("provisioner") or {}
+    if condition(app) != "deployProvisioner":
+        problems.append(f"{GRAPH}: provisioner must be created only if (deployProvisioner)")
     for path in (GRAPH, MAIN):
         if dig(t.params(path), "deployProvisioner", "default") is not False:
             problems.append(f"{path}: deployProvisioner must default to false")
@@ -417,19 +449,28 @@ def check_provisioner(t: Template) -> list[str]:
         problems += _graph_role_lookup_problems(
             t, "provisioner", dig(body({"config": entries}), "id"), loop({"config": entries}).get("array_name")
         )
-    credential = body(trust)
-    expected = {
-        "issuer": "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0",
-        "subject": "principalId",
-        "audiences": ["api://AzureADTokenExchange"],
-    }
-    if trust.get("type") != "Microsoft.Graph/applications/federatedIdentityCredentials":
-        problems.append("provisioner: no federated identity credential")
-    for key, value in expected.items():
-        if credential.get(key) != value:
-            problems.append(f"provisioner federated credential: {key} must be {value!r}, found {credential.get(key)!r}")
-    if not str(credential.get("name", "")).startswith("${provisioner.uniqueName}/"):
-        problems.append("provisioner federated credential: must belong to the provisioner app")
+    # Its federated credential is written by postprovision.sh (check_hooks), on the app main.bicep names,
+    # with this tenant as the issuer.
+    unique_name = dig(t.outputs(GRAPH), "provisionerUniqueName", "value", "operator")
+    operands = dig(unique_name, "operands") or {}
+    if (
+        dig(unique_name, "type") != "conditional"
+        or operands.get("condition") != "deployProvisioner"
+        or accessor(operands.get("true_value")) != ["provisioner", "uniqueName"]
+        or operands.get("false_value") != ""
+    ):
+        problems.append(
+            f"{GRAPH}: output provisionerUniqueName must be deployProvisioner ? provisioner.uniqueName : ''"
+        )
+    if accessor(dig(t.outputs(MAIN), "PROVISIONER_UNIQUE_NAME", "value")) != [
+        "graph",
+        "outputs",
+        "provisionerUniqueName",
+    ]:
+        problems.append("main.bicep: output PROVISIONER_UNIQUE_NAME must be graph.outputs.provisionerUniqueName")
+    issuer = dig(t.outputs(MAIN), "FEDERATED_CREDENTIAL_ISSUER", "value")
+    if issuer != "${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0":
+        problems.append(f"provisioner federated credential: the issuer must be this tenant's Entra, found {issuer!r}")
     output = dig(t.outputs(GRAPH), "provisionerClientId", "value")
     from_output = any(accessor(node) == ["provisioner", "appId"] for node in nodes(output))
     passed = accessor(dig(t.modules(MAIN), "functionApp", "config", "params", "provisionerClientId"))
@@ -473,10 +514,6 @@ def check_event_grid(t: Template, hook_script: str) -> list[str]:
         problems.append("Event Grid: the webhook must carry the eventgrid_extension system key")
     if properties.get("eventDeliverySchema") != "EventGridSchema":
         problems.append("Event Grid: the Python trigger reads the Event Grid schema")
-    outputs = set(t.outputs(MAIN))
-    for variable in sorted(set(re.findall(r"\$\{(AZURE_\w+)", hook_script))):
-        if variable not in outputs:
-            problems.append(f"infra/hooks/postdeploy.sh reads {variable}, which main.bicep does not output")
     if "eventgrid.bicep" not in hook_script:
         problems.append("infra/hooks/postdeploy.sh must deploy eventgrid.bicep")
     return problems
@@ -551,9 +588,78 @@ def check_azd(t: Template, parameters_json: str, abbreviations_json: str) -> lis
     tag = dig(t.resource(FUNCTION, "site"), "tags", "function", "parameters", "arg_2", "'azd-service-name'")
     if tag != "api":
         problems.append("function app: must be tagged azd-service-name=api for azd deploy")
-    hook = dig(t.azure_yaml, "hooks", "postdeploy", "posix", "run")
-    if hook is None or not (t.root / str(hook)).is_file():
-        problems.append("azure.yaml: the postdeploy hook must run an existing script")
+    return problems
+
+
+def _logical_lines(script: str) -> list[str]:
+    """The script's commands: continuation lines joined, comment lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _unquoted(line: str) -> str:
+    return re.sub(r"'[^']*'", "''", re.sub(r'"(?:[^"\\]|\\.)*"', '""', line))
+
+
+def check_hooks(t: Template, scripts: Mapping[str, str]) -> list[str]:
+    """The azd hooks: declared for both platforms, every Azure CLI call pinned to the azd environment's
+    subscription, JMESPath's null written as a literal, replication retried where postprovision.sh
+    writes to Graph, and only main.bicep's outputs read from the environment."""
+    problems = []
+    for hook, path in HOOKS.items():
+        for platform in ("posix", "windows"):
+            entry = dig(t.azure_yaml, "hooks", hook, platform) or {}
+            if entry.get("run") != f"infra/{path}" or entry.get("shell") != "sh" or entry.get("continueOnError"):
+                problems.append(
+                    f"azure.yaml: hook {hook} must run infra/{path} (shell sh, stopping on error) on {platform} too: "
+                    "azd skips a hook that has no variant for its platform"
+                )
+        script_file = t.root / "infra" / path
+        if not script_file.is_file():
+            problems.append(f"infra/{path} is missing")
+        elif not os.access(script_file, os.X_OK):
+            problems.append(f"infra/{path} must be executable: azd runs it as a command on Linux and macOS")
+    attributes = t.root / "infra" / ".gitattributes"
+    if not attributes.is_file() or not re.search(r"^hooks/\*\.sh\s.*\beol=lf\b", attributes.read_text("utf-8"), re.M):
+        problems.append("infra/.gitattributes must keep hooks/*.sh at LF line ends (bash on Windows runs them)")
+    outputs = set(t.outputs(MAIN))
+    for path, script in scripts.items():
+        for line in _logical_lines(script):
+            bare = _unquoted(line)
+            if re.search(r"(^|[\s;&|(])az\s", bare) and "command -v az" not in bare and PINNED not in line:
+                problems.append(f"infra/{path}: an az call without {PINNED}: {line[:120]}")
+        for _quote, query in re.findall(r"--query (['\"])(.*?)\1", script):
+            if re.search(r"\bnull\b", re.sub(r"`[^`]*`|'[^']*'", "", query)):
+                problems.append(f"infra/{path}: JMESPath's null is `null`; a bare null names a field: {query}")
+        for variable in sorted(set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):(?:\?|-\})", script))):
+            if variable not in outputs:
+                problems.append(f"infra/{path} reads {variable}, which main.bicep does not output")
+    provision = scripts.get(HOOKS["postprovision"], "")
+    retried = re.search(r"^replication='([^']*)'", provision, re.M)
+    for answer in REPLICATION_ANSWERS:
+        if retried is None or answer not in retried.group(1).split("|"):
+            problems.append(f"infra/{HOOKS['postprovision']}: Graph writes must be retried on {answer!r}")
+    lines = _logical_lines(provision)
+    writes = [line for line in lines if "/appRoleAssignedTo" in line or "federatedIdentityCredentials(" in line]
+    if len(writes) != 2 or not all(line.startswith("graph_write ") for line in writes):
+        problems.append(f"infra/{HOOKS['postprovision']}: the grant and the credential must go through graph_write")
+    trust = next((line for line in writes if "federatedIdentityCredentials(" in line), "")
+    for part in (
+        '\\"issuer\\": \\"$issuer\\"',
+        '\\"subject\\": \\"$principal\\"',
+        '\\"audiences\\": [\\"api://AzureADTokenExchange\\"]',
+        '"Prefer=create-if-missing"',
+    ):
+        if part not in trust:
+            problems.append(f"infra/{HOOKS['postprovision']}: the provisioner's credential must carry {part}")
+    if (
+        "principal=$MANAGED_IDENTITY_PRINCIPAL_ID" not in lines
+        or "issuer=${FEDERATED_CREDENTIAL_ISSUER:?$missing}" not in lines
+    ):
+        problems.append(
+            f"infra/{HOOKS['postprovision']}: the credential's subject and issuer must be main.bicep's "
+            "MANAGED_IDENTITY_PRINCIPAL_ID and FEDERATED_CREDENTIAL_ISSUER"
+        )
     return problems
 
 
@@ -616,4 +722,5 @@ CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "provisioner": check_provisioner,
     "event_grid": lambda t: check_event_grid(t, read(t, "hooks/postdeploy.sh")),
     "azd": lambda t: check_azd(t, read(t, "main.parameters.json"), read(t, "abbreviations.json")),
+    "hooks": lambda t: check_hooks(t, {path: read(t, path) for path in HOOKS.values()}),
 }

@@ -1,101 +1,97 @@
-"""infra/hooks/postdeploy.sh, with a stand-in `az` that records its calls: it waits for the Event Grid
-system key, then deploys eventgrid.bicep with main.bicep's outputs, and never prints the key."""
+"""infra/hooks/postdeploy.sh, with a stand-in `az` (fake_az.py): it waits for the Event Grid system key,
+then deploys eventgrid.bicep with main.bicep's outputs, pins every call to the azd environment's
+subscription, and never prints the key."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from .hook_runner import ENVIRONMENT, OTHER_SUBSCRIPTION, OTHER_TENANT, SUBSCRIPTION, jmespath_ast, run_hook, world
 from .template import REPO
 
-HOOK = REPO / "infra" / "hooks" / "postdeploy.sh"
-ENVIRONMENT = {
-    "AZURE_RESOURCE_GROUP": "rg-test",
-    "AZURE_FUNCTION_APP_NAME": "func-test",
-    "AZURE_EVENT_GRID_SYSTEM_TOPIC_NAME": "evgst-test",
-    "AZURE_EVENT_SUBSCRIPTION_NAME": "evgs-secret-near-expiry",
-    "EVENTGRID_KEY_DELAY_SECONDS": "0",
-}
-# Signed in unless $SIGNED_OUT=1. Answers `az functionapp keys list ... --query 'systemKeys.eventgrid_extension != null'` with "false"
-# until the call number $KEY_AFTER, then "true"; records every call, one per line.
-FAKE_AZ = """#!/bin/sh
-echo "$*" >> "$AZ_LOG"
-if [ "$1 $2" = "account show" ]; then exit "${SIGNED_OUT:-0}"; fi
-if [ "$1 $2 $3" = "functionapp keys list" ]; then
-  calls=$(grep -c '^functionapp keys list' "$AZ_LOG")
-  if [ "$calls" -ge "$KEY_AFTER" ]; then echo "${TRUE:-true}"; else echo "${FALSE:-false}"; fi
-fi
-"""
+HOOK = "postdeploy.sh"
+pytestmark = pytest.mark.usefixtures("infra_tools")  # the stand-in az runs under .venv-infra
 
 
-def run_hook(tmp_path: Path, key_after: int, **overrides: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "az"
-    fake.write_text(FAKE_AZ, encoding="utf-8")
-    fake.chmod(0o755)
-    log = tmp_path / "az.log"
-    env = {
-        **os.environ,
-        **ENVIRONMENT,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "AZ_LOG": str(log),
-        "KEY_AFTER": str(key_after),
-        **overrides,
-    }
-    completed = subprocess.run(
-        [shutil.which("sh") or "/bin/sh", str(HOOK)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
-    calls = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-    return completed, calls
+def key_query(call: list[str]) -> str:
+    return call[call.index("--query") + 1]
 
 
-@pytest.mark.parametrize("words", [("true", "false"), ("True", "False")])  # as the CLI's tsv may print them
-def test_waits_for_the_key_then_deploys_the_subscription(tmp_path: Path, words: tuple[str, str]) -> None:
-    completed, calls = run_hook(tmp_path, key_after=3, TRUE=words[0], FALSE=words[1])
-    assert completed.returncode == 0, completed.stderr
-    assert [c.split(" --")[0] for c in calls] == ["account show"] + ["functionapp keys list"] * 3 + [
-        "deployment group create"
-    ]
-    deploy = calls[-1]
-    assert f"--template-file {REPO}/infra/hooks/../eventgrid.bicep" in deploy
-    assert "--resource-group rg-test" in deploy
-    for argument in (
+def test_waits_for_the_key_then_deploys_the_subscription(tmp_path: Path) -> None:
+    run = run_hook(HOOK, tmp_path, world(key_after=3))
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert run.commands == ["account show"] + ["functionapp keys list"] * 3 + ["deployment group create"]
+    deploy = run.state["deployments"][0]
+    assert deploy["--template-file"] == [f"{REPO}/infra/hooks/../eventgrid.bicep"]
+    assert deploy["--resource-group"] == ["rg-test"]
+    assert deploy["--parameters"] == [
         "functionAppName=func-test",
         "systemTopicName=evgst-test",
         "eventSubscriptionName=evgs-secret-near-expiry",
-    ):
-        assert argument in deploy
-    assert "eventgrid_extension != null" in calls[1]  # asks whether the key exists, never for the key
+    ]
+    assert "k3y" not in run.completed.stdout + run.completed.stderr  # asks whether the key exists, never for it
+
+
+def test_every_call_is_pinned_to_the_azd_environments_subscription(tmp_path: Path) -> None:
+    """The CLI's default subscription is another one (hook_runner.world): a call without --subscription
+    would read the keys of, and deploy into, whatever `az account set` last chose."""
+    run = run_hook(HOOK, tmp_path, world(key_after=2))
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert run.calls
+    for call in run.calls:
+        assert call[call.index("--subscription") + 1] == SUBSCRIPTION, call
+
+
+def test_the_key_query_compares_with_the_null_literal() -> None:
+    """JMESPath's null is `null` in backquotes; a bare null is a field named "null"
+    (https://jmespath.org/specification.html#literal-expressions)."""
+    script = (REPO / "infra" / "hooks" / HOOK).read_text(encoding="utf-8")
+    query = script.split("--query '", 1)[1].split("'", 1)[0]
+    tree = jmespath_ast(query)
+    assert tree["type"] == "comparator" and tree["value"] == "ne", tree
+    assert tree["children"][1] == {"type": "literal", "value": None, "children": []}, tree
+
+
+def test_a_bare_null_would_be_a_field() -> None:
+    """What the test above tells apart, shown on JMESPath itself."""
+    tree = jmespath_ast("systemKeys.eventgrid_extension != null")
+    assert tree["children"][1] == {"type": "field", "value": "null", "children": []}
+
+
+def test_runs_as_on_windows_bash_and_the_windows_clis_line_ends(tmp_path: Path) -> None:
+    """On Windows azd runs the hook with bash, and under Git Bash the Windows CLI ends lines with CRLF
+    (https://github.com/Azure/azure-cli/issues/33385): "true\\r" must still read as true."""
+    run = run_hook(HOOK, tmp_path, world(key_after=2, crlf=True), interpreter="bash", EVENTGRID_KEY_ATTEMPTS="3")
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert run.commands[-1] == "deployment group create"
 
 
 def test_gives_up_when_the_key_never_appears(tmp_path: Path) -> None:
-    completed, calls = run_hook(tmp_path, key_after=99, EVENTGRID_KEY_ATTEMPTS="3")
-    assert completed.returncode == 1
-    assert "no eventgrid_extension system key on func-test after 3 tries" in completed.stderr
-    assert not any(c.startswith("deployment") for c in calls)
+    run = run_hook(HOOK, tmp_path, world(key_after=99), EVENTGRID_KEY_ATTEMPTS="3")
+    assert run.completed.returncode == 1
+    assert "no eventgrid_extension system key on func-test after 3 tries" in run.completed.stderr
+    assert "deployment group create" not in run.commands
 
 
-@pytest.mark.parametrize("missing", sorted(k for k in ENVIRONMENT if k.startswith("AZURE_")))
+@pytest.mark.parametrize("missing", sorted(k for k in ENVIRONMENT if k.startswith("AZURE_") and k != "AZURE_TENANT_ID"))
 def test_refuses_to_run_outside_azd(tmp_path: Path, missing: str) -> None:
-    completed, calls = run_hook(tmp_path, key_after=1, **{missing: ""})
-    assert completed.returncode != 0
-    assert "through azd" in completed.stderr
-    assert calls == []
+    run = run_hook(HOOK, tmp_path, world(), **{missing: ""})
+    assert run.completed.returncode != 0
+    assert "through azd" in run.completed.stderr
+    assert run.calls == []
 
 
 def test_stops_when_the_azure_cli_is_signed_out(tmp_path: Path) -> None:
-    completed, calls = run_hook(tmp_path, key_after=1, SIGNED_OUT="1")
-    assert completed.returncode == 1
-    assert "run az login" in completed.stderr
-    assert calls == ["account show --output none"]
+    run = run_hook(HOOK, tmp_path, world(signed_out=True))
+    assert run.completed.returncode == 1
+    assert "run az login" in run.completed.stderr
+    assert run.commands == ["account show"]
+
+
+def test_stops_when_the_cli_cannot_see_the_subscription(tmp_path: Path) -> None:
+    run = run_hook(HOOK, tmp_path, world(subscriptions={OTHER_SUBSCRIPTION: OTHER_TENANT}))
+    assert run.completed.returncode == 1
+    assert f"cannot see subscription {SUBSCRIPTION}" in run.completed.stderr
+    assert run.commands == ["account show"]
