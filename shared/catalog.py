@@ -1,9 +1,12 @@
-"""The integration catalog: an allow-list of profiles, each naming the application permissions it gets.
+"""The integration catalog: profiles callers pick by id, each granted only roles a reviewed allow-list names.
 
 The managed identity can grant any app role (AppRoleAssignment.ReadWrite.All), so this file is a
-security boundary: callers choose a profile id, never permissions, and the loader refuses
-roles that would let an integration escalate (write access to apps, roles or the directory)
-even if someone adds them to the file.
+security boundary, and it is default deny. `allowedPermissions` lists every (resource app id, role
+value, role id) a profile may ask for; a profile asking for anything else is refused. A role that
+can write, act on devices or mail, or change identity or policy is marked `high` with a reason, and
+only a profile that declares `highImpact` may ask for it: such a profile is one a caller names on
+purpose, never a default. Roles that would hand an integration's credential the tenant itself are
+refused even if someone allow-lists them.
 """
 
 from __future__ import annotations
@@ -11,39 +14,94 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .model import IntegrationProfile, ResourcePermissions
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 PROFILE_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-ROLE_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{1,119}$")
-# Roles that would let an integration's credential take over apps, consent or the directory.
-ESCALATING_ROLES = frozenset(
-    {
-        "Application.ReadWrite.All",
-        "Application.ReadWrite.OwnedBy",
-        "AppRoleAssignment.ReadWrite.All",
-        "DelegatedPermissionGrant.ReadWrite.All",
-        "Directory.ReadWrite.All",
-        "RoleManagement.ReadWrite.Directory",
-        "Policy.ReadWrite.ApplicationConfiguration",
-        "Policy.ReadWrite.ConditionalAccess",
-        "User.ReadWrite.All",
-        "Group.ReadWrite.All",
-    }
+# Wide enough for every published shape (Graph's `AuditLogsQuery-Entra.Read.All`, Exchange's
+# `full_access_as_app`): what a role may be is the allow-list's decision, not the pattern's.
+ROLE_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{1,119}$")
+MAX_REASON = 500
+
+# A role may be reviewed as "read" only if its value says it reads: `<Resource>.Read[.<Scope>]` or
+# `.ReadBasic` (Graph's resource.operation.constraint naming,
+# https://learn.microsoft.com/security/zero-trust/develop/protected-api-example), and it does not read
+# credentials that let the holder act as someone else.
+READ_ONLY_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\.(Read|ReadBasic)(\.[A-Za-z0-9-]+)?$")
+CREDENTIAL_READS = (
+    "DeviceLocalCredential.Read*",  # local administrator passwords of every device (Windows LAPS)
+    "BitlockerKey.Read*",  # BitLocker recovery keys
 )
+
+# Never granted, whatever the allow-list says: each lets the credential take over the tenant (or every
+# mailbox in it). Graph's descriptions: https://learn.microsoft.com/graph/permissions-reference.
+TENANT_TAKEOVER = (
+    "Application.ReadWrite.*",  # add a secret to any app (OwnedBy: to apps it creates) and act as it
+    "AppRoleAssignment.ReadWrite.All",  # grant any app role to anything, itself included
+    "DelegatedPermissionGrant.ReadWrite.*",  # grant any delegated permission on anyone's behalf
+    "Directory.ReadWrite.All",
+    "RoleManagement*.ReadWrite.*",  # assign directory roles, or rewrite their activation rules
+    "RoleAssignmentSchedule.ReadWrite.*",  # activate directory roles through PIM
+    "RoleEligibilitySchedule.ReadWrite.*",  # make anyone eligible for directory roles through PIM
+    "PrivilegedAccess.ReadWrite.*",  # PIM for groups, including role-assignable ones
+    "PrivilegedAssignmentSchedule.ReadWrite.*",
+    "PrivilegedEligibilitySchedule.ReadWrite.*",
+    "UserAuthenticationMethod.ReadWrite.*",  # replace an administrator's sign-in methods
+    "User-PasswordProfile.ReadWrite.*",  # reset passwords
+    "Policy.ReadWrite.*",  # Conditional Access, consent, authorization, authentication methods, federation
+    "Domain.ReadWrite.All",  # federate a domain and sign in as any of its users
+    "Organization.ReadWrite.All",  # tenant-wide settings, certificate-based authentication trust
+    "full_access_as_app",  # Exchange Web Services: every mailbox, read and send
+)
+# The same roles by id on Microsoft Graph, so an allow-list entry cannot carry one under a harmless name.
+TENANT_TAKEOVER_GRAPH_IDS = {
+    "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9": "Application.ReadWrite.All",
+    "18a4783c-866b-4cc7-a460-3d5e5662c884": "Application.ReadWrite.OwnedBy",
+    "06b708a9-e830-4db3-a914-8e69da51d44f": "AppRoleAssignment.ReadWrite.All",
+    "8e8e4742-1d95-4f68-9d56-6ee75648c72a": "DelegatedPermissionGrant.ReadWrite.All",
+    "19dbc75e-c2e2-444c-a770-ec69d8559fc7": "Directory.ReadWrite.All",
+    "9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8": "RoleManagement.ReadWrite.Directory",
+    "dd199f4a-f148-40a4-a2ec-f0069cc799ec": "RoleAssignmentSchedule.ReadWrite.Directory",
+    "fee28b28-e1f3-4841-818e-2704dc62245f": "RoleEligibilitySchedule.ReadWrite.Directory",
+    "50483e42-d915-4231-9639-7fdb7fd190e5": "UserAuthenticationMethod.ReadWrite.All",
+    "7e05723c-0bb0-42da-be95-ae9f08a6e53c": "Domain.ReadWrite.All",
+    "292d869f-3427-49a8-9dab-8c70152b74e9": "Organization.ReadWrite.All",
+    "a402ca1c-2696-4531-972d-6e5ee4aa11ea": "Policy.ReadWrite.PermissionGrant",
+    "01c0a623-fc9b-48e9-b794-0756f8e8f067": "Policy.ReadWrite.ConditionalAccess",
+    "fb221be6-99f2-473f-bd32-01c6a0e9ca3b": "Policy.ReadWrite.Authorization",
+    "be74164b-cff1-491c-8741-e671cb536e13": "Policy.ReadWrite.ApplicationConfiguration",
+    "29c18626-4985-4dcd-85c0-193eef327366": "Policy.ReadWrite.AuthenticationMethod",
+}
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
+Impact = Literal["read", "high"]
 
 
 class CatalogError(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class AllowedPermission:
+    """One reviewed entry of `allowedPermissions`: an app role, by value and id, on one resource API."""
+
+    resource_app_id: str
+    value: str
+    id: str
+    impact: Impact
+    reason: str | None = None
+
+
 class Catalog:
-    def __init__(self, profiles: Mapping[str, IntegrationProfile]) -> None:
+    def __init__(self, profiles: Mapping[str, IntegrationProfile], allowed: Iterable[AllowedPermission] = ()) -> None:
         self._profiles = dict(profiles)
+        self.allowed_permissions = tuple(allowed)
 
     def get(self, integration_id: str) -> IntegrationProfile | None:
         return self._profiles.get(integration_id)
@@ -62,14 +120,22 @@ class Catalog:
                     "id": p.id,
                     "displayName": p.display_name,
                     "description": p.description,
-                    "permissions": [
-                        {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles)}
-                        for r in p.permissions
-                    ],
+                    "highImpact": {"reason": p.high_impact_reason} if p.high_impact_reason else None,
+                    "permissions": [_resource_json(r) for r in p.permissions],
                 }
                 for p in self
             ]
         }
+
+
+def _resource_json(r: ResourcePermissions) -> dict[str, Any]:
+    roles = []
+    for value in r.roles:
+        role: dict[str, Any] = {"value": value, "id": r.role_ids.get(value), "impact": "read"}
+        if value in r.high_impact:
+            role |= {"impact": "high", "reason": r.high_impact[value]}
+        roles.append(role)
+    return {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles), "appRoles": roles}
 
 
 def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
@@ -77,22 +143,77 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CatalogError(f"{path.name}: cannot be read as JSON: {exc}") from exc
-    entries = data.get("integrations") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path.name}: must be an object")
+    _only(data, {"allowedPermissions", "integrations"}, path.name)
+    allowed = _allow_list(data.get("allowedPermissions"), f"{path.name}: allowedPermissions")
+    entries = data.get("integrations")
     if not isinstance(entries, list) or not entries:
         raise CatalogError(f"{path.name}: 'integrations' must be a non-empty list")
     profiles: dict[str, IntegrationProfile] = {}
     for index, entry in enumerate(entries):
-        profile = _profile(entry, f"{path.name}: integrations[{index}]")
+        profile = _profile(entry, allowed, f"{path.name}: integrations[{index}]")
         if profile.id in profiles:
             raise CatalogError(f"{path.name}: integration id {profile.id!r} appears twice")
         profiles[profile.id] = profile
-    return Catalog(profiles)
+    used = {(r.resource_app_id, value) for p in profiles.values() for r in p.permissions for value in r.roles}
+    unused = sorted(f"{value} ({app_id})" for app_id, value in set(allowed) - used)
+    if unused:
+        # The list stays as small as what is granted, so every line of it is worth a reviewer's time.
+        raise CatalogError(f"{path.name}: allowedPermissions: no integration uses {', '.join(unused)}; remove them")
+    return Catalog(profiles, allowed.values())
 
 
-def _profile(entry: Any, where: str) -> IntegrationProfile:
+def _allow_list(entries: Any, where: str) -> dict[tuple[str, str], AllowedPermission]:
+    if not isinstance(entries, list) or not entries:
+        raise CatalogError(f"{where}: a non-empty list of reviewed app roles (default deny)")
+    allowed: dict[tuple[str, str], AllowedPermission] = {}
+    ids: dict[tuple[str, str], str] = {}
+    for index, entry in enumerate(entries):
+        permission = _allowed(entry, f"{where}[{index}]")
+        key = (permission.resource_app_id, permission.value)
+        if key in allowed:
+            raise CatalogError(f"{where}[{index}]: {permission.value} on {permission.resource_app_id} appears twice")
+        same_id = ids.get((permission.resource_app_id, permission.id))
+        if same_id is not None:
+            raise CatalogError(f"{where}[{index}]: id {permission.id} is already listed as {same_id}")
+        allowed[key] = permission
+        ids[(permission.resource_app_id, permission.id)] = permission.value
+    return allowed
+
+
+def _allowed(entry: Any, where: str) -> AllowedPermission:
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: must be an object")
-    _only(entry, {"id", "displayName", "description", "permissions"}, where)
+    _only(entry, {"resourceAppId", "value", "id", "impact", "reason"}, where)
+    app_id = _guid(entry.get("resourceAppId"), f"{where}.resourceAppId")
+    value = entry.get("value")
+    if not isinstance(value, str) or not ROLE_VALUE.match(value):
+        raise CatalogError(f"{where}.value: an app role value")
+    _refuse_takeover(value, where)
+    role_id = _guid(entry.get("id"), f"{where}.id")
+    if app_id == GRAPH_APP_ID and role_id in TENANT_TAKEOVER_GRAPH_IDS and TENANT_TAKEOVER_GRAPH_IDS[role_id] != value:
+        raise CatalogError(
+            f"{where}.id: {role_id} is {TENANT_TAKEOVER_GRAPH_IDS[role_id]} on Microsoft Graph, not {value}; refused"
+        )
+    impact, reason = entry.get("impact"), entry.get("reason")
+    if impact not in ("read", "high"):
+        raise CatalogError(f"{where}.impact: 'read' or 'high'")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON):
+        raise CatalogError(f"{where}.reason: a string of 1-{MAX_REASON} characters")
+    if impact == "high" and reason is None:
+        raise CatalogError(f"{where}.reason: required for a high-impact role: say what it lets the vendor do")
+    if impact == "read" and not _reads_only(value):
+        raise CatalogError(
+            f"{where}.impact: {value} can write, act or read credentials; mark it 'high' and give a reason"
+        )
+    return AllowedPermission(app_id, value, role_id, impact, reason)
+
+
+def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], where: str) -> IntegrationProfile:
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: must be an object")
+    _only(entry, {"id", "displayName", "description", "highImpact", "permissions"}, where)
     profile_id = entry.get("id")
     if not isinstance(profile_id, str) or not PROFILE_ID.match(profile_id):
         raise CatalogError(f"{where}.id: 3-32 lowercase letters, digits or hyphens")
@@ -101,23 +222,40 @@ def _profile(entry: Any, where: str) -> IntegrationProfile:
         raise CatalogError(f"{where}.displayName: a string of 1-100 characters")
     if not isinstance(description, str) or len(description) > 500:
         raise CatalogError(f"{where}.description: a string of at most 500 characters")
+    high_impact_reason = _high_impact(entry.get("highImpact"), f"{where}.highImpact")
     permissions = entry.get("permissions")
     if not isinstance(permissions, list) or not permissions:
         raise CatalogError(f"{where}.permissions: a non-empty list")
-    resources = [_resource(p, f"{where}.permissions[{i}]") for i, p in enumerate(permissions)]
+    resources = [
+        _resource(p, allowed, high_impact_reason is not None, f"{where}.permissions[{i}]")
+        for i, p in enumerate(permissions)
+    ]
     if len({r.resource_app_id for r in resources}) != len(resources):
         raise CatalogError(f"{where}.permissions: each resource API may appear once")
-    return IntegrationProfile(profile_id, display_name, description, tuple(resources))
+    if high_impact_reason is not None and not any(r.high_impact for r in resources):
+        raise CatalogError(f"{where}.highImpact: the profile asks for no high-impact role; remove the marking")
+    return IntegrationProfile(profile_id, display_name, description, tuple(resources), high_impact_reason)
 
 
-def _resource(entry: Any, where: str) -> ResourcePermissions:
+def _high_impact(entry: Any, where: str) -> str | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: an object with a reason")
+    _only(entry, {"reason"}, where)
+    reason = entry.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        raise CatalogError(f"{where}.reason: a string of 1-{MAX_REASON} characters")
+    return reason
+
+
+def _resource(
+    entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], high_impact_profile: bool, where: str
+) -> ResourcePermissions:
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: must be an object")
     _only(entry, {"resourceAppId", "resourceName", "tokenScope", "roles"}, where)
-    try:
-        app_id = str(uuid.UUID(str(entry.get("resourceAppId"))))
-    except ValueError as exc:
-        raise CatalogError(f"{where}.resourceAppId: must be a GUID") from exc
+    app_id = _guid(entry.get("resourceAppId"), f"{where}.resourceAppId")
     name, scope, roles = entry.get("resourceName"), entry.get("tokenScope"), entry.get("roles")
     if not isinstance(name, str) or not name:
         raise CatalogError(f"{where}.resourceName: required")
@@ -127,10 +265,40 @@ def _resource(entry: Any, where: str) -> ResourcePermissions:
         raise CatalogError(f"{where}.roles: a non-empty list of app role values")
     if len(set(roles)) != len(roles):
         raise CatalogError(f"{where}.roles: duplicates")
-    escalating = sorted(set(roles) & ESCALATING_ROLES)
-    if escalating:
-        raise CatalogError(f"{where}.roles: {', '.join(escalating)} would let the integration escalate; refused")
-    return ResourcePermissions(app_id, name, scope, tuple(roles))
+    for role in roles:
+        _refuse_takeover(role, f"{where}.roles")
+    unlisted = [role for role in roles if (app_id, role) not in allowed]
+    if unlisted:
+        raise CatalogError(
+            f"{where}.roles: {', '.join(unlisted)} on {app_id} not in allowedPermissions; "
+            "every role is refused until it is reviewed there"
+        )
+    high = {role: allowed[app_id, role].reason or "" for role in roles if allowed[app_id, role].impact == "high"}
+    if high and not high_impact_profile:
+        raise CatalogError(
+            f"{where}.roles: {', '.join(high)} is high impact; only a profile that declares highImpact "
+            "(one a caller names explicitly, never a default) may ask for it"
+        )
+    role_ids = {role: allowed[app_id, role].id for role in roles}
+    return ResourcePermissions(app_id, name, scope, tuple(roles), role_ids=role_ids, high_impact=high)
+
+
+def _refuse_takeover(value: str, where: str) -> None:
+    if any(fnmatchcase(value.lower(), pattern.lower()) for pattern in TENANT_TAKEOVER):
+        raise CatalogError(
+            f"{where}: {value} would let the integration take over the tenant; refused even if allow-listed"
+        )
+
+
+def _reads_only(value: str) -> bool:
+    return bool(READ_ONLY_VALUE.match(value)) and not any(fnmatchcase(value, p) for p in CREDENTIAL_READS)
+
+
+def _guid(raw: Any, where: str) -> str:
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError as exc:
+        raise CatalogError(f"{where}: must be a GUID") from exc
 
 
 def _only(entry: dict[str, Any], allowed: set[str], where: str) -> None:

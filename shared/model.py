@@ -43,12 +43,20 @@ class Secret:
 
 @dataclass(frozen=True)
 class ResourcePermissions:
-    """Application permissions (app roles, by value) an integration needs on one resource API."""
+    """Application permissions (app roles, by value) an integration needs on one resource API.
+
+    `role_ids` holds the app role id the catalog's reviewed allow-list pins for each value: onboarding
+    resolves values on the tenant's own resource service principal and must refuse one that answers
+    with another id. `high_impact` maps each role that can write or act (devices, mail, identity,
+    policy) to the reason the catalog gives for it.
+    """
 
     resource_app_id: str
     resource_name: str
     token_scope: str  # e.g. https://graph.microsoft.com/.default, used to prove the grant works
     roles: tuple[str, ...]
+    role_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
+    high_impact: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,8 @@ class IntegrationProfile:
     display_name: str
     description: str
     permissions: tuple[ResourcePermissions, ...]
+    # Set only on a profile that grants a high-impact role: the caller must name it, it is never a default.
+    high_impact_reason: str | None = None
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}

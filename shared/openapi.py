@@ -262,18 +262,46 @@ SCHEMAS: dict[str, Any] = {
     },
     "Catalog": {
         "type": "object",
+        "required": ["integrations"],
         "properties": {
             "integrations": {
                 "type": "array",
                 "items": {
                     "type": "object",
+                    "required": ["id", "displayName", "description", "highImpact", "permissions"],
                     "properties": {
                         "id": STRING, "displayName": STRING, "description": STRING,
-                        "permissions": {"type": "array", "items": {"type": "object", "properties": {
-                            "resource": STRING, "resourceAppId": STRING, "roles": {"type": "array", "items": STRING}}}},
+                        "highImpact": {
+                            "type": ["object", "null"],
+                            "description": "Set when the integration grants a high-impact role (one that writes, or "
+                            "acts on devices, mail, identity or policy): why. Such an integration is never a "
+                            "default; a caller asks for it by id.",
+                            "required": ["reason"],
+                            "properties": {"reason": STRING},
+                        },
+                        "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/CatalogPermissions"}},
                     },
                 },
             }
+        },
+    },
+    "CatalogPermissions": {
+        "type": "object",
+        "required": ["resource", "resourceAppId", "roles", "appRoles"],
+        "properties": {
+            "resource": STRING, "resourceAppId": STRING,
+            "roles": {"type": "array", "items": STRING, "description": "The app role values, as appRoles lists them."},
+            "appRoles": {"type": "array", "items": {
+                "type": "object",
+                "required": ["value", "id", "impact"],
+                "properties": {
+                    "value": STRING,
+                    "id": {**NULLABLE_STRING, "description": "The reviewed app role id; a tenant whose resource "
+                           "offers the value under another id is refused."},
+                    "impact": {"enum": ["read", "high"]},
+                    "reason": {**STRING, "description": "Why a high-impact role is granted."},
+                },
+            }},
         },
     },
     "Problem": {

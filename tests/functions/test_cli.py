@@ -44,7 +44,7 @@ def test_catalog_lists_every_integration() -> None:
     done = run_cli("--local", "catalog")
     assert done.returncode == EXIT_OK, done.stderr
     listed = {line.split()[0] for line in done.stdout.splitlines() if line and not line.startswith(" ")}
-    assert listed == {"m365-defender", "defender-endpoint", "sentinel"}
+    assert listed == {"m365-defender", "defender-endpoint", "defender-endpoint-live-response", "sentinel"}
 
 
 def test_onboard_local_json_answers_with_references_only() -> None:

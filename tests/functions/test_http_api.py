@@ -180,7 +180,12 @@ async def test_unreachable_customer_tenant_is_refused_and_nothing_is_created(api
 
 async def test_catalog_and_openapi(api: Api) -> None:
     catalog = body_of(await api.call("list_integrations", "GET", "integrations"))
-    assert [i["id"] for i in catalog["integrations"]] == ["m365-defender", "defender-endpoint", "sentinel"]
+    assert [i["id"] for i in catalog["integrations"]] == [
+        "m365-defender",
+        "defender-endpoint",
+        "defender-endpoint-live-response",
+        "sentinel",
+    ]
     document = body_of(await api.call("openapi", "GET", "openapi.json"))
     assert document == json.loads(json.dumps(openapi_document()))
 
