@@ -2,6 +2,12 @@
 
 `SETTINGS` lists every variable the code reads; infra tests compare it with the app settings
 the Bicep template deploys, so the two cannot drift apart.
+
+In Azure (the platform sets WEBSITE_SITE_NAME, read-only, to the app's name:
+https://learn.microsoft.com/azure/app-service/reference-app-settings) the endpoints must be
+Microsoft's own and the local stand-in's switches are refused: a copied local setting would
+otherwise send new secrets to another host to be proven, hand customers a consent URL there,
+trust another CA, or skip Key Vault's challenge check. Local runs do not set it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
+
+# Where Microsoft's clouds live; outside a local run nothing else is accepted. Hosts are compared
+# exactly (scheme and host, no port, no user info), never by prefix or suffix of the text.
+# Entra authorities: azure-identity's AzureAuthorityHosts (public, US Government, China); Germany's closed in 2021.
+CLOUD_AUTHORITY_HOSTS = frozenset({"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"})
+# Microsoft Graph's national cloud endpoints: https://learn.microsoft.com/graph/deployments
+CLOUD_GRAPH_HOSTS = frozenset(
+    {"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
+)
+# A vault is https://{name}.{suffix}, with the DNS suffixes of
+# https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates and the name rules of
+# https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault
+CLOUD_VAULT_HOST = re.compile(
+    r"[a-z](?:[a-z0-9]|-(?!-)){1,22}[a-z0-9]\.(?:vault\.azure\.net|vault\.usgovcloudapi\.net|vault\.azure\.cn)"
+)
 
 
 class SettingsError(ValueError):
@@ -164,8 +185,54 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
 }
 
 
+def in_azure(env: Mapping[str, str]) -> bool:
+    """True on the Functions platform, which sets WEBSITE_SITE_NAME; a local run does not."""
+    return bool(env.get("WEBSITE_SITE_NAME", "").strip())
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
+    if in_azure(env):
+        _refuse_local_only(env)
+    settings = _load(env)
+    if in_azure(env):
+        _require_cloud_endpoints(settings)
+    return settings
+
+
+def _refuse_local_only(env: Mapping[str, str]) -> None:
+    """The stand-in's CA and its vault challenge: switches that, anywhere else, weaken TLS or Key Vault's auth."""
+    if env.get("TLS_CA_BUNDLE", "").strip():
+        raise SettingsError("TLS_CA_BUNDLE", "is for the local stand-in only; in Azure the public roots are trusted")
+    if not _bool(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True):
+        raise SettingsError(
+            "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", "may be false for the local stand-in only; in Azure remove it"
+        )
+
+
+def _require_cloud_endpoints(settings: Settings) -> None:
+    _require_host("AUTHORITY_HOST", settings.authority_host, CLOUD_AUTHORITY_HOSTS, path_allowed=False)
+    _require_host("GRAPH_BASE_URL", settings.graph_base_url, CLOUD_GRAPH_HOSTS, path_allowed=True)
+    parts = urlsplit(settings.key_vault_url)
+    host = parts.netloc.lower()
+    if not CLOUD_VAULT_HOST.fullmatch(host) or parts.path.strip("/") or parts.query or parts.fragment:
+        raise SettingsError(
+            "KEY_VAULT_URL",
+            "must be https://{vault}.vault.azure.net (or .vault.usgovcloudapi.net, .vault.azure.cn) in Azure, "
+            f"got {settings.key_vault_url!r}",
+        )
+
+
+def _require_host(name: str, url: str, hosts: frozenset[str], *, path_allowed: bool) -> None:
+    """`url` is https on exactly one of `hosts`: netloc holds user info and port too, so both are refused."""
+    parts = urlsplit(url)
+    exact = parts.scheme == "https" and parts.netloc.lower() in hosts and not parts.query and not parts.fragment
+    if not exact or (parts.path.strip("/") and not path_allowed):
+        accepted = ", ".join(f"https://{host}" for host in sorted(hosts))
+        raise SettingsError(name, f"must be one of {accepted} in Azure, got {url!r}")
+
+
+def _load(env: Mapping[str, str]) -> Settings:
     max_lifetime = int(_number(env, "MAX_SECRET_LIFETIME_DAYS", 730, 1, 3650))
     return Settings(
         key_vault_url=_https_url("KEY_VAULT_URL", _required(env, "KEY_VAULT_URL")),
