@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from .bootstrap import services
-from .credentials import new_correlation_id
-from .errors import InvalidRequest, UpstreamError
+from .credentials import audit, new_correlation_id
+from .errors import InvalidRequest, OnboardingError
 from .http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
 from .locks import RegistrationBusy
 from .problems import problem_response
@@ -47,9 +47,34 @@ async def secret_near_expiry(event: func.EventGridEvent) -> None:
     tenant, integration = target
     try:
         result = await services().rotation.rotate(tenant, integration)
-    except UpstreamError:
-        raise  # transient: failing the invocation makes Event Grid deliver the event again
+    except OnboardingError as error:
+        if asks_for_redelivery(error):
+            raise  # Event Grid delivers the event again, with backoff; the next attempt may succeed
+        # Permanent (no such registration, consent withdrawn, refused by policy): every one of Event
+        # Grid's up to 30 redeliveries would fail the same way, so the invocation succeeds and the
+        # refusal is reported here, once. https://learn.microsoft.com/azure/event-grid/delivery-and-retry
+        logger.warning(
+            "near-expiry event %s for %s/%s not acted on, and not redelivered: %d %s: %s",
+            event.id, tenant, integration, error.status, error.problem_type, error.detail,
+        )  # fmt: skip
+        audit(
+            "secret.rotated",
+            {"tenantId": tenant, "integration": integration},
+            outcome="failed",
+            problemType=error.problem_type,
+            trigger="event",
+            eventType=event.event_type,
+        )
+        return
     logger.info("near-expiry event for %s/%s: %s %s", tenant, integration, result.action.value, result.detail)
+
+
+def asks_for_redelivery(error: OnboardingError) -> bool:
+    """Whether a failed rotation may succeed if the same event comes again: the 5xx family (an Azure
+    service failing, throttling or timing out, or an internal error). A 4xx names a state that
+    redelivering the event does not change; should it change (consent given again), the timer's
+    sweep finds the registration anyway."""
+    return error.status >= 500
 
 
 @bp.route(
