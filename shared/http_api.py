@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 MAX_BODY_BYTES = 16 * 1024
+# Every body this API takes is one flat object (depth 1); 16 is deeper than any of them and far from
+# the thousand or so levels at which Python's parser runs out of stack.
+MAX_BODY_DEPTH = 16
 FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
@@ -157,8 +160,16 @@ def json_body(req: func.HttpRequest, fields: set[str] = BODY_FIELDS) -> dict[str
     if content_type != "application/json":
         raise UnsupportedMediaType("Send the body as application/json.")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
+    try:
+        validation.json_nesting(text, MAX_BODY_DEPTH)
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"The body {problem}.", field="body") from None
+    try:
+        body = json.loads(text)
+    except ValueError:
         raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object.", field="body")

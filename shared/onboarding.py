@@ -533,7 +533,10 @@ class Onboarding:
 
     # --- reading state back ---
     async def status(self, tenant: str, integration: str) -> dict[str, Any]:
-        """Like `describe`, for a registration that must exist."""
+        """Like `describe`, for a registration that must exist, in a tenant this service may reach."""
+        if self.access is not None:
+            # As onboard does: a tenant that has not consented gets 403 with the consent URL, not a failed read.
+            await self.access.ensure_reachable(tenant)
         state = await self.describe(tenant, integration)
         if state["application"] is None and state["keyVaultReferences"]["clientSecret"] is None:
             raise RegistrationNotFound(

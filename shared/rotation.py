@@ -146,20 +146,23 @@ class Rotation:
         wait_seconds: float | None = None,
     ) -> RotationResult:
         """Rotate if due (or forced), then retire what the grace period allows. Safe to repeat."""
-        wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
-        try:
-            async with self.locks.hold(registration_key(tenant, integration), wait):
-                return await self._rotate(tenant, integration, force, retire_now)
-        except RegistrationBusy:
-            return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
-
-    async def _rotate(self, tenant: str, integration: str, force: bool, retire_now: bool) -> RotationResult:
+        # Validate before taking anything: the lock is a blob, and a caller naming random tenants
+        # must not leave one behind per guess.
         profile = self.catalog.get(integration)
         if profile is None:
             raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
-        context = {"tenantId": tenant, "integration": integration}
         if self.access is not None:
             await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
+        wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
+        try:
+            async with self.locks.hold(registration_key(tenant, integration), wait):
+                return await self._rotate(tenant, profile, force, retire_now)
+        except RegistrationBusy:
+            return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
+
+    async def _rotate(self, tenant: str, profile: IntegrationProfile, force: bool, retire_now: bool) -> RotationResult:
+        integration = profile.id
+        context = {"tenantId": tenant, "integration": integration}
         name = secret_name(self.settings, tenant, integration, SecretKind.CLIENT_SECRET)
         # Both reads at once: one round trip instead of two for every registration a sweep acts on.
         # The value is not read: rotation needs the version and its tags, never the secret itself.

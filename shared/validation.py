@@ -6,6 +6,9 @@ import re
 import uuid
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# A JSON string, escapes included (the "unrolled loop" form: linear, no backtracking), and a bracket.
+JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class InvalidValue(ValueError):
@@ -33,3 +36,20 @@ def lifetime_days(value: object, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidValue(f"must be a whole number of days from 1 to {maximum}")
     return value
+
+
+def json_nesting(text: str, max_depth: int) -> None:
+    """Refuse JSON nested deeper than `max_depth`, before a parser sees it.
+
+    Python's json module recurses once per array or object level, so about a thousand levels (a
+    3 KB body of `[`) raise RecursionError, not a parse error; CPython's own test expects exactly
+    that (test_highly_nested_objects_decoding in
+    https://github.com/python/cpython/blob/main/Lib/test/test_json/test_recursion.py). Brackets
+    inside strings are text and do not count; whether the rest is valid JSON is the parser's
+    question, asked afterwards.
+    """
+    depth = 0
+    for bracket in JSON_BRACKET.finditer(JSON_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > max_depth:
+            raise InvalidValue(f"is nested more than {max_depth} levels deep")

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.decorators.http import HttpTrigger
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
+from azure.storage.blob.aio import ContainerClient
 
+from shared.locks import CONTAINER
 from shared.openapi import openapi_document
+from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
-from tests.functions.conftest import REGISTERED, Api, body_of
+from tests.functions.conftest import FABRIKAM, REGISTERED, Api, body_of
 
 PROFILE_ROLES = {
     "AuditLog.Read.All", "SecurityAlert.Read.All", "SecurityIncident.Read.All", "ThreatHunting.Read.All",
@@ -321,3 +326,56 @@ async def test_secret_lifetime_is_clamped_to_the_tenants_app_management_policy(a
     assert response.status_code == 201, body_of(response)
     expires = datetime.fromisoformat(body_of(response)["credential"]["expires"].replace("Z", "+00:00"))
     assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+
+
+# --- issue 13: refusals come before any work, and one request has one correlation id ---
+
+
+async def lock_blobs(azurite: Azurite, tenant: str) -> list[str]:
+    """The registration lock blobs Storage holds for `tenant` (locks are `{tenant}/{integration}.lock`)."""
+    async with ContainerClient.from_connection_string(azurite.connection_string, CONTAINER) as container:
+        try:
+            return [blob.name async for blob in container.list_blobs(name_starts_with=f"{tenant}/")]
+        except ResourceNotFoundError:
+            return []  # no lock was ever taken: the container is made with the first
+
+
+async def test_get_for_a_tenant_that_has_not_consented_is_403_with_the_consent_url(
+    vendor: tuple[Api, str, str],
+) -> None:
+    # PUT, DELETE and rotate already answer 403 here; GET read Graph first and failed with a 500.
+    api, provisioner, _ = vendor
+    response = await api.get(FABRIKAM, "sentinel")
+    assert response.status_code == 403, response.get_body()[:300]
+    assert response.mimetype == "application/problem+json"
+    problem = body_of(response)
+    assert problem["type"].endswith("/consent-required")
+    assert problem["consentUrl"] == f"{api.stand_in.authority}/{FABRIKAM}/adminconsent?client_id={provisioner}"
+
+
+async def rotate_leaves_no_lock(api: Api, azurite: Azurite, tenant: str) -> dict[str, Any]:
+    """POST rotate for a tenant this service cannot act in: refused, with no lock blob left behind."""
+    before = await lock_blobs(azurite, tenant)
+    response = await api.call(
+        "rotate_now", "POST", f"tenants/{tenant}/integrations/sentinel/rotate",
+        {"tenantId": tenant, "integration": "sentinel"},
+    )  # fmt: skip
+    assert response.status_code >= 400 and response.mimetype == "application/problem+json"
+    assert await lock_blobs(azurite, tenant) == before == []
+    problem: dict[str, Any] = body_of(response)
+    return problem
+
+
+# A lock blob per random tenant id would let any caller with a key fill the storage account.
+async def test_rotate_for_another_tenant_is_refused_before_any_lock_is_taken(api: Api, azurite: Azurite) -> None:
+    problem = await rotate_leaves_no_lock(api, azurite, str(uuid.uuid4()))
+    assert problem["status"] == 403 and problem["type"].endswith("/tenant-not-allowed")
+
+
+async def test_rotate_for_an_unconsented_tenant_is_refused_before_any_lock_is_taken(
+    vendor: tuple[Api, str, str], azurite: Azurite
+) -> None:
+    api, _, _ = vendor
+    problem = await rotate_leaves_no_lock(api, azurite, FABRIKAM)
+    assert problem["status"] == 403 and problem["type"].endswith("/consent-required")
+    await rotate_leaves_no_lock(api, azurite, str(uuid.uuid4()))  # a directory Entra does not know

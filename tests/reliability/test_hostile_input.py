@@ -41,6 +41,8 @@ bodies = st.one_of(
         json_values,
         max_size=3,
     ).map(lambda d: json.dumps(d).encode()),
+    # Nesting deep enough to exhaust a recursive parser, in a body well under the size limit.
+    st.tuples(st.integers(500, 5000), st.sampled_from([b"[", b'{"a":'])).map(lambda t: t[1] * t[0]),
 )
 content_types = st.sampled_from(
     ["application/json", "text/plain", "application/json; charset=utf-8", "", "multipart/form-data"]
@@ -173,4 +175,31 @@ async def test_escalation_attempts_are_refused_and_create_nothing(api: Api) -> N
         {"content-type": "application/json"},
     )  # fmt: skip
     assert rotate.status_code == 400 and "integration" in json.loads(rotate.get_body())["detail"]
+    assert fingerprint(api) == before
+
+
+async def test_deeply_nested_json_is_a_400_and_not_a_recursion_error(api: Api) -> None:
+    # json.loads recurses once per level: about a thousand levels, a 3 KB body, raise RecursionError.
+    home = api.stand_in.home_tenant_id
+    route = {"tenantId": home, "integration": "sentinel"}
+    before = fingerprint(api)
+    nested = {
+        "open arrays": b"[" * 3000,
+        "balanced arrays": b"[" * 1500 + b"]" * 1500,
+        "objects inside a field": b'{"notes": ' + b'{"a": ' * 600 + b"1" + b"}" * 601,
+        "strings do not count": b'{"notes": "' + b"[" * 3000 + b'"}',
+    }
+    for name, body in nested.items():
+        for function, method, path in (
+            ("onboard_integration", "PUT", f"tenants/{home}/integrations/sentinel"),
+            ("rotate_now", "POST", f"tenants/{home}/integrations/sentinel/rotate"),
+        ):
+            response = await api.call(function, method, path, route, body, {"content-type": "application/json"})
+            assert_problem_or_success(response)
+            problem = json.loads(response.get_body())
+            assert response.status_code == 400, (name, function, problem)
+            if name == "strings do not count":  # brackets inside a string are text: refused for what it is
+                assert problem["field"] == "notes", problem
+            else:
+                assert problem["field"] == "body" and "nest" in problem["detail"], (name, problem)
     assert fingerprint(api) == before
