@@ -49,12 +49,16 @@ def problem_responses(handler: Handler) -> Handler:
             response.headers["x-correlation-id"] = correlation
             return response
         except OnboardingError as error:
-            logger.warning("%s %s -> %d %s: %s", req.method, instance, error.status, error.problem_type, error.detail)
+            logger.warning(
+                "%s %s -> %d %s: %s (correlation id %s)",
+                req.method, instance, error.status, error.problem_type, error.detail, correlation,
+            )  # fmt: skip
             response = problem_response(error, instance)
             response.headers["x-correlation-id"] = correlation
             return response
         except Exception as error:  # noqa: BLE001 - the last line of defence for the caller
-            response = unexpected_response(error, instance)
+            # One request, one id: the body names the id the header echoes and the audit events carry.
+            response = unexpected_response(error, instance, correlation)
             response.headers["x-correlation-id"] = correlation
             return response
 

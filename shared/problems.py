@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import Any
 
 import azure.functions as func
@@ -30,9 +29,12 @@ def problem_response(error: OnboardingError, instance: str) -> func.HttpResponse
     return func.HttpResponse(json.dumps(body), status_code=error.status, mimetype=PROBLEM_JSON, headers=headers)
 
 
-def unexpected_response(error: BaseException, instance: str) -> func.HttpResponse:
-    """A bug: log it with a correlation id the caller can quote, tell the caller nothing else."""
-    correlation_id = str(uuid.uuid4())
+def unexpected_response(error: BaseException, instance: str, correlation_id: str) -> func.HttpResponse:
+    """A bug: log it with the request's correlation id, which the caller can quote; tell the caller nothing else.
+
+    The id is the one the request already carries (the caller's `x-correlation-id`, echoed in the
+    header, or the one minted for it), so the body, the header, this log line and any audit event
+    the request wrote before failing all name the same request."""
     logger.error("unexpected error (correlation id %s)", correlation_id, exc_info=error)
     body = {
         "type": PROBLEM_BASE + "internal",

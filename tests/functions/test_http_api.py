@@ -353,6 +353,28 @@ async def test_get_for_a_tenant_that_has_not_consented_is_403_with_the_consent_u
     assert problem["consentUrl"] == f"{api.stand_in.authority}/{FABRIKAM}/adminconsent?client_id={provisioner}"
 
 
+async def test_a_500_names_the_callers_correlation_id_in_header_body_and_log(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def bug(tenant: str, integration: str) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(api.services.onboarding, "status", bug)
+    tenant = api.stand_in.home_tenant_id
+    route = {"tenantId": tenant, "integration": "sentinel"}
+    path = f"tenants/{tenant}/integrations/sentinel"
+    with caplog.at_level(logging.ERROR, logger="shared"):
+        given = await api.call("get_integration", "GET", path, route, headers={"x-correlation-id": "caller-7"})
+        fresh = await api.call("get_integration", "GET", path, route)
+    assert given.status_code == fresh.status_code == 500
+    assert given.headers["x-correlation-id"] == body_of(given)["correlationId"] == "caller-7"
+    minted = fresh.headers["x-correlation-id"]
+    assert body_of(fresh)["correlationId"] == minted and minted != "caller-7"
+    logged = [r.getMessage() for r in caplog.records if r.exc_info]
+    assert len(logged) == 2 and "caller-7" in logged[0] and minted in logged[1]
+    assert "a bug" not in given.get_body().decode()  # the caller learns the id, not the failure
+
+
 async def rotate_leaves_no_lock(api: Api, azurite: Azurite, tenant: str) -> dict[str, Any]:
     """POST rotate for a tenant this service cannot act in: refused, with no lock blob left behind."""
     before = await lock_blobs(azurite, tenant)
