@@ -89,7 +89,10 @@ def synthetic_catalog(count: int) -> Any:
     from shared.catalog import Catalog
     from shared.model import IntegrationProfile, ResourcePermissions
 
-    graph = ResourcePermissions(GRAPH_APP_ID, "Microsoft Graph", "https://graph.microsoft.com/.default", (ROLE,))
+    graph = ResourcePermissions(
+        GRAPH_APP_ID, "Microsoft Graph", "https://graph.microsoft.com/.default", (ROLE,),
+        role_ids={ROLE: "df021288-bdef-4463-88db-98f22de89214"},  # the id the catalog reviewed for it
+    )  # fmt: skip
     return Catalog(
         {
             f"bulk-{i:05d}": IntegrationProfile(f"bulk-{i:05d}", f"Bulk {i}", "rotation sweep bench", (graph,))

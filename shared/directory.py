@@ -55,7 +55,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .identity import Identity
+from .identity import Identity, token_claims
 from .model import AppRegistration, Assignment, NewPassword, PasswordInfo, PasswordPolicy, ResourceApi, RoleRef, Secret
 from .ports import (
     ApplicationSpec,
@@ -255,26 +255,65 @@ class GraphDirectory:
             info = builder.with_url(next_link).to_get_request_information() if next_link else None
         return found
 
+    async def application_owners(self, tenant_id: str, app_object_id: str) -> frozenset[str]:
+        """The object ids of the app's owners (users, service principals), every page."""
+        builder = self.client(tenant_id).applications.by_application_id(app_object_id).owners
+        query = builder.OwnersRequestBuilderGetQueryParameters(select=["id"])
+        info: RequestInformation | None = builder.to_get_request_information(
+            RequestConfiguration(query_parameters=query)
+        )
+        return frozenset(await self._ids_of_every_page(tenant_id, builder, info, "reading the app's owners"))
+
+    async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]:
+        """The ids of the app's federated identity credentials (tokens it accepts from other issuers)."""
+        builder = self.client(tenant_id).applications.by_application_id(app_object_id).federated_identity_credentials
+        info: RequestInformation | None = builder.to_get_request_information()
+        found = await self._ids_of_every_page(tenant_id, builder, info, "reading the app's federated credentials")
+        return tuple(found)
+
+    async def _ids_of_every_page(
+        self, tenant_id: str, builder: Any, info: RequestInformation | None, doing: str
+    ) -> list[str]:
+        found: list[str] = []
+        while info is not None:
+            page = await self._read(tenant_id, info, doing)
+            if page is None:
+                raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+            found += [str(item["id"]) for item in page.get("value", [])]
+            next_link = page.get("@odata.nextLink")
+            info = builder.with_url(next_link).to_get_request_information() if next_link else None
+        return found
+
+    async def caller_object_id(self, tenant_id: str) -> str:
+        """This service's own object id in the tenant: the `oid` of the token it calls Graph with
+        (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference). The token
+        is the one the Graph client uses anyway, so this costs no request while it is cached."""
+        token = await self._identity.management_credential(tenant_id).get_token(self._settings.graph_scope)
+        oid = token_claims(token.token).get("oid")
+        if not isinstance(oid, str) or not oid:
+            raise UpstreamError("Entra returned a token without an object id", "entra", 200, None, tenantId=tenant_id)
+        return oid
+
     # --- writes ---
+    async def update_application(self, tenant_id: str, app_object_id: str, spec: ApplicationSpec) -> None:
+        """Converge an existing app, proven this service's, to the spec (PATCH by object id)."""
+        try:
+            await self.client(tenant_id).applications.by_application_id(app_object_id).patch(_application_body(spec))
+        except ODataError as error:
+            if error.response_status_code == 404:
+                raise NotReplicatedYet("the app registration", _code(error)) from None
+            raise _translate(error, "updating the app registration", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+
     async def upsert_application(
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
     ) -> tuple[AppRegistration, bool]:
-        body = Application(
-            display_name=spec.display_name,
-            sign_in_audience="AzureADMyOrg",
-            tags=list(spec.tags),
-            notes=spec.notes,
-            required_resource_access=[
-                RequiredResourceAccess(
-                    resource_app_id=resource_app_id,
-                    resource_access=[ResourceAccess(id=role_id, type="Role") for role_id in role_ids],
-                )
-                for resource_app_id, role_ids in spec.required_roles
-            ],
-        )
         try:
             builder = _app_by_unique_name(self.client(tenant_id), unique_name)
-            info = builder.to_patch_request_information(body, request_configuration=create_if_missing())
+            info = builder.to_patch_request_information(
+                _application_body(spec), request_configuration=create_if_missing()
+            )
             created = await self._send_for_json(tenant_id, info)
         except ODataError as error:
             if error.response_status_code == 403:
@@ -536,6 +575,22 @@ class GraphDirectory:
 # --- mapping SDK models to the project's ---
 
 
+def _application_body(spec: ApplicationSpec) -> Application:
+    return Application(
+        display_name=spec.display_name,
+        sign_in_audience=spec.sign_in_audience,
+        tags=list(spec.tags),
+        notes=spec.notes,
+        required_resource_access=[
+            RequiredResourceAccess(
+                resource_app_id=resource_app_id,
+                resource_access=[ResourceAccess(id=role_id, type="Role") for role_id in role_ids],
+            )
+            for resource_app_id, role_ids in spec.required_roles
+        ],
+    )
+
+
 def _holding(apps: list[dict[str, Any]], unique_name: str) -> str | None:
     """The object id of the app in `apps` whose uniqueName is `unique_name` (alternate keys ignore case)."""
     wanted = unique_name.lower()
@@ -559,6 +614,9 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
             passwords=tuple(_password_info(p) for p in app.password_credentials or []),
             tags=tuple(app.tags or ()),
             created=app.created_date_time,
+            notes=app.notes,
+            sign_in_audience=app.sign_in_audience,
+            key_credential_ids=tuple(str(k.key_id) for k in app.key_credentials or []),
         )
     return AppRegistration(
         object_id=str(app["id"]),
@@ -583,6 +641,9 @@ def _registration(app: Application | dict[str, Any]) -> AppRegistration:
         ),
         tags=tuple(app.get("tags") or ()),
         created=_datetime(str(app["createdDateTime"])) if app.get("createdDateTime") else None,
+        notes=app.get("notes"),
+        sign_in_audience=app.get("signInAudience"),
+        key_credential_ids=tuple(str(k.get("keyId")) for k in app.get("keyCredentials") or []),
     )
 
 

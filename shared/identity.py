@@ -240,12 +240,19 @@ def _status(error: ClientAuthenticationError) -> int | None:
     return getattr(response, "status_code", None)
 
 
-def _roles(access_token: str) -> set[str]:
-    """The token's `roles` claim. The token came straight from the authority over TLS; we read it, not trust it."""
+def token_claims(access_token: str) -> dict[str, Any]:
+    """A token's claims. The token came straight from the authority over TLS; we read it, not trust it."""
     try:
         payload = access_token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (IndexError, ValueError) as exc:
         raise UpstreamError("Entra returned a token that is not a JWT", "entra", 200, None) from exc
-    roles = claims.get("roles", [])
+    if not isinstance(claims, dict):
+        raise UpstreamError("Entra returned a token that is not a JWT", "entra", 200, None)
+    return claims
+
+
+def _roles(access_token: str) -> set[str]:
+    """The token's `roles` claim."""
+    roles = token_claims(access_token).get("roles", [])
     return {str(role) for role in roles} if isinstance(roles, list) else set()

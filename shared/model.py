@@ -105,6 +105,9 @@ class AppRegistration:
     passwords: tuple[PasswordInfo, ...]
     tags: tuple[str, ...] = ()
     created: datetime | None = None  # createdDateTime: which of the tenant's policy restrictions apply
+    notes: str | None = None
+    sign_in_audience: str | None = None
+    key_credential_ids: tuple[str, ...] = ()  # certificates: this service never adds one
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from .credentials import (
 )
 from .errors import (
     NameHeldByDeletedRegistration,
+    NotOwned,
     PermissionNotOffered,
     RegistrationNotFound,
     ResourceApiMissing,
@@ -60,10 +61,12 @@ from .model import (
     PasswordInfo,
     PasswordPolicy,
     ResourceApi,
+    RoleRef,
     Secret,
     SecretKind,
     StoredSecret,
 )
+from .ownership import examine
 from .ports import (
     ApplicationSpec,
     CredentialChecker,
@@ -190,7 +193,7 @@ class Onboarding:
         done = _Done()
         try:
             app, done.app_created = await self._replicated(
-                "app registration", lambda: self._upsert_application(tenant, profile, spec, context, done)
+                "app registration", lambda: self._converge_application(tenant, profile, spec, stored, context, done)
             )
             if done.app_created:
                 audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
@@ -228,7 +231,7 @@ class Onboarding:
             removed = await self._remove_orphans(
                 tenant, profile, app, keep=str(secret_stored.tags.get("key-id")), context=context
             )
-            done.orphans_removed = len(removed)
+            done.orphans_removed += len(removed)
             app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
         except StillReplicating as pending:
             progress("pending", pending.reason)
@@ -278,6 +281,21 @@ class Onboarding:
                     integration=profile.id,
                     resourceAppId=permissions.resource_app_id,
                 )
+            # The catalog reviewed each role by id as well as by value: a resource offering the value under
+            # another id is not the permission anyone reviewed, so nothing is granted.
+            unreviewed = [
+                role
+                for role in permissions.roles
+                if api.roles_by_value[role].lower() != permissions.role_ids.get(role, "").lower()
+            ]
+            if unreviewed:
+                raise PermissionNotOffered(
+                    f"{permissions.resource_name} in this tenant offers {', '.join(unreviewed)} under an app role "
+                    "id the catalog did not review; nothing was granted.",
+                    tenantId=tenant,
+                    integration=profile.id,
+                    resourceAppId=permissions.resource_app_id,
+                )
             apis[permissions.resource_app_id] = api
         return apis
 
@@ -310,6 +328,67 @@ class Onboarding:
             return for_new_app
         existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
         return policy.for_app_created(existing.created) if existing is not None else for_new_app
+
+    async def _converge_application(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        spec: ApplicationSpec,
+        stored: dict[SecretKind, StoredSecret | None],
+        context: dict[str, str],
+        done: _Done,
+    ) -> tuple[AppRegistration, bool]:
+        """The registration's app: created by this call, or an existing one proven this service's alone.
+
+        An existing app is read and examined before anything is written to it, granted to it or
+        minted on it (shared/ownership.py); one that fails is refused with `registration-not-owned`
+        and an audit event. A proven one is written only when it differs from the spec.
+        """
+        existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
+        converged = False
+        if existing is None:
+            app, created = await self._upsert_application(tenant, profile, spec, context, done)
+            if created:
+                return app, True
+            # 204: it existed after all (created by an earlier call and still replicating to reads, or
+            # by someone else in between): the upsert converged it; now it must prove itself like any other.
+            existing, converged = app, True
+        ownership = await examine(self.directory, tenant, existing, stored, f"{self.settings.name_prefix} ")
+        if not ownership.proven:
+            audit(
+                "application.refused", context, appObjectId=existing.object_id, clientId=existing.app_id,
+                reasons="; ".join(ownership.problems),
+            )  # fmt: skip
+            raise NotOwned(
+                "An app with this integration's unique name exists but is not provably this service's alone: "
+                + "; ".join(ownership.problems)
+                + ". Nothing was granted. Delete the app (or remove what is listed) and try again.",
+                tenantId=tenant,
+                integration=profile.id,
+                appObjectId=existing.object_id,
+                reasons=list(ownership.problems),
+            )
+        for key_id in ownership.lost_passwords:
+            if await self.directory.remove_password(tenant, existing.object_id, key_id):
+                done.orphans_removed += 1
+                audit("secret.removed", context, appObjectId=existing.object_id, keyId=key_id, reason="unrecorded")
+        if ownership.lost_passwords:
+            lost = set(ownership.lost_passwords)
+            existing = replace(existing, passwords=tuple(p for p in existing.passwords if p.key_id not in lost))
+        if not converged and not spec.matches(existing):
+            await self.directory.update_application(tenant, existing.object_id, spec)
+            done.app_updated = True
+            existing = replace(
+                existing,
+                display_name=spec.display_name,
+                tags=spec.tags,
+                notes=spec.notes,
+                sign_in_audience=spec.sign_in_audience,
+                required_roles=frozenset(
+                    RoleRef(resource, role) for resource, roles in spec.required_roles for role in roles
+                ),
+            )
+        return existing, False
 
     async def _upsert_application(
         self, tenant: str, profile: IntegrationProfile, spec: ApplicationSpec, context: dict[str, str], done: _Done
@@ -553,7 +632,14 @@ class Onboarding:
             self._read_stored(names, with_value=False),
             asyncio.gather(*(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)),
         )
-        sp_id = await self.directory.find_service_principal(tenant, app.app_id) if app else None
+        sp_id, ownership = (
+            await _together(
+                self.directory.find_service_principal(tenant, app.app_id),
+                examine(self.directory, tenant, app, stored, f"{self.settings.name_prefix} "),
+            )
+            if app
+            else (None, None)
+        )
         assignments = []
         if sp_id:
             try:
@@ -569,6 +655,7 @@ class Onboarding:
             {(a.resource_object_id, a.app_role_id) for a in assignments},
             stored[SecretKind.CLIENT_SECRET],
             {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
+            ownership.problems if ownership else (),
         )
 
     def _description(
@@ -581,6 +668,7 @@ class Onboarding:
         granted: set[tuple[str, str]],
         secret: StoredSecret | None,
         ids_stored: dict[SecretKind, bool],
+        not_ours: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """The registration as the API shows it, from what was read (describe) or just converged (onboard)."""
         names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
@@ -598,7 +686,7 @@ class Onboarding:
                 )
         key_id = secret.tags.get("key-id") if secret else None
         on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
-        drift = []
+        drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
         if app is None:
             drift.append("application missing")
         elif sp_id is None:
@@ -659,6 +747,7 @@ class _Done:
 
     deleted_purged: int = 0
     app_created: bool = False
+    app_updated: bool = False
     sp_created: bool = False
     granted: int = 0
     minted: bool = False
@@ -671,6 +760,7 @@ class _Done:
             for change, happened in (
                 ("deleted application purged", self.deleted_purged),
                 ("application created", self.app_created),
+                ("application updated", self.app_updated),
                 ("service principal created", self.sp_created),
                 (f"{self.granted} permissions granted", self.granted),
                 ("client secret created", self.minted),

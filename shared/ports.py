@@ -13,6 +13,7 @@ from .model import (
     NewPassword,
     PasswordPolicy,
     ResourceApi,
+    RoleRef,
     Secret,
     SecretSummary,
     StoredSecret,
@@ -58,6 +59,19 @@ class ApplicationSpec:
     tags: tuple[str, ...]
     notes: str
     required_roles: tuple[tuple[str, tuple[str, ...]], ...]  # (resource appId, app role ids)
+    # Single tenant: the registration lives in, and serves, one customer tenant.
+    sign_in_audience: str = "AzureADMyOrg"
+
+    def matches(self, app: AppRegistration) -> bool:
+        """True when the app already looks like this spec, so converging it would change nothing."""
+        wanted_roles = {RoleRef(resource, role) for resource, roles in self.required_roles for role in roles}
+        return (
+            app.display_name == self.display_name
+            and set(app.tags) == set(self.tags)
+            and (app.notes or "") == self.notes
+            and app.sign_in_audience == self.sign_in_audience
+            and app.required_roles == wanted_roles
+        )
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,18 @@ class Directory(Protocol):
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
     ) -> tuple[AppRegistration, bool]:
         """Create or converge by uniqueName; NameHeldByDeletedApplication when a deleted app holds the name."""
+        ...
+
+    async def update_application(self, tenant_id: str, app_object_id: str, spec: ApplicationSpec) -> None:
+        """Converge an existing app (one proven this service's) to the spec."""
+        ...
+
+    async def application_owners(self, tenant_id: str, app_object_id: str) -> frozenset[str]: ...
+
+    async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]: ...
+
+    async def caller_object_id(self, tenant_id: str) -> str:
+        """This service's own object id in the tenant (what an app it created lists as its owner)."""
         ...
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None: ...

@@ -30,8 +30,9 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 def synthetic_catalog(count: int) -> Catalog:
     """`count` integrations in one tenant: one registration each, as many as the test wants."""
     graph = ResourcePermissions(
-        GRAPH_APP_ID, "Microsoft Graph", "https://graph.microsoft.com/.default", ("User.Read.All",)
-    )
+        GRAPH_APP_ID, "Microsoft Graph", "https://graph.microsoft.com/.default", ("User.Read.All",),
+        role_ids={"User.Read.All": "df021288-bdef-4463-88db-98f22de89214"},  # the id the catalog reviewed
+    )  # fmt: skip
     return Catalog(
         {
             f"bulk-{i:05d}": IntegrationProfile(f"bulk-{i:05d}", f"Bulk {i}", "scale test", (graph,))

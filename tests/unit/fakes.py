@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 import itertools
 import uuid
@@ -95,8 +96,20 @@ When = Callable[[Call], bool]
 
 
 def role_id(resource_app_id: str, value: str) -> str:
-    """The made-up, stable app role id of `value` on a resource API (the same in every tenant)."""
-    return str(uuid.uuid5(_NAMESPACE, f"role/{resource_app_id}/{value}"))
+    """The app role id of `value` on a resource API, the same in every tenant: the one the shipped catalog
+    reviewed (as the real resource offers it), else a made-up stable one."""
+    reviewed = _reviewed_role_ids().get((resource_app_id, value))
+    return reviewed or str(uuid.uuid5(_NAMESPACE, f"role/{resource_app_id}/{value}"))
+
+
+@functools.cache
+def _reviewed_role_ids() -> dict[tuple[str, str], str]:
+    return {
+        (r.resource_app_id, value): role
+        for profile in load_catalog()
+        for r in profile.permissions
+        for value, role in r.role_ids.items()
+    }
 
 
 def resource_object_id(tenant_id: str, resource_app_id: str) -> str:
@@ -233,6 +246,9 @@ class FakePassword:
     text: str
 
 
+SERVICE_OBJECT_ID = "5e41ce00-0000-4000-8000-00000000f00d"  # this service's principal, in every fake tenant
+
+
 @dataclass
 class FakeApp:
     object_id: str
@@ -243,6 +259,10 @@ class FakeApp:
     notes: str
     required_roles: frozenset[RoleRef]
     passwords: dict[str, FakePassword] = field(default_factory=dict)
+    owners: set[str] = field(default_factory=lambda: {SERVICE_OBJECT_ID})  # the creator owns what it creates
+    key_credential_ids: tuple[str, ...] = ()
+    federated_credential_ids: tuple[str, ...] = ()
+    sign_in_audience: str = "AzureADMyOrg"
 
     def registration(self) -> AppRegistration:
         return AppRegistration(
@@ -253,6 +273,9 @@ class FakeApp:
             required_roles=self.required_roles,
             passwords=tuple(p.info for p in self.passwords.values()),
             tags=self.tags,
+            notes=self.notes,
+            sign_in_audience=self.sign_in_audience,
+            key_credential_ids=self.key_credential_ids,
         )
 
 
@@ -423,6 +446,34 @@ class FakeDirectory(FaultSwitches):
         if self._lagging("application", app.object_id):
             raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
         return app.registration(), False
+
+    async def update_application(self, tenant_id: str, app_object_id: str, spec: ApplicationSpec) -> None:
+        self._enter("update_application", tenant_id=tenant_id, app_object_id=app_object_id, spec=spec)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        app.display_name, app.tags, app.notes = spec.display_name, spec.tags, spec.notes
+        app.sign_in_audience = spec.sign_in_audience
+        app.required_roles = frozenset(RoleRef(res, role) for res, roles in spec.required_roles for role in roles)
+        self._leave("update_application", tenant_id=tenant_id, app_object_id=app_object_id, spec=spec)
+
+    async def application_owners(self, tenant_id: str, app_object_id: str) -> frozenset[str]:
+        self._enter("application_owners", tenant_id=tenant_id, app_object_id=app_object_id)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        return frozenset(app.owners)
+
+    async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]:
+        self._enter("federated_credentials", tenant_id=tenant_id, app_object_id=app_object_id)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        return app.federated_credential_ids
+
+    async def caller_object_id(self, tenant_id: str) -> str:
+        self._enter("caller_object_id", tenant_id=tenant_id)
+        return SERVICE_OBJECT_ID
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None:
         self._enter("find_service_principal", tenant_id=tenant_id, app_id=app_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -14,6 +14,7 @@ import pytest
 from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
 from shared.errors import (
     NameHeldByDeletedRegistration,
+    NotOwned,
     PermissionNotOffered,
     RegistrationNotFound,
     ResourceApiMissing,
@@ -22,7 +23,7 @@ from shared.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from shared.model import PasswordPolicy, Secret, SecretKind
+from shared.model import PasswordInfo, PasswordPolicy, Secret, SecretKind
 from shared.onboarding import OnboardRequest, Outcome
 from shared.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
 
@@ -30,10 +31,12 @@ from .fakes import (
     DEFENDER_APP_ID,
     GRAPH_APP_ID,
     LOG_ANALYTICS_APP_ID,
+    SERVICE_OBJECT_ID,
     START,
     TENANT,
     Call,
     FakeApp,
+    FakePassword,
     FaultSwitches,
     Harness,
     When,
@@ -65,6 +68,18 @@ def client_secret_only(call: Call) -> bool:
 
 def client_id_only(call: Call) -> bool:
     return str(call["name"]).endswith("-client-id")
+
+
+def after_the_first() -> Callable[[Call], bool]:
+    """Matches every call but the first: the PUT looks its app up once before it mints."""
+    seen = 0
+
+    def matches(call: Call) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen > 1
+
+    return matches
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -201,11 +216,13 @@ async def test_a_first_onboarding_reads_once_up_front_and_answers_without_readin
     result = await h.onboarding.onboard(REQUEST)
 
     assert result.outcome is Outcome.CREATED
-    # Key Vault is read once, beside the tenant's resource APIs; a service principal this PUT created has no
-    # grants to read; nothing could be an orphan. The answer is what the PUT just did, as a GET reads it.
+    # Key Vault is read once, beside the tenant's resource APIs; the app is looked up once (an existing one
+    # must prove it is this service's before anything is written to it); a service principal this PUT created
+    # has no grants to read; nothing could be an orphan. The answer is what the PUT just did, as a GET reads it.
     assert h.vault.calls["read"] == 3
     assert h.vault.calls["stored_key_ids"] == 0
-    for read in ("find_application", "find_service_principal", "assignments"):
+    assert h.directory.calls["find_application"] == 1
+    for read in ("find_service_principal", "assignments", "application_owners"):
         assert h.directory.calls[read] == 0, read
     assert result.registration == await h.onboarding.describe(TENANT, M365)
 
@@ -254,7 +271,7 @@ CRASHES = [
     pytest.param(
         (
             Fault("directory", "fail_after", "add_password", lost_response),
-            Fault("directory", "fail_next", "find_application", Crash),
+            Fault("directory", "fail_next", "find_application", Crash, after_the_first()),
         ),
         id="add_password-after-lost-response",
     ),
@@ -303,10 +320,13 @@ async def test_a_put_that_died_at_any_write_is_finished_by_the_next_put(faults: 
 
 async def test_an_orphan_is_kept_until_it_is_older_than_the_grace_period() -> None:
     h = make_onboarding(ORPHAN_GRACE_MINUTES=5)
+    await h.onboarding.onboard(REQUEST)
+    # The stored credential disappears from the app (removed by hand), so the next PUT mints, and dies.
+    the_app(h).passwords.clear()
     h.directory.fail_after("add_password", Crash())
     with pytest.raises(Crash):
         await h.onboarding.onboard(REQUEST)
-    orphan = h.directory.minted[0].info.key_id
+    orphan = h.directory.minted[-1].info.key_id
 
     result = await h.onboarding.onboard(REQUEST)  # at once: it may belong to a request still in flight
     assert result.outcome is Outcome.UPDATED
@@ -865,3 +885,96 @@ async def test_a_create_refused_while_the_purge_replicates_is_waited_out() -> No
     result = await h.onboarding.onboard(REQUEST)
 
     assert result.outcome is Outcome.CREATED and refusals == []
+
+
+# --- an app under the registration's name that this service cannot prove its own ----------------
+
+INTRUDER = "0badc0de-0000-4000-8000-000000000001"
+
+
+def squat(h: Harness, *, owners: set[str], password_name: str | None = "mine", **extra: object) -> FakeApp:
+    """Someone registers the app under the predictable unique name before the vendor's first PUT."""
+    unique = unique_name(h.onboarding.settings, M365)
+    app = FakeApp("a9a9a9a9-0000-4000-8000-000000000001", "c1c1c1c1-0000-4000-8000-000000000001", unique,
+                  "Contoso look-alike", (), "", frozenset(), owners=owners, **extra)  # type: ignore[arg-type]  # fmt: skip
+    if password_name is not None:
+        info = PasswordInfo(
+            "0e0e0e0e-0000-4000-8000-000000000001", password_name, "abc", START, START + timedelta(days=90)
+        )
+        app.passwords[info.key_id] = FakePassword(info, "intruder's own secret")
+    h.directory.tenants[TENANT].apps[unique] = app
+    return app
+
+
+def assert_nothing_granted_or_minted(h: Harness) -> None:
+    assert h.directory.calls["grant"] == 0 and h.directory.calls["add_password"] == 0
+    assert h.directory.calls["update_application"] == 0 and h.directory.calls["upsert_service_principal"] == 0
+    assert not h.vault.versions
+
+
+@pytest.mark.parametrize(
+    ("owners", "extra", "problem"),
+    [
+        pytest.param({SERVICE_OBJECT_ID, INTRUDER}, {}, "owner(s) other than this service", id="co-owned"),
+        pytest.param({SERVICE_OBJECT_ID}, {}, "client secret(s) this service did not add", id="foreign-secret"),
+        pytest.param({INTRUDER}, {}, "this service is not an owner", id="not-ours-at-all"),
+        pytest.param(
+            {SERVICE_OBJECT_ID}, {"key_credential_ids": ("k1",)}, "certificate credential(s)", id="certificate"
+        ),
+        pytest.param(
+            {SERVICE_OBJECT_ID}, {"federated_credential_ids": ("f1",)}, "federated credential(s)", id="federated"
+        ),
+    ],
+)
+async def test_an_app_this_service_cannot_prove_its_own_alone_is_refused_and_nothing_is_granted(
+    owners: set[str], extra: dict[str, object], problem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = make_onboarding()
+    squat(h, owners=owners, password_name="intruder" if problem.startswith("client secret") else None, **extra)
+
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"), pytest.raises(NotOwned) as refused:
+        await h.onboarding.onboard(REQUEST)
+
+    assert refused.value.status == 409 and refused.value.problem_type == "registration-not-owned"
+    assert any(problem in reason for reason in refused.value.extensions["reasons"])
+    assert_nothing_granted_or_minted(h)
+    events = [r.audit for r in caplog.records if hasattr(r, "audit")]
+    assert [e["operation"] for e in events] == ["application.refused"]
+
+
+async def test_a_secret_named_like_ours_on_an_app_nobody_recorded_is_removed_before_anything_is_granted() -> None:
+    h = make_onboarding()
+    prefix = h.onboarding.settings.name_prefix
+    squat(h, owners={SERVICE_OBJECT_ID}, password_name=f"{prefix} 0123456789ab")  # a copied name
+
+    result = await h.onboarding.onboard(REQUEST)
+
+    assert "1 orphaned secrets removed" in result.changes
+    first_grant = next(i for i, (name, _) in enumerate(h.directory.log) if name == "grant")
+    removal = next(i for i, (name, _) in enumerate(h.directory.log) if name == "remove_password")
+    assert removal < first_grant
+    assert "0e0e0e0e-0000-4000-8000-000000000001" not in assert_converged(h).passwords
+
+
+async def test_a_proven_app_is_written_only_when_it_differs_from_the_profile() -> None:
+    h = make_onboarding()
+    await h.onboarding.onboard(REQUEST)
+    assert (await h.onboarding.onboard(REQUEST)).outcome is Outcome.COMPLETE
+    assert h.directory.calls["update_application"] == 0 and h.directory.calls["upsert_application"] == 1
+
+    renamed = await h.onboarding.onboard(OnboardRequest(TENANT, M365, display_name="Contoso SOC"))
+    assert renamed.changes == ["application updated"]
+    assert the_app(h).display_name == "Contoso SOC"
+
+
+async def test_a_resource_that_offers_a_role_under_an_unreviewed_id_gets_nothing_granted() -> None:
+    h = make_onboarding()
+    graph = h.directory.tenants[TENANT].resources[GRAPH_APP_ID]
+    swapped = dict(graph.roles_by_value, **{"AuditLog.Read.All": "deadbeef-0000-4000-8000-000000000000"})
+    h.directory.tenants[TENANT].resources[GRAPH_APP_ID] = replace(graph, roles_by_value=swapped)
+
+    with pytest.raises(PermissionNotOffered) as refused:
+        await h.onboarding.onboard(REQUEST)
+
+    assert "AuditLog.Read.All" in refused.value.detail
+    assert h.directory.calls["upsert_application"] == 0 and h.directory.calls["grant"] == 0

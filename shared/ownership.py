@@ -1,0 +1,73 @@
+"""What makes an app registration this service's own, and only its own, before anything is granted to it.
+
+The app's uniqueName is predictable, and in a customer tenant any member may by default register
+apps. Someone can create the app under that name, add this service as a co-owner and keep a
+credential of their own: granting the integration's permissions to it would hand them every one.
+So an app this call did not create is used only when all of these hold:
+
+- its owners are exactly this service (Graph lets an Application.ReadWrite.OwnedBy caller manage
+  only what it owns, and no one else may add a credential to an app they do not own);
+- it carries no certificate and no federated credential (this service issues neither);
+- on an app Key Vault has no record of (no stored secret's tags name its object id), no password
+  but ones named the way this service names its own. Those are lost: had this service stored one,
+  Key Vault would record the app. So they are removed before anything else, whoever added them
+  (a name is easy to copy, and an intruder's copy goes with them).
+
+So an app left half-made by an earlier call that died (before Key Vault recorded it) is finished
+by the next PUT, and an app that Key Vault records stays this service's as long as it alone owns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .model import AppRegistration, SecretKind, StoredSecret
+from .ports import Directory
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """Why an app is not provably this service's alone (empty: it is)."""
+
+    problems: tuple[str, ...]
+    lost_passwords: tuple[str, ...] = ()  # keyIds to remove first: named as ours on an app nobody recorded
+
+    @property
+    def proven(self) -> bool:
+        return not self.problems
+
+
+async def examine(
+    directory: Directory,
+    tenant: str,
+    app: AppRegistration,
+    stored: dict[SecretKind, StoredSecret | None],
+    issued_prefix: str,
+) -> Ownership:
+    """Read the app's owners and federated credentials (at once) and judge it against Key Vault's record."""
+    owners, federated, me = await asyncio.gather(
+        directory.application_owners(tenant, app.object_id),
+        directory.federated_credentials(tenant, app.object_id),
+        directory.caller_object_id(tenant),
+    )
+    recorded = any(
+        secret is not None and secret.tags.get("app-object-id") == app.object_id for secret in stored.values()
+    )
+    problems = []
+    others = owners - {me}
+    if others:
+        problems.append(f"{len(others)} owner(s) other than this service")
+    if me not in owners:
+        problems.append("this service is not an owner")
+    if app.key_credential_ids:
+        problems.append(f"{len(app.key_credential_ids)} certificate credential(s) this service did not add")
+    if federated:
+        problems.append(f"{len(federated)} federated credential(s) this service did not add")
+    lost: tuple[str, ...] = ()
+    if not recorded:
+        foreign = [p for p in app.passwords if not (p.display_name or "").startswith(issued_prefix)]
+        if foreign:
+            problems.append(f"{len(foreign)} client secret(s) this service did not add")
+        lost = tuple(p.key_id for p in app.passwords if p not in foreign)
+    return Ownership(tuple(problems), lost)
