@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from .catalog import Catalog
+from .errors import UnknownIntegration
 from .model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
 from .ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Throttled, Vault
 from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, retry
@@ -46,6 +48,23 @@ class StillReplicating(Exception):
         if self.throttled:
             return f"Graph is throttling the {self.step} step; repeat the same request after Retry-After."
         return f"Entra has not finished replicating the {self.step}; repeat the same request."
+
+
+async def known_profile(
+    catalog: Catalog, vault: Vault, settings: Settings, tenant_id: str, integration: str
+) -> IntegrationProfile:
+    """The integration's profile, or, for one that has left the catalog but that Key Vault still records in this
+    tenant, a profile with no permissions: status, rotation and offboarding keep working on its registrations
+    from Key Vault's record (onboarding a new one is refused). UnknownIntegration otherwise."""
+    profile = catalog.get(integration)
+    if profile is not None:
+        return profile
+    recorded = await asyncio.gather(
+        *(vault.read(secret_name(settings, tenant_id, integration, kind)) for kind in SecretKind)
+    )  # fmt: skip
+    if not any(recorded):
+        raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+    return IntegrationProfile(integration, integration, "No longer in the catalog.", (), in_catalog=False)
 
 
 def registration_key(tenant_id: str, integration: str) -> str:
@@ -208,4 +227,6 @@ class Credentials:
             except RetryDeadline as deadline:
                 raise StillReplicating("new credential", deadline) from deadline
 
-        await asyncio.gather(*(check(p.token_scope, set(p.roles)) for p in profile.permissions))
+        # An integration that has left the catalog has no roles to check: the secret must still get a token.
+        checks = [(p.token_scope, set(p.roles)) for p in profile.permissions] or [(self.settings.graph_scope, set())]
+        await asyncio.gather(*(check(scope, wanted) for scope, wanted in checks))

@@ -439,6 +439,24 @@ class GraphDirectory:
                 granted.append(role_id)
         return GrantResult(tuple(granted), tuple(pending), retry_after)
 
+    async def revoke(self, tenant_id: str, resource_object_id: str, assignment_id: str) -> bool:
+        """DELETE /servicePrincipals/{resource}/appRoleAssignedTo/{id}; False if it was already gone
+        (https://learn.microsoft.com/graph/api/serviceprincipal-delete-approleassignedto)."""
+        try:
+            await (
+                self.client(tenant_id)
+                .service_principals.by_service_principal_id(resource_object_id)
+                .app_role_assigned_to.by_app_role_assignment_id(assignment_id)
+                .delete()
+            )
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return False
+            raise _translate(error, "revoking a permission", tenant_id) from None
+        except httpx.HTTPError as error:
+            raise _transport(error, tenant_id) from None
+        return True
+
     async def _batch(self, tenant_id: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """POST /$batch through the SDK's adapter (auth, retries), reading item bodies ourselves:
         msgraph-core's batch response model drops JSON bodies, which carry the error messages."""

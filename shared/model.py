@@ -67,6 +67,8 @@ class IntegrationProfile:
     permissions: tuple[ResourcePermissions, ...]
     # Set only on a profile that grants a high-impact role: the caller must name it, it is never a default.
     high_impact_reason: str | None = None
+    # False for an integration that has left the catalog but still has registrations (credentials.known_profile).
+    in_catalog: bool = True
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}

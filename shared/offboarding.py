@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
-from .credentials import audit, registration_key, secret_name, unique_name
-from .errors import UnknownIntegration
+from .credentials import audit, known_profile, registration_key, secret_name, unique_name
 from .locks import Locks
 from .model import SecretKind
 from .ports import Directory, TenantAccess, Vault
@@ -55,8 +54,8 @@ class Offboarding:
     async def offboard(
         self, tenant: str, integration: str, *, purge_application: bool = False, purge_secrets: bool = False
     ) -> OffboardResult:
-        if self.catalog.get(integration) is None:
-            raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+        # An integration that has left the catalog is still offboarded from Key Vault's record.
+        await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
         if self.access is not None:
             await self.access.ensure_reachable(tenant)
         context = {"tenantId": tenant, "integration": integration}

@@ -33,12 +33,14 @@ from enum import StrEnum
 from typing import Any, TypeVar, overload
 
 from .catalog import Catalog
+from .consent import GrantLoop, resolve, revoke_beyond, wanted_grants
 from .credentials import (
     CONTENT_TYPES,
     Credentials,
     StillReplicating,
     audit,
     iso,
+    known_profile,
     registration_key,
     secret_name,
     throttle_hint,
@@ -47,9 +49,7 @@ from .credentials import (
 from .errors import (
     NameHeldByDeletedRegistration,
     NotOwned,
-    PermissionNotOffered,
     RegistrationNotFound,
-    ResourceApiMissing,
     SecretsForbiddenByPolicy,
     UnknownIntegration,
     UpstreamError,
@@ -74,7 +74,6 @@ from .ports import (
     NameHeldByDeletedApplication,
     NotReplicatedYet,
     TenantAccess,
-    Throttled,
     Vault,
 )
 from .retry import Clock, RetryDeadline, retry
@@ -169,7 +168,7 @@ class Onboarding:
         # Reads only, and none needs another's answer: the tenant's resource APIs and policy, and
         # what Key Vault already holds for this registration (which decides what to mint and write).
         apis, policy, stored = await _together(
-            self._resolve(tenant, profile),
+            resolve(self.directory, tenant, profile),
             self.directory.password_policy(tenant),
             self._read_stored(names),
         )
@@ -259,46 +258,6 @@ class Onboarding:
         return OnboardResult(outcome, registration, changes=changes)
 
     # --- steps ---
-    async def _resolve(self, tenant: str, profile: IntegrationProfile) -> dict[str, ResourceApi]:
-        found = await asyncio.gather(
-            *(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)
-        )
-        apis: dict[str, ResourceApi] = {}
-        for permissions, api in zip(profile.permissions, found, strict=True):
-            if api is None:
-                raise ResourceApiMissing(
-                    f"The tenant has no service principal for {permissions.resource_name}; the product that provides "
-                    "it may not be licensed or enabled there.",
-                    tenantId=tenant,
-                    integration=profile.id,
-                    resourceAppId=permissions.resource_app_id,
-                )
-            missing = [role for role in permissions.roles if role not in api.roles_by_value]
-            if missing:
-                raise PermissionNotOffered(
-                    f"{permissions.resource_name} in this tenant does not offer {', '.join(missing)}.",
-                    tenantId=tenant,
-                    integration=profile.id,
-                    resourceAppId=permissions.resource_app_id,
-                )
-            # The catalog reviewed each role by id as well as by value: a resource offering the value under
-            # another id is not the permission anyone reviewed, so nothing is granted.
-            unreviewed = [
-                role
-                for role in permissions.roles
-                if api.roles_by_value[role].lower() != permissions.role_ids.get(role, "").lower()
-            ]
-            if unreviewed:
-                raise PermissionNotOffered(
-                    f"{permissions.resource_name} in this tenant offers {', '.join(unreviewed)} under an app role "
-                    "id the catalog did not review; nothing was granted.",
-                    tenantId=tenant,
-                    integration=profile.id,
-                    resourceAppId=permissions.resource_app_id,
-                )
-            apis[permissions.resource_app_id] = api
-        return apis
-
     def _spec(
         self, request: OnboardRequest, profile: IntegrationProfile, apis: dict[str, ResourceApi]
     ) -> ApplicationSpec:
@@ -472,46 +431,23 @@ class Onboarding:
         context: dict[str, str],
         done: _Done,
     ) -> set[tuple[str, str]]:
-        wanted = {
-            (apis[p.resource_app_id].object_id, apis[p.resource_app_id].roles_by_value[role])
-            for p in profile.permissions
-            for role in p.roles
-        }
+        wanted = wanted_grants(profile, apis)
         existing: set[tuple[str, str]] = set()
         if not done.sp_created:
             # A service principal this call created has no grants yet: nothing to read, and no need to
             # wait for it to replicate before reading (the grants themselves wait for it).
             found = await self._replicated("service principal", lambda: self.directory.assignments(tenant, sp_id))
-            existing = {(a.resource_object_id, a.app_role_id) for a in found}
+            revoked = await revoke_beyond(self.directory, tenant, sp_id, found, wanted, context)
+            done.revoked += len(revoked)
+            gone = {a.id for a in revoked}
+            existing = {(a.resource_object_id, a.app_role_id) for a in found if a.id not in gone}
         missing = sorted(wanted - existing)
-
-        # For a service principal this call just created, each attempt sends a single grant until one
-        # lands: until it has replicated every item fails, and Graph counts (and throttles) every item of
-        # a $batch, so polling with the whole batch cost ~90 Graph requests an onboarding instead of ~30.
-        # Once one lands, the rest go at once, batched: one round trip more than batching from the start.
-        probing = done.sp_created and len(missing) > 1
-
-        async def grant_missing() -> None:
-            nonlocal missing, probing
-            while missing:
-                batch = missing[:1] if probing else missing
-                result = await self.directory.grant(tenant, sp_id, batch)
-                done.granted += len(result.granted)
-                for role_id in result.granted:
-                    audit("permission.granted", context, servicePrincipalId=sp_id, appRoleId=role_id)
-                if result.granted:
-                    probing = False
-                still_pending = [pair for pair in batch if pair[1] in result.pending]
-                missing = still_pending + [pair for pair in missing if pair not in batch]
-                if still_pending:
-                    raise (
-                        NotReplicatedYet("the service principal")
-                        if result.retry_after is None
-                        else Throttled("graph", result.retry_after)
-                    )
-
         if missing:
-            await self._replicated("permission grants", grant_missing)
+            # For a service principal this call just created, each attempt sends a single grant until one
+            # lands (consent.GrantLoop says why); an existing one gets every missing grant at once.
+            grants = GrantLoop(self.directory, tenant, sp_id, missing, context, probe=done.sp_created)
+            await self._replicated("permission grants", grants.attempt)
+            done.granted += grants.granted
         return existing | wanted
 
     async def _read_stored(
@@ -625,7 +561,7 @@ class Onboarding:
 
     async def describe(self, tenant: str, integration: str) -> dict[str, Any]:
         """The live state from Entra and Key Vault, including drift; never a secret value."""
-        profile = self.profile(integration)
+        profile = await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
         names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
         app, stored, apis = await _together(
             self.directory.find_application(tenant, unique_name(self.settings, profile.id)),
@@ -687,6 +623,8 @@ class Onboarding:
         key_id = secret.tags.get("key-id") if secret else None
         on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
         drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
+        if not profile.in_catalog:
+            drift.append("integration no longer in the catalog: offboard it")
         if app is None:
             drift.append("application missing")
         elif sp_id is None:
@@ -750,6 +688,7 @@ class _Done:
     app_updated: bool = False
     sp_created: bool = False
     granted: int = 0
+    revoked: int = 0
     minted: bool = False
     ids_written: int = 0
     orphans_removed: int = 0
@@ -763,6 +702,7 @@ class _Done:
                 ("application updated", self.app_updated),
                 ("service principal created", self.sp_created),
                 (f"{self.granted} permissions granted", self.granted),
+                (f"{self.revoked} permissions beyond the profile revoked", self.revoked),
                 ("client secret created", self.minted),
                 ("client and tenant ids stored", self.ids_written),
                 (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),

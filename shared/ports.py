@@ -122,6 +122,10 @@ class Directory(Protocol):
         self, tenant_id: str, principal_id: str, roles: list[tuple[str, str]]
     ) -> GrantResult: ...  # roles: (resource SP object id, app role id)
 
+    async def revoke(self, tenant_id: str, resource_object_id: str, assignment_id: str) -> bool:
+        """Take back one app role assignment; False if it was already gone."""
+        ...
+
     async def add_password(
         self, tenant_id: str, app_object_id: str, display_name: str, end: datetime
     ) -> NewPassword: ...

@@ -24,22 +24,39 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from .catalog import Catalog
-from .credentials import Credentials, StillReplicating, audit, iso, registration_key, secret_name, unique_name
-from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy, UnknownIntegration
+from .consent import GrantLoop, resolve, revoke_beyond, wanted_grants
+from .credentials import (
+    Credentials,
+    StillReplicating,
+    audit,
+    iso,
+    known_profile,
+    registration_key,
+    secret_name,
+    throttle_hint,
+    unique_name,
+)
+from .errors import NotOwned, OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
 from .locks import Locks, RegistrationBusy
 from .model import AppRegistration, IntegrationProfile, PasswordPolicy, SecretKind, SecretSummary, StoredSecret
-from .ports import CredentialChecker, Directory, TenantAccess, Vault
-from .retry import Clock
+from .ownership import examine
+from .ports import CredentialChecker, Directory, NotReplicatedYet, TenantAccess, Vault
+from .retry import Clock, RetryDeadline, retry
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A rotation still pending this long after its first pending run is a failure, not Entra catching up:
+# replication takes seconds to minutes, and the sweep runs every few hours (README, "Rotation").
+PENDING_DEADLINE = timedelta(hours=24)
+T = TypeVar("T")
 POLICY_CACHE = timedelta(minutes=1)
 
 
@@ -148,9 +165,7 @@ class Rotation:
         """Rotate if due (or forced), then retire what the grace period allows. Safe to repeat."""
         # Validate before taking anything: the lock is a blob, and a caller naming random tenants
         # must not leave one behind per guess.
-        profile = self.catalog.get(integration)
-        if profile is None:
-            raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+        profile = await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
         if self.access is not None:
             await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
@@ -188,10 +203,13 @@ class Rotation:
             )  # fmt: skip
         if due:
             try:
+                # The grants first: a permission revoked by hand (or added to the profile since) would fail
+                # the new secret's proof on every run until the stored one expired.
+                if profile.in_catalog:  # one that left it keeps its credential alive and its grants as they are
+                    await self._converge_consent(tenant, app, stored, profile, context)
                 stored = await self._rotate_secret(tenant, app, stored, profile, retire_now, context)
             except StillReplicating as pending:
-                result.action, result.detail = Action.PENDING, pending.reason
-                return result
+                return await self._still_pending(result, stored, pending, context)
             # No need to read the app again: retiring looks only at the credentials other than the new
             # one, and those are the ones just read (this run holds the registration's lock).
             result.action, result.new_key_id = Action.ROTATED, stored.tags.get("key-id")
@@ -202,6 +220,79 @@ class Rotation:
         elif result.action is Action.NOTHING_DUE and waiting:
             result.action = Action.WAITING
         result.expires = iso(stored.expires) if stored.expires else None
+        return result
+
+    async def _converge_consent(
+        self, tenant: str, app: AppRegistration, stored: StoredSecret, profile: IntegrationProfile,
+        context: dict[str, str],
+    ) -> None:  # fmt: skip
+        """Grant what the profile has and the app's principal lacks, revoke what it holds beyond the profile,
+        on an app proven this service's alone (shared/ownership.py); a named error where it cannot."""
+        ownership = await examine(
+            self.directory, tenant, app, {SecretKind.CLIENT_SECRET: stored}, f"{self.settings.name_prefix} "
+        )
+        if not ownership.proven:
+            audit("application.refused", context, appObjectId=app.object_id, reasons="; ".join(ownership.problems))
+            raise NotOwned(
+                "The registration's app is no longer provably this service's alone: "
+                + "; ".join(ownership.problems)
+                + ". Nothing was granted or rotated.",
+                appObjectId=app.object_id,
+                reasons=list(ownership.problems),
+                **context,
+            )
+        apis = await resolve(self.directory, tenant, profile)
+        wanted = wanted_grants(profile, apis)
+        sp_id, created = await self._within_replication(
+            "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id)
+        )
+        held = (
+            []
+            if created
+            else await self._within_replication("service principal", lambda: self.directory.assignments(tenant, sp_id))
+        )
+        revoked = await revoke_beyond(self.directory, tenant, sp_id, held, wanted, context)
+        gone = {a.id for a in revoked}
+        missing = sorted(wanted - {(a.resource_object_id, a.app_role_id) for a in held if a.id not in gone})
+        if missing:
+            grants = GrantLoop(self.directory, tenant, sp_id, missing, context, probe=created)
+            await self._within_replication("permission grants", grants.attempt)
+
+    async def _within_replication(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await retry(
+                operation,
+                what=what,
+                retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
+                deadline_seconds=self.settings.replication_timeout_seconds,
+                clock=self.clock,
+            )
+        except RetryDeadline as deadline:
+            raise StillReplicating(what, deadline) from deadline
+
+    async def _still_pending(
+        self, result: RotationResult, stored: StoredSecret, pending: StillReplicating, context: dict[str, str]
+    ) -> RotationResult:
+        """Pending once is Entra catching up; pending for longer than PENDING_DEADLINE is a failure.
+
+        The first pending run stamps `pending-since` on the stored version; a run that finds the stamp
+        older than the deadline reports FAILED (counted in the sweep's failures, logged, audited) and
+        keeps trying on later runs. A successful rotation writes a new version without the stamp."""
+        now = self.now()
+        since = _parse(stored.tags.get("pending-since"))
+        if since is None:
+            with contextlib.suppress(OnboardingError):
+                await self._set_tags(stored, dict(stored.tags, **{"pending-since": iso(now)}))
+            since = now
+        result.action, result.detail = Action.PENDING, pending.reason
+        if now - since >= PENDING_DEADLINE:
+            result.action = Action.FAILED
+            result.detail = f"pending since {iso(since)}: {pending.reason}"
+            logger.error(
+                "rotation of %s/%s has been pending since %s: %s",
+                result.tenant_id, result.integration, iso(since), pending.reason,
+            )  # fmt: skip
+            audit("rotation.stuck", context, pendingSince=iso(since), step=pending.step)
         return result
 
     async def _password_policy(self, tenant: str) -> PasswordPolicy:
@@ -284,7 +375,7 @@ class Rotation:
             raise
         now = self.now()
         grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
-        tags = {k: v for k, v in stored.tags.items() if k not in ("pending", "retire-after")} | {
+        tags = {k: v for k, v in stored.tags.items() if k not in ("pending", "retire-after", "pending-since")} | {
             "key-id": new.info.key_id,
             "previous-key-id": str(stored.tags.get("key-id", "")),
             "verified": "true",

@@ -364,7 +364,8 @@ class FakeDirectory(FaultSwitches):
             found[api.app_id] |= {value for value, rid in api.roles_by_value.items() if rid == app_role_id}
         return dict(found)
 
-    def revoke(self, tenant_id: str, principal_id: str, pair: tuple[str, str]) -> None:
+    def revoke_by_hand(self, tenant_id: str, principal_id: str, pair: tuple[str, str]) -> None:
+        """What a customer's admin does in the portal: remove one granted permission."""
         del self.tenants[tenant_id].assignments[principal_id][pair]
 
     def is_current_password(self, tenant_id: str, app_id: str, text: str) -> bool:
@@ -532,6 +533,15 @@ class FakeDirectory(FaultSwitches):
                 granted[pair] = Assignment(self._id("assignment"), *pair)
         self._leave("grant", tenant_id=tenant_id, principal_id=principal_id, roles=roles)
         return GrantResult(tuple(role for _, role in roles), ())
+
+    async def revoke(self, tenant_id: str, resource_object_id: str, assignment_id: str) -> bool:
+        self._enter("revoke", tenant_id=tenant_id, resource_object_id=resource_object_id, assignment_id=assignment_id)
+        for granted in self._tenant(tenant_id).assignments.values():
+            for pair, assignment in list(granted.items()):
+                if assignment.id == assignment_id and assignment.resource_object_id == resource_object_id:
+                    del granted[pair]
+                    return True
+        return False
 
     async def add_password(self, tenant_id: str, app_object_id: str, display_name: str, end: datetime) -> NewPassword:
         call = {"tenant_id": tenant_id, "app_object_id": app_object_id, "display_name": display_name, "end": end}

@@ -477,7 +477,7 @@ async def test_grants_still_replicating_past_the_timeout_answer_pending_and_are_
     app = the_app(h)
     principal = h.directory.service_principal_of(TENANT, app.app_id)
     assert principal is not None
-    h.directory.revoke(TENANT, principal, min(wanted_grants(h)))
+    h.directory.revoke_by_hand(TENANT, principal, min(wanted_grants(h)))
     h.directory.fail_next("grant", NotReplicatedYet("the service principal"), times=10_000)
 
     pending = await h.onboarding.onboard(REQUEST)
@@ -649,7 +649,7 @@ async def test_a_revoked_grant_is_reported_as_drift_and_only_it_is_granted_again
     principal = h.directory.service_principal_of(TENANT, app.app_id)
     assert principal is not None
     revoked = (resource_object_id(TENANT, GRAPH_APP_ID), role_id(GRAPH_APP_ID, "User.Read.All"))
-    h.directory.revoke(TENANT, principal, revoked)
+    h.directory.revoke_by_hand(TENANT, principal, revoked)
 
     state = await h.onboarding.describe(TENANT, M365)
 
@@ -801,7 +801,7 @@ async def test_fake_checker_reports_only_granted_roles_and_rejects_a_secret_not_
     profile_roles = set(h.onboarding.profile(M365).permissions[0].roles)
 
     assert await h.checker.granted_roles(TENANT, app.app_id, Secret(password.text), scope) == profile_roles
-    h.directory.revoke(
+    h.directory.revoke_by_hand(
         TENANT, principal, (resource_object_id(TENANT, GRAPH_APP_ID), role_id(GRAPH_APP_ID, "Group.Read.All"))
     )
     assert await h.checker.granted_roles(TENANT, app.app_id, Secret(password.text), scope) == profile_roles - {

@@ -817,3 +817,65 @@ async def test_the_sweep_starts_at_most_the_configured_rotations_a_second() -> N
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(starts))]
     assert min(gaps) >= 0.25 - 1e-9  # 4 a second, although 8 workers were free
     assert starts[-1] - starts[0] >= 9 * 0.25 - 1e-9
+
+
+# --- consent converged on every rotation; pending that lasts is a failure -------------------------
+
+
+def principal_of(h: RotationHarness, integration: str = M365) -> str:
+    principal = h.directory.service_principal_of(TENANT, app_of(h, TENANT, integration).app_id)
+    assert principal is not None
+    return principal
+
+
+async def test_a_permission_a_customer_admin_revoked_is_granted_again_before_the_next_secret_is_proven() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    old = await onboard(h)
+    principal = principal_of(h)
+    taken = min(h.directory.tenants[TENANT].assignments[principal])
+    h.directory.revoke_by_hand(TENANT, principal, taken)
+    advance(h, INTO_THE_WINDOW)
+
+    result = await h.rotation.rotate(TENANT, M365)
+
+    assert result.action is Action.ROTATED, result.detail
+    assert taken in h.directory.tenants[TENANT].assignments[principal]
+    assert latest(h).tags["key-id"] != old
+
+
+async def test_a_role_beyond_the_profile_is_revoked_by_the_next_rotation() -> None:
+    h = make_rotation()
+    await onboard(h)
+    principal = principal_of(h)
+    resource = next(iter(h.directory.tenants[TENANT].resources.values()))
+    extra = next(rid for value, rid in resource.roles_by_value.items() if value == "Mail.Read")
+    await h.directory.grant(TENANT, principal, [(resource.object_id, extra)])
+    advance(h, INTO_THE_WINDOW)
+
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED
+    assert (resource.object_id, extra) not in h.directory.tenants[TENANT].assignments[principal]
+    assert [c["resource_object_id"] for c in h.directory.calls_of("revoke")] == [resource.object_id]
+
+
+async def test_a_rotation_pending_past_the_deadline_fails_the_sweep_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    h.checker.not_replicated_for(10**9)  # the new secret never works
+
+    first = await h.rotation.sweep()
+    assert first.outcomes == Counter({"pending": 1}) and not first.failures_by_tenant
+    assert "pending-since" in latest(h).tags
+
+    advance(h, timedelta(hours=25))
+    with caplog.at_level("INFO"):
+        later = await h.rotation.sweep()
+
+    assert later.outcomes == Counter({"failed": 1}) and later.failures_by_tenant == Counter({TENANT: 1})
+    events = [r.audit for r in caplog.records if hasattr(r, "audit")]
+    assert any(e["operation"] == "rotation.stuck" for e in events)
+    assert any(r.levelname == "ERROR" and "pending since" in r.getMessage() for r in caplog.records)
+
+    h.checker.not_replicated_for(0)
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED
+    assert "pending-since" not in latest(h).tags
