@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import ssl
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,20 +113,31 @@ class GraphDirectory:
     def __init__(self, settings: Settings, identity: Identity) -> None:
         self._settings = settings
         self._identity = identity
-        self._clients: dict[str, GraphServiceClient] = {}
+        # (credential, client) of tenants the identity keeps, least recently used first, no more than it
+        # keeps credentials: a client is worth keeping while its credential, and its tokens, are.
+        self._clients: OrderedDict[str, tuple[object, GraphServiceClient]] = OrderedDict()
         self._http: httpx.AsyncClient | None = None
         self._pool: httpx.AsyncHTTPTransport | None = None
 
     def client(self, tenant_id: str) -> GraphServiceClient:
-        """One Graph client per tenant per process (its own credential and token cache), all on one HTTP client."""
-        client = self._clients.get(tenant_id)
-        if client is None:
-            credential = self._identity.management_credential(tenant_id)
-            auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
-            adapter = GraphRequestAdapter(auth, client=self._http_client())
-            adapter.base_url = self._settings.graph_base_url
-            client = GraphServiceClient(request_adapter=adapter)
-            self._clients[tenant_id] = client
+        """One Graph client per kept tenant (on its credential and token cache), all on one HTTP client."""
+        credential = self._identity.management_credential(tenant_id)
+        kept = self._clients.get(tenant_id)
+        if kept is not None and kept[0] is credential:
+            self._clients.move_to_end(tenant_id)
+            return kept[1]
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
+        adapter = GraphRequestAdapter(auth, client=self._http_client())
+        adapter.base_url = self._settings.graph_base_url
+        client = GraphServiceClient(request_adapter=adapter)
+        if self._identity.keeps(tenant_id, credential):
+            self._clients[tenant_id] = (credential, client)
+            self._clients.move_to_end(tenant_id)
+            while len(self._clients) > self._identity.tenant_cache_size:
+                self._clients.popitem(last=False)  # nothing to close: every client sends through _http_client()
+        else:
+            # A tenant that has not answered yet (or was evicted): this client serves this call only.
+            self._clients.pop(tenant_id, None)
         return client
 
     def _http_client(self) -> httpx.AsyncClient:

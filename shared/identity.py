@@ -11,6 +11,8 @@ import base64
 import json
 import logging
 import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from azure.core.credentials import AccessToken
@@ -22,7 +24,7 @@ from .errors import ConsentRequired, TenantNotAllowed, UpstreamError, UpstreamUn
 from .model import Secret
 from .ports import NotReplicatedYet
 from .settings import Settings
-from .tls import azure_transport
+from .tls import SharedTransport, azure_transport
 
 logger = logging.getLogger(__name__)
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -58,6 +60,15 @@ PROVISIONER_ROLES = frozenset(
 )
 # Entra's answers when the provisioner has no service principal in the tenant: nobody consented.
 NOT_CONSENTED_CODES = frozenset({"7000229", "700016", "650052", "65001"})
+# How many customer tenants a worker keeps a credential for (and, in directory.py, a Graph client),
+# least recently used out. What a kept credential saves is a token request: Entra's access tokens
+# live 60-90 minutes (https://learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime),
+# so a tenant evicted and contacted again pays one round trip to Entra, beside the ~48 Graph requests
+# of an onboarding; the rotation sweep reaches a tenant once in 6 hours, after its token has expired
+# anyway. A kept tenant (credential, tokens and Graph client) holds about 35 KiB, measured with
+# tracemalloc over 200 consented tenants, so the bound holds these caches under 9 MiB whatever
+# tenant ids callers send (tests/functions/test_tenant_caches.py).
+TENANT_CACHE_SIZE = 256
 
 
 class FederatedCredential(AsyncTokenCredential):
@@ -68,18 +79,28 @@ class FederatedCredential(AsyncTokenCredential):
     tenant, subject = the identity's object id). ClientAssertionCredential calls its assertion
     function synchronously, so the assertion is fetched here, asynchronously, before each token
     request: no blocking I/O on the event loop.
+
+    `transport` is lent by the Identity, one for all tenants (one TLS context and connection pool,
+    shared/tls.py); `settle` hears how each token request ended (None: Entra issued a token), so the
+    Identity keeps only tenants that answered.
     """
 
-    def __init__(self, identity: ManagedIdentityCredential, settings: Settings, tenant_id: str, client_id: str) -> None:
+    def __init__(
+        self, identity: ManagedIdentityCredential, settings: Settings, tenant_id: str, client_id: str,
+        transport: dict[str, Any], settle: Callable[[FederatedCredential, Exception | None], Awaitable[None]],
+    ) -> None:  # fmt: skip
+        self.tenant_id = tenant_id
+        self.closed = False
         self._identity = identity
         self._assertion = ""
+        self._settle = settle
         self._inner = ClientAssertionCredential(
             tenant_id,
             client_id,
             lambda: self._assertion,
             authority=settings.authority_host,
             disable_instance_discovery=settings.is_local,
-            **azure_transport(settings.tls_ca_bundle),  # one TLS context, not one per request (shared/tls.py)
+            **transport,
         )
 
     async def get_token(
@@ -87,9 +108,18 @@ class FederatedCredential(AsyncTokenCredential):
         **kwargs: Any,
     ) -> AccessToken:  # fmt: skip
         self._assertion = (await self._identity.get_token(TOKEN_EXCHANGE_SCOPE)).token
-        return await self._inner.get_token(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+        try:
+            token = await self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        except Exception as error:
+            await self._settle(self, error)
+            raise
+        await self._settle(self, None)
+        return token
 
     async def close(self) -> None:
+        self.closed = True
         await self._inner.close()
 
     async def __aexit__(self, *args: object) -> None:
@@ -100,7 +130,16 @@ class Identity:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._managed_identity: ManagedIdentityCredential | None = None
-        self._federated: dict[str, FederatedCredential] = {}
+        self.tenant_cache_size = TENANT_CACHE_SIZE
+        # Tenants that answered with a token, least recently used first, at most tenant_cache_size.
+        # Any GUID in a URL reaches this class, so a tenant is kept only once Entra issued it a token:
+        # unknown and unconsented tenants never push out the customers being served.
+        self._federated: OrderedDict[str, FederatedCredential] = OrderedDict()
+        # Tenants asked and not yet answered: concurrent first requests share one credential. A
+        # failed token request removes its tenant; the bound holds whatever is never asked.
+        self._first_contact: OrderedDict[str, FederatedCredential] = OrderedDict()
+        # One connection pool for every tenant's token requests: they all go to the same authority.
+        self._transport: SharedTransport | None = None
 
     def _managed(self) -> ManagedIdentityCredential:
         if self._managed_identity is None:
@@ -112,7 +151,7 @@ class Identity:
 
     def management_credential(self, tenant_id: str) -> AsyncTokenCredential:
         """The credential that manages app registrations in `tenant_id`: the managed identity at home,
-        the provisioner app (federated, cached per tenant) anywhere else."""
+        the provisioner app (federated, kept per tenant once it answered: `_settle`) anywhere else."""
         provisioner = self._settings.provisioner_client_id
         if tenant_id == self._settings.home_tenant_id:
             if provisioner is not None and not self._settings.allow_home_tenant:
@@ -129,10 +168,47 @@ class Identity:
                 tenantId=tenant_id,
             )
         credential = self._federated.get(tenant_id)
+        if credential is not None:
+            self._federated.move_to_end(tenant_id)
+            return credential
+        credential = self._first_contact.get(tenant_id)
         if credential is None:
-            credential = FederatedCredential(self._managed(), self._settings, tenant_id, provisioner)
-            self._federated[tenant_id] = credential
+            if self._transport is None:
+                self._transport = SharedTransport(self._settings.tls_ca_bundle)
+            credential = FederatedCredential(
+                self._managed(), self._settings, tenant_id, provisioner, self._transport.lend(), self._settle
+            )
+            self._first_contact[tenant_id] = credential
+            if len(self._first_contact) > self.tenant_cache_size:
+                self._first_contact.popitem(last=False)  # forgotten, not closed: a request may still be using it
         return credential
+
+    def keeps(self, tenant_id: str, credential: AsyncTokenCredential) -> bool:
+        """Whether `credential` is the one kept for `tenant_id` (the managed identity, or a customer
+        tenant that answered): what is built on it is worth keeping too (directory.py)."""
+        return credential is self._managed_identity or self._federated.get(tenant_id) is credential
+
+    async def _settle(self, credential: FederatedCredential, error: Exception | None) -> None:
+        """Keep a tenant's credential once Entra issued it a token; drop it when Entra refuses it (consent
+        revoked, tenant gone).
+
+        Closing an evicted credential cannot break a request still using it: it borrows the shared
+        transport, which its close leaves open (shared/tls.py), so the request goes on and only that
+        credential's token cache goes with it."""
+        tenant_id = credential.tenant_id
+        if self._first_contact.get(tenant_id) is credential:
+            del self._first_contact[tenant_id]
+        evicted: list[FederatedCredential] = []
+        if error is None:
+            # Never one evicted (and closed) earlier whose request in flight has just finished.
+            if not credential.closed and tenant_id not in self._federated:
+                self._federated[tenant_id] = credential
+                while len(self._federated) > self.tenant_cache_size:
+                    evicted.append(self._federated.popitem(last=False)[1])
+        elif isinstance(error, ClientAuthenticationError) and self._federated.get(tenant_id) is credential:
+            evicted.append(self._federated.pop(tenant_id))
+        for old in evicted:
+            await old.close()
 
     def consent_url(self, tenant_id: str) -> str | None:
         """Where a customer's admin grants the provisioner app its permissions, once."""
@@ -186,9 +262,13 @@ class Identity:
         return self._managed()
 
     async def close(self) -> None:
-        for credential in self._federated.values():
+        for credential in [*self._federated.values(), *self._first_contact.values()]:
             await credential.close()
         self._federated.clear()
+        self._first_contact.clear()
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
         if self._managed_identity is not None:
             await self._managed_identity.close()
 

@@ -12,6 +12,10 @@ measured on the sweep's listing, where Key Vault pages must be read one after an
 clients authenticate with bearer tokens (netrc never applies), so the environment is consulted
 only when a proxy is configured in it; otherwise the same transport serves Azure too, with
 aiohttp's default context (the public roots).
+
+Many credentials can share one transport (`SharedTransport`): each tenant's federated credential
+otherwise owns an aiohttp session, its own connection pool and a kept-alive TLS connection to the
+same token endpoint, for as long as the credential lives.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import ssl
 from typing import Any
 
 import aiohttp
-from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.pipeline.transport import AioHttpTransport, AsyncHttpTransport
 
 
 @functools.cache
@@ -61,3 +65,50 @@ def azure_transport(ca_bundle: str | None) -> dict[str, Any]:
     trusting `ca_bundle` (or the public roots) that consults the environment only for a configured proxy."""
     proxy = any(os.environ.get(name) for name in PROXY_VARIABLES)
     return {"transport": _OneContextTransport(_context(ca_bundle) if ca_bundle else None, trust_env=proxy)}
+
+
+class _Borrowed(AsyncHttpTransport[Any, Any]):
+    """A client's handle on a transport that others share: it sends through it and never closes it.
+
+    A credential's `close` ends in its pipeline's transport (azure-identity's AadClient.close awaits
+    `pipeline.__aexit__`, which awaits the transport's), so without this handle closing one
+    tenant's credential would close every tenant's connection pool.
+    """
+
+    def __init__(self, shared: AsyncHttpTransport[Any, Any]) -> None:
+        self._shared = shared
+
+    async def send(self, request: Any, **kwargs: Any) -> Any:
+        return await self._shared.send(request, **kwargs)
+
+    async def open(self) -> None:
+        await self._shared.open()
+
+    async def close(self) -> None:
+        """The owner of the shared transport closes it (SharedTransport.close)."""
+
+    async def __aenter__(self) -> _Borrowed:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()
+
+    async def sleep(self, duration: float) -> None:
+        await self._shared.sleep(duration)
+
+
+class SharedTransport:
+    """One transport (one aiohttp session and connection pool) lent to any number of azure-core clients.
+
+    Lent handles never close it; `close` does, once, when nothing will send through it again."""
+
+    def __init__(self, ca_bundle: str | None) -> None:
+        self._transport: AsyncHttpTransport[Any, Any] = azure_transport(ca_bundle)["transport"]
+
+    def lend(self) -> dict[str, Any]:
+        """Keyword arguments for one more azure-core async client or azure-identity async credential."""
+        return {"transport": _Borrowed(self._transport)}
+
+    async def close(self) -> None:
+        await self._transport.close()
