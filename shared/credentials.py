@@ -14,8 +14,9 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from .catalog import Catalog
 from .errors import UnknownIntegration
@@ -25,6 +26,7 @@ from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, 
 from .settings import Settings
 
 audit_log = logging.getLogger("tenant_onboarding.audit")
+T = TypeVar("T")
 PENDING_RETRY_AFTER_SECONDS = 5
 CONTENT_TYPES = {
     SecretKind.CLIENT_ID: "application/vnd.entra.client-id",
@@ -105,6 +107,23 @@ def audit(operation: str, context: dict[str, str], **fields: str) -> None:
         **fields,
     }
     audit_log.info("%s %s", operation, " ".join(f"{k}={v}" for k, v in sorted(event.items())), extra={"audit": event})
+
+
+async def within_replication(
+    what: str, operation: Callable[[], Awaitable[T]], *, deadline_seconds: float, clock: Clock
+) -> T:
+    """Run a Graph step, waiting out replication lag (and throttling) for up to `deadline_seconds`;
+    StillReplicating after that, for the caller to answer 202 or report the rotation pending."""
+    try:
+        return await retry(
+            operation,
+            what=what,
+            retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
+            deadline_seconds=deadline_seconds,
+            clock=clock,
+        )
+    except RetryDeadline as deadline:
+        raise StillReplicating(what, deadline) from deadline
 
 
 def throttle_hint(error: Exception) -> float | None:

@@ -43,8 +43,8 @@ from .credentials import (
     known_profile,
     registration_key,
     secret_name,
-    throttle_hint,
     unique_name,
+    within_replication,
 )
 from .errors import (
     NameHeldByDeletedRegistration,
@@ -76,7 +76,7 @@ from .ports import (
     TenantAccess,
     Vault,
 )
-from .retry import Clock, RetryDeadline, retry
+from .retry import Clock
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -389,16 +389,9 @@ class Onboarding:
 
     async def _replicated(self, what: str, operation: Callable[[], Any]) -> Any:
         """Run a Graph step, waiting out replication within the configured time, else 202."""
-        try:
-            return await retry(
-                operation,
-                what=what,
-                retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
-                deadline_seconds=self.settings.replication_timeout_seconds,
-                clock=self.clock,
-            )
-        except RetryDeadline as deadline:
-            raise StillReplicating(what, deadline) from deadline
+        return await within_replication(
+            what, operation, deadline_seconds=self.settings.replication_timeout_seconds, clock=self.clock
+        )
 
     async def _principal_and_grants(
         self,

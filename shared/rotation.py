@@ -40,15 +40,15 @@ from .credentials import (
     known_profile,
     registration_key,
     secret_name,
-    throttle_hint,
     unique_name,
+    within_replication,
 )
 from .errors import NotOwned, OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
 from .locks import Locks, RegistrationBusy
 from .model import AppRegistration, IntegrationProfile, PasswordPolicy, SecretKind, SecretSummary, StoredSecret
 from .ownership import examine
-from .ports import CredentialChecker, Directory, NotReplicatedYet, TenantAccess, Vault
-from .retry import Clock, RetryDeadline, retry
+from .ports import CredentialChecker, Directory, TenantAccess, Vault
+from .retry import Clock
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -259,16 +259,9 @@ class Rotation:
             await self._within_replication("permission grants", grants.attempt)
 
     async def _within_replication(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await retry(
-                operation,
-                what=what,
-                retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
-                deadline_seconds=self.settings.replication_timeout_seconds,
-                clock=self.clock,
-            )
-        except RetryDeadline as deadline:
-            raise StillReplicating(what, deadline) from deadline
+        return await within_replication(
+            what, operation, deadline_seconds=self.settings.replication_timeout_seconds, clock=self.clock
+        )
 
     async def _still_pending(
         self, result: RotationResult, stored: StoredSecret, pending: StillReplicating, context: dict[str, str]
