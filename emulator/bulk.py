@@ -247,6 +247,7 @@ def _registration(
             "key-id": password["keyId"],
             "verified": "true",
             "issued-at": password["startDateTime"],
+            "lifetime-days": str(round((end - start).total_seconds() / 86400)),
         }
         if previous is not None:  # what rotation writes on the version it stores
             tags |= {

@@ -183,7 +183,9 @@ class Onboarding:
                 policyId=policy.policy_id,
                 **context,
             )
-        lifetime_days = float(request.secret_lifetime_days or self.settings.secret_lifetime_days)
+        # What the caller asked for is kept on the stored secret (`lifetime-days`), so rotation keeps to it.
+        requested_days = request.secret_lifetime_days or self.settings.secret_lifetime_days
+        lifetime_days = float(requested_days)
         if policy.max_lifetime_days is not None and lifetime_days > policy.max_lifetime_days:
             progress("policy", f"secret lifetime clamped to {policy.max_lifetime_days:g} days by the tenant's policy")
             lifetime_days = policy.max_lifetime_days
@@ -206,7 +208,7 @@ class Onboarding:
             (sp_id, granted), (secret_stored, secret, new_password) = await _together(
                 self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
                 self._ensure_secret(
-                    tenant, profile, app, lifetime_days, context, stored[SecretKind.CLIENT_SECRET], done
+                    tenant, profile, app, lifetime_days, requested_days, context, stored[SecretKind.CLIENT_SECRET], done
                 ),
             )
             progress(
@@ -455,6 +457,7 @@ class Onboarding:
         profile: IntegrationProfile,
         app: AppRegistration,
         lifetime_days: float,
+        requested_days: int,
         context: dict[str, str],
         stored: StoredSecret | None,
         done: _Done,
@@ -470,6 +473,7 @@ class Onboarding:
             "key-id": new.info.key_id,
             "verified": "false",
             "issued-at": iso(self.now()),
+            "lifetime-days": str(requested_days),
         }
         name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
         written = await self.credentials.store(tenant, app, name, new, tags, context)

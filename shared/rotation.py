@@ -288,6 +288,13 @@ class Rotation:
             audit("rotation.stuck", context, pendingSince=iso(since), step=pending.step)
         return result
 
+    def _requested_days(self, stored: StoredSecret) -> int:
+        """The lifetime the onboarding caller asked for (the `lifetime-days` tag), within this deployment's
+        bounds; the configured default for a registration onboarded before the tag existed."""
+        raw = stored.tags.get("lifetime-days", "")
+        days = int(raw) if raw.isascii() and raw.isdigit() else self.settings.secret_lifetime_days
+        return max(1, min(days, self.settings.max_secret_lifetime_days))
+
     async def _password_policy(self, tenant: str) -> PasswordPolicy:
         """The tenant's policy, read at most once a minute per tenant: a sweep rotating hundreds of
         registrations in one tenant would otherwise read the same policy before every one.
@@ -351,7 +358,7 @@ class Rotation:
                 policyId=policy.policy_id,
                 **context,
             )
-        days = float(self.settings.secret_lifetime_days)
+        days = float(self._requested_days(stored))
         if policy.max_lifetime_days is not None:
             days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
         display_name = self.credentials.new_display_name()

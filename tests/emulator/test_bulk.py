@@ -100,6 +100,7 @@ def test_a_bulk_registration_is_what_onboarding_leaves_and_its_secret_works(
         "key-id": password["keyId"],
         "verified": "true",
         "issued-at": password["startDateTime"],
+        "lifetime-days": "180",
     }
     for kind, value in (("client-id", app["appId"]), ("tenant-id", tenant)):
         stored = vault.get_secret(f"{name}-{kind}")

@@ -176,12 +176,6 @@ async def test_rotating_after_a_leak_retires_the_previous_credentials_at_once(
         assert world.consumer.refused(onboarded.tenant, client_id, old_secret, scope, world.settle_seconds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: rotation mints SECRET_LIFETIME_DAYS (180 by default), not the secretLifetimeDays the "
-    "caller asked for when onboarding; the requested lifetime is not kept anywhere (shared/rotation.py)",
-)
 async def test_a_rotated_secret_keeps_the_short_lifetime_the_caller_asked_for(
     onboarded: Registration, target: Target
 ) -> None:

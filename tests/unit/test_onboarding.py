@@ -155,6 +155,7 @@ async def test_first_onboarding_registers_one_app_grants_the_profile_and_stores_
         "key-id": password.info.key_id,
         "verified": "true",
         "issued-at": "2025-01-15T09:00:00Z",
+        "lifetime-days": "180",  # what the caller asked for (here the default), so rotation keeps to it
     }
     assert client_secret.value == password.text
     assert client_secret.expires == password.info.end == START + timedelta(days=180)

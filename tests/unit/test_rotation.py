@@ -879,3 +879,15 @@ async def test_a_rotation_pending_past_the_deadline_fails_the_sweep_loudly(caplo
     h.checker.not_replicated_for(0)
     assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED
     assert "pending-since" not in latest(h).tags
+
+
+async def test_a_rotation_keeps_the_lifetime_the_onboarding_caller_asked_for() -> None:
+    h = make_rotation()
+    await onboard(h, lifetime_days=30)
+    assert latest(h).tags["lifetime-days"] == "30"
+
+    assert (await h.rotation.rotate(TENANT, M365, force=True)).action is Action.ROTATED
+
+    new = app_of(h).passwords[latest(h).tags["key-id"]].info
+    assert new.end - new.start == timedelta(days=30)
+    assert latest(h).tags["lifetime-days"] == "30"
