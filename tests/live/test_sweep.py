@@ -161,7 +161,11 @@ async def test_a_run_stopped_with_sigterm_still_offboards_what_it_made(target: T
             while not other and process.returncode is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
                 other = {leftover.run for leftover in (await target.leftovers())[0]} - known
-            assert other, "the run made nothing before it ended"
+            if not other:
+                if process.returncode is None:
+                    process.kill()
+                told = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+                pytest.fail(f"the run made nothing before it ended (exit {process.returncode}):\n{told[-4000:]}")
             process.send_signal(signal.SIGTERM)
             output = (await asyncio.wait_for(process.communicate(), 120))[0].decode()
         finally:
