@@ -67,6 +67,12 @@ class TenantNotAllowed(OnboardingError):
     title = "This tenant may not be onboarded"
 
 
+class TenantNotFound(OnboardingError):
+    problem_type = "tenant-not-found"
+    status = 404
+    title = "Entra knows no tenant with this id"
+
+
 class ConsentRequired(OnboardingError):
     problem_type = "consent-required"
     status = 403

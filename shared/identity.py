@@ -20,7 +20,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
 
-from .errors import ConsentRequired, TenantNotAllowed, UpstreamError, UpstreamUnavailable
+from .errors import ConsentRequired, TenantNotAllowed, TenantNotFound, UpstreamError, UpstreamUnavailable
 from .model import Secret
 from .ports import NotReplicatedYet
 from .settings import Settings
@@ -58,6 +58,9 @@ TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a s
 PROVISIONER_ROLES = frozenset(
     {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
 )
+# AADSTS90002 InvalidTenantName: "The tenant name wasn't found in the data store"
+# (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): a mistyped or made-up id.
+TENANT_NOT_FOUND_CODE = "90002"
 # Entra's answers when the provisioner has no service principal in the tenant: nobody consented.
 NOT_CONSENTED_CODES = frozenset({"7000229", "700016", "650052", "65001"})
 # How many customer tenants a worker keeps a credential for (and, in directory.py, a Graph client),
@@ -228,6 +231,8 @@ class Identity:
             code = _aadsts(error)
             if code in NOT_CONSENTED_CODES:
                 return False, set()
+            if code == TENANT_NOT_FOUND_CODE:
+                raise TenantNotFound("Entra knows no tenant with this id.", tenantId=tenant_id) from None
             raise UpstreamError(
                 "Entra refused the provisioner's token request",
                 "entra",

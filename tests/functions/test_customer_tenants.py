@@ -155,3 +155,16 @@ async def test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op(vendor:
 
     reonboarded = await api.put(NORTHWIND, "sentinel")  # soft-deleted secret names are recovered and reused
     assert reonboarded.status_code == 201, body_of(reonboarded)
+
+
+async def test_a_tenant_entra_does_not_know_is_404_tenant_not_found_for_every_route(
+    vendor: tuple[Api, str, str],
+) -> None:
+    api, _, _ = vendor
+    made_up = str(uuid.uuid4())
+    put = await api.put(made_up, "sentinel")
+    get = await api.get(made_up, "sentinel")
+    for response in (put, get):
+        assert response.status_code == 404, body_of(response)
+        assert body_of(response)["type"].endswith("/tenant-not-found")
+    assert made_up not in api.stand_in.state()["tenants"]
