@@ -136,8 +136,7 @@ async def test_the_manual_sweep_command_offboards_what_an_interrupted_run_left(t
 async def test_a_run_stopped_with_sigterm_still_offboards_what_it_made(target: Target, world: World) -> None:
     # A cancelled CI job gets SIGTERM: the suite turns it into KeyboardInterrupt, on which pytest still
     # runs the finalizers. The run is a real one, in a process of its own, pointed at this stand-in as a
-    # maintainer points it at a tenant (LIVE_TARGET=in-process and the app's settings), slowed down so
-    # the signal lands while it onboards.
+    # maintainer points it at a tenant (LIVE_TARGET=in-process and the app's settings).
     if target.kind != "in-process":
         pytest.skip("the signal handling is the same for both targets: shown once, in process")
     assert world.stand_in is not None
@@ -149,7 +148,12 @@ async def test_a_run_stopped_with_sigterm_still_offboards_what_it_made(target: T
         LIVE_INTEGRATION=world.integration,
     )
     known = {leftover.run for leftover in (await target.leftovers())[0]}
-    world.stand_in.set_faults([{"kind": "latency", "service": "vault", "latency_ms": 200}])
+    # The run stops for a while right after it has registered its app (its client secret takes 8 s to
+    # come), so the signal lands mid-onboarding however long this side's look at the tenants takes: with
+    # a vault and a directory full of other tests' objects, one look can outlast a whole unhindered run.
+    world.stand_in.set_faults(
+        [{"kind": "latency", "service": "graph", "method": "POST", "path": "addPassword", "latency_ms": 8000}]
+    )
     try:
         process = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "pytest", "tests/live/test_one_tenant.py", "-k", "status", "-p", "no:cacheprovider"],
