@@ -34,6 +34,16 @@ PATH_PARAMETERS = [
      "schema": {"type": "string", "pattern": PROFILE_PATTERN}},
 ]  # fmt: skip
 
+# Every problem type the API answers with, listed by hand so a new one is a reviewed change to this document
+# (tests/unit/test_openapi_problems.py compares it with the errors the code can raise).
+PROBLEM_TYPES = (
+    "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered",
+    "registration-busy", "registration-not-found", "registration-not-owned", "resource-api-missing",
+    "secret-lifetime-exceeds-policy", "secrets-forbidden-by-policy", "tenant-not-allowed", "tenant-not-found",
+    "unique-name-held-by-deleted-app", "unknown-integration", "unsupported-media-type", "upstream-error",
+    "upstream-timeout", "upstream-unavailable",
+)  # fmt: skip
+
 COMMON_ERRORS = {
     "400": _problem("Invalid input; `field` names it. Nothing was created."),
     "401": {"description": "Missing or wrong function key (answered by the Functions host)."},
@@ -309,7 +319,8 @@ SCHEMAS: dict[str, Any] = {
         "description": f"RFC 9457 problem details; `type` is stable and starts with {PROBLEM_BASE}.",
         "required": ["type", "title", "status"],
         "properties": {
-            "type": {"type": "string", "format": "uri"}, "title": STRING, "status": {"type": "integer"},
+            "type": {"type": "string", "format": "uri", "enum": [PROBLEM_BASE + name for name in PROBLEM_TYPES]},
+            "title": STRING, "status": {"type": "integer"},
             "detail": STRING, "instance": STRING, "field": STRING, "tenantId": STRING, "integration": STRING,
             "upstreamService": STRING, "upstreamStatus": {"type": ["integer", "null"]}, "upstreamCode": NULLABLE_STRING,
         },
