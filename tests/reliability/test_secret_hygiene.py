@@ -15,6 +15,7 @@ nothing else the product handles contains (JWTs and PEM use no "~").
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import azure.functions as func
 import pytest
@@ -95,15 +97,83 @@ def stored_versions(stand_in: StandIn, name: str) -> list[str]:
         return [str(client.get_secret(name, version).value) for version in versions]
 
 
+# A piece of a secret this long is a leak (about 70 bits of it): a log of `secret[6:]` or of any
+# 12 characters of one, in the clear, URL-encoded or base64-encoded in either alphabet.
+WINDOW = 12
+
+
+def windows(text: str) -> set[str]:
+    return {text[at : at + WINDOW] for at in range(len(text) - WINDOW + 1)}
+
+
+def base64_forms(data: bytes) -> set[str]:
+    """What data's base64 shows wherever data sits in what was encoded, in both alphabets.
+
+    Base64 turns each 3 bytes into 4 characters, so the characters for data depend on where data
+    starts within a group of 3. Encoding data from its 1st, 2nd and 3rd byte, cut to whole groups,
+    gives the characters that every encoding of anything holding data (or a long enough piece of
+    it) contains, for each of the three alignments.
+    """
+    forms = set()
+    for shift in range(3):
+        whole_groups = data[shift:][: (len(data) - shift) // 3 * 3]
+        forms |= {base64.b64encode(whole_groups).decode(), base64.urlsafe_b64encode(whole_groups).decode()}
+    return forms
+
+
+def needles(canaries: list[str]) -> frozenset[str]:
+    """Every WINDOW characters of each canary as it could be let out: found, they mean a leak."""
+    found: set[str] = set()
+    for canary in canaries:
+        shown = {canary, quote(canary, safe=""), quote_plus(canary), quote(canary, safe="").replace("~", "%7E")}
+        shown |= base64_forms(canary.encode())
+        for form in shown:
+            found |= windows(form)
+    return frozenset(found)
+
+
 def leaks(canaries: list[str], texts: list[str]) -> list[str]:
-    """Where a canary or the mark of an Entra secret appears: the first 120 characters around it."""
+    """Where a piece of a canary or the mark of an Entra secret appears: the 120 characters around it,
+    with every character of a found piece shown as `*` (a failing run must not print what leaked).
+
+    All needles are WINDOW long, so one pass over each text looks each of its windows up in a set.
+    """
+    wanted = needles(canaries)
     found = []
     for text in texts:
-        for needle in [*canaries, ENTRA_SECRET_MARK]:
-            at = text.find(needle)
-            if at >= 0:
-                found.append(text[max(0, at - 60) : at + 60].replace(needle, "<HERE>"))
+        hits = [at for at in range(len(text) - WINDOW + 1) if text[at : at + WINDOW] in wanted]
+        mark = text.find(ENTRA_SECRET_MARK)
+        if not hits and mark < 0:
+            continue
+        at = hits[0] if hits else mark
+        start, end = max(0, at - 60), at + 60
+        shown = list(text[start:end])
+        for hit in hits:
+            for i in range(max(hit, start), min(hit + WINDOW, end)):
+                shown[i - start] = "*"
+        if mark >= 0 and not hits:
+            # A secret never stored: masked by its shape (a 4-character prefix, the mark, 34 more).
+            secret_end = min(mark + len(ENTRA_SECRET_MARK) + 34, end)
+            shown[max(mark - 4, start) - start : secret_end - start] = "<ENTRA SECRET>"
+        found.append("".join(shown))
     return found
+
+
+def test_the_leak_search_finds_pieces_and_encodings_of_a_secret() -> None:
+    canary = "Ab38Q~xY.z_0-9kLmNoPqRsTuVwXyZ01234567~."  # the shape of an Entra secret
+    tail = canary[6:]  # what a log of all but the first characters would show
+    pieces = [tail, canary[20:32], quote(tail, safe="").replace("~", "%7E"), quote_plus(canary)]
+    for padding in ("", "x", "xy"):  # every base64 alignment of the piece within what was encoded
+        data = f"{padding}{tail}".encode()
+        pieces += [base64.b64encode(data).decode(), base64.urlsafe_b64encode(data).decode()]
+    for piece in pieces:
+        [found] = leaks([canary], [f"record: {piece} end"])
+        assert found.startswith("record: ") and found.endswith(" end"), piece
+        assert not any(w in found for w in windows(piece)), "the report shows no piece of what leaked"
+    [found] = leaks([], [f"a secret never stored: {canary} end"])  # found by the mark alone
+    assert canary[:3] not in found and canary[6:] not in found and found.endswith(" end")
+    # Shorter pieces are not leaks (the hint Graph shows is 3 characters), nor is unrelated base64.
+    assert leaks([canary], [f"short: {canary[6:17]} {canary[-11:]} {base64.b64encode(b'unrelated text')!r}"]) == []
 
 
 def test_a_cli_process_leaks_no_secret_to_output_files_or_telemetry(
