@@ -17,7 +17,7 @@ from tests.azurite import Azurite
 from tests.functions.conftest import Api, app_environment, body_of
 from tests.functions.test_http_api import token_roles
 
-LAG_MS = 4000  # longer than the product waits for a proof in one PUT
+LAG_MS = 6000  # well beyond the second the product waits for a proof in one PUT, even on a slow runner
 VERIFY_TIMEOUT_SECONDS = "1"
 ATTEMPTS = 30
 INTEGRATION = "sentinel"  # two resource APIs: a token for each must hold its roles
