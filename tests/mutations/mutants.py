@@ -1,0 +1,348 @@
+"""Named, small product bugs, each with the tests that must catch it (issue 21).
+
+Like tests/infra/test_mutations.py does for the Bicep template: every mutant is one exact text
+replacement in one file of a copy of the repository, and `guards` are the pytest node ids (or
+files) that must fail against that copy. `old` must occur exactly once in its file, so a refactor
+that moves the code makes the mutant fail loudly (tests/mutations/test_fast_slice.py checks it for
+every mutant) instead of silently testing nothing.
+
+Run them: `scripts/mutate` (all), `python -m tests.mutations.run --fast`, `--only NAME`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to the project root
+    old: str  # must occur exactly once in `file`
+    new: str
+    guards: tuple[str, ...]  # pytest node ids or files; at least one must fail
+    fast: bool = False  # in the CI slice: guards are unit tests only, a few seconds each
+
+
+UNIT_ONBOARDING = "tests/unit/test_onboarding.py"
+UNIT_ROTATION = "tests/unit/test_rotation.py"
+UNIT_CATALOG = "tests/unit/test_catalog_and_settings.py"
+UNIT_AZURE_SETTINGS = "tests/unit/test_settings_in_azure.py"
+FRAGMENTS = "tests/unit/test_secret_fragments.py"
+VALIDATION = "tests/unit/test_validation_rules.py"
+
+MINTED = "        done.minted = True\n        return written, new.secret, new.info\n"
+PROVE_IN_ONBOARDING = "                await self.credentials.prove(tenant, app.app_id, secret, profile)\n"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # --- the issue's named bugs ---
+    Mutant(
+        "onboarding logs the secret text at DEBUG",
+        "shared/onboarding.py",
+        MINTED,
+        '        logger.debug("minted a client secret: %s", new.secret.reveal())\n' + MINTED,
+        (f"{UNIT_ONBOARDING}::test_no_secret_text_reaches_a_log_record_the_progress_or_the_result", FRAGMENTS),
+        fast=True,
+    ),
+    Mutant(
+        "onboarding logs all but the first 6 characters of the secret",
+        "shared/onboarding.py",
+        MINTED,
+        '        logger.debug("minted a client secret ending %s", new.secret.reveal()[6:])\n' + MINTED,
+        (FRAGMENTS,),
+        fast=True,
+    ),
+    Mutant(
+        "the proof step is removed (secret still tagged verified)",
+        "shared/onboarding.py",
+        PROVE_IN_ONBOARDING,
+        "",
+        (
+            f"{UNIT_ONBOARDING}::test_verification_failing_past_its_timeout_is_pending_and_the_next_put_verifies_without_minting",
+            f"{UNIT_ONBOARDING}::test_grants_still_replicating_past_the_timeout_answer_pending_and_are_finished_next_time",
+            "tests/unit/test_proof_required.py",
+        ),
+        fast=True,
+    ),
+    Mutant(
+        "the proof ignores the token's roles",
+        "shared/credentials.py",
+        "                if not wanted <= roles:\n",
+        "                if not roles and False:\n",
+        (
+            f"{UNIT_ONBOARDING}::test_grants_still_replicating_past_the_timeout_answer_pending_and_are_finished_next_time",
+            "tests/unit/test_proof_required.py",
+        ),
+        fast=True,
+    ),
+    Mutant(
+        "rotation's grace period is 0",
+        "shared/rotation.py",
+        "grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)",
+        "grace = timedelta(0)",
+        (
+            f"{UNIT_ROTATION}::test_the_superseded_credential_is_retired_only_after_the_grace_period_and_nothing_else_is",
+            f"{UNIT_ROTATION}::test_a_secret_inside_the_window_is_rotated_tagged_and_the_old_one_kept",
+        ),
+        fast=True,
+    ),
+    Mutant(
+        "one role dropped from the catalog's never-list",
+        "shared/catalog.py",
+        '    "AppRoleAssignment.ReadWrite.All",  # grant any app role to anything, itself included\n',
+        "",
+        (f"{UNIT_CATALOG}::test_a_takeover_role_is_refused_even_when_allow_listed_as_high_impact",),
+        fast=True,
+    ),
+    Mutant(
+        "the catalog's allow-list check skips a role",
+        "shared/catalog.py",
+        "    unlisted = [role for role in roles if (app_id, role) not in allowed]\n",
+        "    unlisted = [role for role in roles[1:] if (app_id, role) not in allowed]\n",
+        (f"{UNIT_CATALOG}::test_a_role_nobody_reviewed_is_refused",),
+    ),
+    Mutant(
+        "the blob lease is a no-op",
+        "shared/locks.py",
+        "                await lease.acquire(lease_duration=LEASE_SECONDS)\n                return lease\n",
+        "                return lease\n",
+        (
+            "tests/functions/test_concurrency.py::test_a_held_lease_turns_a_second_holder_away_until_released",
+            "tests/functions/test_lock_contention.py::test_a_second_caller_on_a_held_registration_waits_then_is_busy",
+        ),
+    ),
+    # --- onboarding ---
+    Mutant(
+        "onboarding skips the ownership check of an existing app",
+        "shared/onboarding.py",
+        "        if not ownership.proven:\n",
+        "        if False:\n",
+        (
+            f"{UNIT_ONBOARDING}::test_an_app_this_service_cannot_prove_its_own_alone_is_refused_and_nothing_is_granted",
+            "tests/functions/test_adopted_apps.py",
+        ),
+    ),
+    Mutant(
+        "onboarding does not revoke grants beyond the profile",
+        "shared/onboarding.py",
+        "            revoked = await revoke_beyond(self.directory, tenant, sp_id, found, wanted, context)\n",
+        "            revoked = []\n",
+        (
+            "tests/functions/test_catalog_changes.py::test_a_role_granted_by_hand_beyond_the_profile_is_revoked_by_the_next_put",
+        ),
+    ),
+    Mutant(
+        "onboarding removes orphans without the grace period",
+        "shared/onboarding.py",
+        "            and p.start <= cutoff\n",
+        "",
+        (f"{UNIT_ONBOARDING}::test_an_orphan_is_kept_until_it_is_older_than_the_grace_period",),
+    ),
+    Mutant(
+        "onboarding writes the client and tenant ids before the proof",
+        "shared/onboarding.py",
+        PROVE_IN_ONBOARDING,
+        "                await self._write_ids(tenant, profile, app, context, stored)\n" + PROVE_IN_ONBOARDING,
+        (
+            f"{UNIT_ONBOARDING}::test_verification_failing_past_its_timeout_is_pending_and_the_next_put_verifies_without_minting",
+            "tests/unit/test_proof_required.py",
+        ),
+    ),
+    Mutant(
+        "onboarding mints a new secret on every PUT",
+        "shared/onboarding.py",
+        "            if on_app is not None and on_app.end > self.now():\n",
+        "            if False:\n",
+        (f"{UNIT_ONBOARDING}::test_second_identical_put_creates_nothing",),
+    ),
+    Mutant(
+        "onboarding skips the tenant's consent check",
+        "shared/onboarding.py",
+        "            await self.access.ensure_reachable(request.tenant_id)\n",
+        "            pass\n",
+        (
+            "tests/functions/test_customer_tenants.py::test_unconsented_tenant_gets_403_with_the_consent_url_and_nothing_is_created",
+        ),
+    ),
+    # --- rotation ---
+    Mutant(
+        "rotation never clears the journal",
+        "shared/rotation.py",
+        '        pending = stored.tags.get("pending")\n        if not pending:\n',
+        "        pending = None\n        if not pending:\n",
+        (
+            f"{UNIT_ROTATION}::test_a_rotation_that_died_between_minting_and_storing_is_cleaned_up_first_by_the_next_run",
+        ),
+        fast=True,
+    ),
+    Mutant(
+        "rotation's pending deadline is never reached",
+        "shared/rotation.py",
+        "        if now - since >= PENDING_DEADLINE:\n",
+        "        if now - since >= PENDING_DEADLINE * 1000:\n",
+        (f"{UNIT_ROTATION}::test_a_rotation_pending_past_the_deadline_fails_the_sweep_loudly",),
+    ),
+    Mutant(
+        "rotation does not converge consent",
+        "shared/rotation.py",
+        "                    await self._converge_consent(tenant, app, stored, profile, context)\n",
+        "                    pass\n",
+        (
+            f"{UNIT_ROTATION}::test_a_permission_a_customer_admin_revoked_is_granted_again_before_the_next_secret_is_proven",
+            f"{UNIT_ROTATION}::test_a_role_beyond_the_profile_is_revoked_by_the_next_rotation",
+        ),
+    ),
+    Mutant(
+        "rotation retires the latest credential",
+        "shared/rotation.py",
+        '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix) and p.key_id != keep]\n',
+        '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix)]\n',
+        (
+            f"{UNIT_ROTATION}::test_the_superseded_credential_is_retired_only_after_the_grace_period_and_nothing_else_is",
+            f"{UNIT_ROTATION}::test_a_forced_rotation_retiring_now_removes_the_previous_credential_once_the_new_one_is_stored",
+        ),
+    ),
+    Mutant(
+        "rotation stores the new secret without proving it",
+        "shared/rotation.py",
+        "            await self.credentials.prove(tenant, app.app_id, new.secret, profile)\n",
+        "            pass\n",
+        (f"{UNIT_ROTATION}::test_a_new_secret_that_fails_its_proof_is_removed_and_never_stored",),
+    ),
+    # --- offboarding ---
+    Mutant(
+        "offboarding does not delete the app",
+        "shared/offboarding.py",
+        "            if app is not None and await self.directory.delete_application(tenant, app.object_id):\n",
+        "            if False:\n",
+        ("tests/functions/test_customer_tenants.py::test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op",),
+    ),
+    Mutant(
+        "offboarding leaves the secrets in Key Vault",
+        "shared/offboarding.py",
+        "        if await self.vault.delete(name):\n",
+        "        if False:\n",
+        ("tests/functions/test_customer_tenants.py::test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op",),
+    ),
+    # --- locks ---
+    Mutant(
+        "the blob lease is never released",
+        "shared/locks.py",
+        "                await lease.release()\n",
+        "                pass\n",
+        ("tests/functions/test_concurrency.py::test_a_held_lease_turns_a_second_holder_away_until_released",),
+    ),
+    Mutant(
+        "a held blob lease never makes the caller busy",
+        "shared/locks.py",
+        "            if loop.time() + delay > deadline:\n"
+        '                raise RegistrationBusy("Another operation on this registration is in progress.", lock=key)\n',
+        "            if loop.time() + delay > deadline:\n                return lease\n",
+        (
+            "tests/functions/test_concurrency.py::test_a_held_lease_turns_a_second_holder_away_until_released",
+            "tests/functions/test_lock_contention.py::test_a_second_caller_on_a_held_registration_waits_then_is_busy",
+        ),
+    ),
+    # --- catalog ---
+    Mutant(
+        "the catalog allows a high-impact role in a default profile",
+        "shared/catalog.py",
+        "    if high and not high_impact_profile:\n",
+        "    if high and not high_impact_profile and False:\n",
+        (f"{UNIT_CATALOG}::test_a_high_impact_role_is_refused_in_a_profile_a_caller_gets_without_asking",),
+        fast=True,
+    ),
+    Mutant(
+        "the run-time role id check is skipped",
+        "shared/consent.py",
+        "        if unreviewed:\n",
+        "        if False:\n",
+        (f"{UNIT_ONBOARDING}::test_a_resource_that_offers_a_role_under_an_unreviewed_id_gets_nothing_granted",),
+    ),
+    Mutant(
+        "the catalog takes a takeover role under a harmless name",
+        "shared/catalog.py",
+        "    if app_id == GRAPH_APP_ID and role_id in TENANT_TAKEOVER_GRAPH_IDS and TENANT_TAKEOVER_GRAPH_IDS[role_id] != value:\n",
+        "    if False:\n",
+        (UNIT_CATALOG,),
+    ),
+    # --- settings ---
+    Mutant(
+        "settings skip the cloud endpoint checks under WEBSITE_SITE_NAME",
+        "shared/settings.py",
+        "    if in_azure(env):\n        _require_cloud_endpoints(settings)\n",
+        "    if False:\n        _require_cloud_endpoints(settings)\n",
+        (UNIT_AZURE_SETTINGS,),
+    ),
+    Mutant(
+        "settings take the stand-in's switches under WEBSITE_SITE_NAME",
+        "shared/settings.py",
+        "    if in_azure(env):\n        _refuse_local_only(env)\n",
+        "    if False:\n        _refuse_local_only(env)\n",
+        (f"{UNIT_AZURE_SETTINGS}::test_the_local_stand_ins_switches_are_refused_in_azure",),
+    ),
+    Mutant(
+        "settings compare the authority host by suffix",
+        "shared/settings.py",
+        "parts.netloc.lower() in hosts",
+        "any(parts.netloc.lower().endswith(host) for host in hosts)",
+        (UNIT_AZURE_SETTINGS,),
+        fast=True,
+    ),
+    # --- validation ---
+    Mutant(
+        "the tenant id is not validated",
+        "shared/validation.py",
+        "    try:\n        parsed = uuid.UUID(raw)\n",
+        "    return raw\n    try:\n        parsed = uuid.UUID(raw)\n",
+        (VALIDATION, "tests/functions/test_http_api.py::test_bad_input_is_a_named_4xx_and_creates_nothing"),
+    ),
+    Mutant(
+        "the nil GUID is a tenant id",
+        "shared/validation.py",
+        "    if len(raw) != 36 or parsed.int == 0:\n",
+        "    if len(raw) != 36:\n",
+        (VALIDATION,),
+    ),
+    Mutant(
+        "the JSON nesting limit is removed",
+        "shared/validation.py",
+        "        if depth > max_depth:\n",
+        "        if False:\n",
+        (
+            VALIDATION,
+            "tests/reliability/test_hostile_input.py::test_deeply_nested_json_is_a_400_and_not_a_recursion_error",
+        ),
+    ),
+    # --- HTTP API ---
+    Mutant(
+        "the PUT's response carries the secret value",
+        "shared/http_api.py",
+        "    result = await services().onboarding.onboard(request)\n",
+        "    result = await services().onboarding.onboard(request)\n"
+        "    stored = await services().onboarding.vault.read(\n"
+        '        f"{services().settings.name_prefix}-{tenant_id}-{integration}-client-secret", with_value=True\n'
+        "    )\n"
+        '    result.registration["clientSecret"] = stored.value.reveal() if stored and stored.value else None\n',
+        ("tests/functions/test_http_api.py::test_no_secret_reaches_any_log_line_at_debug",),
+    ),
+    # --- the stand-in's authorization ---
+    Mutant(
+        "the stand-in grants without GRANT_READS",
+        "emulator/graph.py",
+        "        self._require(call, GRANT_READS)\n",
+        "",
+        (
+            "tests/emulator/test_graph_first_contact.py::test_granting_needs_application_read_all_beside_app_role_assignment",
+        ),
+    ),
+    Mutant(
+        "the stand-in lets OwnedBy change apps it does not own",
+        "emulator/graph.py",
+        "        if OWNED_APPS in roles and call.caller.object_id in call.tenant.owners.get(owned_object_id, []):\n",
+        "        if OWNED_APPS in roles:\n",
+        ("tests/emulator/test_graph.py::test_owned_by_cannot_change_an_app_it_does_not_own",),
+    ),
+)
+
+FAST = tuple(m for m in MUTANTS if m.fast)
