@@ -1,41 +1,49 @@
 """Runs one operation through the CLI in a process that SIGKILLs itself at a chosen point.
 
-Usage: python -m tests.reliability.crash_runner OPERATION TENANT INTEGRATION (after-event N | after-ms MS)
+Usage: python -m tests.reliability.crash_runner OPERATION TENANT INTEGRATION (after-event N | after-ms MS | calibrate FILE)
 
 `after-event N` dies right after the Nth audit event (a change just made in Entra or Key Vault),
 i.e. at a step boundary; `after-ms MS` dies MS milliseconds into the operation, anywhere.
-Settings come from the environment, as in Azure.
+`calibrate FILE` runs the operation through and writes to FILE how many audit events it made and how
+many milliseconds it took, measured as the other two modes measure, so kill points can be chosen
+inside it. Settings come from the environment, as in Azure.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 
 def main() -> None:
     operation, tenant, integration, mode, value = sys.argv[1:6]
-    from shared import credentials, offboarding, onboarding, rotation
+    from shared import credentials, offboarding, onboarding, rotation  # noqa: F401 - imported so their `audit` is replaced
     from shared.cli import main as cli
 
-    if mode == "after-event":
-        limit = int(value)
-        seen = 0
-        real_audit = credentials.audit
+    events = 0
+    names: list[str] = []
+    real_audit = credentials.audit
 
-        def audit_then_die(*args: Any, **kwargs: Any) -> None:
-            nonlocal seen
-            real_audit(*args, **kwargs)
-            seen += 1
-            if seen == limit:
-                os.kill(os.getpid(), signal.SIGKILL)
+    def audit_and_count(*args: Any, **kwargs: Any) -> None:
+        nonlocal events
+        real_audit(*args, **kwargs)
+        events += 1
+        names.append(str(args[0]) if args else "?")
+        if mode == "after-event" and events == int(value):
+            os.kill(os.getpid(), signal.SIGKILL)
 
-        for module in (credentials, onboarding, rotation, offboarding):
-            module.audit = audit_then_die  # type: ignore[attr-defined]
-    else:
+    # Every module that imported `audit` holds its own reference: replace each one (grants are audited from
+    # consent.py), so no change goes uncounted.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("shared.") and getattr(module, "audit", None) is real_audit:
+            module.audit = audit_and_count  # type: ignore[attr-defined]
+    if mode == "after-ms":
         timer = threading.Timer(int(value) / 1000, lambda: os.kill(os.getpid(), signal.SIGKILL))
         timer.daemon = True
         timer.start()
@@ -44,7 +52,12 @@ def main() -> None:
         "rotate": ["rotate", "--tenant", tenant, "--integration", integration, "--retire-immediately"],
         "offboard": ["offboard", "--tenant", tenant, "--integration", integration, "--purge-application"],
     }[operation]
-    sys.exit(cli(args))
+    started = time.monotonic()
+    code = cli(args)
+    if mode == "calibrate":
+        took = round((time.monotonic() - started) * 1000)
+        Path(value).write_text(json.dumps({"events": events, "ms": took, "exit": code, "names": names}))
+    sys.exit(code)
 
 
 if __name__ == "__main__":

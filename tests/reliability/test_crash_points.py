@@ -1,15 +1,23 @@
 """Crash at every step: a real process SIGKILLed after each change it makes (and at random moments),
-then the same operation run again must converge, with nothing of another registration touched."""
+then the same operation run again must converge, with nothing of another registration touched.
+
+A calibration run of each operation, uninterrupted, counts its changes (audit events) and times it;
+every case must really die (SIGKILL), after a change the calibration saw or at a moment inside its
+time. The random moments are drawn from CRASH_SEED (a new seed each run unless set), which every
+failure names: CRASH_SEED=<seed> draws the same moments again, as shares of the operation's time."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -21,10 +29,12 @@ from emulator.launcher import StandIn
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = "sentinel"  # two permissions on two resource APIs: every step is exercised
-ONBOARD_EVENTS = 8  # application, service principal, 2 grants, secret created, 3 secrets stored
+ONBOARD_EVENTS = 8  # application, service principal, secret created, 2 grants, 3 secrets stored (in that order)
 ROTATE_EVENTS = 4  # secret created, stored, rotated, retired
-OFFBOARD_EVENTS = 4  # application deleted, 3 secrets deleted
+OFFBOARD_EVENTS = 5  # application deleted, application purged, 3 secrets deleted
 RANDOM_POINTS = 2
+SEED = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))
+EARLIEST, LATEST = 0.05, 0.7  # random moments: this share of the calibrated time, and no later (a slower run dies too)
 
 
 def run(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -89,20 +99,45 @@ def assert_converged(stand_in: StandIn, prefix: str) -> None:
     assert set(apps[0]["passwordKeyIds"]) <= accounted_for, (apps[0]["passwordKeyIds"], latest_tags)  # type: ignore[call-overload]
 
 
-CASES = (
-    [("onboard", "after-event", n) for n in range(1, ONBOARD_EVENTS + 1)]
-    + [("rotate", "after-event", n) for n in range(1, ROTATE_EVENTS + 1)]
-    + [("offboard", "after-event", n) for n in range(1, OFFBOARD_EVENTS + 1)]
-    + [
-        (op, "after-ms", ms)
-        for op in ("onboard", "rotate", "offboard")
-        for ms in random.Random(7).sample(range(50, 900), RANDOM_POINTS)
-    ]
-)
+EVENTS = {"onboard": ONBOARD_EVENTS, "rotate": ROTATE_EVENTS, "offboard": OFFBOARD_EVENTS}
+CASES = [(op, "after-event", n) for op, count in EVENTS.items() for n in range(1, count + 1)] + [
+    (op, "random", i) for op in EVENTS for i in range(RANDOM_POINTS)
+]
+
+
+@pytest.fixture(scope="module")
+def calibration(stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
+    """Each operation run through once, from the state its cases start from: its audit events and its time."""
+    prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    measured = {}
+    for operation in EVENTS:  # onboard, then rotate and offboard what it made, as the cases do
+        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
+        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out))
+        assert done.returncode == 0, done.stderr[-2000:]
+        measured[operation] = json.loads(out.read_text())
+    print(f"\ncalibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_calibration_sees_every_step_the_cases_kill_after(calibration: dict[str, dict[str, Any]]) -> None:
+    # The step cases kill after event 1..N; an operation that makes fewer changes would let its last cases
+    # run clean, and one that makes more would leave a step untested.
+    assert {op: c["events"] for op, c in calibration.items()} == EVENTS
+
+
+def kill_point(operation: str, mode: str, value: int, calibration: dict[str, dict[str, Any]]) -> tuple[str, int]:
+    """(crash_runner mode, value): a step the calibration saw, or a moment inside the calibrated time."""
+    if mode == "after-event":
+        assert value <= calibration[operation]["events"], (operation, value, calibration[operation])
+        return mode, value
+    share = random.Random(f"{SEED}-{operation}-{value}").uniform(EARLIEST, LATEST)
+    return "after-ms", max(1, round(share * calibration[operation]["ms"]))
 
 
 @pytest.mark.parametrize(("operation", "mode", "value"), CASES)
-def test_a_killed_operation_converges_when_run_again(stand_in: StandIn, operation: str, mode: str, value: int) -> None:
+def test_a_killed_operation_converges_when_run_again(
+    stand_in: StandIn, calibration: dict[str, dict[str, Any]], operation: str, mode: str, value: int
+) -> None:
     prefix = f"k{uuid.uuid4().hex[:10]}"
     tenant = stand_in.home_tenant_id
     neighbour = f"n{uuid.uuid4().hex[:10]}"
@@ -111,8 +146,12 @@ def test_a_killed_operation_converges_when_run_again(stand_in: StandIn, operatio
     if operation != "onboard":
         assert cli(stand_in, prefix, "onboard", "--tenant", tenant, "--integration", INTEGRATION).returncode == 0
 
-    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, mode, str(value))
-    assert killed.returncode in (-signal.SIGKILL, 0), killed.stderr[-2000:]
+    point = kill_point(operation, mode, value, calibration)
+    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, *map(str, point))
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
 
     # The caller retries the same operation; a follow-up onboard/rotate sweeps up what is left.
     again = cli(stand_in, prefix, *{
