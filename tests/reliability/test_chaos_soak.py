@@ -127,7 +127,8 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     for _ in range(SWEEPS):
         clock.advance(16 * DAY)
         sweeps.append((await services.rotation.sweep()).to_json())
-    injected = stand_in.admin("GET", "/faults")["injected"]
+    faults = stand_in.admin("GET", "/faults")
+    injected = faults["injected"]
     stand_in.clear_faults()
     await services.rotation.sweep()  # a calm sweep finishes what the faults interrupted
     clock.advance(3 * DAY)  # past every grace period: the next sweep retires what is superseded
@@ -142,6 +143,15 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
         f"in {time.monotonic() - started:.0f} s; outcomes {dict(outcomes)}; sweeps {[s['outcomes'] for s in sweeps]}; "
         f"{working}/{len(set(targets))} registrations authenticate; {duplicates} duplicates; {len(unhandled)} unhandled"
     )
+    # The faults were there: every rule fired, and the failures add up to the share the mix promises.
+    for rule in faults["rules"]:
+        what = rule["drop"] if rule["kind"] == "drop" else rule["status"]
+        print(f"  {rule['service']} {rule['kind']} {what}: fired {rule['fired']} of {rule['seen']}")
+    assert [r for r in faults["rules"] if r["fired"] == 0] == [], faults["rules"]
+    for service in ("graph", "vault"):
+        rules = [r for r in faults["rules"] if r["service"] == service]
+        failed, requests = sum(r["fired"] for r in rules), rules[0]["seen"]  # the first rule matches every call
+        assert failed >= 0.10 * requests, (service, failed, requests)
     assert unhandled == []
     assert outcomes["gave up"] == 0
     assert duplicates == 0
@@ -151,7 +161,8 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
 async def verify(
     services: bootstrap.Services, stand_in: StandIn, targets: list[tuple[str, str]]
 ) -> tuple[dict[tuple[str, str], str], int]:
-    """(registrations whose stored secret does not authenticate in its tenant, and why; apps or credentials beyond one each)."""
+    """(registrations whose stored secret does not authenticate in its tenant with its profile's roles, and why;
+    apps or credentials beyond one each)."""
     state = stand_in.state()
     prefix = services.settings.name_prefix
     duplicates = 0
@@ -174,10 +185,16 @@ async def verify(
                 tenant, (secret.properties.tags or {})["client-id"], str(secret.value), authority=stand_in.authority,
                 disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
             )  # fmt: skip
+            profile = services.catalog.get(integration)
+            assert profile is not None
             try:
-                token = await credential.get_token("https://graph.microsoft.com/.default")
-                if jwt.decode(token.token, options={"verify_signature": False})["tid"] != tenant:
-                    broken[(tenant, integration)] = "token from another tenant"
+                for resource in profile.permissions:  # a token for each resource API, holding exactly its roles
+                    token = await credential.get_token(f"{resource.resource_app_id}/.default")
+                    claims = jwt.decode(token.token, options={"verify_signature": False})
+                    if claims["tid"] != tenant:
+                        broken[(tenant, integration)] = "token from another tenant"
+                    elif sorted(claims.get("roles", [])) != sorted(resource.roles):
+                        broken[(tenant, integration)] = f"roles {claims.get('roles')}, not {sorted(resource.roles)}"
             except ClientAuthenticationError as error:
                 broken[(tenant, integration)] = f"stored secret refused: {error.message[:200]}"
             finally:
