@@ -27,7 +27,7 @@ SLOW_WRITES = [
     {"kind": "latency", "service": "graph", "method": "POST", "path": "addPassword", "latency_ms": 400},
     {"kind": "latency", "service": "graph", "method": "DELETE", "latency_ms": 300},
     {"kind": "latency", "service": "vault", "method": "PUT", "latency_ms": 150},
-    {"kind": "latency", "service": "vault", "method": "DELETE", "latency_ms": 150},
+    {"kind": "latency", "service": "vault", "method": "DELETE", "latency_ms": 700},
 ]
 
 
@@ -64,11 +64,15 @@ async def test_put_racing_delete_ends_either_fully_onboarded_or_fully_gone(api: 
             secret, tags = stored(api, "sentinel")
             assert tags["client-id"] == app["appId"] and tags["key-id"] in app["passwordKeyIds"]
             assert works(api, app["appId"], secret)
-            answered = body_of(put_response)  # it went last, so it describes what is there
+            # It went last, after the DELETE had removed everything: it created the app again, and its answer
+            # describes what is there.
+            assert put_response.status_code == 201, (round_, body_of(put_response))
+            answered = body_of(put_response)
             assert answered["application"]["clientId"] == app["appId"], (round_, answered, app)
             assert answered["credential"]["keyId"] == tags["key-id"], (round_, answered, tags)
             endings.append("onboarded")
-        else:  # the DELETE went last: nothing of it left, not even a service principal
+        else:  # the DELETE went last: it removed what the PUT had made, and nothing of it is left
+            assert delete_response.status_code == 200, (round_, body_of(delete_response))
             endings.append("gone")
         print(f"round {round_}: {endings[-1]}")
     fired = [rule["fired"] for rule in api.stand_in.admin("GET", "/faults")["rules"]]
