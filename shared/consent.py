@@ -12,11 +12,13 @@ every registration as it is next converged.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from .credentials import audit
+from .credentials import audit, within_replication
 from .errors import PermissionNotOffered, ResourceApiMissing
 from .model import Assignment, IntegrationProfile, ResourceApi
 from .ports import Directory, NotReplicatedYet, Throttled
+from .retry import Clock
 
 Grant = tuple[str, str]  # (resource service principal object id, app role id)
 
@@ -70,6 +72,48 @@ def wanted_grants(profile: IntegrationProfile, apis: dict[str, ResourceApi]) -> 
     }
 
 
+@dataclass
+class Tally:
+    """What converging changed; kept by the caller, so it counts what happened before a pending step too."""
+
+    granted: int = 0
+    revoked: int = 0
+
+
+async def converge(
+    directory: Directory,
+    tenant: str,
+    principal_id: str,
+    wanted: set[Grant],
+    context: dict[str, str],
+    *,
+    principal_is_new: bool,
+    deadline_seconds: float,
+    clock: Clock,
+    tally: Tally,
+) -> set[Grant]:
+    """Make the principal hold exactly `wanted`: revoke what it holds beyond, grant what it lacks, waiting out
+    replication for up to `deadline_seconds` (StillReplicating after that). What it now holds.
+
+    A principal created by this call has no grants yet: nothing to read or revoke, and no need to wait
+    for it to replicate before reading (the grants themselves wait for it, one at a time: GrantLoop)."""
+    held: set[Grant] = set()
+    if not principal_is_new:
+        found = await within_replication(
+            "service principal", lambda: directory.assignments(tenant, principal_id),
+            deadline_seconds=deadline_seconds, clock=clock,
+        )  # fmt: skip
+        revoked = await revoke_beyond(directory, tenant, principal_id, found, wanted, context)
+        tally.revoked += len(revoked)
+        gone = {a.id for a in revoked}
+        held = {(a.resource_object_id, a.app_role_id) for a in found if a.id not in gone}
+    missing = sorted(wanted - held)
+    if missing:
+        grants = GrantLoop(directory, tenant, principal_id, missing, context, probe=principal_is_new, tally=tally)
+        await within_replication("permission grants", grants.attempt, deadline_seconds=deadline_seconds, clock=clock)
+    return held | wanted
+
+
 async def revoke_beyond(
     directory: Directory,
     tenant: str,
@@ -104,7 +148,7 @@ class GrantLoop:
 
     def __init__(
         self, directory: Directory, tenant: str, principal_id: str, missing: list[Grant], context: dict[str, str],
-        *, probe: bool,
+        *, probe: bool, tally: Tally,
     ) -> None:  # fmt: skip
         self.directory = directory
         self.tenant = tenant
@@ -112,13 +156,13 @@ class GrantLoop:
         self.missing = list(missing)
         self.context = context
         self.probing = probe and len(missing) > 1
-        self.granted = 0
+        self.tally = tally
 
     async def attempt(self) -> None:
         while self.missing:
             batch = self.missing[:1] if self.probing else self.missing
             result = await self.directory.grant(self.tenant, self.principal_id, batch)
-            self.granted += len(result.granted)
+            self.tally.granted += len(result.granted)
             for role_id in result.granted:
                 audit("permission.granted", self.context, servicePrincipalId=self.principal_id, appRoleId=role_id)
             if result.granted:

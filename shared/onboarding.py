@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import Any, TypeVar, overload
 
 from .catalog import Catalog
-from .consent import GrantLoop, resolve, revoke_beyond, wanted_grants
+from .consent import Tally, converge, resolve, wanted_grants
 from .credentials import (
     CONTENT_TYPES,
     Credentials,
@@ -48,7 +48,6 @@ from .credentials import (
 )
 from .errors import (
     NameHeldByDeletedRegistration,
-    NotOwned,
     RegistrationNotFound,
     SecretsForbiddenByPolicy,
     UnknownIntegration,
@@ -66,7 +65,7 @@ from .model import (
     SecretKind,
     StoredSecret,
 )
-from .ownership import examine
+from .ownership import examine, require_ours
 from .ports import (
     ApplicationSpec,
     CredentialChecker,
@@ -314,21 +313,9 @@ class Onboarding:
             # 204: it existed after all (created by an earlier call and still replicating to reads, or
             # by someone else in between): the upsert converged it; now it must prove itself like any other.
             existing, converged = app, True
-        ownership = await examine(self.directory, tenant, existing, stored, f"{self.settings.name_prefix} ")
-        if not ownership.proven:
-            audit(
-                "application.refused", context, appObjectId=existing.object_id, clientId=existing.app_id,
-                reasons="; ".join(ownership.problems),
-            )  # fmt: skip
-            raise NotOwned(
-                "An app with this integration's unique name exists but is not provably this service's alone: "
-                + "; ".join(ownership.problems)
-                + ". Nothing was granted. Delete the app (or remove what is listed) and try again.",
-                tenantId=tenant,
-                integration=profile.id,
-                appObjectId=existing.object_id,
-                reasons=list(ownership.problems),
-            )
+        ownership = await require_ours(
+            self.directory, tenant, existing, stored, f"{self.settings.name_prefix} ", context
+        )
         for key_id in ownership.lost_passwords:
             if await self.directory.remove_password(tenant, existing.object_id, key_id):
                 done.orphans_removed += 1
@@ -414,7 +401,7 @@ class Onboarding:
             audit("servicePrincipal.created", context, servicePrincipalId=sp_id, clientId=app.app_id)
         progress("service principal", f"{'created' if done.sp_created else 'found'} {sp_id}")
         granted = await self._grant(tenant, sp_id, profile, apis, context, done)
-        progress("consent", f"{done.granted} granted now, {len(profile.all_roles())} in the profile")
+        progress("consent", f"{done.consent.granted} granted now, {len(profile.all_roles())} in the profile")
         return sp_id, granted
 
     async def _grant(
@@ -426,24 +413,11 @@ class Onboarding:
         context: dict[str, str],
         done: _Done,
     ) -> set[tuple[str, str]]:
-        wanted = wanted_grants(profile, apis)
-        existing: set[tuple[str, str]] = set()
-        if not done.sp_created:
-            # A service principal this call created has no grants yet: nothing to read, and no need to
-            # wait for it to replicate before reading (the grants themselves wait for it).
-            found = await self._replicated("service principal", lambda: self.directory.assignments(tenant, sp_id))
-            revoked = await revoke_beyond(self.directory, tenant, sp_id, found, wanted, context)
-            done.revoked += len(revoked)
-            gone = {a.id for a in revoked}
-            existing = {(a.resource_object_id, a.app_role_id) for a in found if a.id not in gone}
-        missing = sorted(wanted - existing)
-        if missing:
-            # For a service principal this call just created, each attempt sends a single grant until one
-            # lands (consent.GrantLoop says why); an existing one gets every missing grant at once.
-            grants = GrantLoop(self.directory, tenant, sp_id, missing, context, probe=done.sp_created)
-            await self._replicated("permission grants", grants.attempt)
-            done.granted += grants.granted
-        return existing | wanted
+        return await converge(
+            self.directory, tenant, sp_id, wanted_grants(profile, apis), context,
+            principal_is_new=done.sp_created, deadline_seconds=self.settings.replication_timeout_seconds,
+            clock=self.clock, tally=done.consent,
+        )  # fmt: skip
 
     async def _read_stored(
         self, names: dict[SecretKind, str], with_value: bool = True
@@ -684,8 +658,7 @@ class _Done:
     app_created: bool = False
     app_updated: bool = False
     sp_created: bool = False
-    granted: int = 0
-    revoked: int = 0
+    consent: Tally = field(default_factory=Tally)
     minted: bool = False
     ids_written: int = 0
     orphans_removed: int = 0
@@ -698,8 +671,8 @@ class _Done:
                 ("application created", self.app_created),
                 ("application updated", self.app_updated),
                 ("service principal created", self.sp_created),
-                (f"{self.granted} permissions granted", self.granted),
-                (f"{self.revoked} permissions beyond the profile revoked", self.revoked),
+                (f"{self.consent.granted} permissions granted", self.consent.granted),
+                (f"{self.consent.revoked} permissions beyond the profile revoked", self.consent.revoked),
                 ("client secret created", self.minted),
                 ("client and tenant ids stored", self.ids_written),
                 (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from .credentials import audit
+from .errors import NotOwned
 from .model import AppRegistration, SecretKind, StoredSecret
 from .ports import Directory
 
@@ -71,3 +73,27 @@ async def examine(
             problems.append(f"{len(foreign)} client secret(s) this service did not add")
         lost = tuple(p.key_id for p in app.passwords if p not in foreign)
     return Ownership(tuple(problems), lost)
+
+
+async def require_ours(
+    directory: Directory,
+    tenant: str,
+    app: AppRegistration,
+    stored: dict[SecretKind, StoredSecret | None],
+    issued_prefix: str,
+    context: dict[str, str],
+) -> Ownership:
+    """`examine`, refusing (NotOwned, 409 registration-not-owned, with an `application.refused` audit event)
+    an app that is not provably this service's alone; nothing is written before this passes."""
+    ownership = await examine(directory, tenant, app, stored, issued_prefix)
+    if not ownership.proven:
+        reasons = "; ".join(ownership.problems)
+        audit("application.refused", context, appObjectId=app.object_id, clientId=app.app_id, reasons=reasons)
+        raise NotOwned(
+            f"The app under this integration's unique name is not provably this service's alone: {reasons}. "
+            "Nothing was granted, minted or rotated. Delete the app (or remove what is listed) and try again.",
+            appObjectId=app.object_id,
+            reasons=list(ownership.problems),
+            **context,
+        )
+    return ownership

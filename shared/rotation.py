@@ -24,14 +24,13 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
 
 from .catalog import Catalog
-from .consent import GrantLoop, resolve, revoke_beyond, wanted_grants
+from .consent import Tally, converge, resolve, wanted_grants
 from .credentials import (
     Credentials,
     StillReplicating,
@@ -43,10 +42,10 @@ from .credentials import (
     unique_name,
     within_replication,
 )
-from .errors import NotOwned, OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
+from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
 from .locks import Locks, RegistrationBusy
 from .model import AppRegistration, IntegrationProfile, PasswordPolicy, SecretKind, SecretSummary, StoredSecret
-from .ownership import examine
+from .ownership import require_ours
 from .ports import CredentialChecker, Directory, TenantAccess, Vault
 from .retry import Clock
 from .settings import Settings
@@ -56,7 +55,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A rotation still pending this long after its first pending run is a failure, not Entra catching up:
 # replication takes seconds to minutes, and the sweep runs every few hours (README, "Rotation").
 PENDING_DEADLINE = timedelta(hours=24)
-T = TypeVar("T")
 POLICY_CACHE = timedelta(minutes=1)
 
 
@@ -228,40 +226,19 @@ class Rotation:
     ) -> None:  # fmt: skip
         """Grant what the profile has and the app's principal lacks, revoke what it holds beyond the profile,
         on an app proven this service's alone (shared/ownership.py); a named error where it cannot."""
-        ownership = await examine(
-            self.directory, tenant, app, {SecretKind.CLIENT_SECRET: stored}, f"{self.settings.name_prefix} "
+        await require_ours(
+            self.directory, tenant, app, {SecretKind.CLIENT_SECRET: stored}, f"{self.settings.name_prefix} ", context
         )
-        if not ownership.proven:
-            audit("application.refused", context, appObjectId=app.object_id, reasons="; ".join(ownership.problems))
-            raise NotOwned(
-                "The registration's app is no longer provably this service's alone: "
-                + "; ".join(ownership.problems)
-                + ". Nothing was granted or rotated.",
-                appObjectId=app.object_id,
-                reasons=list(ownership.problems),
-                **context,
-            )
         apis = await resolve(self.directory, tenant, profile)
-        wanted = wanted_grants(profile, apis)
-        sp_id, created = await self._within_replication(
-            "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id)
-        )
-        held = (
-            []
-            if created
-            else await self._within_replication("service principal", lambda: self.directory.assignments(tenant, sp_id))
-        )
-        revoked = await revoke_beyond(self.directory, tenant, sp_id, held, wanted, context)
-        gone = {a.id for a in revoked}
-        missing = sorted(wanted - {(a.resource_object_id, a.app_role_id) for a in held if a.id not in gone})
-        if missing:
-            grants = GrantLoop(self.directory, tenant, sp_id, missing, context, probe=created)
-            await self._within_replication("permission grants", grants.attempt)
-
-    async def _within_replication(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        return await within_replication(
-            what, operation, deadline_seconds=self.settings.replication_timeout_seconds, clock=self.clock
-        )
+        deadline = self.settings.replication_timeout_seconds
+        sp_id, created = await within_replication(
+            "service principal", lambda: self.directory.upsert_service_principal(tenant, app.app_id),
+            deadline_seconds=deadline, clock=self.clock,
+        )  # fmt: skip
+        await converge(
+            self.directory, tenant, sp_id, wanted_grants(profile, apis), context,
+            principal_is_new=created, deadline_seconds=deadline, clock=self.clock, tally=Tally(),
+        )  # fmt: skip
 
     async def _still_pending(
         self, result: RotationResult, stored: StoredSecret, pending: StillReplicating, context: dict[str, str]

@@ -113,22 +113,23 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # --- onboarding ---
     Mutant(
-        "onboarding skips the ownership check of an existing app",
-        "shared/onboarding.py",
-        "        if not ownership.proven:\n",
-        "        if False:\n",
+        "onboarding and rotation skip the ownership check of an existing app",
+        "shared/ownership.py",
+        "    if not ownership.proven:\n",
+        "    if False:\n",
         (
             f"{UNIT_ONBOARDING}::test_an_app_this_service_cannot_prove_its_own_alone_is_refused_and_nothing_is_granted",
             "tests/functions/test_adopted_apps.py",
         ),
     ),
     Mutant(
-        "onboarding does not revoke grants beyond the profile",
-        "shared/onboarding.py",
-        "            revoked = await revoke_beyond(self.directory, tenant, sp_id, found, wanted, context)\n",
-        "            revoked = []\n",
+        "converging consent does not revoke grants beyond the profile",
+        "shared/consent.py",
+        "        revoked = await revoke_beyond(directory, tenant, principal_id, found, wanted, context)\n",
+        "        revoked = []\n",
         (
             "tests/functions/test_catalog_changes.py::test_a_role_granted_by_hand_beyond_the_profile_is_revoked_by_the_next_put",
+            "tests/unit/test_rotation.py::test_a_role_beyond_the_profile_is_revoked_by_the_next_rotation",
         ),
     ),
     Mutant(
