@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -99,6 +100,19 @@ def app_environment(
         monkeypatch.setenv(name, value)
 
 
+@contextlib.asynccontextmanager
+async def serving(stand_in: StandIn, **build: Any) -> AsyncIterator[Api]:
+    """The registered functions served as the host would serve them: one composition root built from the
+    environment's settings (`build` passes `now` or `catalog` through), closed afterwards."""
+    services = bootstrap.build(load_settings(), **build)
+    bootstrap.override(services)
+    try:
+        yield Api(stand_in, services)
+    finally:
+        bootstrap.override(None)
+        await services.close()
+
+
 @pytest.fixture
 async def api(
     stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
@@ -107,13 +121,8 @@ async def api(
 
     Locks are blob leases in Azurite, as they are leases in the Functions storage account in Azure."""
     app_environment(monkeypatch, stand_in, "t", azurite)
-    services = bootstrap.build(load_settings())
-    bootstrap.override(services)
-    try:
-        yield Api(stand_in, services)
-    finally:
-        bootstrap.override(None)
-        await services.close()
+    async with serving(stand_in) as served:
+        yield served
 
 
 def body_of(response: func.HttpResponse) -> Any:
@@ -157,10 +166,5 @@ async def vendor(
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
     monkeypatch.setenv("NAME_PREFIX", f"v{uuid.uuid4().hex[:10]}")
     monkeypatch.setenv("PROVISIONER_CLIENT_ID", provisioner)
-    services = bootstrap.build(load_settings())
-    bootstrap.override(services)
-    try:
-        yield Api(stand_in, services), provisioner, second
-    finally:
-        bootstrap.override(None)
-        await services.close()
+    async with serving(stand_in) as served:
+        yield served, provisioner, second

@@ -13,7 +13,7 @@ from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.azurite import Azurite
-from tests.functions.conftest import FABRIKAM, NORTHWIND, Api, body_of, consent, provisioner_app
+from tests.functions.conftest import FABRIKAM, NORTHWIND, Api, body_of, consent, provisioner_app, serving
 
 
 def apps_in(api: Api, tenant: str) -> list[dict[str, object]]:
@@ -117,13 +117,8 @@ async def test_a_wrong_federated_subject_fails_with_entras_error(
     consent(stand_in, NORTHWIND, provisioner)
     monkeypatch.setenv("PROVISIONER_CLIENT_ID", provisioner)
     monkeypatch.setenv("NAME_PREFIX", f"w{uuid.uuid4().hex[:10]}")
-    services = bootstrap.build(load_settings())
-    bootstrap.override(services)
-    try:
-        response = await Api(stand_in, services).put(NORTHWIND, "sentinel")
-    finally:
-        bootstrap.override(None)
-        await services.close()
+    async with serving(stand_in) as served:
+        response = await served.put(NORTHWIND, "sentinel")
     assert response.status_code == 502
     assert body_of(response)["upstreamCode"] == "AADSTS70021"
 

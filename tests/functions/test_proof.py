@@ -11,10 +11,8 @@ from azure.identity import ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
-from shared import bootstrap
-from shared.settings import load_settings
 from tests.azurite import Azurite
-from tests.functions.conftest import Api, app_environment, body_of
+from tests.functions.conftest import Api, app_environment, body_of, serving
 from tests.functions.test_http_api import token_roles
 
 LAG_MS = 6000  # well beyond the second the product waits for a proof in one PUT, even on a slow runner
@@ -29,13 +27,8 @@ async def proving(
 ) -> AsyncIterator[Api]:
     """Services that give up waiting for a proof after a second, so a lagging directory means 202."""
     app_environment(monkeypatch, stand_in, "v", azurite, VERIFY_TIMEOUT_SECONDS=VERIFY_TIMEOUT_SECONDS)
-    services = bootstrap.build(load_settings())
-    bootstrap.override(services)
-    try:
-        yield Api(stand_in, services)
-    finally:
-        bootstrap.override(None)
-        await services.close()
+    async with serving(stand_in) as served:
+        yield served
 
 
 def stored(api: Api, tenant: str) -> dict[str, dict[str, Any]]:

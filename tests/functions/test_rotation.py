@@ -15,10 +15,8 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
-from shared import bootstrap
-from shared.settings import load_settings
 from tests.azurite import Azurite
-from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
+from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of, serving
 
 GRAPH = "https://graph.microsoft.com/.default"
 DAY = 86400
@@ -50,13 +48,10 @@ async def rotating(
         SECRET_LIFETIME_DAYS="60", ROTATION_WINDOW_DAYS="30", ROTATION_GRACE_HOURS="48",
     )  # fmt: skip
     clock = StandInClock(stand_in)
-    services = bootstrap.build(load_settings(), now=clock.now)
-    bootstrap.override(services)
     try:
-        yield Api(stand_in, services), clock
+        async with serving(stand_in, now=clock.now) as served:
+            yield served, clock
     finally:
-        bootstrap.override(None)
-        await services.close()
         stand_in.clear_faults()
 
 
