@@ -4,12 +4,12 @@ import os
 
 import azure.functions as func
 
-from shared.http_api import bp as http_api
-from shared.rotation_api import bp as rotation_api
-from shared.telemetry import configure_audit_export
-from shared.warmup import bp as warmup
+from shared.adapters.telemetry import configure_audit_export
+from shared.entrypoints.http_api import bp as http_api
+from shared.entrypoints.rotation_api import bp as rotation_api
+from shared.entrypoints.warmup import bp as warmup
 
-# Audit events as custom events in Application Insights, when it is configured (shared/telemetry.py).
+# Audit events as custom events in Application Insights, when it is configured (shared/adapters/telemetry.py).
 configure_audit_export(os.environ)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)

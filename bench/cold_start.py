@@ -268,7 +268,7 @@ def main() -> None:
     spawner = Spawner()
     try:
         # As in Azure, where Application Insights is configured: function_app then also sets up the audit
-        # exporter at import (shared/telemetry.py). Nothing listens on the endpoint; nothing is sent at import.
+        # exporter at import (shared/adapters/telemetry.py). Nothing listens on the endpoint; nothing is sent at import.
         app_insights = {
             "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint=http://127.0.0.1:9/",
             "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",

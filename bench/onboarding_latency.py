@@ -38,15 +38,15 @@ from typing import Any
 from bench.world import consented_tenant, provisioner_app
 from emulator.launcher import StandIn, start_stand_in
 from shared import bootstrap
-from shared.catalog import Catalog, load_catalog
-from shared.model import IntegrationProfile
-from shared.onboarding import OnboardRequest, Outcome
+from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.model import IntegrationProfile
 from shared.settings import load_settings
+from shared.usecases.onboarding import OnboardRequest, Outcome
 
 GOAL_RATIO = 1.3
 SERVICES = ("graph", "vault", "entra", "identity")
 BATCH_LIMIT = 20  # Graph's $batch limit: grants beyond it need another round trip
-# The ports the use case talks through, and the calls worth timing (shared/ports.py).
+# The ports the use case talks through, and the calls worth timing (shared/domain/ports.py).
 TRACED = {
     "directory": (
         "resource_api",

@@ -86,8 +86,8 @@ def reset_peak_rss() -> bool:
 
 def synthetic_catalog(count: int) -> Any:
     """`count` integrations, one Graph permission each: one registration per integration in the home tenant."""
-    from shared.catalog import Catalog
-    from shared.model import IntegrationProfile, ResourcePermissions
+    from shared.domain.catalog import Catalog
+    from shared.domain.model import IntegrationProfile, ResourcePermissions
 
     graph = ResourcePermissions(
         GRAPH_APP_ID, "Microsoft Graph", "https://graph.microsoft.com/.default", (ROLE,),
@@ -142,7 +142,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
         seeded = time.perf_counter() - started
 
         from shared import bootstrap
-        from shared.model import SecretKind
+        from shared.domain.model import SecretKind
         from shared.settings import load_settings
 
         settings = load_settings()
@@ -188,7 +188,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
 async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], kind: Any) -> dict[str, int]:
     """After the sweep: every due registration's stored secret is a new credential that gets a token with
     its role; every retiring one's app holds one credential, the stored one."""
-    from shared.credentials import secret_name, unique_name
+    from shared.usecases.credentials import secret_name, unique_name
 
     settings, tenant = services.settings, services.settings.home_tenant_id
     limit = asyncio.Semaphore(16)

@@ -1,8 +1,8 @@
 """Registrations made in bulk, exactly as the product leaves them after onboarding (and after a rotation).
 
 Onboarding 50,000 registrations through the product takes hours; a benchmark of the rotation
-sweep needs them in seconds. Each registration gets what `shared/onboarding.py` and
-`shared/rotation.py` write, field for field:
+sweep needs them in seconds. Each registration gets what `shared/usecases/onboarding.py` and
+`shared/usecases/rotation.py` write, field for field:
 
 - in Entra: the app (uniqueName `{prefix}-{integration}`, the catalog's display name, tags
   `tenant-onboarding` and `integration:{id}`, the automation note, `requiredResourceAccess`),
@@ -32,7 +32,7 @@ from .clock import iso, parse_iso
 from .graph import application_resource, new_secret_text, service_principal_from
 from .state import JsonObject, SecretRecord, SecretVersion, Tenant, World, hash_secret
 
-# What the product writes (shared/credentials.py CONTENT_TYPES, shared/onboarding.py _spec).
+# What the product writes (shared/usecases/credentials.py CONTENT_TYPES, shared/usecases/onboarding.py _spec).
 CONTENT_TYPES = {
     "client-id": "application/vnd.entra.client-id",
     "tenant-id": "application/vnd.entra.tenant-id",

@@ -1,6 +1,6 @@
 // Second stage, deployed by infra/hooks/postdeploy.sh after `azd deploy` (resource group scope): the Event
 // Grid subscription that sends the vault's SecretNearExpiry / SecretExpired events to the
-// secret_near_expiry function (shared/rotation_api.py).
+// secret_near_expiry function (shared/entrypoints/rotation_api.py).
 //
 // Why a webhook, and why after the code: an Event Grid trigger is called at
 //   https://{host}/runtime/webhooks/EventGrid?functionName={function}&code={eventgrid_extension system key}
@@ -21,10 +21,10 @@ param systemTopicName string
 @description('Name of the event subscription (main.bicep output AZURE_EVENT_SUBSCRIPTION_NAME).')
 param eventSubscriptionName string
 
-@description('Name suffix of the secrets rotation cares about (shared/rotation_api.py ignores every other name).')
+@description('Name suffix of the secrets rotation cares about (shared/entrypoints/rotation_api.py ignores every other name).')
 param secretNameSuffix string = '-client-secret'
 
-// The Python v2 function name of the Event Grid trigger in shared/rotation_api.py.
+// The Python v2 function name of the Event Grid trigger in shared/entrypoints/rotation_api.py.
 var functionName = 'secret_near_expiry'
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {

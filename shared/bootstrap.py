@@ -14,16 +14,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .catalog import Catalog, load_catalog
-from .directory import GraphDirectory
-from .identity import PROVISIONER_ROLES, TOKEN_EXCHANGE_SCOPE, Identity, TokenRoleChecker
-from .locks import BlobLeaseLocks, Locks, ProcessLocks, RegistrationBusy
-from .offboarding import Offboarding
-from .onboarding import Onboarding
-from .retry import RealClock
-from .rotation import Rotation
-from .settings import Settings, load_settings
-from .vault import KeyVault
+from shared.adapters.graph import GraphDirectory
+from shared.adapters.identity import PROVISIONER_ROLES, TOKEN_EXCHANGE_SCOPE, Identity, TokenRoleChecker
+from shared.adapters.keyvault import KeyVault
+from shared.adapters.locks import BlobLeaseLocks, Locks, ProcessLocks, RegistrationBusy
+from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.retry import RealClock
+from shared.settings import Settings, load_settings
+from shared.usecases.offboarding import Offboarding
+from shared.usecases.onboarding import Onboarding
+from shared.usecases.rotation import Rotation
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 // The Functions storage account: host state (timer schedule monitor, keys, leases), the Flex
-// Consumption deployment package, and the registration locks (shared/locks.py). Reached only with the
+// Consumption deployment package, and the registration locks (shared/adapters/locks.py). Reached only with the
 // managed identity: shared keys are disabled, so no connection string with a key exists anywhere.
 
 param name string
@@ -9,7 +9,7 @@ param tags object
 @description('Blob container Flex Consumption deploys the code package to.')
 param deploymentContainerName string
 
-@description('Blob container of the per-registration leases; must equal CONTAINER in shared/locks.py.')
+@description('Blob container of the per-registration leases; must equal CONTAINER in shared/adapters/locks.py.')
 param locksContainerName string = 'tenant-onboarding-locks'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {

@@ -132,7 +132,7 @@ for role in $GRAPH_APP_ROLES; do
 done
 
 # Vendor-hosted mode: the provisioner app trusts the identity's token for api://AzureADTokenExchange
-# (shared/identity.py, FederatedCredential). An upsert by name (Prefer: create-if-missing,
+# (shared/adapters/identity.py, FederatedCredential). An upsert by name (Prefer: create-if-missing,
 # https://learn.microsoft.com/graph/api/federatedidentitycredential-upsert): the same call creates it or
 # leaves it as it should be.
 if [ -n "$provisioner" ]; then

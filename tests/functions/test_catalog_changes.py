@@ -15,7 +15,7 @@ import pytest
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.catalog import Catalog, load_catalog
+from shared.domain.catalog import Catalog, load_catalog
 from shared.settings import load_settings
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from emulator.launcher import StandIn
-from shared.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE, main
+from shared.entrypoints.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE, main
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("resolve", "application", "service principal", "consent", "client secret", "verify")
@@ -26,7 +26,7 @@ ENTRA_SECRET_MARK = "Q~"  # every Entra client secret (and the stand-in's) carri
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
+        [sys.executable, "-m", "shared.entrypoints.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

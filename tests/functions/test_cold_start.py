@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from azure.functions.warmup import WarmUpContext
 
-from shared import tls
-from shared.identity import TokenRoleChecker
-from shared.model import Secret
-from shared.ports import NotReplicatedYet
+from shared.adapters import tls
+from shared.adapters.identity import TokenRoleChecker
+from shared.domain.model import Secret
+from shared.domain.ports import NotReplicatedYet
 from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.locks import BlobLeaseLocks, RegistrationBusy
+from shared.adapters.locks import BlobLeaseLocks, RegistrationBusy
 from tests.azurite import Azurite
 from tests.functions.conftest import Api, body_of
 

@@ -14,8 +14,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared.errors import UpstreamUnavailable
-from shared.rotation_api import vault_name
+from shared.domain.errors import UpstreamUnavailable
+from shared.entrypoints.rotation_api import vault_name
 from tests.functions.conftest import FABRIKAM, FUNCTIONS, Api
 
 
@@ -45,7 +45,9 @@ async def test_an_event_for_a_registration_that_is_gone_is_audited_and_not_redel
     assert record["problemType"] == "registration-not-found" and record["correlationId"] == event.id
     assert record["tenantId"] == tenant and record["integration"] == "sentinel"
     warnings = [
-        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "shared.rotation_api"
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "shared.entrypoints.rotation_api"
     ]
     assert any("registration-not-found" in message for message in warnings)
 

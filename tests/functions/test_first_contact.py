@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator.launcher import StandIn
-from shared.errors import UpstreamError
+from shared.domain.errors import UpstreamError
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import NORTHWIND, Api, body_of
 

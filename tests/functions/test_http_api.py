@@ -16,8 +16,8 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 from azure.storage.blob.aio import ContainerClient
 
-from shared.locks import CONTAINER
-from shared.openapi import openapi_document
+from shared.adapters.locks import CONTAINER
+from shared.entrypoints.openapi import openapi_document
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import FABRIKAM, REGISTERED, Api, body_of

@@ -22,7 +22,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
-from shared.locks import CONTAINER, BlobLeaseLocks, RegistrationBusy
+from shared.adapters.locks import CONTAINER, BlobLeaseLocks, RegistrationBusy
 from tests.azurite import REPO, Azurite, StorageAnswers
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # n
 from openapi_spec_validator import validate
 
 import function_app  # noqa: F401 - registers every blueprint, so every error class is defined
-from shared.errors import PROBLEM_BASE, OnboardingError
+from shared.domain.errors import PROBLEM_BASE, OnboardingError
 from tests.functions.conftest import REGISTERED, Api, body_of
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")

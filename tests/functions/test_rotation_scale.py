@@ -14,10 +14,10 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.catalog import Catalog
-from shared.model import IntegrationProfile, ResourcePermissions
-from shared.onboarding import OnboardRequest, Outcome
+from shared.domain.catalog import Catalog
+from shared.domain.model import IntegrationProfile, ResourcePermissions
 from shared.settings import load_settings
+from shared.usecases.onboarding import OnboardRequest, Outcome
 from tests.azurite import Azurite
 from tests.functions.conftest import app_environment
 from tests.functions.test_rotation import DAY, StandInClock

@@ -20,8 +20,8 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from msgraph.graph_service_client import GraphServiceClient
 
-from shared.errors import OnboardingError
-from shared.identity import TENANT_CACHE_SIZE, FederatedCredential
+from shared.adapters.identity import TENANT_CACHE_SIZE, FederatedCredential
+from shared.domain.errors import OnboardingError
 from tests.functions.conftest import NORTHWIND, Api, body_of, consent
 
 TENANTS = 10_000

@@ -16,7 +16,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions.decorators.function_app import Function
 
-from shared import locks, rotation_api
+from shared.adapters import locks
+from shared.entrypoints import rotation_api
 from shared.settings import SETTINGS
 
 from .template import REPO, Template, accessor, body, condition, dig, functions, literal_values, loop, nodes
@@ -77,7 +78,7 @@ NOT_DEPLOYED = {
     "AzureWebJobsStorage__accountName": "the template sets AzureWebJobsStorage__blobServiceUri, which wins",
 }
 # App settings the Functions platform reads: identity-based host storage and telemetry (the audit
-# exporter, shared/telemetry.py, reads the two telemetry settings too, as the platform sets them).
+# exporter, shared/adapters/telemetry.py, reads the two telemetry settings too, as the platform sets them).
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
@@ -165,7 +166,9 @@ def check_storage(t: Template, locks_container: str = locks.CONTAINER) -> list[s
         if dig(body(resource), "properties", "publicAccess") != "None":
             problems.append(f"{path}: container {name} must have publicAccess None")
     if dig(t.params(STORAGE), "locksContainerName", "default") != locks_container:
-        problems.append(f"storage: the locks container must be {locks_container!r} (shared/locks.py CONTAINER)")
+        problems.append(
+            f"storage: the locks container must be {locks_container!r} (shared/adapters/locks.py CONTAINER)"
+        )
     return problems
 
 
@@ -495,7 +498,9 @@ def check_event_grid(t: Template, hook_script: str) -> list[str]:
     if not isinstance(events, list) or set(events) != KEY_VAULT_EVENTS:
         problems.append(f"Event Grid: {name} must deliver exactly {sorted(KEY_VAULT_EVENTS)}, found {events!r}")
     if {e.lower() for e in KEY_VAULT_EVENTS} != rotation_api.ROTATION_EVENTS:
-        problems.append("Event Grid: shared/rotation_api.py ROTATION_EVENTS differ from the subscribed events")
+        problems.append(
+            "Event Grid: shared/entrypoints/rotation_api.py ROTATION_EVENTS differ from the subscribed events"
+        )
     function_name = literal_values("functionName", t.variables(path))
     functions_by_name = registered_functions()
     triggers = {

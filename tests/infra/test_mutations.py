@@ -106,7 +106,7 @@ MUTATIONS = [
         "param locksContainerName string = 'tenant-onboarding-locks'",
         "param locksContainerName string = 'locks'",
         "storage",
-        "shared/locks.py CONTAINER",
+        "shared/adapters/locks.py CONTAINER",
     ),
     Mutation(
         "storage connection string with a key",

@@ -60,7 +60,7 @@ def test_a_first_run_waits_out_replication_and_grants_everything(tmp_path: Path)
 
 def test_the_provisioner_trusts_the_identity(tmp_path: Path) -> None:
     """issuer = this tenant, subject = the identity's object id, audience api://AzureADTokenExchange
-    (shared/identity.py), as an upsert by name (Prefer: create-if-missing)."""
+    (shared/adapters/identity.py), as an upsert by name (Prefer: create-if-missing)."""
     run = run_hook(HOOK, tmp_path, world())
     assert run.completed.returncode == 0, run.completed.stderr
     assert run.state["credentials"] == {

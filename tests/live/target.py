@@ -42,7 +42,7 @@ from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.catalog import load_catalog
+from shared.domain.catalog import load_catalog
 from shared.settings import load_settings
 from tests.functions.conftest import FUNCTIONS, REGISTERED
 
@@ -54,7 +54,7 @@ SECRET_NAME = re.compile(
 )
 REFERENCE = re.compile(r"@Microsoft\.KeyVault\(SecretUri=(?P<vault>https://[^/]+)/secrets/(?P<name>[A-Za-z0-9-]+)/\)")
 ENTRA_SECRET_MARK = "Q~"  # every Entra client secret (and the stand-in's) carries it after a short prefix
-SHORTEST_LIFETIME_DAYS = 1  # the least secretLifetimeDays the API accepts (shared/validation.py)
+SHORTEST_LIFETIME_DAYS = 1  # the least secretLifetimeDays the API accepts (shared/domain/validation.py)
 
 
 # --- run ids ---
@@ -521,7 +521,7 @@ class InProcessTarget(Target):
                 # A maintainer's `az login` stands in for the managed identity; everything else is unchanged.
                 stack.enter_context(
                     mock.patch(
-                        "shared.identity.ManagedIdentityCredential",
+                        "shared.adapters.identity.ManagedIdentityCredential",
                         lambda **_: AsyncAzureCliCredential(tenant_id=self.environment["HOME_TENANT_ID"]),
                     )
                 )

@@ -38,7 +38,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- the named bugs ---
     Mutant(
         "onboarding logs the secret text at DEBUG",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         MINTED,
         '        logger.debug("minted a client secret: %s", new.secret.reveal())\n' + MINTED,
         (f"{UNIT_ONBOARDING}::test_no_secret_text_reaches_a_log_record_the_progress_or_the_result", FRAGMENTS),
@@ -46,7 +46,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "onboarding logs all but the first 6 characters of the secret",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         MINTED,
         '        logger.debug("minted a client secret ending %s", new.secret.reveal()[6:])\n' + MINTED,
         (FRAGMENTS,),
@@ -54,7 +54,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "the proof step is removed (secret still tagged verified)",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         PROVE_IN_ONBOARDING,
         "",
         (
@@ -66,7 +66,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "the proof ignores the token's roles",
-        "shared/credentials.py",
+        "shared/usecases/credentials.py",
         "                if not wanted <= roles:\n",
         "                if not roles and False:\n",
         (
@@ -77,7 +77,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "rotation's grace period is 0",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         "grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)",
         "grace = timedelta(0)",
         (
@@ -88,7 +88,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "one role dropped from the catalog's never-list",
-        "shared/catalog.py",
+        "shared/domain/catalog.py",
         '    "AppRoleAssignment.ReadWrite.All",  # grant any app role to anything, itself included\n',
         "",
         (f"{UNIT_CATALOG}::test_a_takeover_role_is_refused_even_when_allow_listed_as_high_impact",),
@@ -96,14 +96,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "the catalog's allow-list check skips a role",
-        "shared/catalog.py",
+        "shared/domain/catalog.py",
         "    unlisted = [role for role in roles if (app_id, role) not in allowed]\n",
         "    unlisted = [role for role in roles[1:] if (app_id, role) not in allowed]\n",
         (f"{UNIT_CATALOG}::test_a_role_nobody_reviewed_is_refused",),
     ),
     Mutant(
         "the blob lease is a no-op",
-        "shared/locks.py",
+        "shared/adapters/locks.py",
         "                await lease.acquire(lease_duration=LEASE_SECONDS)\n                return lease\n",
         "                return lease\n",
         (
@@ -114,7 +114,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- onboarding ---
     Mutant(
         "onboarding and rotation skip the ownership check of an existing app",
-        "shared/ownership.py",
+        "shared/usecases/ownership.py",
         "    if not ownership.proven:\n",
         "    if False:\n",
         (
@@ -124,7 +124,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "converging consent does not revoke grants beyond the profile",
-        "shared/consent.py",
+        "shared/usecases/consent.py",
         "        revoked = await revoke_beyond(directory, tenant, principal_id, found, wanted, context)\n",
         "        revoked = []\n",
         (
@@ -134,14 +134,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "onboarding removes orphans without the grace period",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         "            and p.start <= cutoff\n",
         "",
         (f"{UNIT_ONBOARDING}::test_an_orphan_is_kept_until_it_is_older_than_the_grace_period",),
     ),
     Mutant(
         "onboarding writes the client and tenant ids before the proof",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         PROVE_IN_ONBOARDING,
         "                await self._write_ids(tenant, profile, app, context, stored)\n" + PROVE_IN_ONBOARDING,
         (
@@ -151,14 +151,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "onboarding mints a new secret on every PUT",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         "            if on_app is not None and on_app.end > self.now():\n",
         "            if False:\n",
         (f"{UNIT_ONBOARDING}::test_second_identical_put_creates_nothing",),
     ),
     Mutant(
         "onboarding skips the tenant's consent check",
-        "shared/onboarding.py",
+        "shared/usecases/onboarding.py",
         "            await self.access.ensure_reachable(request.tenant_id)\n",
         "            pass\n",
         (
@@ -168,7 +168,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- rotation ---
     Mutant(
         "rotation never clears the journal",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         '        pending = stored.tags.get("pending")\n        if not pending:\n',
         "        pending = None\n        if not pending:\n",
         (
@@ -178,14 +178,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "rotation's pending deadline is never reached",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         "        if now - since >= PENDING_DEADLINE:\n",
         "        if now - since >= PENDING_DEADLINE * 1000:\n",
         (f"{UNIT_ROTATION}::test_a_rotation_pending_past_the_deadline_fails_the_sweep_loudly",),
     ),
     Mutant(
         "rotation does not converge consent",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         "                    await self._converge_consent(tenant, app, stored, profile, context)\n",
         "                    pass\n",
         (
@@ -195,7 +195,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "rotation retires the latest credential",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix) and p.key_id != keep]\n',
         '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix)]\n',
         (
@@ -205,7 +205,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "rotation stores the new secret without proving it",
-        "shared/rotation.py",
+        "shared/usecases/rotation.py",
         "            await self.credentials.prove(tenant, app.app_id, new.secret, profile)\n",
         "            pass\n",
         (f"{UNIT_ROTATION}::test_a_new_secret_that_fails_its_proof_is_removed_and_never_stored",),
@@ -213,14 +213,14 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- offboarding ---
     Mutant(
         "offboarding does not delete the app",
-        "shared/offboarding.py",
+        "shared/usecases/offboarding.py",
         "            if app is not None and await self.directory.delete_application(tenant, app.object_id):\n",
         "            if False:\n",
         ("tests/functions/test_customer_tenants.py::test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op",),
     ),
     Mutant(
         "offboarding leaves the secrets in Key Vault",
-        "shared/offboarding.py",
+        "shared/usecases/offboarding.py",
         "        if await self.vault.delete(name):\n",
         "        if False:\n",
         ("tests/functions/test_customer_tenants.py::test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op",),
@@ -228,14 +228,14 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- locks ---
     Mutant(
         "the blob lease is never released",
-        "shared/locks.py",
+        "shared/adapters/locks.py",
         "                await lease.release()\n",
         "                pass\n",
         ("tests/functions/test_concurrency.py::test_a_held_lease_turns_a_second_holder_away_until_released",),
     ),
     Mutant(
         "a held blob lease never makes the caller busy",
-        "shared/locks.py",
+        "shared/adapters/locks.py",
         "            if loop.time() + delay > deadline:\n"
         '                raise RegistrationBusy("Another operation on this registration is in progress.", lock=key)\n',
         "            if loop.time() + delay > deadline:\n                return lease\n",
@@ -247,7 +247,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- catalog ---
     Mutant(
         "the catalog allows a high-impact role in a default profile",
-        "shared/catalog.py",
+        "shared/domain/catalog.py",
         "    if high and not high_impact_profile:\n",
         "    if high and not high_impact_profile and False:\n",
         (f"{UNIT_CATALOG}::test_a_high_impact_role_is_refused_in_a_profile_a_caller_gets_without_asking",),
@@ -255,14 +255,14 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "the run-time role id check is skipped",
-        "shared/consent.py",
+        "shared/usecases/consent.py",
         "        if unreviewed:\n",
         "        if False:\n",
         (f"{UNIT_ONBOARDING}::test_a_resource_that_offers_a_role_under_an_unreviewed_id_gets_nothing_granted",),
     ),
     Mutant(
         "the catalog takes a takeover role under a harmless name",
-        "shared/catalog.py",
+        "shared/domain/catalog.py",
         "    if app_id == GRAPH_APP_ID and role_id in TENANT_TAKEOVER_GRAPH_IDS and TENANT_TAKEOVER_GRAPH_IDS[role_id] != value:\n",
         "    if False:\n",
         (UNIT_CATALOG,),
@@ -293,21 +293,21 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- validation ---
     Mutant(
         "the tenant id is not validated",
-        "shared/validation.py",
+        "shared/domain/validation.py",
         "    try:\n        parsed = uuid.UUID(raw)\n",
         "    return raw\n    try:\n        parsed = uuid.UUID(raw)\n",
         (VALIDATION, "tests/functions/test_http_api.py::test_bad_input_is_a_named_4xx_and_creates_nothing"),
     ),
     Mutant(
         "the nil GUID is a tenant id",
-        "shared/validation.py",
+        "shared/domain/validation.py",
         "    if len(raw) != 36 or parsed.int == 0:\n",
         "    if len(raw) != 36:\n",
         (VALIDATION,),
     ),
     Mutant(
         "the JSON nesting limit is removed",
-        "shared/validation.py",
+        "shared/domain/validation.py",
         "        if depth > max_depth:\n",
         "        if False:\n",
         (
@@ -318,7 +318,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- HTTP API ---
     Mutant(
         "the PUT's response carries the secret value",
-        "shared/http_api.py",
+        "shared/entrypoints/http_api.py",
         "    result = await services().onboarding.onboard(request)\n",
         "    result = await services().onboarding.onboard(request)\n"
         "    stored = await services().onboarding.vault.read(\n"

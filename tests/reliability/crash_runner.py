@@ -23,8 +23,8 @@ from typing import Any
 
 def main() -> None:
     operation, tenant, integration, mode, value = sys.argv[1:6]
-    from shared import credentials, offboarding, onboarding, rotation  # noqa: F401 - imported so their `audit` is replaced
-    from shared.cli import main as cli
+    from shared.entrypoints.cli import main as cli
+    from shared.usecases import credentials, offboarding, onboarding, rotation  # noqa: F401 - imported so their `audit` is replaced
 
     events = 0
     names: list[str] = []

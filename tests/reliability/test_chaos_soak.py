@@ -23,9 +23,9 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.errors import OnboardingError
-from shared.onboarding import OnboardRequest, Outcome
+from shared.domain.errors import OnboardingError
 from shared.settings import load_settings
+from shared.usecases.onboarding import OnboardRequest, Outcome
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import PROVISIONER_ROLES, provisioner_app

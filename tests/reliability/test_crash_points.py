@@ -50,7 +50,12 @@ def cli(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProce
     env = dict(os.environ, **stand_in.app_settings(), NAME_PREFIX=prefix, ORPHAN_GRACE_MINUTES="0")
     env.pop("AzureWebJobsStorage", None)
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "shared.entrypoints.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -15,8 +15,8 @@ from azure.functions.timer import TimerRequest
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.rotation import RotationResult
 from shared.settings import load_settings
+from shared.usecases.rotation import RotationResult
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry, secret_name, stored, works

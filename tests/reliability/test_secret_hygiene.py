@@ -198,7 +198,7 @@ def test_a_cli_process_leaks_no_secret_to_output_files_or_telemetry(
 
     def cli(*args: str) -> int:
         done = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "--verbose", *args], cwd=work, env=env,
+            [sys.executable, "-m", "shared.entrypoints.cli", "--verbose", *args], cwd=work, env=env,
             capture_output=True, text=True, encoding="utf-8", timeout=180, check=False,
         )  # fmt: skip
         outputs.extend([done.stdout, done.stderr])

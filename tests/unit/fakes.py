@@ -17,7 +17,7 @@ reads that touch a newly created application or service principal see it as miss
 Nothing here sleeps: `FakeClock.sleep` waits on a virtual clock (concurrent sleeps overlap, as on
 a real one), and `FakeClock.now` (the wall clock the use case and the directory see) moves with it.
 
-For rotation, `make_rotation` wires `shared.rotation.Rotation` and `Onboarding` (to set up state)
+For rotation, `make_rotation` wires `shared.usecases.rotation.Rotation` and `Onboarding` (to set up state)
 over the same fakes and one lock table, with port calls that yield to the event loop so that
 concurrent runs really interleave, a checker that can be held mid-rotation (`hold_proofs`), and
 `CountingLocks` to see how many rotations are in flight at once.
@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from shared.catalog import Catalog, load_catalog
-from shared.credentials import CONTENT_TYPES, secret_name
-from shared.errors import SecretLifetimeExceedsPolicy, SecretsForbiddenByPolicy, UpstreamError
-from shared.locks import ProcessLocks
-from shared.model import (
+from shared.adapters.locks import ProcessLocks
+from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.errors import SecretLifetimeExceedsPolicy, SecretsForbiddenByPolicy, UpstreamError
+from shared.domain.model import (
     AppRegistration,
     Assignment,
     NewPassword,
@@ -54,8 +53,7 @@ from shared.model import (
     SecretSummary,
     StoredSecret,
 )
-from shared.onboarding import Onboarding
-from shared.ports import (
+from shared.domain.ports import (
     ApplicationSpec,
     CredentialChecker,
     Directory,
@@ -64,9 +62,11 @@ from shared.ports import (
     NotReplicatedYet,
     Vault,
 )
-from shared.retry import Clock
-from shared.rotation import Rotation
+from shared.domain.retry import Clock
 from shared.settings import Settings, load_settings
+from shared.usecases.credentials import CONTENT_TYPES, secret_name
+from shared.usecases.onboarding import Onboarding
+from shared.usecases.rotation import Rotation
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 DEFENDER_APP_ID = "fc780465-2017-40d4-a0c5-307022471b92"
@@ -296,7 +296,7 @@ class FakeTenant:
 
 
 class FakeDirectory(FaultSwitches):
-    """Entra ID for several tenants, in memory, implementing `shared.ports.Directory`."""
+    """Entra ID for several tenants, in memory, implementing `shared.domain.ports.Directory`."""
 
     def __init__(self, catalog: Catalog, now: Callable[[], datetime], replication_steps: int = 0) -> None:
         super().__init__()
@@ -608,7 +608,7 @@ class VaultVersion:
 
 
 class FakeVault(FaultSwitches):
-    """Key Vault secrets in memory, every version kept, implementing `shared.ports.Vault`."""
+    """Key Vault secrets in memory, every version kept, implementing `shared.domain.ports.Vault`."""
 
     def __init__(self, url: str = VAULT_URL) -> None:
         super().__init__()
@@ -843,7 +843,7 @@ class HoldableChecker(FakeChecker):
 
 
 class CountingLocks:
-    """`shared.locks.ProcessLocks`, counting its holders: rotations in flight, and calls that had to wait."""
+    """`shared.adapters.locks.ProcessLocks`, counting its holders: rotations in flight, and calls that had to wait."""
 
     def __init__(self) -> None:
         self.inner = ProcessLocks()

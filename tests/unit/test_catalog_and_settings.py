@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.catalog import CATALOG_FILE, CatalogError, load_catalog
+from shared.domain.catalog import CATALOG_FILE, CatalogError, load_catalog
 from shared.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -292,7 +292,7 @@ def test_the_allow_list_agrees_with_the_stand_in() -> None:
 def test_the_catalog_shows_each_profiles_high_impact_reason_and_each_roles_impact() -> None:
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs in the venv
 
-    from shared.openapi import openapi_document
+    from shared.entrypoints.openapi import openapi_document
 
     catalog = load_catalog(CATALOG_FILE)
     body = catalog.to_json()

@@ -11,8 +11,7 @@ from typing import Literal
 
 import pytest
 
-from shared.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
-from shared.errors import (
+from shared.domain.errors import (
     NameHeldByDeletedRegistration,
     NotOwned,
     PermissionNotOffered,
@@ -23,9 +22,10 @@ from shared.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from shared.model import PasswordInfo, PasswordPolicy, Secret, SecretKind
-from shared.onboarding import OnboardRequest, Outcome
-from shared.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
+from shared.domain.model import PasswordInfo, PasswordPolicy, Secret, SecretKind
+from shared.domain.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
+from shared.usecases.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
+from shared.usecases.onboarding import OnboardRequest, Outcome
 
 from .fakes import (
     DEFENDER_APP_ID,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shared.locks  # noqa: F401 - defines RegistrationBusy, an OnboardingError of its own
-from shared.errors import OnboardingError
-from shared.openapi import PROBLEM_TYPES
+import shared.adapters.locks  # noqa: F401 - defines RegistrationBusy, an OnboardingError of its own
+from shared.domain.errors import OnboardingError
+from shared.entrypoints.openapi import PROBLEM_TYPES
 
 
 def _every_error(cls: type[OnboardingError]) -> set[type[OnboardingError]]:

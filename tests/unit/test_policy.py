@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.directory import NO_END, NO_START, _registration
-from shared.model import PasswordPolicy
+from shared.adapters.graph import NO_END, NO_START, _registration
+from shared.domain.model import PasswordPolicy
 
 SINCE = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.catalog import load_catalog
-from shared.credentials import Credentials, StillReplicating
-from shared.model import IntegrationProfile, Secret
+from shared.domain.catalog import load_catalog
+from shared.domain.model import IntegrationProfile, Secret
+from shared.usecases.credentials import Credentials, StillReplicating
 
 from .fakes import TENANT, FakeClock, FakeDirectory, FakeVault, make_settings
 

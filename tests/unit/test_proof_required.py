@@ -3,9 +3,9 @@ the proof removed, the proof ignoring the token's roles, the ids written before 
 
 from __future__ import annotations
 
-from shared.credentials import secret_name
-from shared.model import Secret, SecretKind
-from shared.onboarding import OnboardRequest, Outcome
+from shared.domain.model import Secret, SecretKind
+from shared.usecases.credentials import secret_name
+from shared.usecases.onboarding import OnboardRequest, Outcome
 
 from .fakes import TENANT, make_onboarding
 

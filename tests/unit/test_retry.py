@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from shared.credentials import throttle_hint
-from shared.ports import NotReplicatedYet, Throttled
-from shared.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Backoff, RetryDeadline, retry
+from shared.domain.ports import NotReplicatedYet, Throttled
+from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Backoff, RetryDeadline, retry
+from shared.usecases.credentials import throttle_hint
 
 
 class InstantClock:

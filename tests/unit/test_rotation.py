@@ -14,12 +14,12 @@ from typing import Literal
 
 import pytest
 
-from shared.credentials import iso, secret_name, unique_name
-from shared.errors import OnboardingError, SecretsForbiddenByPolicy, UpstreamError, UpstreamUnavailable
-from shared.model import PasswordInfo, PasswordPolicy, SecretKind
-from shared.onboarding import OnboardRequest, Outcome
-from shared.ports import PasswordOutcomeUnknown
-from shared.rotation import Action, PlannedItem
+from shared.domain.errors import OnboardingError, SecretsForbiddenByPolicy, UpstreamError, UpstreamUnavailable
+from shared.domain.model import PasswordInfo, PasswordPolicy, SecretKind
+from shared.domain.ports import PasswordOutcomeUnknown
+from shared.usecases.credentials import iso, secret_name, unique_name
+from shared.usecases.onboarding import OnboardRequest, Outcome
+from shared.usecases.rotation import Action, PlannedItem
 
 from .fakes import (
     START,

@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from shared.onboarding import OnboardRequest, Outcome
-from shared.ports import Throttled
+from shared.domain.ports import Throttled
+from shared.usecases.onboarding import OnboardRequest, Outcome
 
 from .fakes import TENANT, make_onboarding
 

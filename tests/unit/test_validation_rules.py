@@ -1,4 +1,4 @@
-"""The input rules every entry point shares (shared/validation.py), pinned one by one."""
+"""The input rules every entry point shares (shared/domain/validation.py), pinned one by one."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared import validation
-from shared.validation import InvalidValue
+from shared.domain import validation
+from shared.domain.validation import InvalidValue
 
 TENANT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
 

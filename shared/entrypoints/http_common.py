@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.functions as func
 
-from .errors import PROBLEM_BASE, OnboardingError, UpstreamUnavailable
+from shared.domain.errors import PROBLEM_BASE, OnboardingError, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

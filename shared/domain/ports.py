@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from .model import (
+from shared.domain.model import (
     AppRegistration,
     Assignment,
     NewPassword,

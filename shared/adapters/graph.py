@@ -48,7 +48,8 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from .errors import (
+from shared.adapters.identity import Identity, token_claims
+from shared.domain.errors import (
     NotOwned,
     SecretLifetimeExceedsPolicy,
     SecretsForbiddenByPolicy,
@@ -56,9 +57,17 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .identity import Identity, token_claims
-from .model import AppRegistration, Assignment, NewPassword, PasswordInfo, PasswordPolicy, ResourceApi, RoleRef, Secret
-from .ports import (
+from shared.domain.model import (
+    AppRegistration,
+    Assignment,
+    NewPassword,
+    PasswordInfo,
+    PasswordPolicy,
+    ResourceApi,
+    RoleRef,
+    Secret,
+)
+from shared.domain.ports import (
     ApplicationSpec,
     GrantResult,
     NameHeldByDeletedApplication,
@@ -66,8 +75,8 @@ from .ports import (
     PasswordOutcomeUnknown,
     Throttled,
 )
-from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
-from .settings import Settings
+from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 # passwordCredential documents startDateTime and endDateTime as optional: a credential without them is

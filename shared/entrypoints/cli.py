@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import validation
-from .catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
-from .errors import OnboardingError
-from .onboarding import OnboardRequest, OnboardResult, Outcome
-from .settings import Settings, SettingsError, load_settings
-from .telemetry import configure_audit_export
+from shared.adapters.telemetry import configure_audit_export
+from shared.domain import validation
+from shared.domain.catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
+from shared.domain.errors import OnboardingError
+from shared.settings import Settings, SettingsError, load_settings
+from shared.usecases.onboarding import OnboardRequest, OnboardResult, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ EXIT_USAGE = 2  # bad arguments or settings: nothing was attempted (argparse use
 EXIT_PENDING = 3  # progress made, Entra has not caught up: run the same command again
 EXIT_INTERRUPTED = 130
 
-# The HTTP API's input limits (shared/http_api.py). The use case trusts its caller to enforce them,
+# The HTTP API's input limits (shared/entrypoints/http_api.py). The use case trusts its caller to enforce them,
 # so the CLI, as a second caller, applies the same ones.
 DISPLAY_NAME_MAX = 120
 NOTES_MAX = 500
@@ -109,7 +109,7 @@ def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
 def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
     program = Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(
-        prog="python -m shared.cli" if program in ("cli.py", "__main__.py") else "tenant-onboarding",
+        prog="python -m shared.entrypoints.cli" if program in ("cli.py", "__main__.py") else "tenant-onboarding",
         description="Onboard integrations into Entra ID tenants: the same use cases the HTTP API runs.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -316,7 +316,7 @@ class CannotStart(Exception):
 async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int:
     # Imported here, not at the top: the SDKs cost most of a second, which catalog, --help and a
     # rejected argument should not pay.
-    from .bootstrap import build
+    from shared.bootstrap import build
 
     services = build(settings)
     try:

@@ -28,7 +28,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
-from .errors import OnboardingError, UpstreamUnavailable
+from shared.domain.errors import OnboardingError, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 CONTAINER = "tenant-onboarding-locks"

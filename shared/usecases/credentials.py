@@ -18,12 +18,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from .catalog import Catalog
-from .errors import UnknownIntegration
-from .model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
-from .ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Throttled, Vault
-from .retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, retry
-from .settings import Settings
+from shared.domain.catalog import Catalog
+from shared.domain.errors import UnknownIntegration
+from shared.domain.model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
+from shared.domain.ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Throttled, Vault
+from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, retry
+from shared.settings import Settings
 
 audit_log = logging.getLogger("tenant_onboarding.audit")
 T = TypeVar("T")

@@ -14,7 +14,7 @@ import azure.functions as func
 # converter checks the annotation against this class.
 from azure.functions.warmup import WarmUpContext
 
-from . import bootstrap
+from shared import bootstrap
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from . import validation
-from .bootstrap import services
-from .catalog import PROFILE_ID
-from .credentials import new_correlation_id
-from .errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnsupportedMediaType
-from .onboarding import OnboardRequest, Outcome
-from .openapi import openapi_document
-from .problems import problem_response, unexpected_response
+from shared.bootstrap import services
+from shared.domain import validation
+from shared.domain.catalog import PROFILE_ID
+from shared.domain.errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnsupportedMediaType
+from shared.entrypoints.http_common import problem_response, unexpected_response
+from shared.entrypoints.openapi import openapi_document
+from shared.usecases.credentials import new_correlation_id
+from shared.usecases.onboarding import OnboardRequest, Outcome
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

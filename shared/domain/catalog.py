@@ -20,7 +20,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from .model import IntegrationProfile, ResourcePermissions
+from shared.domain.model import IntegrationProfile, ResourcePermissions
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 PROFILE_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")

@@ -32,9 +32,39 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar, overload
 
-from .catalog import Catalog
-from .consent import Tally, converge, resolve, wanted_grants
-from .credentials import (
+from shared.adapters.locks import Locks, ProcessLocks
+from shared.domain.catalog import Catalog
+from shared.domain.errors import (
+    NameHeldByDeletedRegistration,
+    RegistrationNotFound,
+    SecretsForbiddenByPolicy,
+    UnknownIntegration,
+    UpstreamError,
+)
+from shared.domain.model import (
+    AppRegistration,
+    IntegrationProfile,
+    PasswordInfo,
+    PasswordPolicy,
+    ResourceApi,
+    RoleRef,
+    Secret,
+    SecretKind,
+    StoredSecret,
+)
+from shared.domain.ports import (
+    ApplicationSpec,
+    CredentialChecker,
+    Directory,
+    NameHeldByDeletedApplication,
+    NotReplicatedYet,
+    TenantAccess,
+    Vault,
+)
+from shared.domain.retry import Clock
+from shared.settings import Settings
+from shared.usecases.consent import Tally, converge, resolve, wanted_grants
+from shared.usecases.credentials import (
     CONTENT_TYPES,
     Credentials,
     StillReplicating,
@@ -46,37 +76,7 @@ from .credentials import (
     unique_name,
     within_replication,
 )
-from .errors import (
-    NameHeldByDeletedRegistration,
-    RegistrationNotFound,
-    SecretsForbiddenByPolicy,
-    UnknownIntegration,
-    UpstreamError,
-)
-from .locks import Locks, ProcessLocks
-from .model import (
-    AppRegistration,
-    IntegrationProfile,
-    PasswordInfo,
-    PasswordPolicy,
-    ResourceApi,
-    RoleRef,
-    Secret,
-    SecretKind,
-    StoredSecret,
-)
-from .ownership import examine, require_ours
-from .ports import (
-    ApplicationSpec,
-    CredentialChecker,
-    Directory,
-    NameHeldByDeletedApplication,
-    NotReplicatedYet,
-    TenantAccess,
-    Vault,
-)
-from .retry import Clock
-from .settings import Settings
+from shared.usecases.ownership import examine, require_ours
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class Onboarding:
         """The registration's app: created by this call, or an existing one proven this service's alone.
 
         An existing app is read and examined before anything is written to it, granted to it or
-        minted on it (shared/ownership.py); one that fails is refused with `registration-not-owned`
+        minted on it (shared/usecases/ownership.py); one that fails is refused with `registration-not-owned`
         and an audit event. A proven one is written only when it differs from the spec.
         """
         existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .credentials import audit
-from .errors import NotOwned
-from .model import AppRegistration, SecretKind, StoredSecret
-from .ports import Directory
+from shared.domain.errors import NotOwned
+from shared.domain.model import AppRegistration, SecretKind, StoredSecret
+from shared.domain.ports import Directory
+from shared.usecases.credentials import audit
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import Catalog
-from .credentials import audit, known_profile, registration_key, secret_name, unique_name
-from .locks import Locks
-from .model import SecretKind
-from .ports import Directory, TenantAccess, Vault
-from .settings import Settings
+from shared.adapters.locks import Locks
+from shared.domain.catalog import Catalog
+from shared.domain.model import SecretKind
+from shared.domain.ports import Directory, TenantAccess, Vault
+from shared.settings import Settings
+from shared.usecases.credentials import audit, known_profile, registration_key, secret_name, unique_name
 
 
 @dataclass

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from .credentials import audit, within_replication
-from .errors import PermissionNotOffered, ResourceApiMissing
-from .model import Assignment, IntegrationProfile, ResourceApi
-from .ports import Directory, NotReplicatedYet, Throttled
-from .retry import Clock
+from shared.domain.errors import PermissionNotOffered, ResourceApiMissing
+from shared.domain.model import Assignment, IntegrationProfile, ResourceApi
+from shared.domain.ports import Directory, NotReplicatedYet, Throttled
+from shared.domain.retry import Clock
+from shared.usecases.credentials import audit, within_replication
 
 Grant = tuple[str, str]  # (resource service principal object id, app role id)
 

@@ -20,11 +20,11 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
 
-from .errors import ConsentRequired, TenantNotAllowed, TenantNotFound, UpstreamError, UpstreamUnavailable
-from .model import Secret
-from .ports import NotReplicatedYet
-from .settings import Settings
-from .tls import SharedTransport, azure_transport
+from shared.adapters.tls import SharedTransport, azure_transport
+from shared.domain.errors import ConsentRequired, TenantNotAllowed, TenantNotFound, UpstreamError, UpstreamUnavailable
+from shared.domain.model import Secret
+from shared.domain.ports import NotReplicatedYet
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -84,7 +84,7 @@ class FederatedCredential(AsyncTokenCredential):
     request: no blocking I/O on the event loop.
 
     `transport` is lent by the Identity, one for all tenants (one TLS context and connection pool,
-    shared/tls.py); `settle` hears how each token request ended (None: Entra issued a token), so the
+    shared/adapters/tls.py); `settle` hears how each token request ended (None: Entra issued a token), so the
     Identity keeps only tenants that answered.
     """
 
@@ -196,7 +196,7 @@ class Identity:
         revoked, tenant gone).
 
         Closing an evicted credential cannot break a request still using it: it borrows the shared
-        transport, which its close leaves open (shared/tls.py), so the request goes on and only that
+        transport, which its close leaves open (shared/adapters/tls.py), so the request goes on and only that
         credential's token cache goes with it."""
         tenant_id = credential.tenant_id
         if self._first_contact.get(tenant_id) is credential:

@@ -29,9 +29,22 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from .catalog import Catalog
-from .consent import Tally, converge, resolve, wanted_grants
-from .credentials import (
+from shared.adapters.locks import Locks, RegistrationBusy
+from shared.domain.catalog import Catalog
+from shared.domain.errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
+from shared.domain.model import (
+    AppRegistration,
+    IntegrationProfile,
+    PasswordPolicy,
+    SecretKind,
+    SecretSummary,
+    StoredSecret,
+)
+from shared.domain.ports import CredentialChecker, Directory, TenantAccess, Vault
+from shared.domain.retry import Clock
+from shared.settings import Settings
+from shared.usecases.consent import Tally, converge, resolve, wanted_grants
+from shared.usecases.credentials import (
     Credentials,
     StillReplicating,
     audit,
@@ -42,13 +55,7 @@ from .credentials import (
     unique_name,
     within_replication,
 )
-from .errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
-from .locks import Locks, RegistrationBusy
-from .model import AppRegistration, IntegrationProfile, PasswordPolicy, SecretKind, SecretSummary, StoredSecret
-from .ownership import require_ours
-from .ports import CredentialChecker, Directory, TenantAccess, Vault
-from .retry import Clock
-from .settings import Settings
+from shared.usecases.ownership import require_ours
 
 logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -225,7 +232,7 @@ class Rotation:
         context: dict[str, str],
     ) -> None:  # fmt: skip
         """Grant what the profile has and the app's principal lacks, revoke what it holds beyond the profile,
-        on an app proven this service's alone (shared/ownership.py); a named error where it cannot."""
+        on an app proven this service's alone (shared/usecases/ownership.py); a named error where it cannot."""
         await require_ours(
             self.directory, tenant, app, {SecretKind.CLIENT_SECRET: stored}, f"{self.settings.name_prefix} ", context
         )

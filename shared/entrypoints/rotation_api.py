@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from .bootstrap import services
-from .credentials import audit, new_correlation_id
-from .errors import InvalidRequest, OnboardingError
-from .http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
-from .locks import RegistrationBusy
-from .problems import problem_response
-from .rotation import Action
+from shared.adapters.locks import RegistrationBusy
+from shared.bootstrap import services
+from shared.domain.errors import InvalidRequest, OnboardingError
+from shared.entrypoints.http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
+from shared.entrypoints.http_common import problem_response
+from shared.usecases.credentials import audit, new_correlation_id
+from shared.usecases.rotation import Action
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]

@@ -23,11 +23,11 @@ from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
-from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .identity import Identity
-from .model import Secret, SecretSummary, StoredSecret
-from .settings import Settings
-from .tls import azure_transport
+from shared.adapters.identity import Identity
+from shared.adapters.tls import azure_transport
+from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from shared.domain.model import Secret, SecretSummary, StoredSecret
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 
