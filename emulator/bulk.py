@@ -214,7 +214,7 @@ def _registration(
     )
     tenant.add_application(app)
     tenant.owners[object_id] = [owner]  # the creator owns what it creates (Application.ReadWrite.OwnedBy)
-    sp = service_principal_from(world, tenant, app, {})  # ownerless, as Graph leaves it (graph.py)
+    sp = service_principal_from(world, tenant, app, {})  # ownerless, as Graph leaves it (graph/service_principals.py)
     for resource, role_id in grants:
         tenant.add_assignment(
             {
