@@ -46,7 +46,8 @@ def resource_service_principal(tenant: Tenant, resource: JsonObject, created: st
         "accountEnabled": True,
         "appDisplayName": resource["displayName"],
         "appId": resource["appId"],
-        # Microsoft's first-party apps are owned by Microsoft's own tenant.
+        # Microsoft's first-party apps are owned by Microsoft's own tenant, f8cdef31-a31e-4b4a-93e4-5f571e91255a
+        # (https://learn.microsoft.com/troubleshoot/entra/entra-id/governance/verify-first-party-apps-sign-in).
         "appOwnerOrganizationId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
         "appRoleAssignmentRequired": False,
         "createdDateTime": created,

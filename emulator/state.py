@@ -21,7 +21,8 @@ from typing import Any
 
 from .clock import DirectoryClock, monotonic_ms
 
-# Microsoft Graph's first-party application id (azure-facts.md, "Well-known application ids").
+# Microsoft Graph's first-party application id: the Graph permissions reference reads every Graph permission from
+# GET /servicePrincipals(appId='00000003-0000-0000-c000-000000000000') (https://learn.microsoft.com/graph/permissions-reference).
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 JsonObject = dict[str, Any]

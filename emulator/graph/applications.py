@@ -189,7 +189,9 @@ def _new_application(world: World, call: GraphCall, body: JsonObject) -> JsonObj
     app = application_resource(tenant, object_id, app_id, iso(world.clock.now()), props["displayName"])
     app.update(props)
     tenant.add_application(app)
-    # The creator becomes an owner (azure-facts.md: "Creating an application makes the caller an owner").
+    # The creator becomes an owner. Indirect only (emulator/FIDELITY.md, G9): Application.ReadWrite.OwnedBy
+    # "Allows the app to create other applications, and fully manage those applications" yet "cannot update
+    # any apps that it is not an owner of" (https://learn.microsoft.com/graph/permissions-reference#applicationreadwriteownedby).
     tenant.owners[object_id] = [call.caller.object_id]
     world.replication.created("application", object_id)
     world.touch()

@@ -17,7 +17,9 @@ def is_str_list(value: Any, max_len: int = 256) -> bool:
 
 
 def valid_tags(value: Any) -> bool:
-    # Tags: 1-256 characters, no whitespace, no duplicates (azure-facts.md, application limits).
+    # Tags: "Individual tag size must be between 1 and 256 characters (inclusive)", "No whitespaces or
+    # duplicate tags allowed", for every signInAudience (the Tags row of
+    # https://learn.microsoft.com/entra/identity-platform/supported-accounts-validation).
     return (
         isinstance(value, list)
         and all(isinstance(t, str) and 1 <= len(t) <= 256 and not any(c.isspace() for c in t) for t in value)
