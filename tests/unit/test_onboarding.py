@@ -24,10 +24,10 @@ from shared.domain.errors import (
 )
 from shared.domain.model import PasswordInfo, PasswordPolicy, Secret, SecretKind
 from shared.domain.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
-from shared.usecases.credentials import PENDING_RETRY_AFTER_SECONDS, secret_name, unique_name
+from shared.entrypoints.presenters import registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
-
-from .fakes import (
+from shared.usecases.replication import PENDING_RETRY_AFTER_SECONDS
+from tests.fakes import (
     DEFENDER_APP_ID,
     GRAPH_APP_ID,
     LOG_ANALYTICS_APP_ID,
@@ -86,11 +86,11 @@ def after_the_first() -> Callable[[Call], bool]:
 
 
 def names(h: Harness, tenant: str = TENANT, integration: str = M365) -> dict[SecretKind, str]:
-    return {kind: secret_name(h.onboarding.settings, tenant, integration, kind) for kind in SecretKind}
+    return {kind: h.onboarding.registry.secret_name(tenant, integration, kind) for kind in SecretKind}
 
 
 def wanted_grants(h: Harness, tenant: str = TENANT, integration: str = M365) -> set[tuple[str, str]]:
-    profile = h.onboarding.profile(integration)
+    profile = h.onboarding.catalog.require(integration)
     return {
         (resource_object_id(tenant, p.resource_app_id), role_id(p.resource_app_id, role))
         for p in profile.permissions
@@ -99,7 +99,7 @@ def wanted_grants(h: Harness, tenant: str = TENANT, integration: str = M365) -> 
 
 
 def the_app(h: Harness, tenant: str = TENANT, integration: str = M365) -> FakeApp:
-    wanted = unique_name(h.onboarding.settings, integration)
+    wanted = h.onboarding.registry.unique_name(integration)
     apps = [a for a in h.directory.apps(tenant) if a.unique_name == wanted]
     assert len(apps) == 1, f"expected exactly one app named {wanted}, found {len(apps)}"
     return apps[0]
@@ -167,7 +167,7 @@ async def test_first_onboarding_registers_one_app_grants_the_profile_and_stores_
         assert stored.expires is None
     assert h.vault.version_counts() == dict.fromkeys(secret_names.values(), 1)
 
-    registration = result.registration
+    registration = registration_json(result.registration)
     assert registration["application"] == {
         "objectId": app.object_id,
         "clientId": app.app_id,
@@ -208,7 +208,7 @@ async def test_second_identical_put_creates_nothing() -> None:
     assert h.vault.calls["update_tags"] == 1
     assert h.vault.version_counts() == versions
     assert list(the_app(h).passwords) == passwords_before
-    assert result.registration["drift"] == []
+    assert registration_json(result.registration)["drift"] == []
 
 
 async def test_a_first_onboarding_reads_once_up_front_and_answers_without_reading_back() -> None:
@@ -225,7 +225,7 @@ async def test_a_first_onboarding_reads_once_up_front_and_answers_without_readin
     assert h.directory.calls["find_application"] == 1
     for read in ("find_service_principal", "assignments", "application_owners"):
         assert h.directory.calls[read] == 0, read
-    assert result.registration == await h.onboarding.describe(TENANT, M365)
+    assert result.registration == await h.status.describe(TENANT, M365)
 
 
 async def test_the_secret_is_minted_and_stored_while_the_grants_wait_for_the_service_principal() -> None:
@@ -315,7 +315,7 @@ async def test_a_put_that_died_at_any_write_is_finished_by_the_next_put(faults: 
     assert not set(orphans) & set(app.passwords), "an orphaned secret is still on the app"
     if orphans:
         assert f"{len(orphans)} orphaned secrets removed" in result.changes
-    assert result.registration["drift"] == []
+    assert registration_json(result.registration)["drift"] == []
     assert (await h.onboarding.onboard(REQUEST)).outcome is Outcome.COMPLETE
 
 
@@ -332,7 +332,7 @@ async def test_an_orphan_is_kept_until_it_is_older_than_the_grace_period() -> No
     result = await h.onboarding.onboard(REQUEST)  # at once: it may belong to a request still in flight
     assert result.outcome is Outcome.UPDATED
     assert orphan in the_app(h).passwords
-    assert result.registration["credential"]["otherCredentialsOnApp"] == 1
+    assert registration_json(result.registration)["credential"]["otherCredentialsOnApp"] == 1
 
     h.clock.advance(minutes=4)
     assert (await h.onboarding.onboard(REQUEST)).outcome is Outcome.COMPLETE
@@ -503,7 +503,7 @@ async def test_verification_failing_past_its_timeout_is_pending_and_the_next_put
     assert 0 < h.clock.elapsed <= 20
     stored = h.vault.latest(secret_names[SecretKind.CLIENT_SECRET])
     assert stored is not None and stored.tags["verified"] == "false"
-    assert pending.registration["credential"]["verified"] is False
+    assert registration_json(pending.registration)["credential"]["verified"] is False
     assert h.vault.latest(secret_names[SecretKind.CLIENT_ID]) is None  # ids only after proof
 
     h.checker.not_replicated_for(0)
@@ -652,7 +652,7 @@ async def test_a_revoked_grant_is_reported_as_drift_and_only_it_is_granted_again
     revoked = (resource_object_id(TENANT, GRAPH_APP_ID), role_id(GRAPH_APP_ID, "User.Read.All"))
     h.directory.revoke_by_hand(TENANT, principal, revoked)
 
-    state = await h.onboarding.describe(TENANT, M365)
+    state = registration_json(await h.status.describe(TENANT, M365))
 
     assert [p["permission"] for p in state["permissions"] if not p["granted"]] == ["User.Read.All"]
     assert state["drift"] == ["permission not granted: User.Read.All"]
@@ -673,7 +673,7 @@ async def test_a_stored_secret_removed_from_the_app_is_replaced_by_exactly_one_n
     (old,) = list(app.passwords)
     del app.passwords[old]  # someone deleted it in the portal
 
-    state = await h.onboarding.describe(TENANT, M365)
+    state = registration_json(await h.status.describe(TENANT, M365))
     assert state["drift"] == ["stored client secret matches no credential on the app"]
 
     result = await h.onboarding.onboard(REQUEST)
@@ -690,14 +690,14 @@ async def test_an_expired_stored_secret_is_replaced_and_the_old_one_left_to_rota
     (old,) = list(the_app(h).passwords)
     h.clock.advance(days=181)
 
-    assert (await h.onboarding.describe(TENANT, M365))["drift"] == ["client secret expired"]
+    assert registration_json(await h.status.describe(TENANT, M365))["drift"] == ["client secret expired"]
     result = await h.onboarding.onboard(REQUEST)
 
     assert "client secret created" in result.changes
     stored = h.vault.latest(names(h)[SecretKind.CLIENT_SECRET])
     assert stored is not None and stored.tags["key-id"] == h.directory.minted[-1].info.key_id
     assert old in the_app(h).passwords  # it was stored once: rotation's to retire, not orphan cleanup's
-    assert result.registration["drift"] == []
+    assert registration_json(result.registration)["drift"] == []
 
 
 # --- 12: secret hygiene -------------------------------------------------------------------------
@@ -737,7 +737,7 @@ async def test_no_secret_text_reaches_a_log_record_the_progress_or_the_result(ca
             assert text not in seen, f"secret text in log record {record.name}: {record.msg!r}"
     visible = json.dumps(
         {
-            "registration": result.registration,
+            "registration": registration_json(result.registration),
             "changes": result.changes,
             "reason": result.pending_reason,
             "progress": progress,
@@ -753,9 +753,9 @@ async def test_no_secret_text_reaches_a_log_record_the_progress_or_the_result(ca
 async def test_status_of_an_integration_never_onboarded_is_registration_not_found() -> None:
     h = make_onboarding()
     with pytest.raises(RegistrationNotFound):
-        await h.onboarding.status(TENANT, M365)
+        await h.status.status(TENANT, M365)
     await h.onboarding.onboard(REQUEST)
-    assert (await h.onboarding.status(TENANT, M365))["drift"] == []
+    assert registration_json(await h.status.status(TENANT, M365))["drift"] == []
 
 
 async def test_an_integration_not_in_the_catalog_is_refused_before_any_call() -> None:
@@ -799,7 +799,7 @@ async def test_fake_checker_reports_only_granted_roles_and_rejects_a_secret_not_
     assert principal is not None
     (password,) = app.passwords.values()
     scope = "https://graph.microsoft.com/.default"
-    profile_roles = set(h.onboarding.profile(M365).permissions[0].roles)
+    profile_roles = set(h.onboarding.catalog.require(M365).permissions[0].roles)
 
     assert await h.checker.granted_roles(TENANT, app.app_id, Secret(password.text), scope) == profile_roles
     h.directory.revoke_by_hand(
@@ -839,7 +839,7 @@ async def test_fake_switches_fire_before_or_after_the_work_and_only_when_matchin
 async def test_onboarding_after_a_soft_delete_purges_the_deleted_app_and_registers_anew() -> None:
     h = make_onboarding()
     await h.onboarding.onboard(REQUEST)
-    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    old = h.directory.tenants[TENANT].apps[h.onboarding.registry.unique_name(M365)]
     await h.directory.delete_application(TENANT, old.object_id)
 
     result = await h.onboarding.onboard(REQUEST)
@@ -853,7 +853,7 @@ async def test_onboarding_after_a_soft_delete_purges_the_deleted_app_and_registe
 async def test_a_deleted_app_this_service_may_not_purge_is_a_named_conflict_and_nothing_is_created() -> None:
     h = make_onboarding()
     await h.onboarding.onboard(REQUEST)
-    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    old = h.directory.tenants[TENANT].apps[h.onboarding.registry.unique_name(M365)]
     await h.directory.delete_application(TENANT, old.object_id)
     forbidden = UpstreamError("Graph failed", "graph", 403, "Authorization_RequestDenied")
     h.directory.fail_next("purge_deleted_application", forbidden)
@@ -870,7 +870,7 @@ async def test_a_deleted_app_this_service_may_not_purge_is_a_named_conflict_and_
 async def test_a_create_refused_while_the_purge_replicates_is_waited_out() -> None:
     h = make_onboarding()
     await h.onboarding.onboard(REQUEST)
-    old = h.directory.tenants[TENANT].apps[unique_name(h.onboarding.settings, M365)]
+    old = h.directory.tenants[TENANT].apps[h.onboarding.registry.unique_name(M365)]
     await h.directory.delete_application(TENANT, old.object_id)
     # Deleted items already show the purge; a replica still refuses the name once.
     held = UpstreamError("Graph failed", "graph", 400, "Request_BadRequest")
@@ -895,7 +895,7 @@ INTRUDER = "0badc0de-0000-4000-8000-000000000001"
 
 def squat(h: Harness, *, owners: set[str], password_name: str | None = "mine", **extra: object) -> FakeApp:
     """Someone registers the app under the predictable unique name before the vendor's first PUT."""
-    unique = unique_name(h.onboarding.settings, M365)
+    unique = h.onboarding.registry.unique_name(M365)
     app = FakeApp("a9a9a9a9-0000-4000-8000-000000000001", "c1c1c1c1-0000-4000-8000-000000000001", unique,
                   "Contoso look-alike", (), "", frozenset(), owners=owners, **extra)  # type: ignore[arg-type]  # fmt: skip
     if password_name is not None:

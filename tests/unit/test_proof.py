@@ -6,9 +6,9 @@ import pytest
 
 from shared.domain.catalog import load_catalog
 from shared.domain.model import IntegrationProfile, Secret
-from shared.usecases.credentials import Credentials, StillReplicating
-
-from .fakes import TENANT, FakeClock, FakeDirectory, FakeVault, make_settings
+from shared.usecases.credentials import Credentials
+from shared.usecases.replication import StillReplicating
+from tests.fakes import TENANT, FakeClock, FakeDirectory, FakeVault, make_settings
 
 CLIENT_ID = "00000000-0000-4000-8000-0000000000c1"
 TWO_RESOURCES = "sentinel"  # Log Analytics and Microsoft Graph: one token per resource API

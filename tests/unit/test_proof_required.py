@@ -4,10 +4,9 @@ the proof removed, the proof ignoring the token's roles, the ids written before 
 from __future__ import annotations
 
 from shared.domain.model import Secret, SecretKind
-from shared.usecases.credentials import secret_name
+from shared.entrypoints.presenters import registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
-
-from .fakes import TENANT, make_onboarding
+from tests.fakes import TENANT, make_onboarding
 
 M365 = "m365-defender"
 REQUEST = OnboardRequest(TENANT, M365)
@@ -29,17 +28,17 @@ async def test_a_token_missing_one_granted_role_leaves_the_secret_unverified_and
 
     assert asked, "the new secret was never used to ask for a token"
     assert pending.outcome is Outcome.PENDING
-    assert pending.registration["credential"]["verified"] is False
-    stored = h.vault.latest(secret_name(h.onboarding.settings, TENANT, M365, SecretKind.CLIENT_SECRET))
+    assert registration_json(pending.registration)["credential"]["verified"] is False
+    stored = h.vault.latest(h.onboarding.registry.secret_name(TENANT, M365, SecretKind.CLIENT_SECRET))
     assert stored is not None and stored.tags["verified"] == "false"
     for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID):
-        assert h.vault.latest(secret_name(h.onboarding.settings, TENANT, M365, kind)) is None, kind
+        assert h.vault.latest(h.onboarding.registry.secret_name(TENANT, M365, kind)) is None, kind
 
     h.checker.granted_roles = real  # type: ignore[method-assign]
     done = await h.onboarding.onboard(REQUEST)
 
     assert done.outcome is Outcome.UPDATED
-    assert done.registration["credential"]["verified"] is True
+    assert registration_json(done.registration)["credential"]["verified"] is True
     assert stored.tags["verified"] == "true"
     for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID):
-        assert h.vault.latest(secret_name(h.onboarding.settings, TENANT, M365, kind)) is not None, kind
+        assert h.vault.latest(h.onboarding.registry.secret_name(TENANT, M365, kind)) is not None, kind

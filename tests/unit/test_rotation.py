@@ -17,11 +17,10 @@ import pytest
 from shared.domain.errors import OnboardingError, SecretsForbiddenByPolicy, UpstreamError, UpstreamUnavailable
 from shared.domain.model import PasswordInfo, PasswordPolicy, SecretKind
 from shared.domain.ports import PasswordOutcomeUnknown
-from shared.usecases.credentials import iso, secret_name, unique_name
+from shared.domain.registry import iso
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from shared.usecases.rotation import Action, PlannedItem
-
-from .fakes import (
+from tests.fakes import (
     START,
     TENANT,
     Call,
@@ -75,7 +74,7 @@ def advance(h: RotationHarness, delta: timedelta) -> None:
 
 
 def name_of(h: RotationHarness, tenant: str = TENANT, integration: str = M365) -> str:
-    return secret_name(h.rotation.settings, tenant, integration, SecretKind.CLIENT_SECRET)
+    return h.rotation.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)
 
 
 def latest(h: RotationHarness, tenant: str = TENANT, integration: str = M365) -> VaultVersion:
@@ -85,7 +84,7 @@ def latest(h: RotationHarness, tenant: str = TENANT, integration: str = M365) ->
 
 
 def app_of(h: RotationHarness, tenant: str = TENANT, integration: str = M365) -> FakeApp:
-    app = h.directory.app(tenant, unique_name(h.rotation.settings, integration))
+    app = h.directory.app(tenant, h.rotation.registry.unique_name(integration))
     assert app is not None
     return app
 
@@ -615,7 +614,7 @@ async def test_a_policy_tightened_after_it_was_read_is_still_enforced_by_the_nex
 async def test_an_app_deleted_out_of_band_is_reported_app_missing_and_nothing_is_written() -> None:
     h = make_rotation()
     await onboard(h)
-    del h.directory.tenants[TENANT].apps[unique_name(h.rotation.settings, M365)]
+    del h.directory.tenants[TENANT].apps[h.rotation.registry.unique_name(M365)]
     advance(h, INTO_THE_WINDOW)
     before = writes(h)
 

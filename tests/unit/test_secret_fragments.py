@@ -13,9 +13,9 @@ import logging
 import pytest
 
 from shared.domain.ports import Throttled
+from shared.entrypoints.presenters import onboard_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
-
-from .fakes import TENANT, make_onboarding
+from tests.fakes import TENANT, make_onboarding
 
 PIECE = 10  # long enough that a random match is out of the question, short enough to catch a slice
 
@@ -43,7 +43,7 @@ async def test_no_ten_characters_of_a_secret_reach_a_log_record_or_the_result(
     assert secrets and all(len(s) > 2 * PIECE for s in secrets)
     assert caplog.records
     searched = [" ".join((r.getMessage(), repr(r.args), str(r.msg), repr(vars(r)))) for r in caplog.records] + [
-        json.dumps([result.to_json(), again.to_json(), progress])
+        json.dumps([onboard_json(result), onboard_json(again), progress])
     ]
     for text in secrets:
         for piece in pieces(text):

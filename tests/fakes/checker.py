@@ -1,0 +1,90 @@
+"""`FakeChecker`: a token request against a `FakeDirectory`, implementing `shared.domain.ports.CredentialChecker`.
+
+The token's `roles` are what the directory really granted. A secret the directory does not hold (wrong,
+removed, expired) is refused as Entra refuses it, with the codes of a secret still replicating, so the port
+raises `NotReplicatedYet` for it, as the real checker does; `not_replicated_for(n)` refuses the next n
+requests that way whatever the secret. `HoldableChecker` yields first and can hold token requests
+mid-rotation (`hold_proofs`, `release_proofs`).
+
+tests/contract/ checks this fake against `shared.adapters.identity.TokenRoleChecker` on the stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.domain.catalog import Catalog
+from shared.domain.model import Secret
+from shared.domain.ports import NotReplicatedYet
+from tests.fakes.directory import FakeDirectory
+from tests.fakes.switches import FaultSwitches
+
+
+class FakeChecker(FaultSwitches):
+    """A token request against the FakeDirectory: the token's `roles` are what is really granted."""
+
+    def __init__(self, directory: FakeDirectory, catalog: Catalog) -> None:
+        super().__init__()
+        self.directory = directory
+        self.not_replicated = 0
+        self.rejected = 0
+        self._resources = {p.token_scope: p.resource_app_id for profile in catalog for p in profile.permissions}
+
+    def not_replicated_for(self, attempts: int) -> None:
+        """The next `attempts` token requests fail as Entra does while a new secret replicates."""
+        self.not_replicated = attempts
+
+    def _refusal_code(self, tenant_id: str, client_id: str, secret: Secret) -> str:
+        """Entra's code: AADSTS700016 for an app it does not know, AADSTS7000222 for an expired secret of the
+        app, else AADSTS7000215 (an invalid secret)."""
+        app = self.directory.tenants[tenant_id].app_by_app_id(client_id)
+        if app is None:
+            return "AADSTS700016"
+        now = self.directory.now()
+        expired = any(p.text == secret.reveal() and p.info.end <= now for p in app.passwords.values())
+        return "AADSTS7000222" if expired else "AADSTS7000215"
+
+    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        self._enter("granted_roles", tenant_id=tenant_id, client_id=client_id, scope=scope)
+        if self.not_replicated > 0:
+            self.not_replicated -= 1
+            raise NotReplicatedYet("the new client secret", "AADSTS7000215")
+        if not self.directory.is_current_password(tenant_id, client_id, secret.reveal()):
+            # Entra answers a secret it does not know (wrong, removed, expired or not yet started) with
+            # AADSTS7000215 or 7000222, the very codes of a secret still replicating, and TokenRoleChecker
+            # reads both as NotReplicatedYet (tests/contract/test_checker.py holds the two to it).
+            self.rejected += 1
+            raise NotReplicatedYet("the new client secret", self._refusal_code(tenant_id, client_id, secret))
+        resource = self._resources[scope]
+        return self.directory.granted_values(tenant_id, client_id).get(resource, set())
+
+
+class HoldableChecker(FakeChecker):
+    """A FakeChecker that yields first, and after `hold_proofs(n)` makes the next n token requests wait
+    until `release_proofs()`: a rotation held there has minted its new secret and not stored it yet."""
+
+    def __init__(self, directory: FakeDirectory, catalog: Catalog) -> None:
+        super().__init__(directory, catalog)
+        self._open = asyncio.Event()
+        self._open.set()
+        self._to_hold = 0
+        self.held = 0  # token requests that are waiting now
+
+    def hold_proofs(self, times: int = 1) -> None:
+        self._to_hold = times
+        self._open.clear()
+
+    def release_proofs(self) -> None:
+        self._to_hold = 0
+        self._open.set()
+
+    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        await asyncio.sleep(0)
+        if self._to_hold > 0:
+            self._to_hold -= 1
+            self.held += 1
+            try:
+                await self._open.wait()
+            finally:
+                self.held -= 1
+        return await super().granted_roles(tenant_id, client_id, secret, scope)
