@@ -1,4 +1,4 @@
-"""The operator CLI: the HTTP API's use cases (catalog, onboard, status) in a terminal, in Azure or on the stand-in."""
+"""The operator CLI: the HTTP API's use cases (catalog, onboard, status) in a terminal, with the app's settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +39,26 @@ STEP_WIDTH = len("service principal")
 VALUE_COLUMN = 2 + STEP_WIDTH + 2  # summary values line up under the progress lines' details
 MARKERS = {"pending": "…", "policy": "!"}  # every other step is something done or found
 
-LOCAL_HELP = (
-    "start a fresh, in-memory local stand-in for Entra ID, Graph and Key Vault for this one command "
-    "and stop it afterwards; --tenant defaults to its home tenant. Each run starts from the seed, so "
-    "`onboard --local` is the demo and `status --local` finds nothing"
-)
-EPILOG = """\
+DESCRIPTION = "Onboard integrations into Entra ID tenants: the same use cases the HTTP API runs."
+EXIT_CODES = """\
 exit codes: 0 done, 1 failed (the message names the problem type), 2 bad arguments or settings,
 3 pending (Entra is still replicating: run the same command again).
-
-Without --local, settings come from the environment exactly as in Azure (KEY_VAULT_URL,
-HOME_TENANT_ID, ... see shared/settings.py), and the credential is the managed identity.
+"""
+EPILOG = f"""\
+{EXIT_CODES}
+Settings come from the environment exactly as in Azure (KEY_VAULT_URL, HOME_TENANT_ID, ...
+see shared/settings.py), and the credential is the managed identity.
 
 examples:
   %(prog)s catalog
-  %(prog)s --local onboard --integration m365-defender          (the demo)
   %(prog)s onboard --tenant <GUID> --integration sentinel --json
   %(prog)s status --tenant <GUID> --integration sentinel
 """
+
+# What a development entry point passes to main() in place of the process environment: entered once per
+# command (never for catalog, --help or rejected arguments), it yields the settings to load and the home
+# tenant that --tenant then defaults to, and cleans up on exit. It raises CannotStart if it cannot begin.
+Environment = Callable[[], AbstractContextManager[tuple[dict[str, str], str | None]]]
 
 
 # --- arguments ---
@@ -102,16 +105,24 @@ def _global_flags(parser: argparse.ArgumentParser, default: Any) -> None:
     # Defined on the main parser and on each subcommand so they work before or after it; the
     # subcommands' copies default to SUPPRESS so they cannot reset a flag given before the subcommand.
     parser.add_argument("--json", action="store_true", default=default, help="machine-readable output on stdout")
-    parser.add_argument("--local", action="store_true", default=default, help=LOCAL_HELP)
     parser.add_argument("--verbose", action="store_true", default=default, help="DEBUG logging to stderr")
 
 
-def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
-    program = Path(sys.argv[0]).name
+def build_parser(
+    catalog: Catalog,
+    *,
+    program: str | None = None,
+    description: str = DESCRIPTION,
+    epilog: str = EPILOG,
+    tenant_defaults_to_home: bool = False,
+) -> argparse.ArgumentParser:
+    if program is None:
+        script = Path(sys.argv[0]).name
+        program = "python -m shared.entrypoints.cli" if script in ("cli.py", "__main__.py") else "tenant-onboarding"
     parser = argparse.ArgumentParser(
-        prog="python -m shared.entrypoints.cli" if program in ("cli.py", "__main__.py") else "tenant-onboarding",
-        description="Onboard integrations into Entra ID tenants: the same use cases the HTTP API runs.",
-        epilog=EPILOG,
+        prog=program,
+        description=description,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _global_flags(parser, default=False)
@@ -128,9 +139,8 @@ def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
     command("catalog", "List the integrations and the permissions each gets.")
 
     target = argparse.ArgumentParser(add_help=False)
-    target.add_argument(
-        "--tenant", type=_tenant, metavar="GUID", help="the tenant's directory id (with --local: the stand-in's home)"
-    )
+    tenant_help = "the tenant's directory id" + (" (default: the home tenant)" if tenant_defaults_to_home else "")
+    target.add_argument("--tenant", type=_tenant, metavar="GUID", help=tenant_help)
     target.add_argument(
         "--integration", required=True, type=_integration(catalog), metavar="ID", help="a catalog id (see `catalog`)"
     )
@@ -161,7 +171,7 @@ def build_parser(catalog: Catalog) -> argparse.ArgumentParser:
         "Rotate one registration now (--tenant, --integration), or sweep every managed registration as the "
         "timer does (--all; --dry-run prints the plan and changes nothing).",
     )
-    rotate.add_argument("--tenant", type=_tenant, metavar="GUID", help="the tenant's directory id")
+    rotate.add_argument("--tenant", type=_tenant, metavar="GUID", help=tenant_help)
     rotate.add_argument("--integration", type=_integration(catalog), metavar="ID", help="a catalog id")
     rotate.add_argument("--retire-immediately", action="store_true", help="remove the previous secret at once")
     rotate.add_argument("--all", action="store_true", help="sweep: what is due, and what may be retired")
@@ -272,45 +282,14 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
-def _no_storage_warning(record: logging.LogRecord) -> bool:
-    # With --local the stand-in and its state live and die with this one process: there is no other
-    # process to serialize with, so the composition root's warning about missing storage is only noise.
-    return not record.getMessage().startswith("no Functions storage configured")
+class CannotStart(Exception):
+    """Something the command needs before it can begin is missing; the message says what (exit 1)."""
 
 
 @contextlib.contextmanager
-def _environment(local: bool) -> Iterator[tuple[dict[str, str], str | None]]:
-    """The environment to load settings from, and the default tenant (the stand-in's home, with --local)."""
-    if not local:
-        yield dict(os.environ), None
-        return
-    from emulator.launcher import start_stand_in  # only --local needs the stand-in's code
-
-    try:
-        stand_in = start_stand_in(admin=False)
-    except RuntimeError as error:
-        raise CannotStart(f"the local stand-in did not start: {error}") from error
-    settings = stand_in.app_settings()
-    # Into os.environ too: azure-identity reads IDENTITY_ENDPOINT/IDENTITY_HEADER from there, not from
-    # Settings. Restored afterwards, so a caller in the same process (a test) gets its environment back.
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    bootstrap_logger = logging.getLogger("shared.bootstrap")
-    bootstrap_logger.addFilter(_no_storage_warning)
-    try:
-        yield dict(os.environ), stand_in.home_tenant_id
-    finally:
-        bootstrap_logger.removeFilter(_no_storage_warning)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        stand_in.stop()
-
-
-class CannotStart(Exception):
-    """Something the command needs before it can begin is missing; the message says what."""
+def _process_environment() -> Iterator[tuple[dict[str, str], str | None]]:
+    """As in Azure: the settings are the process environment's, and there is no default tenant."""
+    yield dict(os.environ), None
 
 
 async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int:
@@ -403,7 +382,16 @@ async def _rotate(args: argparse.Namespace, services: Any, tenant: str) -> int:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environment: Environment | None = None,
+    program: str | None = None,
+    description: str = DESCRIPTION,
+    epilog: str = EPILOG,
+) -> int:
+    """Run one command. In Azure (no `environment`), settings come from the process environment and --tenant
+    is required; a development entry point passes `environment` (and its own name and help) instead."""
     for stream in (sys.stdout, sys.stderr):
         # A terminal without UTF-8 shows "?" for a check mark rather than failing half-way through a step.
         if isinstance(stream, io.TextIOWrapper):
@@ -413,13 +401,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogError as error:
         _err(f"error: the catalog shipped with the app is invalid: {error}")
         return EXIT_FAILED
-    parser = build_parser(catalog)
+    defaults_tenant = environment is not None
+    parser = build_parser(
+        catalog, program=program, description=description, epilog=epilog, tenant_defaults_to_home=defaults_tenant
+    )
     try:
         args = parser.parse_args(argv)
-        if args.needs_tenant and args.tenant is None and not args.local:
-            args.command_parser.error("--tenant is required (only --local defaults it, to the stand-in's home tenant)")
+        if args.needs_tenant and args.tenant is None and not defaults_tenant:
+            args.command_parser.error("--tenant is required")
         if args.command == "rotate" and not args.all:
-            if args.integration is None or (args.tenant is None and not args.local):
+            if args.integration is None or (args.tenant is None and not defaults_tenant):
                 args.command_parser.error("name --tenant and --integration, or sweep with --all")
             if args.dry_run:
                 args.command_parser.error("--dry-run goes with --all")
@@ -430,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_audit_export(os.environ)
 
     if args.command == "catalog":
-        # The catalog ships with the code: no settings, credentials or stand-in needed.
+        # The catalog ships with the code: no settings or credentials needed.
         if args.json:
             _out(json.dumps(catalog.to_json(), indent=2))
         else:
@@ -438,18 +429,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
     try:
-        with _environment(args.local) as (env, home_tenant):
+        with (environment or _process_environment)() as (env, home_tenant):
             try:
                 settings = load_settings(env)
             except SettingsError as error:
-                _err(f"error: {error} (set it in the environment as in Azure, or use --local)")
+                _err(f"error: {error} (set it in the environment as in Azure)")
                 return EXIT_USAGE
             lifetime = getattr(args, "secret_lifetime_days", None)
             if lifetime is not None and lifetime > settings.max_secret_lifetime_days:
                 limit = settings.max_secret_lifetime_days
                 _err(f"error: --secret-lifetime-days may be at most {limit} (the MAX_SECRET_LIFETIME_DAYS setting)")
                 return EXIT_USAGE
-            # Checked after parsing: only --local may omit it, and a sweep (--all) needs none.
+            # Checked after parsing: only an environment with a home tenant may omit it; a sweep (--all) needs none.
             tenant = args.tenant or home_tenant or ""
             return asyncio.run(_run(args, settings, tenant))
     except CannotStart as error:

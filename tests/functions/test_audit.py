@@ -79,7 +79,7 @@ def test_audit_events_reach_application_insights_as_custom_events_with_dimension
     # A real process (the CLI, which configures export as function_app does) onboarding through its own
     # stand-in, exporting to a local ingestion endpoint: what arrives is what Application Insights stores.
     done = subprocess.run(
-        [sys.executable, "-m", "shared.entrypoints.cli", "onboard", "--local", "--integration", "sentinel", "--json"],
+        [sys.executable, "-m", "emulator.local_cli", "onboard", "--integration", "sentinel", "--json"],
         cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
         env=dict(
             os.environ, APPLICATIONINSIGHTS_CONNECTION_STRING=ingestion.connection_string,

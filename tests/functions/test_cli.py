@@ -1,4 +1,4 @@
-"""The operator CLI: as a process (exit codes, --local, no secret on screen) and in-process against one stand-in."""
+"""The operator CLI: as a local process (exit codes, no secret on screen) and in-process against one stand-in."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from emulator import local_cli
 from emulator.launcher import StandIn
 from shared.entrypoints.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE, main
 
@@ -26,7 +27,7 @@ ENTRA_SECRET_MARK = "Q~"  # every Entra client secret (and the stand-in's) carri
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     return subprocess.run(
-        [sys.executable, "-m", "shared.entrypoints.cli", *args],
+        [sys.executable, "-m", "emulator.local_cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -37,18 +38,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-# --- as a process: each --local run starts and stops its own stand-in ---
+# --- as a process: each emulator.local_cli run starts and stops its own stand-in ---
 
 
 def test_catalog_lists_every_integration() -> None:
-    done = run_cli("--local", "catalog")
+    done = run_cli("catalog")
     assert done.returncode == EXIT_OK, done.stderr
     listed = {line.split()[0] for line in done.stdout.splitlines() if line and not line.startswith(" ")}
     assert listed == {"m365-defender", "defender-endpoint", "defender-endpoint-live-response", "sentinel"}
 
 
 def test_onboard_local_json_answers_with_references_only() -> None:
-    done = run_cli("onboard", "--local", "--integration", "m365-defender", "--json")
+    done = run_cli("onboard", "--integration", "m365-defender", "--json")
     assert done.returncode == EXIT_OK, done.stderr
     result = json.loads(done.stdout)  # progress went to stderr: stdout is the result alone
     assert result["outcome"] == "created"
@@ -61,7 +62,7 @@ def test_onboard_local_json_answers_with_references_only() -> None:
 
 
 def test_onboard_local_shows_every_step_and_never_a_secret() -> None:
-    done = run_cli("--local", "onboard", "--integration", "m365-defender")
+    done = run_cli("onboard", "--integration", "m365-defender")
     assert done.returncode == EXIT_OK, done.stderr
     for step in STEPS:
         assert f"✓ {step} " in done.stdout
@@ -79,7 +80,7 @@ def test_onboard_local_shows_every_step_and_never_a_secret() -> None:
     ],
 )
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
-    done = run_cli("--local", "onboard", *args)
+    done = run_cli("onboard", *args)
     assert done.returncode == EXIT_USAGE
     assert message in done.stderr
     assert done.stdout == ""
@@ -96,11 +97,11 @@ def test_arguments_are_checked_before_the_stand_in_starts(
 
     monkeypatch.setattr("emulator.launcher.start_stand_in", refuse)
     assert (
-        main(["--local", "status", "--tenant", "00000000-0000-0000-0000-000000000000", "--integration", "sentinel"])
+        local_cli.main(["status", "--tenant", "00000000-0000-0000-0000-000000000000", "--integration", "sentinel"])
         == EXIT_USAGE
     )
-    assert main(["--local", "onboard", "--integration", "sentinel", "--secret-lifetime-days", "0"]) == EXIT_USAGE
-    assert main(["onboard", "--integration", "sentinel"]) == EXIT_USAGE  # --tenant: only --local may omit it
+    assert local_cli.main(["onboard", "--integration", "sentinel", "--secret-lifetime-days", "0"]) == EXIT_USAGE
+    assert main(["onboard", "--integration", "sentinel"]) == EXIT_USAGE  # --tenant: no stand-in defaults it
     assert "--tenant is required" in capsys.readouterr().err
 
 
@@ -117,7 +118,7 @@ def test_missing_settings_exit_2_naming_the_variable(
 
 @pytest.fixture
 def app_env(clean_faults: StandIn, monkeypatch: pytest.MonkeyPatch) -> StandIn:
-    """The settings the app gets in Azure, pointed at the session's stand-in (not --local: state must outlive a
+    """The settings the app gets in Azure, pointed at the session's stand-in (not local_cli: state must outlive a
     command), with a name prefix of its own so no other test's apps or secrets are in the way."""
     for name, value in clean_faults.app_settings().items():
         monkeypatch.setenv(name, value)
