@@ -14,11 +14,13 @@ import logging
 import re
 import ssl
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.headers_collection import HeadersCollection
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
@@ -56,6 +58,7 @@ from shared.domain.errors import (
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
+    request_ids_text,
 )
 from shared.domain.model import (
     AppRegistration,
@@ -94,6 +97,11 @@ NOT_IN_LOCAL_TENANT = "backing application of the service principal being create
 # terraform-provider-azuread's app role assignment resource retries on (microsoft-graph-docs-contrib
 # issue 1407). Only the text tells it apart from a grant that can never succeed.
 NOT_A_VALID_REFERENCE = "Not a valid reference update"
+# Graph files every answer under a `request-id` and the caller's `client-request-id` (msgraph-core's telemetry
+# handler sends one with every request), as response headers and again, with the `date`, in an error body's
+# innerError (https://learn.microsoft.com/graph/errors): what a support ticket to Microsoft names.
+REQUEST_ID = "request-id"
+CLIENT_REQUEST_ID = "client-request-id"
 
 
 def _app_by_unique_name(client: GraphServiceClient, unique_name: str) -> ApplicationsWithUniqueNameRequestBuilder:
@@ -182,9 +190,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return None
-            raise _translate(error, doing, tenant_id) from None
+            raise _translate(error, doing, tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         body = json.loads(raw or b"{}")
         return body if isinstance(body, dict) else {}
 
@@ -216,7 +224,10 @@ class GraphDirectory:
         except UpstreamError as error:
             if error.upstream_status == 403:
                 # Without Policy.Read.All we cannot clamp ahead of time; addPassword still enforces it.
-                logger.warning("cannot read the app management policy of tenant %s (403); not clamping", tenant_id)
+                logger.warning(
+                    "cannot read the app management policy of tenant %s (403, %s); not clamping",
+                    tenant_id, request_ids_text(error.upstream_request_ids),
+                )  # fmt: skip
                 return PasswordPolicy()
             raise
         restrictions = (policy or {}).get("applicationRestrictions") or {}
@@ -322,10 +333,10 @@ class GraphDirectory:
             await self.client(tenant_id).applications.by_application_id(app_object_id).patch(_application_body(spec))
         except ODataError as error:
             if error.response_status_code == 404:
-                raise NotReplicatedYet("the app registration", _code(error)) from None
-            raise _translate(error, "updating the app registration", tenant_id) from None
+                raise NotReplicatedYet("the app registration", _code(error)) from error
+            raise _translate(error, "updating the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
 
     async def upsert_application(
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
@@ -342,14 +353,15 @@ class GraphDirectory:
                     "An app with this unique name exists in the tenant and this service may not change it.",
                     tenantId=tenant_id,
                     uniqueName=unique_name,
-                ) from None
+                    upstream_request_ids=_failed(error, "creating or updating the app registration", tenant_id),
+                ) from error
             if error.response_status_code in (400, 409):
                 # A deleted app keeps its uniqueName in deleted items for 30 days. What Entra answers then
                 # is not documented, so the name is looked up there instead of trusting a status or code.
                 await self._raise_if_held_by_deleted(tenant_id, unique_name)
-            raise _translate(error, "creating or updating the app registration", tenant_id) from None
+            raise _translate(error, "creating or updating the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         if created is not None:
             return _registration(created), True
         # 204: it existed and now matches the spec; read it back (may lag right after creation).
@@ -393,10 +405,10 @@ class GraphDirectory:
                 or NOT_IN_LOCAL_TENANT in message
                 or _has_detail(error, "NoBackingApplicationObject")
             ):
-                raise NotReplicatedYet("the app registration", "NoBackingApplicationObject") from None
-            raise _translate(error, "creating the service principal", tenant_id) from None
+                raise NotReplicatedYet("the app registration", "NoBackingApplicationObject") from error
+            raise _translate(error, "creating the service principal", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         if created is not None:
             return str(created["id"]), True
         found = await self.find_service_principal(tenant_id, app_id)
@@ -415,7 +427,8 @@ class GraphDirectory:
         """
         granted: list[str] = []
         pending: list[str] = []
-        unsettled: list[tuple[str, str, int, str | None]] = []  # (resource, role, status, code)
+        # (resource, role, status, code, Graph's ids of the refusal)
+        unsettled: list[tuple[str, str, int, str | None, dict[str, str]]] = []
         retry_after: float | None = None
         for start in range(0, len(roles), BATCH_LIMIT):
             chunk = roles[start : start + BATCH_LIMIT]
@@ -448,14 +461,18 @@ class GraphDirectory:
                     if hint is not None:
                         retry_after = max(retry_after or 0.0, hint)
                 else:
-                    unsettled.append((resource_id, role_id, status, error.get("code")))
+                    unsettled.append((resource_id, role_id, status, error.get("code"), _item_ids(item)))
         if unsettled:
             held = {(a.resource_object_id, a.app_role_id) for a in await self.assignments(tenant_id, principal_id)}
-            for resource_id, role_id, status, code in unsettled:
+            for resource_id, role_id, status, code, ids in unsettled:
                 if (resource_id, role_id) not in held:
+                    logger.info(
+                        "Graph answered %s %s to a grant of app role %s in tenant %s (%s)",
+                        status, code, role_id, tenant_id, request_ids_text(ids),
+                    )  # fmt: skip
                     raise UpstreamError(
                         "Graph refused to grant a permission", "graph", status, code,
-                        tenantId=tenant_id, appRoleId=role_id,
+                        tenantId=tenant_id, appRoleId=role_id, upstream_request_ids=ids,
                     )  # fmt: skip
                 granted.append(role_id)
         return GrantResult(tuple(granted), tuple(pending), retry_after)
@@ -473,9 +490,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "revoking a permission", tenant_id) from None
+            raise _translate(error, "revoking a permission", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         return True
 
     async def _batch(self, tenant_id: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -488,9 +505,9 @@ class GraphDirectory:
         try:
             raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
         except ODataError as error:
-            raise _translate(error, "granting permissions", tenant_id) from None
+            raise _translate(error, "granting permissions", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         payload = json.loads(raw or b"{}")
         return {str(item.get("id")): item for item in payload.get("responses", [])}
 
@@ -505,25 +522,36 @@ class GraphDirectory:
                 .add_password.post(body, request_configuration=_no_sdk_retry())
             )
         except ODataError as error:
+            # Chained like every other failure: only a 201 carries the secret's text, and a 201 raises nothing.
             status, code = error.response_status_code, _code(error)
             if status == 404:
-                raise NotReplicatedYet("the app registration", code) from None
+                raise NotReplicatedYet("the app registration", code) from error
             if status == 429:
-                raise Throttled("graph", _retry_after(error), code) from None  # refused, so not minted
+                _failed(error, "creating a client secret", tenant_id)
+                raise Throttled("graph", _retry_after(error), code) from error  # refused, so not minted
             if code == "CredentialTypeNotAllowedAsPerAppPolicy":
                 raise SecretsForbiddenByPolicy(
-                    "The tenant's app management policy does not allow client secrets.", tenantId=tenant_id
-                ) from None
+                    "The tenant's app management policy does not allow client secrets.", tenantId=tenant_id,
+                    upstream_request_ids=_failed(error, "creating a client secret", tenant_id),
+                ) from error  # fmt: skip
             if code == "CredentialInvalidLifetimeAsPerAppPolicy":
                 raise SecretLifetimeExceedsPolicy(
                     "The tenant's app management policy refused the secret's lifetime; ask for fewer days.",
                     tenantId=tenant_id,
-                ) from None
+                    upstream_request_ids=_failed(error, "creating a client secret", tenant_id),
+                ) from error
             if status is not None and status >= 500:
-                raise PasswordOutcomeUnknown(f"addPassword answered {status}") from None
-            raise _translate(error, "creating a client secret", tenant_id) from None
+                ids = _failed(error, "creating a client secret", tenant_id)
+                raise PasswordOutcomeUnknown(f"addPassword answered {status} ({request_ids_text(ids)})") from error
+            raise _translate(error, "creating a client secret", tenant_id) from error
         except httpx.HTTPError as error:
-            raise PasswordOutcomeUnknown(type(error).__name__) from None
+            # The exception names the transport's failure (its type and the protocol's complaint), never a body.
+            ids = _sent_ids(error)
+            logger.info(
+                "Graph did not answer while creating a client secret in tenant %s: %s (%s)",
+                tenant_id, type(error).__name__, request_ids_text(ids),
+            )  # fmt: skip
+            raise PasswordOutcomeUnknown(f"{type(error).__name__} ({request_ids_text(ids)})") from error
         assert credential is not None and credential.secret_text and credential.key_id
         return NewPassword(_password_info(credential), Secret(credential.secret_text))
 
@@ -537,9 +565,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code in (400, 404):
                 return False  # already gone (or the app is): removal is done either way
-            raise _translate(error, "removing a client secret", tenant_id) from None
+            raise _translate(error, "removing a client secret", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         return True
 
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
@@ -548,9 +576,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "deleting the app registration", tenant_id) from None
+            raise _translate(error, "deleting the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         return True
 
     async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
@@ -597,9 +625,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "permanently deleting the app registration", tenant_id) from None
+            raise _translate(error, "permanently deleting the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from None
+            raise _transport(error, tenant_id) from error
         return True
 
     async def close(self) -> None:
@@ -745,20 +773,98 @@ def _retry_after_header(headers: dict[str, Any]) -> float | None:
 
 
 def _translate(error: ODataError, doing: str, tenant_id: str) -> Exception:
+    """The project's error for Graph's failed answer, with its request ids (logged here, once)."""
     status, code = error.response_status_code, _code(error)
+    ids = _failed(error, doing, tenant_id)
     if status == 429 or status == 503:
         return UpstreamUnavailable(
             f"Graph is throttling or unavailable while {doing}", "graph", status, code,
-            retry_after=_retry_after(error), tenantId=tenant_id,
+            retry_after=_retry_after(error), tenantId=tenant_id, upstream_request_ids=ids,
         )  # fmt: skip
     if status == 504:
-        return UpstreamTimeout(f"Graph timed out while {doing}", "graph", status, code, tenantId=tenant_id)
-    return UpstreamError(f"Graph failed while {doing}", "graph", status, code, tenantId=tenant_id)
+        return UpstreamTimeout(
+            f"Graph timed out while {doing}", "graph", status, code, tenantId=tenant_id, upstream_request_ids=ids
+        )
+    return UpstreamError(
+        f"Graph failed while {doing}", "graph", status, code, tenantId=tenant_id, upstream_request_ids=ids
+    )
 
 
 def _transport(error: httpx.HTTPError, tenant_id: str) -> Exception:
+    """No answer came: the client-request-id the request carried is what Graph would have filed it under."""
+    ids = _sent_ids(error)
+    logger.info("Graph did not answer in tenant %s: %s (%s)", tenant_id, type(error).__name__, request_ids_text(ids))
     if isinstance(error, httpx.TimeoutException):
-        return UpstreamTimeout("Graph did not answer in time", "graph", None, type(error).__name__, tenantId=tenant_id)
+        return UpstreamTimeout(
+            "Graph did not answer in time", "graph", None, type(error).__name__,
+            tenantId=tenant_id, upstream_request_ids=ids,
+        )  # fmt: skip
     return UpstreamUnavailable(
-        "The connection to Graph failed", "graph", None, type(error).__name__, tenantId=tenant_id
+        "The connection to Graph failed", "graph", None, type(error).__name__,
+        tenantId=tenant_id, upstream_request_ids=ids,
+    )  # fmt: skip
+
+
+# --- Graph's request ids, for support tickets (never a message or a body) ---
+
+
+def _failed(error: ODataError, doing: str, tenant_id: str) -> dict[str, str]:
+    """Log Graph's failed answer with its request ids (never its message or body), and return the ids."""
+    ids = _request_ids(error)
+    logger.info(
+        "Graph answered %s %s while %s in tenant %s (%s)",
+        error.response_status_code, _code(error), doing, tenant_id, request_ids_text(ids),
+    )  # fmt: skip
+    return ids
+
+
+def _request_ids(error: ODataError) -> dict[str, str]:
+    """`request-id`, `client-request-id` (the response's headers, else the error body's innerError) and `date`."""
+    inner = error.error.inner_error if error.error is not None else None
+    date = getattr(inner, "date", None)
+    return _graph_ids(
+        _headers(error.response_headers),
+        {
+            REQUEST_ID: getattr(inner, "request_id", None),
+            CLIENT_REQUEST_ID: getattr(inner, "client_request_id", None),
+            "date": date.isoformat() if isinstance(date, datetime) else date,
+        },
     )
+
+
+def _item_ids(item: dict[str, Any]) -> dict[str, str]:
+    """The same ids for one answer inside a $batch response: its headers, else its body's innerError."""
+    body = item.get("body")
+    error = body.get("error") if isinstance(body, dict) else None
+    inner = error.get("innerError") if isinstance(error, dict) else None
+    return _graph_ids(_headers(item.get("headers")), inner if isinstance(inner, dict) else {})
+
+
+def _sent_ids(error: httpx.HTTPError) -> dict[str, str]:
+    """The client-request-id of a request that got no answer."""
+    try:
+        sent = error.request.headers.get(CLIENT_REQUEST_ID)
+    except RuntimeError:  # httpx raises this when the error has no request
+        return {}
+    return {CLIENT_REQUEST_ID: sent} if sent else {}
+
+
+def _graph_ids(headers: dict[str, str], inner: dict[str, Any]) -> dict[str, str]:
+    ids = {name: headers.get(name) or inner.get(name) for name in (REQUEST_ID, CLIENT_REQUEST_ID)}
+    ids["date"] = inner.get("date")
+    return {name: str(value) for name, value in ids.items() if value}
+
+
+def _headers(raw: object) -> dict[str, str]:
+    """Headers as kiota hands them over (httpx.Headers, a dict, a HeadersCollection of value sets) or a $batch
+    item lists them, by lower-case name."""
+    if isinstance(raw, HeadersCollection):
+        raw = raw.get_all()
+    if not isinstance(raw, Mapping):
+        return {}
+    found: dict[str, str] = {}
+    for name, value in raw.items():
+        first = next(iter(sorted(value)), None) if isinstance(value, list | set | tuple) else value
+        if first is not None:
+            found[str(name).lower()] = str(first)
+    return found

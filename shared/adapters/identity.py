@@ -17,11 +17,18 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
 
 from shared.adapters.tls import SharedTransport, azure_transport
-from shared.domain.errors import ConsentRequired, TenantNotAllowed, TenantNotFound, UpstreamError, UpstreamUnavailable
+from shared.domain.errors import (
+    ConsentRequired,
+    TenantNotAllowed,
+    TenantNotFound,
+    UpstreamError,
+    UpstreamUnavailable,
+    request_ids_text,
+)
 from shared.domain.model import Secret
 from shared.domain.ports import NotReplicatedYet
 from shared.settings import Settings
@@ -29,8 +36,21 @@ from shared.settings import Settings
 logger = logging.getLogger(__name__)
 AADSTS = re.compile(r"AADSTS(\d+)")
 # Codes a brand-new app or secret gets while Entra replicates it: invalid or "expired" secret,
-# unknown app, no service principal yet (azure-facts.md; reports of 7000222 for new secrets).
+# unknown app, no service principal yet (AADSTS7000215, 7000222, 700016 and 7000229 in
+# https://learn.microsoft.com/entra/identity-platform/reference-error-codes, each also at
+# https://login.microsoftonline.com/error?code=<number>; clients report 7000222 for secrets minutes old).
 REPLICATION_CODES = frozenset({"7000215", "7000222", "700016", "7000229"})
+# What Microsoft support asks for about a refused token request: the error response's `trace_id`,
+# `correlation_id` and `timestamp` (the sample error response in the page above). The description
+# repeats them as text ("Trace ID: … Correlation ID: … Timestamp: …"), read only when there is no body.
+# Each is taken only in its own shape (a GUID, a time), so nothing else of a response can pass as one.
+_GUID = r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
+_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
+ENTRA_IDS = {  # name: (its shape, how the description states it)
+    "trace_id": (re.compile(_GUID), re.compile(rf"Trace ID: ({_GUID})")),
+    "correlation_id": (re.compile(_GUID), re.compile(rf"Correlation ID: ({_GUID})")),
+    "timestamp": (re.compile(_TIME), re.compile(rf"Timestamp: ({_TIME})")),
+}
 
 
 class _ExpectedVerificationFailures(logging.Filter):
@@ -222,6 +242,11 @@ class Identity:
 
     async def consent(self, tenant_id: str) -> tuple[bool, set[str]]:
         """(consented, the provisioner's roles in the tenant), from a real token request."""
+        consented, roles, _ = await self._consent(tenant_id)
+        return consented, roles
+
+    async def _consent(self, tenant_id: str) -> tuple[bool, set[str], dict[str, str]]:
+        """consent(), and Entra's ids of the refusal when it is one (ENTRA_IDS)."""
         credential = self.management_credential(tenant_id)
         try:
             # As the Graph client asks (kiota requests CAE tokens, cached apart from others): the token
@@ -229,29 +254,34 @@ class Identity:
             token = await credential.get_token(self._settings.graph_scope, enable_cae=True)
         except ClientAuthenticationError as error:
             code = _aadsts(error)
+            ids = _refused(error, code, tenant_id)
             if code in NOT_CONSENTED_CODES:
-                return False, set()
+                return False, set(), ids
             if code == TENANT_NOT_FOUND_CODE:
-                raise TenantNotFound("Entra knows no tenant with this id.", tenantId=tenant_id) from None
+                raise TenantNotFound(
+                    "Entra knows no tenant with this id.", tenantId=tenant_id, upstream_request_ids=ids
+                ) from error
             raise UpstreamError(
                 "Entra refused the provisioner's token request",
                 "entra",
                 _status(error),
                 f"AADSTS{code}" if code else None,
                 tenantId=tenant_id,
-            ) from None
+                upstream_request_ids=ids,
+            ) from error
         except (ServiceRequestError, ServiceResponseError) as error:
+            logger.info("Entra's token endpoint did not answer for tenant %s: %s", tenant_id, type(error).__name__)
             raise UpstreamUnavailable(
                 "Entra's token endpoint did not answer", "entra", None, type(error).__name__
-            ) from None
-        return True, _roles(token.token)
+            ) from error
+        return True, _roles(token.token), {}
 
     async def ensure_reachable(self, tenant_id: str) -> None:
         """Raise ConsentRequired, with the admin consent URL, unless the tenant can be managed now."""
         if tenant_id == self._settings.home_tenant_id:
             self.management_credential(tenant_id)  # refuses the home tenant where it is not allowed
             return
-        consented, roles = await self.consent(tenant_id)
+        consented, roles, refusal = await self._consent(tenant_id)
         missing = sorted(PROVISIONER_ROLES - roles)
         if not consented or missing:
             raise ConsentRequired(
@@ -261,6 +291,7 @@ class Identity:
                 tenantId=tenant_id,
                 consentUrl=self.consent_url(tenant_id),
                 missingRoles=missing or None,
+                upstream_request_ids=refusal,  # Entra's refusal of the token request, when that is how we know
             )
 
     def vault_credential(self) -> AsyncTokenCredential:
@@ -296,16 +327,20 @@ class TokenRoleChecker:
         try:
             token = await credential.get_token(scope)
         except ClientAuthenticationError as error:
+            # Chained: azure-identity's message is Entra's error description, which never repeats the
+            # client secret (the request's form body, which holds it, is never read or logged here).
             code = _aadsts(error)
-            if code in REPLICATION_CODES:
-                raise NotReplicatedYet("the new client secret", f"AADSTS{code}") from None
+            if code in REPLICATION_CODES:  # expected while the secret replicates: retried, not logged
+                raise NotReplicatedYet("the new client secret", f"AADSTS{code}") from error
             raise UpstreamError(
-                "Entra refused the new credential", "entra", _status(error), f"AADSTS{code}" if code else None
-            ) from None
+                "Entra refused the new credential", "entra", _status(error), f"AADSTS{code}" if code else None,
+                upstream_request_ids=_refused(error, code, tenant_id),
+            ) from error  # fmt: skip
         except (ServiceRequestError, ServiceResponseError) as error:
+            logger.info("Entra's token endpoint did not answer for tenant %s: %s", tenant_id, type(error).__name__)
             raise UpstreamUnavailable(
                 "Entra's token endpoint did not answer", "entra", None, type(error).__name__
-            ) from None
+            ) from error
         finally:
             await credential.close()
         return _roles(token.token)
@@ -323,6 +358,45 @@ def _aadsts_text(text: str) -> str | None:
 def _status(error: ClientAuthenticationError) -> int | None:
     response = getattr(error, "response", None)
     return getattr(response, "status_code", None)
+
+
+def _refused(error: ClientAuthenticationError, code: str | None, tenant_id: str) -> dict[str, str]:
+    """Log Entra's refusal of a token request with its ids (never its description), and return the ids."""
+    ids = entra_ids(error)
+    logger.info(
+        "Entra refused a token request for tenant %s: %s %s (%s)",
+        tenant_id, _status(error), f"AADSTS{code}" if code else "no AADSTS code", request_ids_text(ids),
+    )  # fmt: skip
+    return ids
+
+
+def entra_ids(error: ClientAuthenticationError) -> dict[str, str]:
+    """`trace_id`, `correlation_id` and `timestamp` of Entra's error response, those it states.
+
+    From the JSON body when the exception still holds the response, else from the description's own
+    "Trace ID: …" text; only these three values are taken, by pattern, never the text around them."""
+    body = _error_body(error)
+    text = str(error.message or "")
+    ids: dict[str, str] = {}
+    for name, (shape, stated) in ENTRA_IDS.items():
+        value = body.get(name)
+        if not isinstance(value, str) or not shape.fullmatch(value):
+            found = stated.search(text)
+            value = found.group(1) if found else None
+        if value:
+            ids[name] = value
+    return ids
+
+
+def _error_body(error: ClientAuthenticationError) -> dict[str, Any]:
+    response = getattr(error, "response", None)
+    if response is None:  # no answer, or a credential (managed identity through MSAL) that keeps none
+        return {}
+    try:
+        body = json.loads(response.text())
+    except (AzureError, AttributeError, TypeError, ValueError):  # not read, not text, not JSON
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def token_claims(access_token: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -23,9 +24,10 @@ from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+from shared.adapters.azure_core_errors import request_ids
 from shared.adapters.identity import Identity
 from shared.adapters.tls import azure_transport
-from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, request_ids_text
 from shared.domain.model import Secret, SecretSummary, StoredSecret
 from shared.settings import Settings
 
@@ -59,7 +61,7 @@ class KeyVault:
         except ResourceNotFoundError:
             return None
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "reading a secret") from None
+            raise _translate(error, "reading a secret") from error
         properties = bundle.properties
         return StoredSecret(
             name=name,
@@ -82,9 +84,9 @@ class KeyVault:
                 await self.client.recover_deleted_secret(name)  # the aio client waits until it is done
                 properties = await self._set(name, value, content_type, tags, expires)
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                raise _translate(error, "recovering a soft-deleted secret") from None
+                raise _translate(error, "recovering a soft-deleted secret") from error
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "writing a secret") from None
+            raise _translate(error, "writing a secret") from error
         return StoredSecret(
             name=name,
             version=str(properties.version),
@@ -103,7 +105,7 @@ class KeyVault:
         try:
             await self.client.update_secret_properties(name, version, tags=tags)
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "updating a secret's tags") from None
+            raise _translate(error, "updating a secret's tags") from error
 
     async def stored_key_ids(self, name: str) -> set[str]:
         found: set[str] = set()
@@ -115,7 +117,7 @@ class KeyVault:
         except ResourceNotFoundError:
             return found
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "listing a secret's versions") from None
+            raise _translate(error, "listing a secret's versions") from error
         return found
 
     async def delete(self, name: str) -> bool:
@@ -124,7 +126,7 @@ class KeyVault:
         except ResourceNotFoundError:
             return False
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "deleting a secret") from None
+            raise _translate(error, "deleting a secret") from error
         return True
 
     async def purge(self, name: str) -> bool:
@@ -133,7 +135,7 @@ class KeyVault:
         except ResourceNotFoundError:
             return False
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "purging a deleted secret") from None
+            raise _translate(error, "purging a deleted secret") from error
         return True
 
     async def client_secrets(self) -> AsyncIterator[SecretSummary]:
@@ -151,7 +153,7 @@ class KeyVault:
                 response = await self.client.send_request(HttpRequest("GET", url))
                 response.raise_for_status()
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                raise _translate(error, "listing secrets") from None
+                raise _translate(error, "listing secrets") from error
             page = response.json()
             for item in page.get("value") or []:
                 tags = item.get("tags") or {}
@@ -173,18 +175,29 @@ class KeyVault:
             self._client = None
 
 
-def _translate(error: Exception, doing: str) -> Exception:
+def _translate(error: AzureError, doing: str) -> Exception:
+    """The project's error for a failed Key Vault call, with the answer's request ids, logged once here.
+
+    The caller chains `error` as the cause: azure-core's message is the status and Key Vault's error
+    body (code and message), which names a secret at most, never its value."""
+    ids = request_ids(error)
     if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return UpstreamUnavailable(f"Key Vault did not answer while {doing}", "keyvault", None, type(error).__name__)
+        logger.info("Key Vault did not answer while %s: %s (%s)", doing, type(error).__name__, request_ids_text(ids))
+        return UpstreamUnavailable(
+            f"Key Vault did not answer while {doing}", "keyvault", None, type(error).__name__,
+            upstream_request_ids=ids,
+        )  # fmt: skip
     assert isinstance(error, HttpResponseError)
     status = error.status_code
     code = error.error.code if error.error is not None else None
+    logger.info("Key Vault answered %s %s while %s (%s)", status, code, doing, request_ids_text(ids))
     if status in (429, 503):
         retry_after = getattr(error.response, "headers", {}).get("Retry-After")
         return UpstreamUnavailable(
             f"Key Vault is throttling while {doing}", "keyvault", status, code,
             retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+            upstream_request_ids=ids,
         )  # fmt: skip
     if status == 504:
-        return UpstreamTimeout(f"Key Vault timed out while {doing}", "keyvault", status, code)
-    return UpstreamError(f"Key Vault failed while {doing}", "keyvault", status, code)
+        return UpstreamTimeout(f"Key Vault timed out while {doing}", "keyvault", status, code, upstream_request_ids=ids)
+    return UpstreamError(f"Key Vault failed while {doing}", "keyvault", status, code, upstream_request_ids=ids)

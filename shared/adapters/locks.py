@@ -28,7 +28,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
-from shared.domain.errors import OnboardingError, UpstreamUnavailable
+from shared.adapters.azure_core_errors import request_ids
+from shared.domain.errors import OnboardingError, UpstreamUnavailable, request_ids_text
 
 logger = logging.getLogger(__name__)
 CONTAINER = "tenant-onboarding-locks"
@@ -80,6 +81,7 @@ class ProcessLocks:
         try:
             await asyncio.wait_for(lock.acquire(), timeout=max(wait_seconds, 0.001))
         except TimeoutError:
+            # from None: no Azure service was asked (an in-process lock), so there is no cause worth keeping.
             raise RegistrationBusy("Another operation on this registration is in progress.", lock=key) from None
         try:
             yield
@@ -91,10 +93,6 @@ def _answer(error: HttpResponseError) -> tuple[int | None, str | None]:
     """(HTTP status, Storage error code) of a failed Storage request."""
     code = getattr(error, "error_code", None) or _header(error, "x-ms-error-code")  # the SDK sets error_code
     return error.status_code, None if code is None else str(getattr(code, "value", code))  # a str enum, or a str
-
-
-def _request_id(error: HttpResponseError) -> str | None:
-    return _header(error, "x-ms-request-id")
 
 
 def _header(error: HttpResponseError, name: str) -> str | None:
@@ -131,13 +129,18 @@ class BlobLeaseLocks:
             container = await self._ensure_container()
             lease = await self._acquire(container.get_blob_client(f"{key}.lock"), key, wait_seconds)
         except (ServiceRequestError, ServiceResponseError) as error:
+            logger.info("Storage did not answer while taking the lock on %s: %s", key, type(error).__name__)
             raise UpstreamUnavailable(
                 "Storage did not answer while taking a lock", "storage", None, type(error).__name__
             ) from error
         except HttpResponseError as error:
             status, code = _answer(error)
+            ids = request_ids(error)
+            logger.info(
+                "Storage answered %s %s while taking the lock on %s (%s)", status, code, key, request_ids_text(ids)
+            )
             raise UpstreamUnavailable(
-                "Storage refused the lock", "storage", status, code, upstreamRequestId=_request_id(error)
+                "Storage refused the lock", "storage", status, code, upstream_request_ids=ids
             ) from error
         renewal = asyncio.create_task(self._keep(lease, key))
         try:
@@ -152,8 +155,8 @@ class BlobLeaseLocks:
                 # It expires by itself within LEASE_SECONDS; nothing is lost but a little time.
                 status, code = _answer(error)
                 logger.warning(
-                    "could not release the lock on %s (%s %s, request id %s); it will expire",
-                    key, status, code, _request_id(error),
+                    "could not release the lock on %s (%s %s, %s); it will expire",
+                    key, status, code, request_ids_text(request_ids(error)),
                 )  # fmt: skip
             except (ServiceRequestError, ServiceResponseError) as error:
                 logger.warning("could not release the lock on %s (%s); it will expire", key, type(error).__name__)
@@ -200,8 +203,8 @@ class BlobLeaseLocks:
             except HttpResponseError as error:
                 status, code = _answer(error)
                 logger.warning(
-                    "could not renew the lock on %s (%s %s, request id %s); another caller may take it over",
-                    key, status, code, _request_id(error),
+                    "could not renew the lock on %s (%s %s, %s); another caller may take it over",
+                    key, status, code, request_ids_text(request_ids(error)),
                 )  # fmt: skip
             except (ServiceRequestError, ServiceResponseError) as error:
                 logger.warning(

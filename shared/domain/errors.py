@@ -1,17 +1,36 @@
 """Named errors, each carrying what an operator needs and mapping to one problem+json type.
 
 Messages never contain secret material: they are built from ids, codes and field names only.
+
+An error raised because an Azure service answered with a failure carries that answer's request ids
+(`upstream_request_ids`, and in the problem details the `upstreamRequestIds` member): the ids a
+support ticket to Microsoft asks for, under the names the service gives them (Graph's `request-id`,
+`client-request-id` and `date`; Key Vault's and Storage's `x-ms-request-id` and
+`x-ms-client-request-id`; Entra's `trace_id`, `correlation_id` and `timestamp`). The adapter that
+speaks the service reads them from the SDK's exception, which it also chains as the cause.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 PROBLEM_BASE = "https://tenant-onboarding.dev/problems/"
+# The problem-details extension member holding the upstream request ids (omitted when none is known).
+UPSTREAM_REQUEST_IDS = "upstreamRequestIds"
+
+
+def request_ids_text(ids: Mapping[str, str]) -> str:
+    """The ids for a log line: `request-id=… client-request-id=…`, or `no upstream request id`."""
+    return " ".join(f"{name}={value}" for name, value in ids.items()) or "no upstream request id"
 
 
 class OnboardingError(Exception):
-    """Base of every error the API maps to a problem+json response."""
+    """Base of every error the API maps to a problem+json response.
+
+    The keyword `upstream_request_ids` (a mapping of id names to ids) carries the ids of the failed
+    upstream answer this error reports, if any (see the module's docstring): they are kept in
+    `upstream_request_ids` and become the `upstreamRequestIds` extension member."""
 
     problem_type = "internal"
     status = 500
@@ -20,7 +39,13 @@ class OnboardingError(Exception):
     def __init__(self, detail: str, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        # A keyword taken out of the extensions rather than a typed parameter of its own: callers pass
+        # their context as **dict[str, str], which mypy refuses next to a Mapping-typed keyword.
+        ids: Mapping[str, object] = extensions.pop("upstream_request_ids", None) or {}
+        self.upstream_request_ids: dict[str, str] = {k: str(v) for k, v in ids.items() if v}
         self.extensions = {k: v for k, v in extensions.items() if v is not None}
+        if self.upstream_request_ids:
+            self.extensions[UPSTREAM_REQUEST_IDS] = dict(self.upstream_request_ids)
 
     @property
     def type_uri(self) -> str:

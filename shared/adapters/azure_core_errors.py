@@ -1,0 +1,40 @@
+"""The request ids of a failed azure-core call (Key Vault, Storage): what a support ticket to Microsoft names.
+
+Both services stamp every answer with `x-ms-request-id`, the id their own logs file it under, and echo
+the caller's `x-ms-client-request-id` (Storage documents both on each operation's response headers, e.g.
+https://learn.microsoft.com/rest/api/storageservices/lease-blob; Key Vault's answers carry both too, as
+the Azure SDKs' recorded Key Vault sessions show). azure-core's RequestIdPolicy sends
+`x-ms-client-request-id` on every request, so when an answer does not echo it the request the SDK sent
+still says it. Only these two headers are read: never a body, never another header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from azure.core.exceptions import AzureError
+
+REQUEST_ID = "x-ms-request-id"
+CLIENT_REQUEST_ID = "x-ms-client-request-id"
+
+
+def request_ids(error: AzureError) -> dict[str, str]:
+    """`x-ms-request-id` and `x-ms-client-request-id` of the failed answer, those that are known."""
+    response = getattr(error, "response", None)  # None when no answer came (ServiceRequestError, ...)
+    answered = getattr(response, "headers", None)
+    sent = getattr(getattr(response, "request", None), "headers", None)
+    ids = {
+        REQUEST_ID: _header(answered, REQUEST_ID),
+        CLIENT_REQUEST_ID: _header(answered, CLIENT_REQUEST_ID) or _header(sent, CLIENT_REQUEST_ID),
+    }
+    return {name: value for name, value in ids.items() if value}
+
+
+def _header(headers: object, name: str) -> str | None:
+    """One header's value, whatever its case (azure-core's transports differ in how they keep headers)."""
+    if not isinstance(headers, Mapping):
+        return None
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if str(k).lower() == name), None)
+    return None if value is None else str(value)
