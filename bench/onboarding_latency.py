@@ -189,7 +189,7 @@ async def onboard_all(
         "directory": services.onboarding.directory,
         "vault": services.onboarding.vault,
         "identity": services.onboarding.access,
-        "checker": services.onboarding.checker,
+        "checker": services.onboarding.credentials.checker,
     }
     for port, target in ports.items():
         tracer.wrap(port, target, TRACED[port])
@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--onboardings", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=50.0, help="per-request latency d, every service")
     # Defaults: a second for a new app, service principal or grant to replicate, and the low end of the
-    # 4-18 s a brand-new secret takes to work at the token endpoint (reference: azure-facts.md).
+    # seconds to minutes a brand-new secret takes to work at the token endpoint (emulator/FIDELITY.md, row E4).
     parser.add_argument("--application-lag-ms", type=float, default=1000.0)
     parser.add_argument("--service-principal-lag-ms", type=float, default=1000.0)
     parser.add_argument("--password-lag-ms", type=float, default=4000.0)

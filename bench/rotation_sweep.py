@@ -22,7 +22,7 @@ runs once and is timed. It prints:
   stand-in runs in another process, so this is the product's alone) and its growth from the
   smallest size to the largest (goal < 2x while the registrations grow 5x);
 - requests per service per registration, and the busiest 10 s window against Key Vault's and
-  Microsoft Graph's documented throttling limits (shared reference: azure-facts.md).
+  Microsoft Graph's documented throttling limits (https://learn.microsoft.com/graph/throttling-limits).
 
 Locks are the in-process ones (ProcessLocks): one sweeping process holds every lock it takes,
 blob leases would add two Storage calls per registration acted on (none per registration only
@@ -59,7 +59,8 @@ ROLE = "User.Read.All"
 PAGE = 25  # Key Vault's largest page (maxresults <= 25)
 SEED_CHUNK = 2500  # registrations per admin call, so no single call holds the stand-in for long
 ROUND_TRIPS = {"rotate": 5, "retire": 3}
-# Documented throttling limits (azure-facts.md, "Throttling" under Graph and under Key Vault).
+# Documented throttling limits: https://learn.microsoft.com/graph/throttling-limits (identity and access
+# service limits) and https://learn.microsoft.com/azure/key-vault/general/service-limits.
 VAULT_CREATES_PER_10S = 300
 VAULT_OTHERS_PER_10S = 4000
 GRAPH_UNITS_PER_10S = 3500  # per app + tenant, the smallest tenants (< 50 users)
@@ -143,6 +144,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
 
         from shared import bootstrap
         from shared.domain.model import SecretKind
+        from shared.entrypoints.presenters import sweep_json
         from shared.settings import load_settings
 
         settings = load_settings()
@@ -175,7 +177,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
             "secrets": secrets_in_vault,
             "seconds_to_seed": seeded,
             "wall": wall,
-            "summary": summary.to_json(),
+            "summary": sweep_json(summary),
             "rss_before_kib": rss_before,
             "peak_growth_kib": peak - rss_before if peak_reset else None,
             "requests": log,
@@ -188,7 +190,6 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
 async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], kind: Any) -> dict[str, int]:
     """After the sweep: every due registration's stored secret is a new credential that gets a token with
     its role; every retiring one's app holds one credential, the stored one."""
-    from shared.usecases.credentials import secret_name, unique_name
 
     settings, tenant = services.settings, services.settings.home_tenant_id
     limit = asyncio.Semaphore(16)
@@ -196,8 +197,10 @@ async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], 
 
     async def one(share: str, integration: str) -> None:
         async with limit:
-            stored = await services.vault.read(secret_name(settings, tenant, integration, kind), with_value=True)
-            app = await services.directory.find_application(tenant, unique_name(settings, integration))
+            stored = await services.vault.read(
+                settings.registry.secret_name(tenant, integration, kind), with_value=True
+            )
+            app = await services.directory.find_application(tenant, settings.registry.unique_name(integration))
             key_ids = [p.key_id for p in app.passwords]
             if share == "due" and "rotated-at" in stored.tags and stored.tags["key-id"] in key_ids:
                 roles = await services.rotation.credentials.checker.granted_roles(

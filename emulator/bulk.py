@@ -28,17 +28,17 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+from shared.domain.model import SecretKind
+from shared.domain.registry import APP_NOTES, Registry, Tag
+from shared.usecases.credentials import CONTENT_TYPES as PRODUCT_CONTENT_TYPES
+
 from .clock import iso, parse_iso
 from .graph import application_resource, new_secret_text, service_principal_from
 from .state import JsonObject, SecretRecord, SecretVersion, Tenant, World, hash_secret
 
-# What the product writes (shared/usecases/credentials.py CONTENT_TYPES, shared/usecases/onboarding.py _spec).
-CONTENT_TYPES = {
-    "client-id": "application/vnd.entra.client-id",
-    "tenant-id": "application/vnd.entra.tenant-id",
-    "client-secret": "application/vnd.entra.client-secret",
-}
-APP_NOTES = "Managed by tenant onboarding automation: permissions and secrets are set and rotated automatically."
+# What the product writes, from the product's own registry and credential flow: a bulk registration
+# cannot drift from an onboarded one.
+CONTENT_TYPES = {kind.value: content_type for kind, content_type in PRODUCT_CONTENT_TYPES.items()}
 SHARES = ("due", "retiring", "waiting")
 
 
@@ -68,11 +68,12 @@ def seed_registrations(world: World, spec: JsonObject) -> JsonObject:
     shares = {share: float(spec.get(share, 0.0)) for share in SHARES}
     if any(not 0 <= s <= 1 for s in shares.values()) or sum(shares.values()) > 1:
         raise ValueError("due, retiring and waiting are shares between 0 and 1 that add up to at most 1")
+    registry = Registry(prefix)
     for integration in integrations:
-        if tenant.application_by_unique_name(f"{prefix}-{integration}") is not None:
-            raise ValueError(f"an app with uniqueName {prefix}-{integration} already exists")
-        for kind in CONTENT_TYPES:
-            name = f"{prefix}-{tenant.id}-{integration}-{kind}".lower()
+        if tenant.application_by_unique_name(registry.unique_name(integration)) is not None:
+            raise ValueError(f"an app with uniqueName {registry.unique_name(integration)} already exists")
+        for name in registry.secret_names(tenant.id, integration).values():
+            name = name.lower()
             if name in world.vault.secrets or name in world.vault.deleted_secrets:
                 raise ValueError(f"the vault already holds a secret named {name}")
 
@@ -177,6 +178,7 @@ def _registration(
     grace: timedelta,
 ) -> list[SecretRecord]:
     """One app, its service principal, grants and credentials (oldest first); its three Key Vault secrets."""
+    registry = Registry(prefix)
     object_id, app_id = str(uuid.uuid4()), str(uuid.uuid4())
     required: dict[str, list[JsonObject]] = {}
     for resource, role_id in grants:
@@ -189,7 +191,7 @@ def _registration(
         passwords.append(
             {
                 "customKeyIdentifier": None,
-                "displayName": f"{prefix} {uuid.uuid4().hex[:12]}",
+                "displayName": registry.new_credential_name(),
                 "endDateTime": iso(start + lifetime),
                 "hint": text[:3],
                 "keyId": key_id,
@@ -203,8 +205,8 @@ def _registration(
     app.update(
         {
             "notes": APP_NOTES,
-            "tags": ["tenant-onboarding", f"integration:{integration}"],
-            "uniqueName": f"{prefix}-{integration}",
+            "tags": list(registry.app_tags(integration)),
+            "uniqueName": registry.unique_name(integration),
             "passwordCredentials": passwords,
             "requiredResourceAccess": [
                 {"resourceAppId": resource_app_id, "resourceAccess": access}
@@ -230,37 +232,30 @@ def _registration(
             }
         )
 
-    base = {
-        "managed-by": prefix,
-        "tenant-id": tenant.id,
-        "integration": integration,
-        "app-object-id": object_id,
-        "client-id": app_id,
-    }
-    name = f"{prefix}-{tenant.id}-{integration}"
-    secret = SecretRecord(name=f"{name}-client-secret")
+    names = registry.secret_names(tenant.id, integration)
+    secret = SecretRecord(name=names[SecretKind.CLIENT_SECRET])
     previous: str | None = None
     for password, text in zip(passwords, texts, strict=True):
         start, end = parse_iso(password["startDateTime"]), parse_iso(password["endDateTime"])
-        tags = base | {
-            "kind": "client-secret",
-            "key-id": password["keyId"],
-            "verified": "true",
-            "issued-at": password["startDateTime"],
-            "lifetime-days": str(round((end - start).total_seconds() / 86400)),
+        tags = registry.tags(tenant.id, integration, SecretKind.CLIENT_SECRET, object_id, app_id) | {
+            Tag.KEY_ID: password["keyId"],
+            Tag.VERIFIED: Tag.TRUE,
+            Tag.ISSUED_AT: password["startDateTime"],
+            Tag.LIFETIME_DAYS: str(round((end - start).total_seconds() / 86400)),
         }
         if previous is not None:  # what rotation writes on the version it stores
             tags |= {
-                "previous-key-id": previous,
-                "rotated-at": password["startDateTime"],
-                "retire-after": iso(start + grace),
+                Tag.PREVIOUS_KEY_ID: previous,
+                Tag.ROTATED_AT: password["startDateTime"],
+                Tag.RETIRE_AFTER: iso(start + grace),
             }
         secret.versions.append(_version(secret.name, text, "client-secret", tags, int(end.timestamp()), start))
         previous = password["keyId"]
     records = [secret]
-    for kind, value in (("client-id", app_id), ("tenant-id", tenant.id)):
-        record = SecretRecord(name=f"{name}-{kind}")
-        record.versions.append(_version(record.name, value, kind, base | {"kind": kind}, None, issued[0]))
+    for kind, value in ((SecretKind.CLIENT_ID, app_id), (SecretKind.TENANT_ID, tenant.id)):
+        record = SecretRecord(name=names[kind])
+        tags = registry.tags(tenant.id, integration, kind, object_id, app_id)
+        record.versions.append(_version(record.name, value, kind.value, tags, None, issued[0]))
         records.append(record)
     return records
 

@@ -1,4 +1,4 @@
-"""Runs the stand-in as a real subprocess (for tests, the CLI's --local and benchmarks) and drives its admin API."""
+"""Runs the stand-in as a real subprocess (for tests, the local CLI (emulator/local_cli.py) and benchmarks) and drives its admin API."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.domain.registry import Registry
+
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 
 # Where Microsoft's clouds live; outside a local run nothing else is accepted. Hosts are compared
@@ -69,6 +71,11 @@ class Settings:
     provisioner_client_id: str | None  # the multi-tenant app that reaches customer tenants (vendor-hosted mode)
     # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
     allow_home_tenant: bool = False
+
+    @property
+    def registry(self) -> Registry:
+        """This deployment's naming scheme and tag schema (its name prefix makes them its own)."""
+        return Registry(self.name_prefix)
 
     @property
     def public_authority(self) -> str:

@@ -29,7 +29,7 @@ from shared.domain.errors import (
     UpstreamUnavailable,
     request_ids_text,
 )
-from shared.domain.model import Secret
+from shared.domain.model import PROVISIONER_ROLES, Secret
 from shared.domain.ports import NotReplicatedYet
 from shared.settings import Settings
 
@@ -72,12 +72,6 @@ for _name in (
 
 
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
-# What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent, which
-# Graph documents as AppRoleAssignment.ReadWrite.All *and* Application.Read.All
-# (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto).
-PROVISIONER_ROLES = frozenset(
-    {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
-)
 # AADSTS90002 InvalidTenantName: "The tenant name wasn't found in the data store"
 # (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): a mistyped or made-up id.
 TENANT_NOT_FOUND_CODE = "90002"
@@ -293,6 +287,14 @@ class Identity:
                 missingRoles=missing or None,
                 upstream_request_ids=refusal,  # Entra's refusal of the token request, when that is how we know
             )
+
+    def ensure_allowed(self, tenant_id: str) -> None:
+        """TenantNotAllowed for a tenant this deployment may not manage (asks Entra nothing)."""
+        self.management_credential(tenant_id)
+
+    async def warm_up(self) -> None:
+        """The managed identity's token for the exchange that reaches customer tenants, fetched and cached."""
+        await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)
 
     def vault_credential(self) -> AsyncTokenCredential:
         return self._managed()

@@ -22,14 +22,13 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError, ServiceResponseError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
 from shared.adapters.azure_core_errors import request_ids
-from shared.domain.errors import OnboardingError, UpstreamUnavailable, request_ids_text
+from shared.domain.errors import RegistrationBusy, UpstreamUnavailable, request_ids_text
 
 logger = logging.getLogger(__name__)
 CONTAINER = "tenant-onboarding-locks"
@@ -57,20 +56,8 @@ ALREADY_MADE = {
 }
 
 
-class RegistrationBusy(OnboardingError):
-    problem_type = "registration-busy"
-    status = 409
-    title = "Another operation on this registration is in progress"
-
-
-class Locks(Protocol):
-    def hold(self, key: str, wait_seconds: float) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold the lock for `key`, waiting up to `wait_seconds`; RegistrationBusy if it stays taken."""
-        ...
-
-
 class ProcessLocks:
-    """For one process (the CLI's --local runs, unit tests): asyncio locks by key."""
+    """For one process (the local CLI against the stand-in, unit tests): asyncio locks by key."""
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}

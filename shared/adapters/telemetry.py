@@ -24,7 +24,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-AUDIT_LOGGER = "tenant_onboarding.audit"
+from shared.domain.audit import AUDIT_LOGGER
+
 # The exporter turns a log record carrying this attribute into a custom event of that name.
 CUSTOM_EVENT_NAME_ATTRIBUTE = "microsoft.custom_event.name"
 

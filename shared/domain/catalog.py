@@ -20,10 +20,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
+from shared.domain.errors import UnknownIntegration
 from shared.domain.model import IntegrationProfile, ResourcePermissions
+from shared.domain.registry import INTEGRATION_ID
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
-PROFILE_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
 # Wide enough for every published shape (Graph's `AuditLogsQuery-Entra.Read.All`, Exchange's
 # `full_access_as_app`): what a role may be is the allow-list's decision, not the pattern's.
 ROLE_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{1,119}$")
@@ -105,6 +106,13 @@ class Catalog:
 
     def get(self, integration_id: str) -> IntegrationProfile | None:
         return self._profiles.get(integration_id)
+
+    def require(self, integration_id: str) -> IntegrationProfile:
+        """The profile, or UnknownIntegration (404 `unknown-integration`)."""
+        profile = self._profiles.get(integration_id)
+        if profile is None:
+            raise UnknownIntegration(f"No integration {integration_id!r} in the catalog.", integration=integration_id)
+        return profile
 
     def __iter__(self) -> Iterator[IntegrationProfile]:
         return iter(self._profiles.values())
@@ -215,7 +223,7 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
         raise CatalogError(f"{where}: must be an object")
     _only(entry, {"id", "displayName", "description", "highImpact", "permissions"}, where)
     profile_id = entry.get("id")
-    if not isinstance(profile_id, str) or not PROFILE_ID.match(profile_id):
+    if not isinstance(profile_id, str) or not INTEGRATION_ID.match(profile_id):
         raise CatalogError(f"{where}.id: 3-32 lowercase letters, digits or hyphens")
     display_name, description = entry.get("displayName"), entry.get("description", "")
     if not isinstance(display_name, str) or not 1 <= len(display_name) <= 100:

@@ -140,6 +140,15 @@ class NameHeldByDeletedRegistration(OnboardingError):
     title = "A deleted app this service cannot purge holds the registration's unique name"
 
 
+class RegistrationBusy(OnboardingError):
+    """Another operation holds the registration's lock (shared/domain/ports.py, Locks)."""
+
+    problem_type = "registration-busy"
+    status = 409
+    title = "Another operation on this registration is in progress"
+    retry_after = 5  # seconds: a lock is held for one operation, which takes seconds
+
+
 class UpstreamError(OnboardingError):
     """Graph, Key Vault or Entra failed in a way this service cannot repair by itself."""
 

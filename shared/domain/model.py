@@ -188,3 +188,11 @@ class SecretSummary:
     name: str
     tags: Mapping[str, str]
     expires: datetime | None
+
+
+# What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent, which
+# Graph documents as AppRoleAssignment.ReadWrite.All *and* Application.Read.All
+# (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto).
+PROVISIONER_ROLES = frozenset(
+    {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
+)

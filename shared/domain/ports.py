@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,8 +147,27 @@ class Directory(Protocol):
 
 
 class TenantAccess(Protocol):
+    """Whether, and how, this service reaches a tenant: the managed identity at home, a consented provisioner app
+    in a customer's tenant."""
+
     async def ensure_reachable(self, tenant_id: str) -> None:
         """Raise ConsentRequired or TenantNotAllowed unless this service can manage apps in the tenant."""
+        ...
+
+    def ensure_allowed(self, tenant_id: str) -> None:
+        """Raise TenantNotAllowed for a tenant this deployment may not manage, without asking Entra anything."""
+        ...
+
+    async def consent(self, tenant_id: str) -> tuple[bool, set[str]]:
+        """(whether the provisioner app is consented in the tenant, its Graph roles there), from a real token."""
+        ...
+
+    def consent_url(self, tenant_id: str) -> str | None:
+        """Where the tenant's admin consents to the provisioner app (None: no provisioner app configured)."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Fetch what reaching customer tenants needs first (the managed identity's token for the exchange)."""
         ...
 
 
@@ -182,4 +202,12 @@ class Vault(Protocol):
 
     def client_secrets(self) -> AsyncIterator[SecretSummary]:
         """Every client secret this deployment manages (by tags), streamed page by page."""
+        ...
+
+
+class Locks(Protocol):
+    """One writer per registration, across every instance of the app."""
+
+    def hold(self, key: str, wait_seconds: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the lock for `key`, waiting up to `wait_seconds`; RegistrationBusy if it stays taken."""
         ...

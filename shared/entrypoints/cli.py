@@ -17,8 +17,16 @@ from typing import Any
 
 from shared.adapters.telemetry import configure_audit_export
 from shared.domain import validation
-from shared.domain.catalog import PROFILE_ID, Catalog, CatalogError, load_catalog
+from shared.domain.catalog import Catalog, CatalogError, load_catalog
 from shared.domain.errors import OnboardingError
+from shared.domain.registry import INTEGRATION_ID
+from shared.entrypoints.presenters import (
+    offboard_json,
+    onboard_json,
+    registration_json,
+    rotation_json,
+    sweep_json,
+)
 from shared.settings import Settings, SettingsError, load_settings
 from shared.usecases.onboarding import OnboardRequest, OnboardResult, Outcome
 
@@ -73,7 +81,7 @@ def _tenant(raw: str) -> str:
 
 def _integration(catalog: Catalog) -> Any:
     def check(raw: str) -> str:
-        if not PROFILE_ID.match(raw) or catalog.get(raw) is None:
+        if not INTEGRATION_ID.match(raw) or catalog.get(raw) is None:
             known = ", ".join(p.id for p in catalog)
             raise argparse.ArgumentTypeError(f"no integration {raw!r} in the catalog; choose one of: {known}")
         return raw
@@ -240,8 +248,8 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
 
 def _print_result(result: OnboardResult, integration: str) -> None:
     _out()
-    _out(f"{result.outcome.value}: {integration} in tenant {result.registration.get('tenantId')}")
-    for line in _registration_lines(result.registration, every_permission=False):
+    _out(f"{result.outcome.value}: {integration} in tenant {result.registration.tenant_id}")
+    for line in _registration_lines(registration_json(result.registration), every_permission=False):
         _out(line)
     _out(_row("changes", ", ".join(result.changes) or "none"))
 
@@ -306,14 +314,14 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
                 tenant, args.integration, purge_application=args.purge_application, purge_secrets=args.purge_secrets
             )
             if args.json:
-                _out(json.dumps(gone.to_json(), indent=2))
+                _out(json.dumps(offboard_json(gone), indent=2))
             else:
                 _out(f"application  {gone.application}")
                 for name, outcome in gone.secrets.items():
                     _out(f"secret       {outcome:<8} {name}")
             return EXIT_OK
         if args.command == "status":
-            state = await services.onboarding.status(tenant, args.integration)
+            state = registration_json(await services.status.status(tenant, args.integration))
             if args.json:
                 _out(json.dumps(state, indent=2))
             else:
@@ -333,7 +341,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:
-            _out(json.dumps(result.to_json(), indent=2))
+            _out(json.dumps(onboard_json(result), indent=2))
         else:
             _print_result(result, args.integration)
         if result.outcome is Outcome.PENDING:
@@ -360,13 +368,13 @@ async def _rotate(args: argparse.Namespace, services: Any, tenant: str) -> int:
 
         summary = await services.rotation.sweep(dry_run=args.dry_run, on_item=show)
         if args.json:
-            _out(json.dumps(summary.to_json(), indent=2))
+            _out(json.dumps(sweep_json(summary), indent=2))
         else:
             _out(f"{summary.scanned} scanned; planned {dict(summary.planned)}; outcomes {dict(summary.outcomes)}")
         return EXIT_FAILED if summary.failures_by_tenant else EXIT_OK
     result = await services.rotation.rotate(tenant, args.integration, force=True, retire_now=args.retire_immediately)
     if args.json:
-        _out(json.dumps(result.to_json(), indent=2))
+        _out(json.dumps(rotation_json(result), indent=2))
     else:
         _out(f"{result.action.value}: {args.integration} in tenant {tenant}")
         if result.new_key_id:

@@ -6,65 +6,30 @@ runs, so an invalid request creates nothing; errors are problem+json with a stab
 
 from __future__ import annotations
 
-import json
-import logging
-import re
-from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from shared.bootstrap import services
 from shared.domain import validation
-from shared.domain.catalog import PROFILE_ID
-from shared.domain.errors import InvalidRequest, OnboardingError, PayloadTooLarge, UnsupportedMediaType
-from shared.entrypoints.http_common import problem_response, unexpected_response
+from shared.domain.errors import InvalidRequest
+from shared.entrypoints.http_common import (
+    flag_param,
+    integration_param,
+    json_body,
+    json_response,
+    problem_responses,
+    request_path,
+    tenant_id_param,
+)
 from shared.entrypoints.openapi import openapi_document
-from shared.usecases.credentials import new_correlation_id
+from shared.entrypoints.presenters import consent_json, offboard_json, onboard_json, registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
 
-logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-MAX_BODY_BYTES = 16 * 1024
-# Every body this API takes is one flat object (depth 1); 16 is deeper than any of them and far from
-# the thousand or so levels at which Python's parser runs out of stack.
-MAX_BODY_DEPTH = 16
-FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
-
-Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
-
-
-def problem_responses(handler: Handler) -> Handler:
-    """Every failure leaves as problem+json: named errors with their type, anything else as a bare 500."""
-
-    async def wrapped(req: func.HttpRequest) -> func.HttpResponse:
-        instance = _path(req)
-        correlation = new_correlation_id(req.headers.get("x-correlation-id"))
-        try:
-            response = await handler(req)
-            response.headers["x-correlation-id"] = correlation
-            return response
-        except OnboardingError as error:
-            logger.warning(
-                "%s %s -> %d %s: %s (correlation id %s)",
-                req.method, instance, error.status, error.problem_type, error.detail, correlation,
-            )  # fmt: skip
-            response = problem_response(error, instance)
-            response.headers["x-correlation-id"] = correlation
-            return response
-        except Exception as error:  # noqa: BLE001 - the last line of defence for the caller
-            # One request, one id: the body names the id the header echoes and the audit events carry.
-            response = unexpected_response(error, instance, correlation)
-            response.headers["x-correlation-id"] = correlation
-            return response
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["PUT"], auth_level=func.AuthLevel.FUNCTION)
@@ -72,7 +37,7 @@ def problem_responses(handler: Handler) -> Handler:
 async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
     """Create or converge one integration's app registration in one tenant (idempotent)."""
     tenant_id, integration = tenant_id_param(req), integration_param(req)
-    body = json_body(req)
+    body = json_body(req, BODY_FIELDS)
     request = OnboardRequest(
         tenant_id=tenant_id,
         integration=integration,
@@ -85,8 +50,8 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
     if result.outcome is Outcome.PENDING:
         headers["Retry-After"] = str(result.retry_after)
     if result.outcome is Outcome.CREATED:
-        headers["Location"] = _path(req)
-    return json_response(result.to_json(), STATUS_BY_OUTCOME[result.outcome], headers)
+        headers["Location"] = request_path(req)
+    return json_response(onboard_json(result), STATUS_BY_OUTCOME[result.outcome], headers)
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -94,7 +59,7 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     """The live state of one integration in one tenant, read back from Entra and Key Vault."""
     tenant_id, integration = tenant_id_param(req), integration_param(req)
-    return json_response(await services().onboarding.status(tenant_id, integration), 200)
+    return json_response(registration_json(await services().status.status(tenant_id, integration)), 200)
 
 
 @bp.route(route="tenants/{tenantId}/integrations/{integration}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
@@ -105,10 +70,10 @@ async def offboard_integration(req: func.HttpRequest) -> func.HttpResponse:
     result = await services().offboarding.offboard(
         tenant_id,
         integration,
-        purge_application=_flag(req, "purgeApplication"),
-        purge_secrets=_flag(req, "purgeSecrets"),
+        purge_application=flag_param(req, "purgeApplication"),
+        purge_secrets=flag_param(req, "purgeSecrets"),
     )
-    return json_response(result.to_json(), 200)
+    return json_response(offboard_json(result), 200)
 
 
 @bp.route(route="tenants/{tenantId}/consent", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -116,7 +81,7 @@ async def offboard_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def tenant_consent(req: func.HttpRequest) -> func.HttpResponse:
     """Whether this service can manage apps in the tenant, and the admin-consent URL when it cannot."""
     tenant_id = tenant_id_param(req)
-    return json_response(await services().consent_status(tenant_id), 200)
+    return json_response(consent_json(await services().tenant_consent.status(tenant_id)), 200)
 
 
 @bp.route(route="integrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -133,56 +98,7 @@ async def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(openapi_document(), 200)
 
 
-# --- input validation ---
-
-
-def tenant_id_param(req: func.HttpRequest) -> str:
-    try:
-        return validation.tenant_id(str(req.route_params.get("tenantId", "")))
-    except validation.InvalidValue as problem:
-        raise InvalidRequest(f"tenantId {problem}.", field="tenantId") from None
-
-
-def integration_param(req: func.HttpRequest) -> str:
-    raw = str(req.route_params.get("integration", ""))
-    if not PROFILE_ID.match(raw):
-        raise InvalidRequest(
-            "integration must be a catalog id (lowercase letters, digits, hyphens).", field="integration"
-        )
-    # Whether it is known is the use case's to say: an integration that has left the catalog can still be
-    # read, rotated and offboarded where Key Vault records it (credentials.known_profile).
-    return raw
-
-
-def json_body(req: func.HttpRequest, fields: set[str] = BODY_FIELDS) -> dict[str, Any]:
-    raw = req.get_body() or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes.")
-    if not raw.strip():
-        return {}
-    content_type = (req.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise UnsupportedMediaType("Send the body as application/json.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
-    try:
-        validation.json_nesting(text, MAX_BODY_DEPTH)
-    except validation.InvalidValue as problem:
-        raise InvalidRequest(f"The body {problem}.", field="body") from None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise InvalidRequest("The body is not valid UTF-8 JSON.", field="body") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.", field="body")
-    unknown = sorted(set(body) - fields)
-    if unknown:
-        # Name the field only when it is a plain identifier: a hostile key is not echoed back.
-        name = unknown[0] if FIELD_NAME.fullmatch(unknown[0]) else "(unnamed)"
-        raise InvalidRequest(f"Unknown field {name!r}; allowed: {', '.join(sorted(fields))}.", field=name)
-    return body
+# --- the PUT body's fields ---
 
 
 def _text(body: dict[str, Any], name: str, max_length: int) -> str | None:
@@ -201,20 +117,3 @@ def _lifetime(body: dict[str, Any]) -> int | None:
         return validation.lifetime_days(body["secretLifetimeDays"], services().settings.max_secret_lifetime_days)
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"secretLifetimeDays {problem}.", field="secretLifetimeDays") from None
-
-
-def _flag(req: func.HttpRequest, name: str) -> bool:
-    raw = req.params.get(name)
-    if raw is None:
-        return False
-    if raw not in ("true", "false"):
-        raise InvalidRequest(f"{name} must be true or false.", field=name)
-    return bool(raw == "true")
-
-
-def _path(req: func.HttpRequest) -> str:
-    return str(urlsplit(req.url).path)
-
-
-def json_response(payload: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(payload), status_code=status, mimetype="application/json", headers=headers)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.errors import PROBLEM_BASE
+from shared.domain.registry import INTEGRATION_ID
 
 GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-PROFILE_PATTERN = "^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+PROFILE_PATTERN = INTEGRATION_ID.pattern
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -12,19 +12,24 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from shared.adapters.locks import RegistrationBusy
 from shared.bootstrap import services
-from shared.domain.errors import InvalidRequest, OnboardingError
-from shared.entrypoints.http_api import integration_param, json_body, json_response, problem_responses, tenant_id_param
-from shared.entrypoints.http_common import problem_response
-from shared.usecases.credentials import audit, new_correlation_id
+from shared.domain.audit import audit, new_correlation_id
+from shared.domain.errors import InvalidRequest, OnboardingError, RegistrationBusy
+from shared.domain.model import SecretKind
+from shared.entrypoints.http_common import (
+    integration_param,
+    json_body,
+    json_response,
+    problem_responses,
+    tenant_id_param,
+)
+from shared.entrypoints.presenters import rotation_json
 from shared.usecases.rotation import Action
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 ROTATION_EVENTS = {"microsoft.keyvault.secretnearexpiry", "microsoft.keyvault.secretexpired"}
-GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 RETIRE_CHOICES = {"afterGracePeriod": False, "immediately": True}
 
 
@@ -90,13 +95,10 @@ async def rotate_now(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidRequest("retirePrevious must be afterGracePeriod or immediately.", field="retirePrevious")
     result = await services().rotation.rotate(tenant_id, integration, force=True, retire_now=RETIRE_CHOICES[choice])
     if result.action is Action.BUSY:
-        busy = RegistrationBusy("Another operation on this registration is in progress; retry shortly.")
-        response = problem_response(busy, str(urlsplit(req.url).path))
-        response.headers["Retry-After"] = "5"
-        return response
+        raise RegistrationBusy("Another operation on this registration is in progress; retry shortly.")
     if result.action is Action.PENDING:
-        return json_response(result.to_json(), 202, {"Retry-After": "5"})
-    return json_response(result.to_json(), 200)
+        return json_response(rotation_json(result), 202, {"Retry-After": "5"})
+    return json_response(rotation_json(result), 200)
 
 
 def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
@@ -114,12 +116,14 @@ def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
     if str(fields.get("vaultname", "")).lower() != vault_name(settings.key_vault_url):
         logger.info("ignoring a Key Vault event from another vault")
         return None
-    name = str(fields.get("objectname", ""))
-    pattern = rf"{re.escape(settings.name_prefix)}-({GUID})-([a-z][a-z0-9-]{{1,30}}[a-z0-9])-client-secret"
-    match = re.fullmatch(pattern, name)
-    if match is None or services().catalog.get(match.group(2)) is None:
+    secret = settings.registry.parse_secret_name(str(fields.get("objectname", "")))
+    if (
+        secret is None
+        or secret.kind is not SecretKind.CLIENT_SECRET
+        or services().catalog.get(secret.integration) is None
+    ):
         return None
-    return match.group(1), match.group(2)
+    return secret.tenant_id, secret.integration
 
 
 def vault_name(vault_url: str) -> str:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from shared.domain.audit import audit
 from shared.domain.errors import PermissionNotOffered, ResourceApiMissing
 from shared.domain.model import Assignment, IntegrationProfile, ResourceApi
 from shared.domain.ports import Directory, NotReplicatedYet, Throttled
 from shared.domain.retry import Clock
-from shared.usecases.credentials import audit, within_replication
+from shared.usecases.replication import within_replication
 
 Grant = tuple[str, str]  # (resource service principal object id, app role id)
 

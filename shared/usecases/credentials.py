@@ -9,25 +9,18 @@ fail. Proving asks Entra for a real token and checks its `roles`.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import logging
-import math
-import re
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import TypeVar
+from collections.abc import Callable
+from datetime import datetime
 
+from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import UnknownIntegration
 from shared.domain.model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
-from shared.domain.ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Throttled, Vault
-from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Clock, RetryDeadline, retry
+from shared.domain.ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Vault
+from shared.domain.registry import Registry, Tag, iso
+from shared.domain.retry import Clock, RetryDeadline, retry
 from shared.settings import Settings
+from shared.usecases.replication import StillReplicating, throttle_hint
 
-audit_log = logging.getLogger("tenant_onboarding.audit")
-T = TypeVar("T")
-PENDING_RETRY_AFTER_SECONDS = 5
 CONTENT_TYPES = {
     SecretKind.CLIENT_ID: "application/vnd.entra.client-id",
     SecretKind.TENANT_ID: "application/vnd.entra.tenant-id",
@@ -35,25 +28,8 @@ CONTENT_TYPES = {
 }
 
 
-class StillReplicating(Exception):
-    """A step ran out of time waiting for Entra: replication lag, or throttling longer than we wait."""
-
-    def __init__(self, step: str, deadline: RetryDeadline) -> None:
-        super().__init__(step)
-        self.step = step
-        throttle = deadline.last if isinstance(deadline.last, Throttled) else None
-        self.throttled = throttle is not None
-        self.retry_after = max(PENDING_RETRY_AFTER_SECONDS, math.ceil(throttle.retry_after or 0) if throttle else 0)
-
-    @property
-    def reason(self) -> str:
-        if self.throttled:
-            return f"Graph is throttling the {self.step} step; repeat the same request after Retry-After."
-        return f"Entra has not finished replicating the {self.step}; repeat the same request."
-
-
 async def known_profile(
-    catalog: Catalog, vault: Vault, settings: Settings, tenant_id: str, integration: str
+    catalog: Catalog, vault: Vault, registry: Registry, tenant_id: str, integration: str
 ) -> IntegrationProfile:
     """The integration's profile, or, for one that has left the catalog but that Key Vault still records in this
     tenant, a profile with no permissions: status, rotation and offboarding keep working on its registrations
@@ -61,79 +37,10 @@ async def known_profile(
     profile = catalog.get(integration)
     if profile is not None:
         return profile
-    recorded = await asyncio.gather(
-        *(vault.read(secret_name(settings, tenant_id, integration, kind)) for kind in SecretKind)
-    )  # fmt: skip
-    if not any(recorded):
-        raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
+    names = registry.secret_names(tenant_id, integration).values()
+    if not any(await asyncio.gather(*(vault.read(name) for name in names))):
+        catalog.require(integration)  # raises UnknownIntegration
     return IntegrationProfile(integration, integration, "No longer in the catalog.", (), in_catalog=False)
-
-
-def registration_key(tenant_id: str, integration: str) -> str:
-    return f"{tenant_id}/{integration}"
-
-
-def unique_name(settings: Settings, integration: str) -> str:
-    return f"{settings.name_prefix}-{integration}"
-
-
-def secret_name(settings: Settings, tenant_id: str, integration: str, kind: SecretKind) -> str:
-    # Key Vault names allow 0-9, a-z, A-Z and '-'; all three parts are validated to that alphabet.
-    return f"{settings.name_prefix}-{tenant_id}-{integration}-{kind.value}"
-
-
-# The invocation an audit event belongs to: set by each trigger (HTTP, timer, event, CLI) so every
-# change one request makes can be found together in Application Insights.
-correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
-
-
-def new_correlation_id(given: str | None = None) -> str:
-    """Use the caller's id when it is a sane token, else a fresh one; set it for this invocation."""
-    value = given if given and re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", given) else str(uuid.uuid4())
-    correlation_id.set(value)
-    return value
-
-
-def audit(operation: str, context: dict[str, str], **fields: str) -> None:
-    """One structured audit event per change in Entra or Key Vault (never a secret).
-
-    Logged at INFO on `tenant_onboarding.audit` with the event as the record's `audit` attribute;
-    the Functions host ships it to Application Insights with the invocation's other traces."""
-    event = {
-        "operation": operation,
-        "outcome": "succeeded",
-        "correlationId": correlation_id.get() or new_correlation_id(),
-        **context,
-        **fields,
-    }
-    audit_log.info("%s %s", operation, " ".join(f"{k}={v}" for k, v in sorted(event.items())), extra={"audit": event})
-
-
-async def within_replication(
-    what: str, operation: Callable[[], Awaitable[T]], *, deadline_seconds: float, clock: Clock
-) -> T:
-    """Run a Graph step, waiting out replication lag (and throttling) for up to `deadline_seconds`;
-    StillReplicating after that, for the caller to answer 202 or report the rotation pending."""
-    try:
-        return await retry(
-            operation,
-            what=what,
-            retry_after=lambda error: 0.0 if isinstance(error, NotReplicatedYet) else throttle_hint(error),
-            deadline_seconds=deadline_seconds,
-            clock=clock,
-        )
-    except RetryDeadline as deadline:
-        raise StillReplicating(what, deadline) from deadline
-
-
-def throttle_hint(error: Exception) -> float | None:
-    if isinstance(error, Throttled):
-        return error.retry_after or THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
-    return None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Credentials:
@@ -152,10 +59,6 @@ class Credentials:
         self.checker = checker
         self.clock = clock
         self.now = now
-
-    def new_display_name(self) -> str:
-        """Unique per attempt, and prefixed: how this service recognises secrets it issued."""
-        return f"{self.settings.name_prefix} {uuid.uuid4().hex[:12]}"
 
     async def store(
         self,
@@ -179,7 +82,7 @@ class Credentials:
                 # Removing the credential could leave the vault's latest version dead, so leave it: if it
                 # was not stored, the rotation journal or the orphan check removes it on a later run.
                 raise
-            if latest is not None and latest.tags.get("key-id") == new.info.key_id:
+            if latest is not None and latest.tags.get(Tag.KEY_ID) == new.info.key_id:
                 audit("secret.stored", context, secretName=name, version=latest.version, keyId=new.info.key_id)
                 return latest
             # Not stored, and nobody will ever know this secret's text: take it off the app now.
@@ -193,7 +96,7 @@ class Credentials:
         self, tenant: str, app: AppRegistration, end: datetime, context: dict[str, str], display_name: str | None = None
     ) -> NewPassword:
         """addPassword, safe against lost answers and throttling; StillReplicating when time runs out."""
-        display_name = display_name or self.new_display_name()
+        display_name = display_name or self.settings.registry.new_credential_name()
 
         async def attempt() -> NewPassword:
             try:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
-from shared.adapters.locks import Locks
+from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.model import SecretKind
-from shared.domain.ports import Directory, TenantAccess, Vault
+from shared.domain.ports import Directory, Locks, TenantAccess, Vault
 from shared.settings import Settings
-from shared.usecases.credentials import audit, known_profile, registration_key, secret_name, unique_name
+from shared.usecases.credentials import known_profile
 
 
 @dataclass
@@ -30,14 +28,6 @@ class OffboardResult:
     def changed(self) -> bool:
         return self.application != "absent" or any(v != "absent" for v in self.secrets.values())
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tenantId": self.tenant_id,
-            "integration": self.integration,
-            "application": self.application,
-            "secrets": self.secrets,
-        }
-
 
 class Offboarding:
     def __init__(
@@ -45,6 +35,7 @@ class Offboarding:
         access: TenantAccess | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
+        self.registry = settings.registry
         self.catalog = catalog
         self.directory = directory
         self.vault = vault
@@ -55,13 +46,15 @@ class Offboarding:
         self, tenant: str, integration: str, *, purge_application: bool = False, purge_secrets: bool = False
     ) -> OffboardResult:
         # An integration that has left the catalog is still offboarded from Key Vault's record.
-        await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
+        await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
         if self.access is not None:
             await self.access.ensure_reachable(tenant)
         context = {"tenantId": tenant, "integration": integration}
-        async with self.locks.hold(registration_key(tenant, integration), self.settings.lock_wait_seconds):
+        async with self.locks.hold(
+            self.registry.registration_key(tenant, integration), self.settings.lock_wait_seconds
+        ):
             result = OffboardResult(tenant, integration, "absent")
-            unique = unique_name(self.settings, integration)
+            unique = self.registry.unique_name(integration)
             app = await self.directory.find_application(tenant, unique)
             # Deleting the app also removes its service principal (and with it the grants) and every
             # credential on it, so the stored secret stops working before it is deleted from the vault.
@@ -74,7 +67,7 @@ class Offboarding:
                 if deleted_id and await self.directory.purge_deleted_application(tenant, deleted_id):
                     result.application = "purged"
                     audit("application.purged", context, appObjectId=deleted_id)
-            names = [secret_name(self.settings, tenant, integration, kind) for kind in SecretKind]
+            names = list(self.registry.secret_names(tenant, integration).values())
             outcomes = await asyncio.gather(*(self._remove_secret(name, purge_secrets, context) for name in names))
             result.secrets = dict(zip(names, outcomes, strict=True))
             return result

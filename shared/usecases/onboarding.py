@@ -26,21 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar, overload
+from typing import Any
 
-from shared.adapters.locks import Locks, ProcessLocks
+from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import (
-    NameHeldByDeletedRegistration,
-    RegistrationNotFound,
-    SecretsForbiddenByPolicy,
-    UnknownIntegration,
-    UpstreamError,
-)
+from shared.domain.errors import NameHeldByDeletedRegistration, SecretsForbiddenByPolicy, UpstreamError
 from shared.domain.model import (
     AppRegistration,
     IntegrationProfile,
@@ -54,29 +48,21 @@ from shared.domain.model import (
 )
 from shared.domain.ports import (
     ApplicationSpec,
-    CredentialChecker,
     Directory,
+    Locks,
     NameHeldByDeletedApplication,
     NotReplicatedYet,
     TenantAccess,
     Vault,
 )
+from shared.domain.registry import APP_NOTES, Tag, iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
-from shared.usecases.credentials import (
-    CONTENT_TYPES,
-    Credentials,
-    StillReplicating,
-    audit,
-    iso,
-    known_profile,
-    registration_key,
-    secret_name,
-    unique_name,
-    within_replication,
-)
-from shared.usecases.ownership import examine, require_ours
+from shared.usecases.credentials import CONTENT_TYPES, Credentials
+from shared.usecases.ownership import require_ours
+from shared.usecases.replication import StillReplicating, together, within_replication
+from shared.usecases.status import RegistrationState, RegistrationStatus, read_stored
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +88,10 @@ class OnboardRequest:
 @dataclass
 class OnboardResult:
     outcome: Outcome
-    registration: dict[str, Any]
+    registration: RegistrationState
     pending_reason: str | None = None
     retry_after: int | None = None
     changes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The body of the HTTP PUT (and the CLI's --json), so scripts can use either."""
-        payload: dict[str, Any] = {"outcome": self.outcome.value, "changes": self.changes, **self.registration}
-        if self.outcome is Outcome.PENDING:
-            payload["pendingReason"] = self.pending_reason
-            payload["retryAfter"] = self.retry_after
-        return payload
 
 
 def _no_progress(step: str, detail: str) -> None:
@@ -127,49 +105,46 @@ class Onboarding:
         catalog: Catalog,
         directory: Directory,
         vault: Vault,
-        checker: CredentialChecker,
+        credentials: Credentials,
+        status: RegistrationStatus,
+        locks: Locks,
         clock: Clock,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        locks: Locks | None = None,
+        now: Callable[[], datetime],
         access: TenantAccess | None = None,
     ) -> None:
-        self.locks: Locks = locks or ProcessLocks()
-        self.access = access
         self.settings = settings
+        self.registry = settings.registry
         self.catalog = catalog
         self.directory = directory
         self.vault = vault
-        self.checker = checker
+        self.credentials = credentials
+        self.status = status
+        self.locks = locks
         self.clock = clock
         self.now = now
-        self.credentials = Credentials(settings, directory, vault, checker, clock, now)
-
-    def profile(self, integration: str) -> IntegrationProfile:
-        profile = self.catalog.get(integration)
-        if profile is None:
-            raise UnknownIntegration(f"No integration {integration!r} in the catalog.", integration=integration)
-        return profile
+        self.access = access
 
     async def onboard(self, request: OnboardRequest, progress: Progress = _no_progress) -> OnboardResult:
         """Serialized per registration: a concurrent identical PUT waits, then finds the work done."""
-        profile = self.profile(request.integration)
+        profile = self.catalog.require(request.integration)
         if self.access is not None:
             # A tenant that has not consented gets 403 with the consent URL, and nothing is created.
             await self.access.ensure_reachable(request.tenant_id)
-        async with self.locks.hold(registration_key(request.tenant_id, profile.id), self.settings.lock_wait_seconds):
+        key = self.registry.registration_key(request.tenant_id, profile.id)
+        async with self.locks.hold(key, self.settings.lock_wait_seconds):
             return await self._onboard(request, profile, progress)
 
     async def _onboard(self, request: OnboardRequest, profile: IntegrationProfile, progress: Progress) -> OnboardResult:
         tenant = request.tenant_id
         context = {"tenantId": tenant, "integration": profile.id}
-        names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
+        names = self.registry.secret_names(tenant, profile.id)
 
         # Reads only, and none needs another's answer: the tenant's resource APIs and policy, and
         # what Key Vault already holds for this registration (which decides what to mint and write).
-        apis, policy, stored = await _together(
+        apis, policy, stored = await together(
             resolve(self.directory, tenant, profile),
             self.directory.password_policy(tenant),
-            self._read_stored(names),
+            read_stored(self.vault, names),
         )
         progress(
             "resolve", f"{sum(len(p.roles) for p in profile.permissions)} permissions on {len(apis)} resource APIs"
@@ -204,23 +179,23 @@ class Onboarding:
 
             # Both branches wait for the new app to replicate, then neither needs the other until the proof:
             # the service principal and its grants on one side, the client secret minted and stored on the other.
-            (sp_id, granted), (secret_stored, secret, new_password) = await _together(
+            (sp_id, granted), (secret_stored, secret, new_password) = await together(
                 self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
                 self._ensure_secret(
                     tenant, profile, app, lifetime_days, requested_days, context, stored[SecretKind.CLIENT_SECRET], done
                 ),
             )
             progress(
-                "client secret", f"{'created' if done.minted else 'kept'} keyId {secret_stored.tags.get('key-id')}"
+                "client secret", f"{'created' if done.minted else 'kept'} keyId {secret_stored.tags.get(Tag.KEY_ID)}"
             )
             if new_password is not None:
                 app = replace(app, passwords=(*app.passwords, new_password))
 
-            if secret_stored.tags.get("verified") != "true":
+            if secret_stored.tags.get(Tag.VERIFIED) != Tag.TRUE:
                 await self.credentials.prove(tenant, app.app_id, secret, profile)
-                tags = dict(secret_stored.tags, verified="true")
+                tags = dict(secret_stored.tags) | {Tag.VERIFIED: Tag.TRUE}
                 # Client ID and Tenant ID only once the secret is proven, beside marking it so.
-                _, done.ids_written = await _together(
+                _, done.ids_written = await together(
                     self.vault.update_tags(secret_stored.name, secret_stored.version, tags),
                     self._write_ids(tenant, profile, app, context, stored),
                 )
@@ -229,7 +204,7 @@ class Onboarding:
             else:
                 done.ids_written = await self._write_ids(tenant, profile, app, context, stored)
             removed = await self._remove_orphans(
-                tenant, profile, app, keep=str(secret_stored.tags.get("key-id")), context=context
+                tenant, profile, app, keep=str(secret_stored.tags.get(Tag.KEY_ID)), context=context
             )
             done.orphans_removed += len(removed)
             app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
@@ -237,7 +212,7 @@ class Onboarding:
             progress("pending", pending.reason)
             return OnboardResult(
                 Outcome.PENDING,
-                await self.describe(tenant, profile.id),
+                await self.status.describe(tenant, profile.id),
                 pending_reason=pending.reason,
                 retry_after=pending.retry_after,
                 changes=done.changes(),
@@ -246,7 +221,7 @@ class Onboarding:
         outcome = Outcome.CREATED if done.app_created else (Outcome.UPDATED if changes else Outcome.COMPLETE)
         # All of it was just read, written or proven by this call (the ids are stored now): reading it back
         # from Entra and Key Vault would cost three more dependent round trips and tell nothing new.
-        registration = self._description(
+        registration = self.status.state(
             tenant,
             profile,
             app,
@@ -262,12 +237,12 @@ class Onboarding:
     def _spec(
         self, request: OnboardRequest, profile: IntegrationProfile, apis: dict[str, ResourceApi]
     ) -> ApplicationSpec:
-        notes = "Managed by tenant onboarding automation: permissions and secrets are set and rotated automatically."
+        notes = APP_NOTES
         if request.notes:
             notes = f"{notes} {request.notes}"
         return ApplicationSpec(
             display_name=request.display_name or profile.display_name,
-            tags=("tenant-onboarding", f"integration:{profile.id}"),
+            tags=self.registry.app_tags(profile.id),
             notes=notes[:1024],
             required_roles=tuple(
                 (p.resource_app_id, tuple(apis[p.resource_app_id].roles_by_value[r] for r in p.roles))
@@ -286,7 +261,7 @@ class Onboarding:
         dated = policy.additions_forbidden_for_apps_created_from or policy.lifetime_capped_for_apps_created_from
         if dated is None:
             return for_new_app
-        existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
+        existing = await self.directory.find_application(tenant, self.registry.unique_name(profile.id))
         return policy.for_app_created(existing.created) if existing is not None else for_new_app
 
     async def _converge_application(
@@ -304,7 +279,7 @@ class Onboarding:
         minted on it (shared/usecases/ownership.py); one that fails is refused with `registration-not-owned`
         and an audit event. A proven one is written only when it differs from the spec.
         """
-        existing = await self.directory.find_application(tenant, unique_name(self.settings, profile.id))
+        existing = await self.directory.find_application(tenant, self.registry.unique_name(profile.id))
         converged = False
         if existing is None:
             app, created = await self._upsert_application(tenant, profile, spec, context, done)
@@ -314,7 +289,7 @@ class Onboarding:
             # by someone else in between): the upsert converged it; now it must prove itself like any other.
             existing, converged = app, True
         ownership = await require_ours(
-            self.directory, tenant, existing, stored, f"{self.settings.name_prefix} ", context
+            self.directory, tenant, existing, stored, self.registry.credential_prefix, context
         )
         for key_id in ownership.lost_passwords:
             if await self.directory.remove_password(tenant, existing.object_id, key_id):
@@ -349,7 +324,7 @@ class Onboarding:
         Application.ReadWrite.OwnedBy caller purge only an app it owns, so nothing foreign is purged:
         a refusal becomes NameHeldByDeletedRegistration for an operator to resolve.
         """
-        unique = unique_name(self.settings, profile.id)
+        unique = self.registry.unique_name(profile.id)
         try:
             return await self.directory.upsert_application(tenant, unique, spec)
         except NameHeldByDeletedApplication as held:
@@ -419,12 +394,6 @@ class Onboarding:
             clock=self.clock, tally=done.consent,
         )  # fmt: skip
 
-    async def _read_stored(
-        self, names: dict[SecretKind, str], with_value: bool = True
-    ) -> dict[SecretKind, StoredSecret | None]:
-        found = await asyncio.gather(*(self.vault.read(name, with_value=with_value) for name in names.values()))
-        return dict(zip(names, found, strict=True))
-
     async def _ensure_secret(
         self,
         tenant: str,
@@ -438,18 +407,18 @@ class Onboarding:
     ) -> tuple[StoredSecret, Secret, PasswordInfo | None]:
         """The stored client secret if it is still on the app, else a new one, stored at once (and its info)."""
         if stored is not None and stored.value is not None:
-            on_app = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
+            on_app = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
             if on_app is not None and on_app.end > self.now():
                 return stored, stored.value, None
         end = self.now() + timedelta(days=lifetime_days)
         new = await self.credentials.mint(tenant, app, end, context)
         tags = self._tags(tenant, profile, app, SecretKind.CLIENT_SECRET) | {
-            "key-id": new.info.key_id,
-            "verified": "false",
-            "issued-at": iso(self.now()),
-            "lifetime-days": str(requested_days),
+            Tag.KEY_ID: new.info.key_id,
+            Tag.VERIFIED: Tag.FALSE,
+            Tag.ISSUED_AT: iso(self.now()),
+            Tag.LIFETIME_DAYS: str(requested_days),
         }
-        name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
+        name = self.registry.secret_name(tenant, profile.id, SecretKind.CLIENT_SECRET)
         written = await self.credentials.store(tenant, app, name, new, tags, context)
         done.minted = True
         return written, new.secret, new.info
@@ -465,7 +434,7 @@ class Onboarding:
         """Client ID and Tenant ID, each written unless Key Vault (as read at the start) already holds it."""
 
         async def ensure(kind: SecretKind, value: str) -> int:
-            name = secret_name(self.settings, tenant, profile.id, kind)
+            name = self.registry.secret_name(tenant, profile.id, kind)
             tags = self._tags(tenant, profile, app, kind)
             current = stored[kind]
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
@@ -490,13 +459,11 @@ class Onboarding:
         ours = [
             p
             for p in app.passwords
-            if (p.display_name or "").startswith(f"{self.settings.name_prefix} ")
-            and p.key_id != keep
-            and p.start <= cutoff
+            if self.registry.issued_here(p.display_name) and p.key_id != keep and p.start <= cutoff
         ]
         if not ours:
             return set()  # nothing that could be an orphan: no need to list the stored versions
-        name = secret_name(self.settings, tenant, profile.id, SecretKind.CLIENT_SECRET)
+        name = self.registry.secret_name(tenant, profile.id, SecretKind.CLIENT_SECRET)
         stored_ids = await self.vault.stored_key_ids(name)
         removed: set[str] = set()
         for password in ours:
@@ -508,146 +475,7 @@ class Onboarding:
         return removed
 
     def _tags(self, tenant: str, profile: IntegrationProfile, app: AppRegistration, kind: SecretKind) -> dict[str, str]:
-        return {
-            "managed-by": self.settings.name_prefix,
-            "tenant-id": tenant,
-            "integration": profile.id,
-            "kind": kind.value,
-            "app-object-id": app.object_id,
-            "client-id": app.app_id,
-        }
-
-    # --- reading state back ---
-    async def status(self, tenant: str, integration: str) -> dict[str, Any]:
-        """Like `describe`, for a registration that must exist, in a tenant this service may reach."""
-        if self.access is not None:
-            # As onboard does: a tenant that has not consented gets 403 with the consent URL, not a failed read.
-            await self.access.ensure_reachable(tenant)
-        state = await self.describe(tenant, integration)
-        if state["application"] is None and state["keyVaultReferences"]["clientSecret"] is None:
-            raise RegistrationNotFound(
-                "Nothing is registered for this integration in this tenant.", tenantId=tenant, integration=integration
-            )
-        return state
-
-    async def describe(self, tenant: str, integration: str) -> dict[str, Any]:
-        """The live state from Entra and Key Vault, including drift; never a secret value."""
-        profile = await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
-        names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
-        app, stored, apis = await _together(
-            self.directory.find_application(tenant, unique_name(self.settings, profile.id)),
-            self._read_stored(names, with_value=False),
-            asyncio.gather(*(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)),
-        )
-        sp_id, ownership = (
-            await _together(
-                self.directory.find_service_principal(tenant, app.app_id),
-                examine(self.directory, tenant, app, stored, f"{self.settings.name_prefix} "),
-            )
-            if app
-            else (None, None)
-        )
-        assignments = []
-        if sp_id:
-            try:
-                assignments = await self.directory.assignments(tenant, sp_id)
-            except NotReplicatedYet:
-                assignments = []
-        return self._description(
-            tenant,
-            profile,
-            app,
-            sp_id,
-            list(apis),
-            {(a.resource_object_id, a.app_role_id) for a in assignments},
-            stored[SecretKind.CLIENT_SECRET],
-            {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
-            ownership.problems if ownership else (),
-        )
-
-    def _description(
-        self,
-        tenant: str,
-        profile: IntegrationProfile,
-        app: AppRegistration | None,
-        sp_id: str | None,
-        apis: list[ResourceApi | None],
-        granted: set[tuple[str, str]],
-        secret: StoredSecret | None,
-        ids_stored: dict[SecretKind, bool],
-        not_ours: tuple[str, ...] = (),
-    ) -> dict[str, Any]:
-        """The registration as the API shows it, from what was read (describe) or just converged (onboard)."""
-        names = {kind: secret_name(self.settings, tenant, profile.id, kind) for kind in SecretKind}
-        permissions = []
-        for p, api in zip(profile.permissions, apis, strict=True):
-            for role in p.roles:
-                role_id = api.roles_by_value.get(role) if api else None
-                permissions.append(
-                    {
-                        "resource": p.resource_name,
-                        "resourceAppId": p.resource_app_id,
-                        "permission": role,
-                        "granted": bool(api and role_id and (api.object_id, role_id) in granted),
-                    }
-                )
-        key_id = secret.tags.get("key-id") if secret else None
-        on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
-        drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
-        if not profile.in_catalog:
-            drift.append("integration no longer in the catalog: offboard it")
-        if app is None:
-            drift.append("application missing")
-        elif sp_id is None:
-            drift.append("service principal missing")
-        drift += [f"permission not granted: {p['permission']}" for p in permissions if not p["granted"]]
-        # Roles someone granted by hand, beyond the profile: reported (an escalation to review), not revoked.
-        role_names = {
-            (api.object_id, role_id): value for api in apis if api for value, role_id in api.roles_by_value.items()
-        }
-        profile_roles = {
-            (api.object_id, api.roles_by_value.get(role))
-            for p, api in zip(profile.permissions, apis, strict=True)
-            if api
-            for role in p.roles
-        }
-        drift += sorted(
-            f"permission granted outside the profile: {role_names.get(grant, f'app role {grant[1]} on {grant[0]}')}"
-            for grant in granted - profile_roles
-        )
-        if secret is None:
-            drift.append("client secret not stored")
-        elif on_app is None:
-            drift.append("stored client secret matches no credential on the app")
-        elif on_app.end <= self.now():
-            drift.append("client secret expired")
-        return {
-            "tenantId": tenant,
-            "integration": profile.id,
-            "uniqueName": unique_name(self.settings, profile.id),
-            "application": {"objectId": app.object_id, "clientId": app.app_id, "displayName": app.display_name}
-            if app
-            else None,
-            "servicePrincipalId": sp_id,
-            "permissions": permissions,
-            "credential": {
-                "keyId": key_id,
-                "hint": on_app.hint if on_app else None,
-                "expires": iso(on_app.end) if on_app else (iso(secret.expires) if secret and secret.expires else None),
-                "verified": bool(secret and secret.tags.get("verified") == "true"),
-                "otherCredentialsOnApp": len(app.passwords) - (1 if on_app else 0) if app else 0,
-            },
-            "keyVaultReferences": {
-                "clientId": self.vault.reference(names[SecretKind.CLIENT_ID])
-                if ids_stored[SecretKind.CLIENT_ID]
-                else None,
-                "tenantId": self.vault.reference(names[SecretKind.TENANT_ID])
-                if ids_stored[SecretKind.TENANT_ID]
-                else None,
-                "clientSecret": self.vault.reference(names[SecretKind.CLIENT_SECRET]) if secret else None,
-            },
-            "drift": drift,
-        }
+        return self.registry.tags(tenant, profile.id, kind, app.object_id, app.app_id)
 
 
 @dataclass
@@ -679,30 +507,3 @@ class _Done:
             )
             if happened
         ]
-
-
-A = TypeVar("A")
-B = TypeVar("B")
-C = TypeVar("C")
-
-
-@overload
-async def _together(a: Awaitable[A], b: Awaitable[B], /) -> tuple[A, B]: ...
-
-
-@overload
-async def _together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /) -> tuple[A, B, C]: ...
-
-
-async def _together(*steps: Awaitable[Any]) -> tuple[Any, ...]:
-    """Run independent steps at once, wait for every one of them, then raise the first failure.
-
-    None is cancelled when another fails: an addPassword cut off in flight could mint a secret
-    whose text nobody receives. A definite error wins over StillReplicating, which only asks the
-    caller to come back and would hide it.
-    """
-    results = await asyncio.gather(*steps, return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        raise next((f for f in failures if not isinstance(f, StillReplicating)), failures[0])
-    return tuple(results)

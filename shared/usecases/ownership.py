@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from shared.domain.audit import audit
 from shared.domain.errors import NotOwned
 from shared.domain.model import AppRegistration, SecretKind, StoredSecret
 from shared.domain.ports import Directory
-from shared.usecases.credentials import audit
+from shared.domain.registry import Tag
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ async def examine(
         directory.caller_object_id(tenant),
     )
     recorded = any(
-        secret is not None and secret.tags.get("app-object-id") == app.object_id for secret in stored.values()
+        secret is not None and secret.tags.get(Tag.APP_OBJECT_ID) == app.object_id for secret in stored.values()
     )
     problems = []
     others = owners - {me}

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared.adapters.locks import Locks, RegistrationBusy
+from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import OnboardingError, RegistrationNotFound, SecretsForbiddenByPolicy
+from shared.domain.errors import OnboardingError, RegistrationBusy, RegistrationNotFound, SecretsForbiddenByPolicy
 from shared.domain.model import (
     AppRegistration,
     IntegrationProfile,
@@ -40,22 +40,14 @@ from shared.domain.model import (
     SecretSummary,
     StoredSecret,
 )
-from shared.domain.ports import CredentialChecker, Directory, TenantAccess, Vault
+from shared.domain.ports import Directory, Locks, TenantAccess, Vault
+from shared.domain.registry import Tag, iso, parse_iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
-from shared.usecases.credentials import (
-    Credentials,
-    StillReplicating,
-    audit,
-    iso,
-    known_profile,
-    registration_key,
-    secret_name,
-    unique_name,
-    within_replication,
-)
+from shared.usecases.credentials import Credentials, known_profile
 from shared.usecases.ownership import require_ours
+from shared.usecases.replication import StillReplicating, within_replication
 
 logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -87,18 +79,6 @@ class RotationResult:
     was_expired: bool = False
     expires: str | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "tenantId": self.tenant_id,
-            "integration": self.integration,
-            "action": self.action.value,
-            "detail": self.detail,
-            "newKeyId": self.new_key_id,
-            "retiredKeyIds": self.retired_key_ids,
-            "wasExpired": self.was_expired,
-            "expires": self.expires,
-        }
-
 
 @dataclass(frozen=True)
 class PlannedItem:
@@ -123,15 +103,6 @@ class SweepSummary:
     failures_by_tenant: Counter[str] = field(default_factory=Counter)
     expired: int = 0
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "scanned": self.scanned,
-            "planned": dict(self.planned),
-            "outcomes": dict(self.outcomes),
-            "failuresByTenant": dict(self.failures_by_tenant),
-            "expiredFound": self.expired,
-        }
-
 
 class Rotation:
     def __init__(
@@ -140,21 +111,22 @@ class Rotation:
         catalog: Catalog,
         directory: Directory,
         vault: Vault,
-        checker: CredentialChecker,
-        clock: Clock,
+        credentials: Credentials,
         locks: Locks,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock,
+        now: Callable[[], datetime],
         access: TenantAccess | None = None,
     ) -> None:
-        self.access = access
         self.settings = settings
+        self.registry = settings.registry
         self.catalog = catalog
         self.directory = directory
         self.vault = vault
+        self.credentials = credentials
         self.locks = locks
-        self.now = now
         self.clock = clock
-        self.credentials = Credentials(settings, directory, vault, checker, clock, now)
+        self.now = now
+        self.access = access
         self._policies: dict[str, tuple[datetime, asyncio.Future[PasswordPolicy]]] = {}
 
     # --- one registration ---
@@ -170,12 +142,12 @@ class Rotation:
         """Rotate if due (or forced), then retire what the grace period allows. Safe to repeat."""
         # Validate before taking anything: the lock is a blob, and a caller naming random tenants
         # must not leave one behind per guess.
-        profile = await known_profile(self.catalog, self.vault, self.settings, tenant, integration)
+        profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
         if self.access is not None:
             await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
         try:
-            async with self.locks.hold(registration_key(tenant, integration), wait):
+            async with self.locks.hold(self.registry.registration_key(tenant, integration), wait):
                 return await self._rotate(tenant, profile, force, retire_now)
         except RegistrationBusy:
             return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
@@ -183,11 +155,11 @@ class Rotation:
     async def _rotate(self, tenant: str, profile: IntegrationProfile, force: bool, retire_now: bool) -> RotationResult:
         integration = profile.id
         context = {"tenantId": tenant, "integration": integration}
-        name = secret_name(self.settings, tenant, integration, SecretKind.CLIENT_SECRET)
+        name = self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)
         # Both reads at once: one round trip instead of two for every registration a sweep acts on.
         # The value is not read: rotation needs the version and its tags, never the secret itself.
         stored, app = await asyncio.gather(
-            self.vault.read(name), self.directory.find_application(tenant, unique_name(self.settings, integration))
+            self.vault.read(name), self.directory.find_application(tenant, self.registry.unique_name(integration))
         )
         if stored is None:
             raise RegistrationNotFound("No stored client secret: onboard this integration first.", **context)
@@ -196,7 +168,7 @@ class Rotation:
             return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
         stored, app = await self._clear_journal(tenant, app, stored, context)
 
-        current = next((p for p in app.passwords if p.key_id == stored.tags.get("key-id")), None)
+        current = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
         now = self.now()
         expired = current is None or current.end <= now
         due = force or expired or current is None or current.end - now <= self._window(current.end - current.start)
@@ -217,7 +189,7 @@ class Rotation:
                 return await self._still_pending(result, stored, pending, context)
             # No need to read the app again: retiring looks only at the credentials other than the new
             # one, and those are the ones just read (this run holds the registration's lock).
-            result.action, result.new_key_id = Action.ROTATED, stored.tags.get("key-id")
+            result.action, result.new_key_id = Action.ROTATED, stored.tags.get(Tag.KEY_ID)
         retired, waiting = await self._retire(tenant, app, stored, retire_now, context)
         result.retired_key_ids = retired
         if result.action is Action.NOTHING_DUE and retired:
@@ -233,9 +205,8 @@ class Rotation:
     ) -> None:  # fmt: skip
         """Grant what the profile has and the app's principal lacks, revoke what it holds beyond the profile,
         on an app proven this service's alone (shared/usecases/ownership.py); a named error where it cannot."""
-        await require_ours(
-            self.directory, tenant, app, {SecretKind.CLIENT_SECRET: stored}, f"{self.settings.name_prefix} ", context
-        )
+        stored_secrets: dict[SecretKind, StoredSecret | None] = {SecretKind.CLIENT_SECRET: stored}
+        await require_ours(self.directory, tenant, app, stored_secrets, self.registry.credential_prefix, context)
         apis = await resolve(self.directory, tenant, profile)
         deadline = self.settings.replication_timeout_seconds
         sp_id, created = await within_replication(
@@ -256,10 +227,10 @@ class Rotation:
         older than the deadline reports FAILED (counted in the sweep's failures, logged, audited) and
         keeps trying on later runs. A successful rotation writes a new version without the stamp."""
         now = self.now()
-        since = _parse(stored.tags.get("pending-since"))
+        since = parse_iso(stored.tags.get(Tag.PENDING_SINCE))
         if since is None:
             with contextlib.suppress(OnboardingError):
-                await self._set_tags(stored, dict(stored.tags, **{"pending-since": iso(now)}))
+                await self._set_tags(stored, dict(stored.tags) | {Tag.PENDING_SINCE: iso(now)})
             since = now
         result.action, result.detail = Action.PENDING, pending.reason
         if now - since >= PENDING_DEADLINE:
@@ -275,7 +246,7 @@ class Rotation:
     def _requested_days(self, stored: StoredSecret) -> int:
         """The lifetime the onboarding caller asked for (the `lifetime-days` tag), within this deployment's
         bounds; the configured default for a registration onboarded before the tag existed."""
-        raw = stored.tags.get("lifetime-days", "")
+        raw = stored.tags.get(Tag.LIFETIME_DAYS, "")
         days = int(raw) if raw.isascii() and raw.isdigit() else self.settings.secret_lifetime_days
         return max(1, min(days, self.settings.max_secret_lifetime_days))
 
@@ -310,16 +281,16 @@ class Rotation:
         """A `pending` tag means a previous run died between minting and storing: remove that secret.
 
         Returns the secret without the tag and the app without the removed credential."""
-        pending = stored.tags.get("pending")
+        pending = stored.tags.get(Tag.PENDING)
         if not pending:
             return stored, app
         removed = set()
         for password in app.passwords:
-            if password.display_name == pending and password.key_id != stored.tags.get("key-id"):
+            if password.display_name == pending and password.key_id != stored.tags.get(Tag.KEY_ID):
                 await self.directory.remove_password(tenant, app.object_id, password.key_id)
                 removed.add(password.key_id)
                 audit("secret.removed", context, appObjectId=app.object_id, keyId=password.key_id, reason="journal")
-        tags = {k: v for k, v in stored.tags.items() if k != "pending"}
+        tags = {k: v for k, v in stored.tags.items() if k != Tag.PENDING}
         await self.vault.update_tags(stored.name, stored.version, tags)
         remaining = tuple(p for p in app.passwords if p.key_id not in removed)
         return StoredSecret(stored.name, stored.version, stored.uri, tags, stored.expires, stored.value), replace(
@@ -345,9 +316,9 @@ class Rotation:
         days = float(self._requested_days(stored))
         if policy.max_lifetime_days is not None:
             days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
-        display_name = self.credentials.new_display_name()
+        display_name = self.registry.new_credential_name()
         # Journal first: if this process dies after minting, the next run knows what to remove.
-        await self.vault.update_tags(stored.name, stored.version, dict(stored.tags, pending=display_name))
+        await self.vault.update_tags(stored.name, stored.version, dict(stored.tags) | {Tag.PENDING: display_name})
         new = await self.credentials.mint(tenant, app, self.now() + timedelta(days=days), context, display_name)
         try:
             await self.credentials.prove(tenant, app.app_id, new.secret, profile)
@@ -359,13 +330,14 @@ class Rotation:
             raise
         now = self.now()
         grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
-        tags = {k: v for k, v in stored.tags.items() if k not in ("pending", "retire-after", "pending-since")} | {
-            "key-id": new.info.key_id,
-            "previous-key-id": str(stored.tags.get("key-id", "")),
-            "verified": "true",
-            "issued-at": iso(now),
-            "rotated-at": iso(now),
-            "retire-after": iso(now + grace),
+        journal = (Tag.PENDING, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
+        tags = {k: v for k, v in stored.tags.items() if k not in journal} | {
+            Tag.KEY_ID: new.info.key_id,
+            Tag.PREVIOUS_KEY_ID: str(stored.tags.get(Tag.KEY_ID, "")),
+            Tag.VERIFIED: Tag.TRUE,
+            Tag.ISSUED_AT: iso(now),
+            Tag.ROTATED_AT: iso(now),
+            Tag.RETIRE_AFTER: iso(now + grace),
         }
         try:
             written = await self.credentials.store(tenant, app, stored.name, new, tags, context)
@@ -378,14 +350,14 @@ class Rotation:
         # The journal has done its job: the credential it names is now the stored one.
         with contextlib.suppress(Exception):
             await self.vault.update_tags(
-                stored.name, stored.version, {k: v for k, v in stored.tags.items() if k != "pending"}
+                stored.name, stored.version, {k: v for k, v in stored.tags.items() if k != Tag.PENDING}
             )
         audit(
             "secret.rotated",
             context,
             secretName=stored.name,
             keyId=new.info.key_id,
-            previousKeyId=tags["previous-key-id"],
+            previousKeyId=tags[Tag.PREVIOUS_KEY_ID],
         )
         return written
 
@@ -393,21 +365,20 @@ class Rotation:
         self, tenant: str, app: AppRegistration, latest: StoredSecret, retire_now: bool, context: dict[str, str]
     ) -> tuple[list[str], bool]:
         """Remove our superseded credentials once the grace period has passed; (removed, still waiting)."""
-        keep = latest.tags.get("key-id")
-        prefix = f"{self.settings.name_prefix} "
-        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix) and p.key_id != keep]
+        keep = latest.tags.get(Tag.KEY_ID)
+        ours = [p for p in app.passwords if self.registry.issued_here(p.display_name) and p.key_id != keep]
         if not ours:
-            if "retire-after" in latest.tags:
-                await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != "retire-after"})
+            if Tag.RETIRE_AFTER in latest.tags:
+                await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != Tag.RETIRE_AFTER})
             return [], False
         now = self.now()
-        retire_after = _parse(latest.tags.get("retire-after"))
+        retire_after = parse_iso(latest.tags.get(Tag.RETIRE_AFTER))
         if retire_after is None:
             # Superseded credentials with no clock running (e.g. a rotation that crashed after storing):
             # start the grace period now rather than cut anyone off.
             await self._set_tags(
                 latest,
-                dict(latest.tags, **{"retire-after": iso(now + timedelta(hours=self.settings.rotation_grace_hours))}),
+                dict(latest.tags) | {Tag.RETIRE_AFTER: iso(now + timedelta(hours=self.settings.rotation_grace_hours))},
             )
             return [], True
         if now < retire_after and not retire_now:
@@ -423,7 +394,7 @@ class Rotation:
                 removed.append(password.key_id)
                 audit("secret.retired", context, appObjectId=app.object_id, keyId=password.key_id)
         if len(removed) == len(ours):
-            await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != "retire-after"})
+            await self._set_tags(latest, {k: v for k, v in latest.tags.items() if k != Tag.RETIRE_AFTER})
         return removed, len(removed) != len(ours)
 
     async def _set_tags(self, stored: StoredSecret, tags: dict[str, str]) -> None:
@@ -434,16 +405,16 @@ class Rotation:
         tags = summary.tags
         now = self.now()
         reason = "ok"
-        if tags.get("pending"):
+        if tags.get(Tag.PENDING):
             reason = "journal"
         elif summary.expires is None or summary.expires <= now:
             reason = "expired"
-        elif summary.expires - now <= self._window(summary.expires - (_parse(tags.get("issued-at")) or EPOCH)):
+        elif summary.expires - now <= self._window(summary.expires - (parse_iso(tags.get(Tag.ISSUED_AT)) or EPOCH)):
             reason = "due"
-        elif (retire_after := _parse(tags.get("retire-after"))) is not None:
+        elif (retire_after := parse_iso(tags.get(Tag.RETIRE_AFTER))) is not None:
             reason = "retire" if retire_after <= now else "waiting"
         return PlannedItem(
-            str(tags.get("tenant-id", "")), str(tags.get("integration", "")), summary.name, reason, summary.expires
+            str(tags.get(Tag.TENANT_ID, "")), str(tags.get(Tag.INTEGRATION, "")), summary.name, reason, summary.expires
         )
 
     async def plan(self) -> AsyncIterator[PlannedItem]:
@@ -479,7 +450,6 @@ class Rotation:
         logger.info(
             "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
             summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
-            extra={"rotation_summary": summary.to_json()},
         )  # fmt: skip
         return summary
 
@@ -508,7 +478,8 @@ class Pacer:
     When many registrations fall due at once, workers alone would start rotations as fast as round
     trips allow (8 workers: ~50 a second), past Graph's 3,000 writes per 150 s per app and tenant
     (20 a second; a rotation writes once or twice) and Key Vault's 300 secret creates per 10 s per
-    vault (azure-facts.md). The SDKs would honour the 429s' Retry-After, but a sweep that paces
+    vault (https://learn.microsoft.com/graph/throttling-limits,
+    https://learn.microsoft.com/azure/key-vault/general/service-limits). The SDKs would honour the 429s' Retry-After, but a sweep that paces
     itself leaves the limits' headroom to onboardings happening at the same time."""
 
     def __init__(self, rate: float, clock: Clock) -> None:
@@ -522,12 +493,3 @@ class Pacer:
         self.next_slot = slot + self.interval  # taken before sleeping: the next worker queues behind it
         if slot > now:
             await self.clock.sleep(slot - now)
-
-
-def _parse(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.adapters.locks import BlobLeaseLocks, RegistrationBusy
+from shared.adapters.locks import BlobLeaseLocks
+from shared.domain.errors import RegistrationBusy
 from tests.azurite import Azurite
 from tests.functions.conftest import Api, body_of
 

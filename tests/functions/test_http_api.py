@@ -359,7 +359,7 @@ async def test_a_500_names_the_callers_correlation_id_in_header_body_and_log(
     async def bug(tenant: str, integration: str) -> dict[str, Any]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(api.services.onboarding, "status", bug)
+    monkeypatch.setattr(api.services.status, "status", bug)
     tenant = api.stand_in.home_tenant_id
     route = {"tenantId": tenant, "integration": "sentinel"}
     path = f"tenants/{tenant}/integrations/sentinel"

@@ -22,7 +22,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import BlobClient, BlobLeaseClient
 
-from shared.adapters.locks import CONTAINER, BlobLeaseLocks, RegistrationBusy
+from shared.adapters.locks import CONTAINER, BlobLeaseLocks
+from shared.domain.errors import RegistrationBusy
 from tests.azurite import REPO, Azurite, StorageAnswers
 
 if TYPE_CHECKING:

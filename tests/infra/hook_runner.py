@@ -20,8 +20,8 @@ TENANT = "72f988bf-0000-4000-8000-0000000000aa"
 OTHER_TENANT = "72f988bf-0000-4000-8000-0000000000bb"
 PRINCIPAL = "0e5c2a4f-1111-4000-8000-000000000001"
 GRAPH_SP = "9d4f1c3a-2222-4000-8000-000000000002"
-# Microsoft Graph's application permissions as its service principal lists them (ids: azure-facts, as seen
-# on the real service principal), plus one that is delegated only, which must never be picked.
+# Microsoft Graph's application permissions as its service principal lists them (ids as the Graph
+# permissions reference lists them: https://learn.microsoft.com/graph/permissions-reference), plus one that is delegated only, which must never be picked.
 APP_ROLES = {
     "Application.ReadWrite.OwnedBy": "18a4783c-866b-4cc7-a460-3d5e5662c884",
     "Application.Read.All": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",

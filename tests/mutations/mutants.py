@@ -135,8 +135,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "onboarding removes orphans without the grace period",
         "shared/usecases/onboarding.py",
-        "            and p.start <= cutoff\n",
-        "",
+        "            if self.registry.issued_here(p.display_name) and p.key_id != keep and p.start <= cutoff\n",
+        "            if self.registry.issued_here(p.display_name) and p.key_id != keep\n",
         (f"{UNIT_ONBOARDING}::test_an_orphan_is_kept_until_it_is_older_than_the_grace_period",),
     ),
     Mutant(
@@ -169,7 +169,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rotation never clears the journal",
         "shared/usecases/rotation.py",
-        '        pending = stored.tags.get("pending")\n        if not pending:\n',
+        "        pending = stored.tags.get(Tag.PENDING)\n        if not pending:\n",
         "        pending = None\n        if not pending:\n",
         (
             f"{UNIT_ROTATION}::test_a_rotation_that_died_between_minting_and_storing_is_cleaned_up_first_by_the_next_run",
@@ -196,8 +196,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rotation retires the latest credential",
         "shared/usecases/rotation.py",
-        '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix) and p.key_id != keep]\n',
-        '        ours = [p for p in app.passwords if (p.display_name or "").startswith(prefix)]\n',
+        "        ours = [p for p in app.passwords if self.registry.issued_here(p.display_name) and p.key_id != keep]\n",
+        "        ours = [p for p in app.passwords if self.registry.issued_here(p.display_name)]\n",
         (
             f"{UNIT_ROTATION}::test_the_superseded_credential_is_retired_only_after_the_grace_period_and_nothing_else_is",
             f"{UNIT_ROTATION}::test_a_forced_rotation_retiring_now_removes_the_previous_credential_once_the_new_one_is_stored",
@@ -330,8 +330,8 @@ MUTANTS: tuple[Mutant, ...] = (
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",
-        "emulator/graph.py",
-        "        self._require(call, GRANT_READS)\n",
+        "emulator/graph/app_role_assignments.py",
+        "    require(call, GRANT_READS)\n",
         "",
         (
             "tests/emulator/test_graph_first_contact.py::test_granting_needs_application_read_all_beside_app_role_assignment",
@@ -339,9 +339,9 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "the stand-in lets OwnedBy change apps it does not own",
-        "emulator/graph.py",
-        "        if OWNED_APPS in roles and call.caller.object_id in call.tenant.owners.get(owned_object_id, []):\n",
-        "        if OWNED_APPS in roles:\n",
+        "emulator/graph/authorization.py",
+        "    if OWNED_APPS in roles and call.caller.object_id in call.tenant.owners.get(owned_object_id, []):\n",
+        "    if OWNED_APPS in roles:\n",
         ("tests/emulator/test_graph.py::test_owned_by_cannot_change_an_app_it_does_not_own",),
     ),
 )

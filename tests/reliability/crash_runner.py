@@ -23,12 +23,13 @@ from typing import Any
 
 def main() -> None:
     operation, tenant, integration, mode, value = sys.argv[1:6]
+    from shared.domain import audit as audit_module
     from shared.entrypoints.cli import main as cli
-    from shared.usecases import credentials, offboarding, onboarding, rotation  # noqa: F401 - imported so their `audit` is replaced
+    from shared.usecases import consent, credentials, offboarding, onboarding, ownership, rotation  # noqa: F401 - imported so their `audit` is replaced
 
     events = 0
     names: list[str] = []
-    real_audit = credentials.audit
+    real_audit = audit_module.audit
 
     def audit_and_count(*args: Any, **kwargs: Any) -> None:
         nonlocal events

@@ -24,6 +24,7 @@ from azure.keyvault.secrets.aio import SecretClient
 from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.domain.errors import OnboardingError
+from shared.entrypoints.presenters import sweep_json
 from shared.settings import load_settings
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from tests.azurite import Azurite
@@ -126,7 +127,7 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     sweeps = []
     for _ in range(SWEEPS):
         clock.advance(16 * DAY)
-        sweeps.append((await services.rotation.sweep()).to_json())
+        sweeps.append(sweep_json(await services.rotation.sweep()))
     faults = stand_in.admin("GET", "/faults")
     injected = faults["injected"]
     stand_in.clear_faults()

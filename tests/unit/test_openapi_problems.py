@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shared.adapters.locks  # noqa: F401 - defines RegistrationBusy, an OnboardingError of its own
 from shared.domain.errors import OnboardingError
 from shared.entrypoints.openapi import PROBLEM_TYPES
 

@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.ports import NotReplicatedYet, Throttled
 from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS, Backoff, RetryDeadline, retry
-from shared.usecases.credentials import throttle_hint
+from shared.usecases.replication import throttle_hint
 
 
 class InstantClock:

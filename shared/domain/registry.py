@@ -1,0 +1,150 @@
+"""The registry's one home: how a registration is named in Entra and Key Vault, and what its Key Vault tags mean.
+
+There is no database: Entra finds a registration's app by its `uniqueName`, Key Vault holds its
+three secrets under names built here, and the secrets' tags are the record of what is managed
+(README, "How idempotency works without a database"). Everything that builds or parses one of
+these names, or reads or writes one of these tags, goes through this module, so the scheme can
+change in one place and the Key Vault event trigger parses names the way they were built.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from shared.domain.model import SecretKind
+
+# A catalog integration id: lowercase letters, digits and hyphens, 3-32 characters. It appears in
+# the app's uniqueName and in Key Vault secret names (which allow 0-9, a-z, A-Z and '-':
+# https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates#object-identifiers).
+INTEGRATION_ID_PATTERN: Final = r"[a-z][a-z0-9-]{1,30}[a-z0-9]"
+INTEGRATION_ID: Final = re.compile(rf"^{INTEGRATION_ID_PATTERN}$")
+# A directory (tenant) id as every entry point hands it on: validated, lower-case 8-4-4-4-12.
+TENANT_ID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+class Tag:
+    """The Key Vault tags on a registration's secrets: its record, and rotation's journal.
+
+    Key Vault allows 15 tags per secret, names up to 512 characters
+    (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
+    """
+
+    # On all three secrets: what the registration is.
+    MANAGED_BY: Final = "managed-by"  # this deployment's name prefix; the sweep lists only these
+    TENANT_ID: Final = "tenant-id"
+    INTEGRATION: Final = "integration"
+    KIND: Final = "kind"  # a SecretKind value
+    APP_OBJECT_ID: Final = "app-object-id"
+    CLIENT_ID: Final = "client-id"
+    # On the client secret: which credential on the app this version holds, and its life.
+    KEY_ID: Final = "key-id"
+    VERIFIED: Final = "verified"  # "true" once a token request with it held every granted role
+    ISSUED_AT: Final = "issued-at"
+    LIFETIME_DAYS: Final = "lifetime-days"  # what the onboarding caller asked for; rotation keeps to it
+    # Rotation's journal (shared/usecases/rotation.py).
+    PENDING: Final = "pending"  # display name of a credential being minted; removed on the next run if it died
+    PENDING_SINCE: Final = "pending-since"  # first run that found Entra not caught up; FAILED after a deadline
+    PREVIOUS_KEY_ID: Final = "previous-key-id"
+    ROTATED_AT: Final = "rotated-at"
+    RETIRE_AFTER: Final = "retire-after"  # superseded credentials are removed after this moment
+    TRUE: Final = "true"
+    FALSE: Final = "false"
+
+
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+# The app registration's notes: what an admin reading Entra learns about who manages it (the caller may append).
+APP_NOTES: Final = "Managed by tenant onboarding automation: permissions and secrets are set and rotated automatically."
+
+
+def iso(moment: datetime) -> str:
+    """A moment as the tags (and the HTTP API) write it: UTC, seconds, `Z`."""
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """A tag's timestamp, or None when it is missing or not in the tags' format (never an error)."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """What a Key Vault secret name of this registry says: whose secret it is."""
+
+    tenant_id: str
+    integration: str
+    kind: SecretKind
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The naming scheme of one deployment, which its name prefix (setting NAME_PREFIX) makes its own."""
+
+    prefix: str
+
+    @staticmethod
+    def app_tags(integration: str) -> tuple[str, ...]:
+        """The app registration's tags: what it is, for an admin reading Entra (constant, whatever the prefix)."""
+        return ("tenant-onboarding", f"integration:{integration}")
+
+    def unique_name(self, integration: str) -> str:
+        """The app's `uniqueName` in the tenant: one app per integration, found again by this name."""
+        return f"{self.prefix}-{integration}"
+
+    def secret_name(self, tenant_id: str, integration: str, kind: SecretKind) -> str:
+        # Key Vault names allow 0-9, a-z, A-Z and '-'; all three parts are validated to that alphabet.
+        return f"{self.prefix}-{tenant_id}-{integration}-{kind.value}"
+
+    def secret_names(self, tenant_id: str, integration: str) -> dict[SecretKind, str]:
+        return {kind: self.secret_name(tenant_id, integration, kind) for kind in SecretKind}
+
+    def parse_secret_name(self, name: str) -> SecretRef | None:
+        """The inverse of `secret_name`, for names this deployment wrote; None for any other name."""
+        kinds = "|".join(re.escape(kind.value) for kind in SecretKind)
+        pattern = rf"{re.escape(self.prefix)}-({TENANT_ID_PATTERN})-({INTEGRATION_ID_PATTERN})-({kinds})"
+        match = re.fullmatch(pattern, name)
+        if match is None:
+            return None
+        return SecretRef(match.group(1), match.group(2), SecretKind(match.group(3)))
+
+    @staticmethod
+    def registration_key(tenant_id: str, integration: str) -> str:
+        """The key of the registration's lock: one writer per (tenant, integration)."""
+        return f"{tenant_id}/{integration}"
+
+    @property
+    def credential_prefix(self) -> str:
+        """How this service recognises credentials it issued: their display names start with it."""
+        return f"{self.prefix} "
+
+    def issued_here(self, display_name: str | None) -> bool:
+        return (display_name or "").startswith(self.credential_prefix)
+
+    def new_credential_name(self) -> str:
+        """Unique per attempt, and prefixed: a lost addPassword answer can be found by it and removed."""
+        return f"{self.credential_prefix}{uuid.uuid4().hex[:12]}"
+
+    def tags(
+        self, tenant_id: str, integration: str, kind: SecretKind, app_object_id: str, client_id: str
+    ) -> dict[str, str]:
+        """The tags every secret of a registration carries: what it is and whose."""
+        return {
+            Tag.MANAGED_BY: self.prefix,
+            Tag.TENANT_ID: tenant_id,
+            Tag.INTEGRATION: integration,
+            Tag.KIND: kind.value,
+            Tag.APP_OBJECT_ID: app_object_id,
+            Tag.CLIENT_ID: client_id,
+        }
+
+    def is_managed_client_secret(self, tags: dict[str, str]) -> bool:
+        """Whether a listed secret is a client secret this deployment manages (the sweep's filter)."""
+        return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) == SecretKind.CLIENT_SECRET.value

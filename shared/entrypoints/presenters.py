@@ -1,0 +1,110 @@
+"""The HTTP API's JSON (and the CLI's `--json`, the same bodies): use cases' values shaped for callers.
+
+Field names are camelCase, timestamps ISO 8601 UTC; the OpenAPI document (openapi.py) describes
+each body, and a contract test holds the two together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.domain.registry import iso
+from shared.usecases.offboarding import OffboardResult
+from shared.usecases.onboarding import OnboardResult, Outcome
+from shared.usecases.rotation import RotationResult, SweepSummary
+from shared.usecases.status import RegistrationState
+from shared.usecases.tenant_access import ConsentStatus
+
+
+def registration_json(state: RegistrationState) -> dict[str, Any]:
+    """The body of GET /api/tenants/{tenantId}/integrations/{integration}."""
+    app, credential, references = state.application, state.credential, state.references
+    return {
+        "tenantId": state.tenant_id,
+        "integration": state.integration,
+        "uniqueName": state.unique_name,
+        "application": {"objectId": app.object_id, "clientId": app.client_id, "displayName": app.display_name}
+        if app
+        else None,
+        "servicePrincipalId": state.service_principal_id,
+        "permissions": [
+            {
+                "resource": p.resource,
+                "resourceAppId": p.resource_app_id,
+                "permission": p.permission,
+                "granted": p.granted,
+            }
+            for p in state.permissions
+        ],
+        "credential": {
+            "keyId": credential.key_id,
+            "hint": credential.hint,
+            "expires": iso(credential.expires) if credential.expires else None,
+            "verified": credential.verified,
+            "otherCredentialsOnApp": credential.other_credentials_on_app,
+        },
+        "keyVaultReferences": {
+            "clientId": references.client_id,
+            "tenantId": references.tenant_id,
+            "clientSecret": references.client_secret,
+        },
+        "drift": list(state.drift),
+    }
+
+
+def onboard_json(result: OnboardResult) -> dict[str, Any]:
+    """The body of the PUT (and the CLI's `onboard --json`), so scripts can use either."""
+    payload: dict[str, Any] = {
+        "outcome": result.outcome.value,
+        "changes": result.changes,
+        **registration_json(result.registration),
+    }
+    if result.outcome is Outcome.PENDING:
+        payload["pendingReason"] = result.pending_reason
+        payload["retryAfter"] = result.retry_after
+    return payload
+
+
+def offboard_json(result: OffboardResult) -> dict[str, Any]:
+    return {
+        "tenantId": result.tenant_id,
+        "integration": result.integration,
+        "application": result.application,
+        "secrets": result.secrets,
+    }
+
+
+def rotation_json(result: RotationResult) -> dict[str, Any]:
+    return {
+        "tenantId": result.tenant_id,
+        "integration": result.integration,
+        "action": result.action.value,
+        "detail": result.detail,
+        "newKeyId": result.new_key_id,
+        "retiredKeyIds": result.retired_key_ids,
+        "wasExpired": result.was_expired,
+        "expires": result.expires,
+    }
+
+
+def sweep_json(summary: SweepSummary) -> dict[str, Any]:
+    return {
+        "scanned": summary.scanned,
+        "planned": dict(summary.planned),
+        "outcomes": dict(summary.outcomes),
+        "failuresByTenant": dict(summary.failures_by_tenant),
+        "expiredFound": summary.expired,
+    }
+
+
+def consent_json(status: ConsentStatus) -> dict[str, Any]:
+    """The body of GET /api/tenants/{tenantId}/consent; `consentUrl` only while consent is missing."""
+    body: dict[str, Any] = {
+        "tenantId": status.tenant_id,
+        "consented": status.consented,
+        "via": status.via,
+        "missingRoles": status.missing_roles,
+    }
+    if not status.consented:
+        body["consentUrl"] = status.consent_url
+    return body

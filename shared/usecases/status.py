@@ -1,0 +1,219 @@
+"""Reading a registration back: its live state in Entra and Key Vault, and how it drifts from its profile.
+
+Returns values (RegistrationState); the HTTP API and the CLI shape them (shared/entrypoints/presenters.py).
+Never a secret: Key Vault is read without values, and only references to the secrets are returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.domain.catalog import Catalog
+from shared.domain.errors import RegistrationNotFound
+from shared.domain.model import AppRegistration, IntegrationProfile, ResourceApi, SecretKind, StoredSecret
+from shared.domain.ports import Directory, NotReplicatedYet, TenantAccess, Vault
+from shared.domain.registry import Registry, Tag
+from shared.usecases.credentials import known_profile
+from shared.usecases.ownership import examine
+from shared.usecases.replication import together
+
+
+@dataclass(frozen=True)
+class AppSummary:
+    object_id: str
+    client_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class PermissionState:
+    resource: str
+    resource_app_id: str
+    permission: str
+    granted: bool
+
+
+@dataclass(frozen=True)
+class CredentialState:
+    key_id: str | None
+    hint: str | None
+    expires: datetime | None
+    verified: bool
+    other_credentials_on_app: int
+
+
+@dataclass(frozen=True)
+class References:
+    """Key Vault references to the registration's three secrets (None: not stored)."""
+
+    client_id: str | None
+    tenant_id: str | None
+    client_secret: str | None
+
+
+@dataclass(frozen=True)
+class RegistrationState:
+    """A registration as read back (or as onboarding just left it): never a secret value."""
+
+    tenant_id: str
+    integration: str
+    unique_name: str
+    application: AppSummary | None
+    service_principal_id: str | None
+    permissions: list[PermissionState]
+    credential: CredentialState
+    references: References
+    drift: list[str]
+
+
+class RegistrationStatus:
+    def __init__(
+        self,
+        registry: Registry,
+        catalog: Catalog,
+        directory: Directory,
+        vault: Vault,
+        now: Callable[[], datetime],
+        access: TenantAccess | None = None,
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self.directory = directory
+        self.vault = vault
+        self.now = now
+        self.access = access
+
+    async def status(self, tenant: str, integration: str) -> RegistrationState:
+        """Like `describe`, for a registration that must exist, in a tenant this service may reach."""
+        if self.access is not None:
+            # As onboard does: a tenant that has not consented gets 403 with the consent URL, not a failed read.
+            await self.access.ensure_reachable(tenant)
+        state = await self.describe(tenant, integration)
+        if state.application is None and state.references.client_secret is None:
+            raise RegistrationNotFound(
+                "Nothing is registered for this integration in this tenant.", tenantId=tenant, integration=integration
+            )
+        return state
+
+    async def describe(self, tenant: str, integration: str) -> RegistrationState:
+        """The live state from Entra and Key Vault, including drift; never a secret value."""
+        profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
+        names = self.registry.secret_names(tenant, profile.id)
+        app, stored, apis = await together(
+            self.directory.find_application(tenant, self.registry.unique_name(profile.id)),
+            read_stored(self.vault, names, with_value=False),
+            asyncio.gather(*(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)),
+        )
+        sp_id, ownership = (
+            await together(
+                self.directory.find_service_principal(tenant, app.app_id),
+                examine(self.directory, tenant, app, stored, self.registry.credential_prefix),
+            )
+            if app
+            else (None, None)
+        )
+        assignments = []
+        if sp_id:
+            try:
+                assignments = await self.directory.assignments(tenant, sp_id)
+            except NotReplicatedYet:
+                assignments = []
+        return self.state(
+            tenant,
+            profile,
+            app,
+            sp_id,
+            list(apis),
+            {(a.resource_object_id, a.app_role_id) for a in assignments},
+            stored[SecretKind.CLIENT_SECRET],
+            {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
+            ownership.problems if ownership else (),
+        )
+
+    def state(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration | None,
+        sp_id: str | None,
+        apis: list[ResourceApi | None],
+        granted: set[tuple[str, str]],
+        secret: StoredSecret | None,
+        ids_stored: dict[SecretKind, bool],
+        not_ours: tuple[str, ...] = (),
+    ) -> RegistrationState:
+        """The registration from what was read (describe) or just converged (onboard)."""
+        names = self.registry.secret_names(tenant, profile.id)
+        permissions = []
+        for p, api in zip(profile.permissions, apis, strict=True):
+            for role in p.roles:
+                role_id = api.roles_by_value.get(role) if api else None
+                granted_now = bool(api and role_id and (api.object_id, role_id) in granted)
+                permissions.append(PermissionState(p.resource_name, p.resource_app_id, role, granted_now))
+        key_id = secret.tags.get(Tag.KEY_ID) if secret else None
+        on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
+        drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
+        if not profile.in_catalog:
+            drift.append("integration no longer in the catalog: offboard it")
+        if app is None:
+            drift.append("application missing")
+        elif sp_id is None:
+            drift.append("service principal missing")
+        drift += [f"permission not granted: {p.permission}" for p in permissions if not p.granted]
+        # Roles someone granted by hand, beyond the profile: reported (an escalation to review) until the next
+        # PUT or rotation revokes them (shared/usecases/consent.py).
+        role_names = {
+            (api.object_id, role_id): value for api in apis if api for value, role_id in api.roles_by_value.items()
+        }
+        profile_roles = {
+            (api.object_id, api.roles_by_value.get(role))
+            for p, api in zip(profile.permissions, apis, strict=True)
+            if api
+            for role in p.roles
+        }
+        drift += sorted(
+            f"permission granted outside the profile: {role_names.get(grant, f'app role {grant[1]} on {grant[0]}')}"
+            for grant in granted - profile_roles
+        )
+        if secret is None:
+            drift.append("client secret not stored")
+        elif on_app is None:
+            drift.append("stored client secret matches no credential on the app")
+        elif on_app.end <= self.now():
+            drift.append("client secret expired")
+        return RegistrationState(
+            tenant_id=tenant,
+            integration=profile.id,
+            unique_name=self.registry.unique_name(profile.id),
+            application=AppSummary(app.object_id, app.app_id, app.display_name) if app else None,
+            service_principal_id=sp_id,
+            permissions=permissions,
+            credential=CredentialState(
+                key_id=key_id,
+                hint=on_app.hint if on_app else None,
+                expires=on_app.end if on_app else (secret.expires if secret else None),
+                verified=bool(secret and secret.tags.get(Tag.VERIFIED) == Tag.TRUE),
+                other_credentials_on_app=len(app.passwords) - (1 if on_app else 0) if app else 0,
+            ),
+            references=References(
+                client_id=self.vault.reference(names[SecretKind.CLIENT_ID])
+                if ids_stored[SecretKind.CLIENT_ID]
+                else None,
+                tenant_id=self.vault.reference(names[SecretKind.TENANT_ID])
+                if ids_stored[SecretKind.TENANT_ID]
+                else None,
+                client_secret=self.vault.reference(names[SecretKind.CLIENT_SECRET]) if secret else None,
+            ),
+            drift=drift,
+        )
+
+
+async def read_stored(
+    vault: Vault, names: dict[SecretKind, str], with_value: bool = True
+) -> dict[SecretKind, StoredSecret | None]:
+    """What Key Vault holds under each of a registration's secret names (None: nothing)."""
+    found = await asyncio.gather(*(vault.read(name, with_value=with_value) for name in names.values()))
+    return dict(zip(names, found, strict=True))
