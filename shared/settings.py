@@ -17,6 +17,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -72,7 +73,7 @@ class Settings:
     # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
     allow_home_tenant: bool = False
 
-    @property
+    @cached_property
     def registry(self) -> Registry:
         """This deployment's naming scheme and tag schema (its name prefix makes them its own)."""
         return Registry(self.name_prefix)

@@ -406,6 +406,15 @@ class GraphDirectory:
                 or _has_detail(error, "NoBackingApplicationObject")
             ):
                 raise NotReplicatedYet("the app registration", "NoBackingApplicationObject") from error
+            if error.response_status_code in PRINCIPAL_EXISTS_STATUSES and not app_is_new:
+                # The read found none, the upsert met one: a principal still replicating to reads (a rerun
+                # after a 202), which the upsert then tried to update. Graph's answer to that update by a
+                # caller that does not own the principal is undocumented (403 in the stand-in, 409 as
+                # plausible): read again, and call it replication while the read still lags.
+                found = await self.find_service_principal(tenant_id, app_id)
+                if found is not None:
+                    return found, False
+                raise NotReplicatedYet("the service principal", _code(error)) from error
             raise _translate(error, "creating the service principal", tenant_id) from error
         except httpx.HTTPError as error:
             raise _transport(error, tenant_id) from error
@@ -742,6 +751,11 @@ def _password_info(credential: PasswordCredential) -> PasswordInfo:
 
 
 # --- mapping Graph failures to the project's ---
+
+
+# Answers to a create-if-missing upsert that met an existing service principal this caller may not update
+# (emulator/FIDELITY.md, "unknown": no Microsoft page shows this answer).
+PRINCIPAL_EXISTS_STATUSES = frozenset({403, 409})
 
 
 def _code(error: ODataError) -> str | None:

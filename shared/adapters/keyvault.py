@@ -29,6 +29,7 @@ from shared.adapters.identity import Identity
 from shared.adapters.tls import azure_transport
 from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, request_ids_text
 from shared.domain.model import Secret, SecretSummary, StoredSecret
+from shared.domain.registry import Tag
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class KeyVault:
         found: set[str] = set()
         try:
             async for properties in self.client.list_properties_of_secret_versions(name):
-                key_id = (properties.tags or {}).get("key-id")
+                key_id = (properties.tags or {}).get(Tag.KEY_ID)
                 if key_id:
                     found.add(key_id)
         except ResourceNotFoundError:
@@ -157,7 +158,7 @@ class KeyVault:
             page = response.json()
             for item in page.get("value") or []:
                 tags = item.get("tags") or {}
-                if tags.get("managed-by") == self._settings.name_prefix and tags.get("kind") == "client-secret":
+                if self._settings.registry.is_managed_client_secret(tags):
                     expires = (item.get("attributes") or {}).get("exp")
                     yield SecretSummary(
                         str(item["id"]).rstrip("/").rsplit("/", 1)[-1],

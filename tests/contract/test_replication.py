@@ -79,12 +79,6 @@ async def test_a_new_service_principal_cannot_be_granted_to_until_entra_catches_
     assert sorted((a.resource_object_id, a.app_role_id) for a in held) == sorted(roles)
 
 
-@pytest.mark.xfail_on(
-    "stand-in",
-    reason="GraphDirectory.upsert_service_principal finds no principal (the read lags), sends the create-if-missing "
-    "PATCH, which meets the existing principal and is an update this service may not make (it does not own the "
-    "principal): Graph's 403 becomes UpstreamError, not NotReplicatedYet. Fix belongs in shared/adapters/graph.py.",
-)
 async def test_upserting_a_service_principal_again_before_it_replicates_is_not_replicated_yet(ports: Ports) -> None:
     app, _ = await ports.directory.upsert_application(ports.tenant_id, ports.unique("app"), ports.spec("SP again"))
     ports.lag("servicePrincipal")
