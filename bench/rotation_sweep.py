@@ -4,7 +4,7 @@ For each size (default 10,000 and 50,000 managed registrations), in a fresh proc
 stand-in: the stand-in's admin API seeds the registrations as the product leaves them after
 onboarding (emulator/bulk.py), 1% due for rotation and 1% rotated and past their grace period
 (waiting to retire); a latency rule adds d = 20 ms to every request (Graph, Key Vault, Entra,
-managed identity); then the product's own sweep (`shared.bootstrap.build(...).rotation.sweep()`)
+managed identity); then the product's own sweep (`shared.bootstrap.build(...).sweep.run()`)
 runs once and is timed. It prints:
 
 - wall time against a floor computed in the same run:
@@ -159,7 +159,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
             peak_reset = reset_peak_rss()
             rss_before = rss_kib("VmRSS")
             began = time.perf_counter()
-            summary = await services.rotation.sweep()
+            summary = await services.sweep.run()
             wall = time.perf_counter() - began
             peak = rss_kib("VmHWM")
             log = stand_in.admin("GET", "/requests")

@@ -25,6 +25,7 @@ from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import Onboarding
 from shared.usecases.rotation import Rotation
 from shared.usecases.status import RegistrationStatus
+from shared.usecases.sweep import Sweep
 from shared.usecases.tenant_access import TenantConsent
 from shared.usecases.warm_up import WarmUp
 
@@ -38,6 +39,7 @@ class Services:
     onboarding: Onboarding
     status: RegistrationStatus
     rotation: Rotation
+    sweep: Sweep
     offboarding: Offboarding
     tenant_consent: TenantConsent
     warm_up: WarmUp
@@ -70,6 +72,7 @@ def build(
     locks = _locks(settings, identity)
     clock = RealClock()
     credentials = Credentials(settings, directory, vault, TokenRoleChecker(settings), clock, now)
+    rotation = Rotation(settings, catalog, directory, vault, credentials, locks, clock, now, access=identity)
     status = RegistrationStatus(settings.registry, catalog, directory, vault, now, access=identity)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
@@ -79,7 +82,8 @@ def build(
             settings, catalog, directory, vault, credentials, status, locks, clock, now, access=identity
         ),
         status=status,
-        rotation=Rotation(settings, catalog, directory, vault, credentials, locks, clock, now, access=identity),
+        rotation=rotation,
+        sweep=Sweep(settings, rotation, vault, clock, now),
         offboarding=Offboarding(settings, catalog, directory, vault, locks, access=identity),
         tenant_consent=TenantConsent(settings, identity),
         warm_up=WarmUp(settings, directory, vault, locks, identity),

@@ -366,7 +366,7 @@ async def _rotate(args: argparse.Namespace, services: Any, tenant: str) -> int:
                 expires = item.expires.strftime("%Y-%m-%dT%H:%M:%SZ") if item.expires else "-"
                 _out(f"{item.reason:<9} {item.tenant_id}/{item.integration:<20} expires {expires}")
 
-        summary = await services.rotation.sweep(dry_run=args.dry_run, on_item=show)
+        summary = await services.sweep.run(dry_run=args.dry_run, on_item=show)
         if args.json:
             _out(json.dumps(sweep_json(summary), indent=2))
         else:

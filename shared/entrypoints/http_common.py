@@ -24,6 +24,7 @@ from shared.domain.errors import (
     OnboardingError,
     PayloadTooLarge,
     UnsupportedMediaType,
+    request_ids_text,
 )
 from shared.domain.registry import INTEGRATION_ID
 
@@ -47,11 +48,10 @@ def problem_responses(handler: Handler) -> Handler:
         try:
             response = await handler(req)
         except OnboardingError as error:
-            upstream = error.extensions.get("upstreamRequestIds")
             logger.warning(
-                "%s %s -> %d %s: %s (correlation id %s%s)",
+                "%s %s -> %d %s: %s (correlation id %s; %s)",
                 req.method, instance, error.status, error.problem_type, error.detail, correlation,
-                f"; upstream request ids {upstream}" if upstream else "",
+                request_ids_text(error.upstream_request_ids),
             )  # fmt: skip
             response = problem_response(error, instance)
         except Exception as error:  # noqa: BLE001 - the last line of defence for the caller

@@ -324,6 +324,12 @@ SCHEMAS: dict[str, Any] = {
             "title": STRING, "status": {"type": "integer"},
             "detail": STRING, "instance": STRING, "field": STRING, "tenantId": STRING, "integration": STRING,
             "upstreamService": STRING, "upstreamStatus": {"type": ["integer", "null"]}, "upstreamCode": NULLABLE_STRING,
+            "upstreamRequestIds": {
+                "type": "object", "additionalProperties": STRING,
+                "description": "The failed upstream answer's request ids, for a support ticket to Microsoft: Graph's "
+                "`request-id`, `client-request-id` and `date`; Key Vault's and Storage's `x-ms-request-id` and "
+                "`x-ms-client-request-id`; Entra's token endpoint's `trace_id`, `correlation_id` and `timestamp`.",
+            },
         },
     },
 }  # fmt: skip

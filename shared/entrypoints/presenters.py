@@ -11,8 +11,9 @@ from typing import Any
 from shared.domain.registry import iso
 from shared.usecases.offboarding import OffboardResult
 from shared.usecases.onboarding import OnboardResult, Outcome
-from shared.usecases.rotation import RotationResult, SweepSummary
+from shared.usecases.rotation import RotationResult
 from shared.usecases.status import RegistrationState
+from shared.usecases.sweep import SweepSummary
 from shared.usecases.tenant_access import ConsentStatus
 
 

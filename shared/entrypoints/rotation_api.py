@@ -14,7 +14,7 @@ import azure.functions as func
 
 from shared.bootstrap import services
 from shared.domain.audit import audit, new_correlation_id
-from shared.domain.errors import InvalidRequest, OnboardingError, RegistrationBusy
+from shared.domain.errors import InvalidRequest, OnboardingError, RegistrationBusy, request_ids_text
 from shared.domain.model import SecretKind
 from shared.entrypoints.http_common import (
     integration_param,
@@ -39,7 +39,7 @@ async def rotation_sweep(timer: func.TimerRequest) -> None:
     new_correlation_id()
     if timer.past_due:
         logger.warning("the rotation sweep is running late (the timer was past due)")
-    await services().rotation.sweep()
+    await services().sweep.run()
 
 
 @bp.event_grid_trigger(arg_name="event")
@@ -59,8 +59,9 @@ async def secret_near_expiry(event: func.EventGridEvent) -> None:
         # Grid's up to 30 redeliveries would fail the same way, so the invocation succeeds and the
         # refusal is reported here, once. https://learn.microsoft.com/azure/event-grid/delivery-and-retry
         logger.warning(
-            "near-expiry event %s for %s/%s not acted on, and not redelivered: %d %s: %s",
+            "near-expiry event %s for %s/%s not acted on, and not redelivered: %d %s: %s (%s)",
             event.id, tenant, integration, error.status, error.problem_type, error.detail,
+            request_ids_text(error.upstream_request_ids),
         )  # fmt: skip
         audit(
             "secret.rotated",

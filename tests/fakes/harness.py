@@ -21,6 +21,7 @@ from shared.usecases.credentials import CONTENT_TYPES, Credentials
 from shared.usecases.onboarding import Onboarding
 from shared.usecases.rotation import Rotation
 from shared.usecases.status import RegistrationStatus
+from shared.usecases.sweep import Sweep
 from tests.fakes.checker import FakeChecker, HoldableChecker
 from tests.fakes.clock import FakeClock
 from tests.fakes.directory import FakeDirectory, YieldingDirectory
@@ -66,6 +67,7 @@ class RotationHarness(NamedTuple):
     checker: HoldableChecker
     clock: FakeClock
     locks: CountingLocks
+    sweep: Sweep
 
 
 def make_rotation(*, tenants: Iterable[str] = (), **settings_overrides: str | float) -> RotationHarness:
@@ -84,7 +86,8 @@ def make_rotation(*, tenants: Iterable[str] = (), **settings_overrides: str | fl
     status = RegistrationStatus(settings.registry, catalog, directory, vault, clock.now)
     rotation = Rotation(settings, catalog, directory, vault, credentials, locks, clock, clock.now)
     onboarding = Onboarding(settings, catalog, directory, vault, credentials, status, locks, clock, clock.now)
-    return RotationHarness(rotation, onboarding, directory, vault, checker, clock, locks)
+    sweep = Sweep(settings, rotation, vault, clock, clock.now)
+    return RotationHarness(rotation, onboarding, directory, vault, checker, clock, locks, sweep)
 
 
 def seed_client_secret(

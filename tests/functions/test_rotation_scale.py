@@ -82,7 +82,7 @@ async def test_a_sweep_over_many_registrations_with_faults_leaves_every_one_work
         seed=4,
         password=200,
     )
-    summary = await services.rotation.sweep()
+    summary = await services.sweep.run()
     injected = stand_in.admin("GET", "/faults")["injected"]
     stand_in.clear_faults()
     swept = time.monotonic()

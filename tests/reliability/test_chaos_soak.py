@@ -127,13 +127,13 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     sweeps = []
     for _ in range(SWEEPS):
         clock.advance(16 * DAY)
-        sweeps.append(sweep_json(await services.rotation.sweep()))
+        sweeps.append(sweep_json(await services.sweep.run()))
     faults = stand_in.admin("GET", "/faults")
     injected = faults["injected"]
     stand_in.clear_faults()
-    await services.rotation.sweep()  # a calm sweep finishes what the faults interrupted
+    await services.sweep.run()  # a calm sweep finishes what the faults interrupted
     clock.advance(3 * DAY)  # past every grace period: the next sweep retires what is superseded
-    await services.rotation.sweep()
+    await services.sweep.run()
 
     broken, duplicates = await verify(services, stand_in, targets)
     working = len(set(targets)) - len(broken)

@@ -19,7 +19,8 @@ from shared.domain.model import PasswordInfo, PasswordPolicy, SecretKind
 from shared.domain.ports import PasswordOutcomeUnknown
 from shared.domain.registry import iso
 from shared.usecases.onboarding import OnboardRequest, Outcome
-from shared.usecases.rotation import Action, PlannedItem
+from shared.usecases.rotation import Action
+from shared.usecases.sweep import PlannedItem
 from tests.fakes import (
     START,
     TENANT,
@@ -141,7 +142,7 @@ def assert_rotated_once(h: RotationHarness, old: str) -> VaultVersion:
 
 
 async def planned(h: RotationHarness) -> dict[tuple[str, str], str]:
-    return {(item.tenant_id, item.integration): item.reason async for item in h.rotation.plan()}
+    return {(item.tenant_id, item.integration): item.reason async for item in h.sweep.plan()}
 
 
 # --- 1: due or not ----------------------------------------------------------------------------
@@ -575,7 +576,7 @@ async def test_a_sweep_reads_a_tenants_policy_once_not_before_every_rotation() -
     advance(h, INTO_THE_WINDOW)
     before = h.directory.calls["password_policy"]
 
-    summary = await h.rotation.sweep()
+    summary = await h.sweep.run()
 
     assert summary.outcomes == Counter({Action.ROTATED.value: 3})
     assert h.directory.calls["password_policy"] == before + 1
@@ -623,7 +624,7 @@ async def test_an_app_deleted_out_of_band_is_reported_app_missing_and_nothing_is
     assert result.action is Action.APP_MISSING
     assert writes(h) == before
 
-    summary = await h.rotation.sweep()
+    summary = await h.sweep.run()
     assert summary.outcomes == Counter({Action.APP_MISSING.value: 1})
     assert summary.failures_by_tenant == Counter({TENANT: 1})
 
@@ -708,7 +709,7 @@ async def test_a_dry_run_sweep_plans_every_state_from_tags_and_touches_nothing()
     directory_calls, vault_calls = sum(h.directory.calls.values()), Counter(h.vault.calls)
     seen: list[PlannedItem] = []
 
-    summary = await h.rotation.sweep(dry_run=True, on_item=seen.append)
+    summary = await h.sweep.run(dry_run=True, on_item=seen.append)
 
     assert summary.scanned == len(FLEET)
     assert summary.planned == Counter(reason for reason, _ in FLEET.values())
@@ -733,7 +734,7 @@ async def test_a_sweep_rotates_every_other_tenant_when_one_tenant_fails() -> Non
 
     minted_before = len(h.directory.minted)
 
-    summary = await h.rotation.sweep()
+    summary = await h.sweep.run()
 
     assert summary.scanned == len(FLEET)
     assert summary.planned == Counter(ok=2, due=3, expired=2, retire=1, waiting=1)
@@ -781,7 +782,7 @@ async def test_the_sweep_streams_a_large_listing_with_bounded_concurrency_and_re
     h.locks.on_enter = lambda key: starts.append((len(listed), len(actionable)))
     reads_from = len(h.vault.calls_of("read"))
 
-    summary = await h.rotation.sweep(on_item=on_item)
+    summary = await h.sweep.run(on_item=on_item)
 
     assert summary.scanned == quiet + len(due)
     assert summary.planned == Counter(ok=quiet, due=len(due))
@@ -810,7 +811,7 @@ async def test_the_sweep_starts_at_most_the_configured_rotations_a_second() -> N
     starts: list[float] = []
     h.locks.on_enter = lambda key: starts.append(h.clock.monotonic())
 
-    summary = await h.rotation.sweep()
+    summary = await h.sweep.run()
 
     assert summary.outcomes == Counter({Action.ROTATED.value: 10})
     gaps = [later - earlier for earlier, later in itertools.pairwise(sorted(starts))]
@@ -862,13 +863,13 @@ async def test_a_rotation_pending_past_the_deadline_fails_the_sweep_loudly(caplo
     advance(h, INTO_THE_WINDOW)
     h.checker.not_replicated_for(10**9)  # the new secret never works
 
-    first = await h.rotation.sweep()
+    first = await h.sweep.run()
     assert first.outcomes == Counter({"pending": 1}) and not first.failures_by_tenant
     assert "pending-since" in latest(h).tags
 
     advance(h, timedelta(hours=25))
     with caplog.at_level("INFO"):
-        later = await h.rotation.sweep()
+        later = await h.sweep.run()
 
     assert later.outcomes == Counter({"failed": 1}) and later.failures_by_tenant == Counter({TENANT: 1})
     events = [r.audit for r in caplog.records if hasattr(r, "audit")]
