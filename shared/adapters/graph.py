@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
 from collections import OrderedDict
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_abstractions.headers_collection import HeadersCollection
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
@@ -37,11 +34,8 @@ from msgraph.generated.applications_with_unique_name.applications_with_unique_na
 from msgraph.generated.directory.deleted_items.graph_application.graph_application_request_builder import (
     GraphApplicationRequestBuilder,
 )
-from msgraph.generated.models.application import Application
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
-from msgraph.generated.models.required_resource_access import RequiredResourceAccess
-from msgraph.generated.models.resource_access import ResourceAccess
 from msgraph.generated.models.service_principal import ServicePrincipal
 from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
     ServicePrincipalsWithAppIdRequestBuilder,
@@ -50,24 +44,41 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from shared.adapters.graph_failures import (
+    PRINCIPAL_EXISTS_STATUSES,
+    error_code,
+    error_message,
+    has_detail,
+    item_ids,
+    log_failure,
+    no_answer,
+    retry_after,
+    retry_after_header,
+    sent_ids,
+    translate,
+)
+from shared.adapters.graph_models import (
+    application_body,
+    duration,
+    holding,
+    parse_datetime,
+    password_info,
+    registration,
+)
 from shared.adapters.identity import Identity, token_claims
 from shared.domain.errors import (
     NotOwned,
     SecretLifetimeExceedsPolicy,
     SecretsForbiddenByPolicy,
     UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
     request_ids_text,
 )
 from shared.domain.model import (
     AppRegistration,
     Assignment,
     NewPassword,
-    PasswordInfo,
     PasswordPolicy,
     ResourceApi,
-    RoleRef,
     Secret,
 )
 from shared.domain.ports import (
@@ -82,10 +93,6 @@ from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
-# passwordCredential documents startDateTime and endDateTime as optional: a credential without them is
-# one whose start is unknown (never young enough to spare) and whose end is unknown (never due).
-NO_START = datetime.min.replace(tzinfo=UTC)
-NO_END = datetime.max.replace(tzinfo=UTC)
 BATCH_LIMIT = 20  # Graph's JSON batching limit
 # A rerun's grant: Graph's text as clients report it (no Microsoft page shows it). Only a shortcut: any
 # other 400 is settled by reading the grants back (grant()).
@@ -97,11 +104,6 @@ NOT_IN_LOCAL_TENANT = "backing application of the service principal being create
 # terraform-provider-azuread's app role assignment resource retries on (microsoft-graph-docs-contrib
 # issue 1407). Only the text tells it apart from a grant that can never succeed.
 NOT_A_VALID_REFERENCE = "Not a valid reference update"
-# Graph files every answer under a `request-id` and the caller's `client-request-id` (msgraph-core's telemetry
-# handler sends one with every request), as response headers and again, with the `date`, in an error body's
-# innerError (https://learn.microsoft.com/graph/errors): what a support ticket to Microsoft names.
-REQUEST_ID = "request-id"
-CLIENT_REQUEST_ID = "client-request-id"
 
 
 def _app_by_unique_name(client: GraphServiceClient, unique_name: str) -> ApplicationsWithUniqueNameRequestBuilder:
@@ -190,9 +192,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return None
-            raise _translate(error, doing, tenant_id) from error
+            raise translate(error, doing, tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         body = json.loads(raw or b"{}")
         return body if isinstance(body, dict) else {}
 
@@ -246,12 +248,12 @@ class GraphDirectory:
                 continue
             kind = restriction.get("restrictionType")
             since = restriction.get("restrictForAppsCreatedAfterDateTime")
-            since_date = _datetime(str(since)) if since else None
+            since_date = parse_datetime(str(since)) if since else None
             if kind == "passwordAddition" and not restriction.get("excludeActors"):
                 allowed = False
                 forbidden_from = since_date
             elif kind == "passwordLifetime" and restriction.get("maxLifetime"):
-                days = _duration(str(restriction["maxLifetime"])).total_seconds() / 86400
+                days = duration(str(restriction["maxLifetime"])).total_seconds() / 86400
                 max_days = days if max_days is None else min(max_days, days)
                 capped_from = since_date
         return PasswordPolicy(
@@ -265,7 +267,7 @@ class GraphDirectory:
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
         info = _app_by_unique_name(self.client(tenant_id), unique_name).to_get_request_information()
         app = await self._read(tenant_id, info, "reading the app registration")
-        return _registration(app) if app is not None else None
+        return registration(app) if app is not None else None
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None:
         info = _sp_by_app_id(self.client(tenant_id), app_id).to_get_request_information()
@@ -330,13 +332,13 @@ class GraphDirectory:
     async def update_application(self, tenant_id: str, app_object_id: str, spec: ApplicationSpec) -> None:
         """Converge an existing app, proven this service's, to the spec (PATCH by object id)."""
         try:
-            await self.client(tenant_id).applications.by_application_id(app_object_id).patch(_application_body(spec))
+            await self.client(tenant_id).applications.by_application_id(app_object_id).patch(application_body(spec))
         except ODataError as error:
             if error.response_status_code == 404:
-                raise NotReplicatedYet("the app registration", _code(error)) from error
-            raise _translate(error, "updating the app registration", tenant_id) from error
+                raise NotReplicatedYet("the app registration", error_code(error)) from error
+            raise translate(error, "updating the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
 
     async def upsert_application(
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
@@ -344,7 +346,7 @@ class GraphDirectory:
         try:
             builder = _app_by_unique_name(self.client(tenant_id), unique_name)
             info = builder.to_patch_request_information(
-                _application_body(spec), request_configuration=create_if_missing()
+                application_body(spec), request_configuration=create_if_missing()
             )
             created = await self._send_for_json(tenant_id, info)
         except ODataError as error:
@@ -353,17 +355,17 @@ class GraphDirectory:
                     "An app with this unique name exists in the tenant and this service may not change it.",
                     tenantId=tenant_id,
                     uniqueName=unique_name,
-                    upstream_request_ids=_failed(error, "creating or updating the app registration", tenant_id),
+                    upstream_request_ids=log_failure(error, "creating or updating the app registration", tenant_id),
                 ) from error
             if error.response_status_code in (400, 409):
                 # A deleted app keeps its uniqueName in deleted items for 30 days. What Entra answers then
                 # is not documented, so the name is looked up there instead of trusting a status or code.
                 await self._raise_if_held_by_deleted(tenant_id, unique_name)
-            raise _translate(error, "creating or updating the app registration", tenant_id) from error
+            raise translate(error, "creating or updating the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         if created is not None:
-            return _registration(created), True
+            return registration(created), True
         # 204: it existed and now matches the spec; read it back (may lag right after creation).
         found = await self.find_application(tenant_id, unique_name)
         if found is None:
@@ -399,11 +401,11 @@ class GraphDirectory:
             )
             created = await self._send_for_json(tenant_id, info)
         except ODataError as error:
-            message = _message(error)
+            message = error_message(error)
             if (
                 NO_BACKING_APP in message
                 or NOT_IN_LOCAL_TENANT in message
-                or _has_detail(error, "NoBackingApplicationObject")
+                or has_detail(error, "NoBackingApplicationObject")
             ):
                 raise NotReplicatedYet("the app registration", "NoBackingApplicationObject") from error
             if error.response_status_code in PRINCIPAL_EXISTS_STATUSES and not app_is_new:
@@ -414,10 +416,10 @@ class GraphDirectory:
                 found = await self.find_service_principal(tenant_id, app_id)
                 if found is not None:
                     return found, False
-                raise NotReplicatedYet("the service principal", _code(error)) from error
-            raise _translate(error, "creating the service principal", tenant_id) from error
+                raise NotReplicatedYet("the service principal", error_code(error)) from error
+            raise translate(error, "creating the service principal", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         if created is not None:
             return str(created["id"]), True
         found = await self.find_service_principal(tenant_id, app_id)
@@ -463,14 +465,14 @@ class GraphDirectory:
                     granted.append(role_id)
                 elif replicating or status == 429 or status >= 500:
                     pending.append(role_id)
-                    hint = _retry_after_header(item.get("headers") or {})
+                    hint = retry_after_header(item.get("headers") or {})
                     if hint is None and not replicating:
                         # Throttled or failed without saying how long: not at the pace of a replication poll.
                         hint = THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
                     if hint is not None:
                         retry_after = max(retry_after or 0.0, hint)
                 else:
-                    unsettled.append((resource_id, role_id, status, error.get("code"), _item_ids(item)))
+                    unsettled.append((resource_id, role_id, status, error.get("code"), item_ids(item)))
         if unsettled:
             held = {(a.resource_object_id, a.app_role_id) for a in await self.assignments(tenant_id, principal_id)}
             for resource_id, role_id, status, code, ids in unsettled:
@@ -499,9 +501,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "revoking a permission", tenant_id) from error
+            raise translate(error, "revoking a permission", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         return True
 
     async def _batch(self, tenant_id: str, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -514,9 +516,9 @@ class GraphDirectory:
         try:
             raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
         except ODataError as error:
-            raise _translate(error, "granting permissions", tenant_id) from error
+            raise translate(error, "granting permissions", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         payload = json.loads(raw or b"{}")
         return {str(item.get("id")): item for item in payload.get("responses", [])}
 
@@ -532,37 +534,37 @@ class GraphDirectory:
             )
         except ODataError as error:
             # Chained like every other failure: only a 201 carries the secret's text, and a 201 raises nothing.
-            status, code = error.response_status_code, _code(error)
+            status, code = error.response_status_code, error_code(error)
             if status == 404:
                 raise NotReplicatedYet("the app registration", code) from error
             if status == 429:
-                _failed(error, "creating a client secret", tenant_id)
-                raise Throttled("graph", _retry_after(error), code) from error  # refused, so not minted
+                log_failure(error, "creating a client secret", tenant_id)
+                raise Throttled("graph", retry_after(error), code) from error  # refused, so not minted
             if code == "CredentialTypeNotAllowedAsPerAppPolicy":
                 raise SecretsForbiddenByPolicy(
                     "The tenant's app management policy does not allow client secrets.", tenantId=tenant_id,
-                    upstream_request_ids=_failed(error, "creating a client secret", tenant_id),
+                    upstream_request_ids=log_failure(error, "creating a client secret", tenant_id),
                 ) from error  # fmt: skip
             if code == "CredentialInvalidLifetimeAsPerAppPolicy":
                 raise SecretLifetimeExceedsPolicy(
                     "The tenant's app management policy refused the secret's lifetime; ask for fewer days.",
                     tenantId=tenant_id,
-                    upstream_request_ids=_failed(error, "creating a client secret", tenant_id),
+                    upstream_request_ids=log_failure(error, "creating a client secret", tenant_id),
                 ) from error
             if status is not None and status >= 500:
-                ids = _failed(error, "creating a client secret", tenant_id)
+                ids = log_failure(error, "creating a client secret", tenant_id)
                 raise PasswordOutcomeUnknown(f"addPassword answered {status} ({request_ids_text(ids)})") from error
-            raise _translate(error, "creating a client secret", tenant_id) from error
+            raise translate(error, "creating a client secret", tenant_id) from error
         except httpx.HTTPError as error:
             # The exception names the transport's failure (its type and the protocol's complaint), never a body.
-            ids = _sent_ids(error)
+            ids = sent_ids(error)
             logger.info(
                 "Graph did not answer while creating a client secret in tenant %s: %s (%s)",
                 tenant_id, type(error).__name__, request_ids_text(ids),
             )  # fmt: skip
             raise PasswordOutcomeUnknown(f"{type(error).__name__} ({request_ids_text(ids)})") from error
         assert credential is not None and credential.secret_text and credential.key_id
-        return NewPassword(_password_info(credential), Secret(credential.secret_text))
+        return NewPassword(password_info(credential), Secret(credential.secret_text))
 
     async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
         try:
@@ -574,9 +576,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code in (400, 404):
                 return False  # already gone (or the app is): removal is done either way
-            raise _translate(error, "removing a client secret", tenant_id) from error
+            raise translate(error, "removing a client secret", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         return True
 
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
@@ -585,9 +587,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "deleting the app registration", tenant_id) from error
+            raise translate(error, "deleting the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         return True
 
     async def find_deleted_application(self, tenant_id: str, unique_name: str) -> str | None:
@@ -620,13 +622,13 @@ class GraphDirectory:
             )
             while info is not None:
                 listed = await self._read(tenant_id, info, "reading deleted items") or {}
-                match = _holding(listed.get("value") or [], unique_name)
+                match = holding(listed.get("value") or [], unique_name)
                 if match is not None:
                     return match
                 next_link = listed.get("@odata.nextLink")
                 info = builder.with_url(next_link).to_get_request_information() if next_link else None
             return None
-        return _holding((page or {}).get("value") or [], unique_name)
+        return holding((page or {}).get("value") or [], unique_name)
 
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:
@@ -634,9 +636,9 @@ class GraphDirectory:
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
-            raise _translate(error, "permanently deleting the app registration", tenant_id) from error
+            raise translate(error, "permanently deleting the app registration", tenant_id) from error
         except httpx.HTTPError as error:
-            raise _transport(error, tenant_id) from error
+            raise no_answer(error, tenant_id) from error
         return True
 
     async def close(self) -> None:
@@ -646,239 +648,3 @@ class GraphDirectory:
             await self._pool.aclose()
         self._http = self._pool = None
         self._clients.clear()
-
-
-# --- mapping SDK models to the project's ---
-
-
-def _application_body(spec: ApplicationSpec) -> Application:
-    return Application(
-        display_name=spec.display_name,
-        sign_in_audience=spec.sign_in_audience,
-        tags=list(spec.tags),
-        notes=spec.notes,
-        required_resource_access=[
-            RequiredResourceAccess(
-                resource_app_id=resource_app_id,
-                resource_access=[ResourceAccess(id=role_id, type="Role") for role_id in role_ids],
-            )
-            for resource_app_id, role_ids in spec.required_roles
-        ],
-    )
-
-
-def _holding(apps: list[dict[str, Any]], unique_name: str) -> str | None:
-    """The object id of the app in `apps` whose uniqueName is `unique_name` (alternate keys ignore case)."""
-    wanted = unique_name.lower()
-    return next((str(a["id"]) for a in apps if str(a.get("uniqueName") or "").lower() == wanted), None)
-
-
-def _registration(app: Application | dict[str, Any]) -> AppRegistration:
-    """From Graph's JSON (reads) or the SDK model (the 201 of an upsert)."""
-    if not isinstance(app, dict):
-        return AppRegistration(
-            object_id=str(app.id),
-            app_id=str(app.app_id),
-            unique_name=str(app.unique_name or ""),
-            display_name=str(app.display_name or ""),
-            required_roles=frozenset(
-                RoleRef(str(rra.resource_app_id), str(access.id))
-                for rra in app.required_resource_access or []
-                for access in rra.resource_access or []
-                if access.type == "Role"
-            ),
-            passwords=tuple(_password_info(p) for p in app.password_credentials or []),
-            tags=tuple(app.tags or ()),
-            created=app.created_date_time,
-            notes=app.notes,
-            sign_in_audience=app.sign_in_audience,
-            key_credential_ids=tuple(str(k.key_id) for k in app.key_credentials or []),
-        )
-    return AppRegistration(
-        object_id=str(app["id"]),
-        app_id=str(app["appId"]),
-        unique_name=str(app.get("uniqueName") or ""),
-        display_name=str(app.get("displayName") or ""),
-        required_roles=frozenset(
-            RoleRef(str(rra["resourceAppId"]), str(access["id"]))
-            for rra in app.get("requiredResourceAccess") or []
-            for access in rra.get("resourceAccess") or []
-            if access.get("type") == "Role"
-        ),
-        passwords=tuple(
-            PasswordInfo(
-                key_id=str(p["keyId"]),
-                display_name=p.get("displayName"),
-                hint=p.get("hint"),
-                start=_datetime(p["startDateTime"]) if p.get("startDateTime") else NO_START,
-                end=_datetime(p["endDateTime"]) if p.get("endDateTime") else NO_END,
-            )
-            for p in app.get("passwordCredentials") or []
-        ),
-        tags=tuple(app.get("tags") or ()),
-        created=_datetime(str(app["createdDateTime"])) if app.get("createdDateTime") else None,
-        notes=app.get("notes"),
-        sign_in_audience=app.get("signInAudience"),
-        key_credential_ids=tuple(str(k.get("keyId")) for k in app.get("keyCredentials") or []),
-    )
-
-
-def _duration(text: str) -> timedelta:
-    """An ISO 8601 duration as Graph writes policy lifetimes (P90D, P1Y, PT12H); a year counts 365 days."""
-    match = re.fullmatch(
-        r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text
-    )
-    if match is None:
-        raise UpstreamError("Graph returned a policy lifetime that is not an ISO 8601 duration", "graph", 200, None)
-    years, months, weeks, days, hours, minutes = (int(g) if g else 0 for g in match.groups()[:6])
-    seconds = float(match.group(7) or 0)
-    return timedelta(days=years * 365 + months * 30 + weeks * 7 + days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-def _datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _password_info(credential: PasswordCredential) -> PasswordInfo:
-    return PasswordInfo(
-        key_id=str(credential.key_id),
-        display_name=credential.display_name,
-        hint=credential.hint,
-        start=credential.start_date_time or NO_START,
-        end=credential.end_date_time or NO_END,
-    )
-
-
-# --- mapping Graph failures to the project's ---
-
-
-# Answers to a create-if-missing upsert that met an existing service principal this caller may not update
-# (emulator/FIDELITY.md, "unknown": no Microsoft page shows this answer).
-PRINCIPAL_EXISTS_STATUSES = frozenset({403, 409})
-
-
-def _code(error: ODataError) -> str | None:
-    return error.error.code if error.error is not None else None
-
-
-def _message(error: ODataError) -> str:
-    return str(error.error.message or "") if error.error is not None else ""
-
-
-def _has_detail(error: ODataError, code: str) -> bool:
-    details = error.error.details if error.error is not None else None
-    return any(d.code == code for d in details or [])
-
-
-def _retry_after(error: ODataError) -> float | None:
-    return _retry_after_header(error.response_headers or {})
-
-
-def _retry_after_header(headers: dict[str, Any]) -> float | None:
-    for name, value in headers.items():
-        if name.lower() == "retry-after":
-            raw = next(iter(value), None) if isinstance(value, (list, set, tuple)) else value
-            try:
-                return max(0.0, float(str(raw)))
-            except ValueError:
-                return None
-    return None
-
-
-def _translate(error: ODataError, doing: str, tenant_id: str) -> Exception:
-    """The project's error for Graph's failed answer, with its request ids (logged here, once)."""
-    status, code = error.response_status_code, _code(error)
-    ids = _failed(error, doing, tenant_id)
-    if status == 429 or status == 503:
-        return UpstreamUnavailable(
-            f"Graph is throttling or unavailable while {doing}", "graph", status, code,
-            retry_after=_retry_after(error), tenantId=tenant_id, upstream_request_ids=ids,
-        )  # fmt: skip
-    if status == 504:
-        return UpstreamTimeout(
-            f"Graph timed out while {doing}", "graph", status, code, tenantId=tenant_id, upstream_request_ids=ids
-        )
-    return UpstreamError(
-        f"Graph failed while {doing}", "graph", status, code, tenantId=tenant_id, upstream_request_ids=ids
-    )
-
-
-def _transport(error: httpx.HTTPError, tenant_id: str) -> Exception:
-    """No answer came: the client-request-id the request carried is what Graph would have filed it under."""
-    ids = _sent_ids(error)
-    logger.info("Graph did not answer in tenant %s: %s (%s)", tenant_id, type(error).__name__, request_ids_text(ids))
-    if isinstance(error, httpx.TimeoutException):
-        return UpstreamTimeout(
-            "Graph did not answer in time", "graph", None, type(error).__name__,
-            tenantId=tenant_id, upstream_request_ids=ids,
-        )  # fmt: skip
-    return UpstreamUnavailable(
-        "The connection to Graph failed", "graph", None, type(error).__name__,
-        tenantId=tenant_id, upstream_request_ids=ids,
-    )  # fmt: skip
-
-
-# --- Graph's request ids, for support tickets (never a message or a body) ---
-
-
-def _failed(error: ODataError, doing: str, tenant_id: str) -> dict[str, str]:
-    """Log Graph's failed answer with its request ids (never its message or body), and return the ids."""
-    ids = _request_ids(error)
-    logger.info(
-        "Graph answered %s %s while %s in tenant %s (%s)",
-        error.response_status_code, _code(error), doing, tenant_id, request_ids_text(ids),
-    )  # fmt: skip
-    return ids
-
-
-def _request_ids(error: ODataError) -> dict[str, str]:
-    """`request-id`, `client-request-id` (the response's headers, else the error body's innerError) and `date`."""
-    inner = error.error.inner_error if error.error is not None else None
-    date = getattr(inner, "date", None)
-    return _graph_ids(
-        _headers(error.response_headers),
-        {
-            REQUEST_ID: getattr(inner, "request_id", None),
-            CLIENT_REQUEST_ID: getattr(inner, "client_request_id", None),
-            "date": date.isoformat() if isinstance(date, datetime) else date,
-        },
-    )
-
-
-def _item_ids(item: dict[str, Any]) -> dict[str, str]:
-    """The same ids for one answer inside a $batch response: its headers, else its body's innerError."""
-    body = item.get("body")
-    error = body.get("error") if isinstance(body, dict) else None
-    inner = error.get("innerError") if isinstance(error, dict) else None
-    return _graph_ids(_headers(item.get("headers")), inner if isinstance(inner, dict) else {})
-
-
-def _sent_ids(error: httpx.HTTPError) -> dict[str, str]:
-    """The client-request-id of a request that got no answer."""
-    try:
-        sent = error.request.headers.get(CLIENT_REQUEST_ID)
-    except RuntimeError:  # httpx raises this when the error has no request
-        return {}
-    return {CLIENT_REQUEST_ID: sent} if sent else {}
-
-
-def _graph_ids(headers: dict[str, str], inner: dict[str, Any]) -> dict[str, str]:
-    ids = {name: headers.get(name) or inner.get(name) for name in (REQUEST_ID, CLIENT_REQUEST_ID)}
-    ids["date"] = inner.get("date")
-    return {name: str(value) for name, value in ids.items() if value}
-
-
-def _headers(raw: object) -> dict[str, str]:
-    """Headers as kiota hands them over (httpx.Headers, a dict, a HeadersCollection of value sets) or a $batch
-    item lists them, by lower-case name."""
-    if isinstance(raw, HeadersCollection):
-        raw = raw.get_all()
-    if not isinstance(raw, Mapping):
-        return {}
-    found: dict[str, str] = {}
-    for name, value in raw.items():
-        first = next(iter(sorted(value)), None) if isinstance(value, list | set | tuple) else value
-        if first is not None:
-            found[str(name).lower()] = str(first)
-    return found

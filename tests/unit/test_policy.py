@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.adapters.graph import NO_END, NO_START, _registration
+from shared.adapters.graph_models import NO_END, NO_START, registration
 from shared.domain.model import PasswordPolicy
 
 SINCE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -39,7 +39,7 @@ def test_restrictions_are_independent() -> None:
 def test_a_password_credential_without_dates_is_never_due_and_never_young() -> None:
     """passwordCredential documents startDateTime and endDateTime as optional; such a credential must not
     break reading the whole app."""
-    app = _registration(
+    app = registration(
         {
             "id": "object",
             "appId": "client",

@@ -24,7 +24,7 @@ from msgraph.generated.models.o_data_errors.inner_error import InnerError
 from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from shared.adapters import graph, identity
+from shared.adapters import graph_failures, identity
 from shared.adapters.azure_core_errors import request_ids
 from shared.adapters.graph import GraphDirectory
 from shared.adapters.identity import Identity
@@ -121,21 +121,21 @@ def test_the_ids_become_the_upstream_request_ids_member_and_are_left_out_when_no
     ids=["httpx", "dict", "dict-of-lists"],
 )
 def test_graphs_ids_come_from_the_headers_however_kiota_keeps_them(headers: object) -> None:
-    ids = graph._request_ids(odata_error(500, "generalException", headers))
+    ids = graph_failures.request_ids(odata_error(500, "generalException", headers))
     assert ids == {"request-id": REQUEST_ID, "client-request-id": CLIENT_REQUEST_ID}
 
 
 def test_graphs_ids_come_from_a_headers_collection_and_else_from_the_inner_error_with_its_date() -> None:
     collection = HeadersCollection()
     collection.add("request-id", REQUEST_ID)
-    assert graph._request_ids(odata_error(500, "x", collection)) == {"request-id": REQUEST_ID}
+    assert graph_failures.request_ids(odata_error(500, "x", collection)) == {"request-id": REQUEST_ID}
     inner = InnerError(request_id=REQUEST_ID, client_request_id=CLIENT_REQUEST_ID, date=datetime(2025, 1, 15, 9))
-    assert graph._request_ids(odata_error(500, "x", None, inner)) == {
+    assert graph_failures.request_ids(odata_error(500, "x", None, inner)) == {
         "request-id": REQUEST_ID,
         "client-request-id": CLIENT_REQUEST_ID,
         "date": "2025-01-15T09:00:00",
     }
-    assert graph._request_ids(ODataError(response_status_code=502)) == {}
+    assert graph_failures.request_ids(ODataError(response_status_code=502)) == {}
 
 
 def test_a_graph_batch_items_ids_and_a_request_that_got_no_answer() -> None:
@@ -145,13 +145,13 @@ def test_a_graph_batch_items_ids_and_a_request_that_got_no_answer() -> None:
         "headers": {"Content-Type": "application/json"},
         "body": {"error": {"code": "Authorization_RequestDenied", "innerError": {"request-id": REQUEST_ID}}},
     }
-    assert graph._item_ids(item) == {"request-id": REQUEST_ID}
-    assert graph._item_ids({"status": 500, "body": "not json"}) == {}
+    assert graph_failures.item_ids(item) == {"request-id": REQUEST_ID}
+    assert graph_failures.item_ids({"status": 500, "body": "not json"}) == {}
     request = httpx.Request("GET", "https://graph.example/v1.0/x", headers={"client-request-id": CLIENT_REQUEST_ID})
-    assert graph._sent_ids(httpx.ConnectTimeout("timed out", request=request)) == {
+    assert graph_failures.sent_ids(httpx.ConnectTimeout("timed out", request=request)) == {
         "client-request-id": CLIENT_REQUEST_ID
     }
-    assert graph._sent_ids(httpx.ConnectTimeout("timed out")) == {}
+    assert graph_failures.sent_ids(httpx.ConnectTimeout("timed out")) == {}
 
 
 def directory_on(client: MagicMock) -> GraphDirectory:
