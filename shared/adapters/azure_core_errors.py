@@ -1,11 +1,13 @@
 """The request ids of a failed azure-core call (Key Vault, Storage): what a support ticket to Microsoft names.
 
-Both services stamp every answer with `x-ms-request-id`, the id their own logs file it under, and echo
-the caller's `x-ms-client-request-id` (Storage documents both on each operation's response headers, e.g.
-https://learn.microsoft.com/rest/api/storageservices/lease-blob; Key Vault's answers carry both too, as
-the Azure SDKs' recorded Key Vault sessions show). azure-core's RequestIdPolicy sends
-`x-ms-client-request-id` on every request, so when an answer does not echo it the request the SDK sent
-still says it. Only these two headers are read: never a body, never another header.
+Storage stamps every answer with `x-ms-request-id`, the id its own logs file it under, and echoes the
+caller's `x-ms-client-request-id` (documented on each operation's response headers, e.g.
+https://learn.microsoft.com/rest/api/storageservices/lease-blob). For Key Vault neither is documented
+(https://learn.microsoft.com/azure/key-vault/general/common-parameters-and-headers), and the Azure SDK's
+recorded sessions show no `x-ms-request-id` (azure-sdk-for-python, azure-keyvault-secrets
+test_example_secret_crud_operations[7.3]): unknown, so both are read when present. azure-core's
+RequestIdPolicy sends `x-ms-client-request-id` on every request, so when an answer does not echo it the
+request the SDK sent still says it. Only these two headers are read: never a body, never another header.
 """
 
 from __future__ import annotations
