@@ -152,7 +152,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
         assert services.vault is not None and services.directory is not None
         try:
             # Warm, as a function instance is when its timer fires: tokens for both services, connections open.
-            await services.vault.read(f"{prefix}-warm-up")
+            await services.vault.read(settings.registry.probe_secret_name)
             await services.directory.password_policy(settings.home_tenant_id)
             stand_in.set_faults([{"kind": "latency", "service": "*", "latency_ms": latency_ms}])
             stand_in.admin("DELETE", "/requests")
@@ -190,6 +190,7 @@ async def run_one(count: int, latency_ms: float, due: float, retiring: float, ve
 async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], kind: Any) -> dict[str, int]:
     """After the sweep: every due registration's stored secret is a new credential that gets a token with
     its role; every retiring one's app holds one credential, the stored one."""
+    from shared.domain.registry import Tag
 
     settings, tenant = services.settings, services.settings.home_tenant_id
     limit = asyncio.Semaphore(16)
@@ -202,12 +203,12 @@ async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], 
             )
             app = await services.directory.find_application(tenant, settings.registry.unique_name(integration))
             key_ids = [p.key_id for p in app.passwords]
-            if share == "due" and "rotated-at" in stored.tags and stored.tags["key-id"] in key_ids:
+            if share == "due" and Tag.ROTATED_AT in stored.tags and stored.tags[Tag.KEY_ID] in key_ids:
                 roles = await services.rotation.credentials.checker.granted_roles(
                     tenant, app.app_id, stored.value, "https://graph.microsoft.com/.default"
                 )
                 good[share] += ROLE in roles
-            elif share == "retiring" and key_ids == [stored.tags["key-id"]]:
+            elif share == "retiring" and key_ids == [stored.tags[Tag.KEY_ID]]:
                 good[share] += 1
 
     await asyncio.gather(*(one(share, i) for share, ids in chosen.items() for i in ids))

@@ -249,7 +249,9 @@ def _registration(
                 Tag.ROTATED_AT: password["startDateTime"],
                 Tag.RETIRE_AFTER: iso(start + grace),
             }
-        secret.versions.append(_version(secret.name, text, "client-secret", tags, int(end.timestamp()), start))
+        secret.versions.append(
+            _version(secret.name, text, SecretKind.CLIENT_SECRET.value, tags, int(end.timestamp()), start)
+        )
         previous = password["keyId"]
     records = [secret]
     for kind, value in ((SecretKind.CLIENT_ID, app_id), (SecretKind.TENANT_ID, tenant.id)):

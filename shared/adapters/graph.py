@@ -412,7 +412,9 @@ class GraphDirectory:
                 # The read found none, the upsert met one: a principal still replicating to reads (a rerun
                 # after a 202), which the upsert then tried to update. Graph's answer to that update by a
                 # caller that does not own the principal is undocumented (403 in the stand-in, 409 as
-                # plausible): read again, and call it replication while the read still lags.
+                # plausible): read again, and call it replication while the read still lags. Logged with
+                # Graph's request ids, so a refusal that lasts (the PUT answering 202 on) can be traced.
+                log_failure(error, "creating the service principal (it may exist and still replicate)", tenant_id)
                 found = await self.find_service_principal(tenant_id, app_id)
                 if found is not None:
                     return found, False

@@ -103,6 +103,11 @@ class Registry:
         # Key Vault names allow 0-9, a-z, A-Z and '-'; all three parts are validated to that alphabet.
         return f"{self.prefix}-{tenant_id}-{integration}-{kind.value}"
 
+    @property
+    def probe_secret_name(self) -> str:
+        """A secret name no registration can have (no tenant id in it): what the warm-up reads to open Key Vault."""
+        return f"{self.prefix}-warm-up"
+
     def secret_names(self, tenant_id: str, integration: str) -> dict[SecretKind, str]:
         return {kind: self.secret_name(tenant_id, integration, kind) for kind in SecretKind}
 

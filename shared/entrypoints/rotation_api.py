@@ -23,7 +23,7 @@ from shared.entrypoints.http_common import (
     problem_responses,
     tenant_id_param,
 )
-from shared.entrypoints.presenters import rotation_json
+from shared.entrypoints.presenters import rotation_json, sweep_json
 from shared.usecases.rotation import Action
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,12 @@ async def rotation_sweep(timer: func.TimerRequest) -> None:
     new_correlation_id()
     if timer.past_due:
         logger.warning("the rotation sweep is running late (the timer was past due)")
-    await services().sweep.run()
+    summary = await services().sweep.run()
+    logger.info(
+        "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
+        summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
+        extra={"rotation_summary": sweep_json(summary)},  # customDimensions in Application Insights
+    )  # fmt: skip
 
 
 @bp.event_grid_trigger(arg_name="event")

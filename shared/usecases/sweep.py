@@ -81,7 +81,7 @@ class Sweep:
             yield self.classify(summary)
 
     async def run(self, dry_run: bool = False, on_item: Callable[[PlannedItem], None] | None = None) -> SweepSummary:
-        """Plan from the listing, act on what needs it with bounded concurrency, log one summary line."""
+        """Plan from the listing, act on what needs it with bounded concurrency; what happened, counted."""
         summary = SweepSummary()
         queue: asyncio.Queue[PlannedItem | None] = asyncio.Queue(maxsize=self.settings.rotation_concurrency * 2)
 
@@ -106,11 +106,7 @@ class Sweep:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
-        logger.info(
-            "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
-            summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
-        )  # fmt: skip
-        return summary
+        return summary  # reported by the caller: the timer logs it, the CLI prints it
 
     async def _sweep_one(self, item: PlannedItem, summary: SweepSummary) -> None:
         try:

@@ -37,7 +37,7 @@ class WarmUp:
 
     async def run(self) -> None:
         home, registry = self.settings.home_tenant_id, self.settings.registry
-        steps: dict[str, Awaitable[object]] = {"Key Vault": self.vault.read(f"{registry.prefix}-warm-up")}
+        steps: dict[str, Awaitable[object]] = {"Key Vault": self.vault.read(registry.probe_secret_name)}
         if self.settings.provisioner_client_id is None or self.settings.allow_home_tenant:
             # Vendor-hosted mode refuses the home tenant by default, and no customer tenant is known
             # yet: there the Graph stack is loaded by the first request.

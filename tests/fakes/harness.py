@@ -16,6 +16,7 @@ from typing import NamedTuple
 from shared.adapters.locks import ProcessLocks
 from shared.domain.catalog import load_catalog
 from shared.domain.model import SecretKind
+from shared.domain.registry import Tag
 from shared.settings import Settings, load_settings
 from shared.usecases.credentials import CONTENT_TYPES, Credentials
 from shared.usecases.onboarding import Onboarding
@@ -96,12 +97,12 @@ def seed_client_secret(
     """A managed client secret put straight into the vault, tagged as onboarding tags it (no app behind it)."""
     name = settings.registry.secret_name(tenant_id, integration, SecretKind.CLIENT_SECRET)
     tags = {
-        "managed-by": settings.name_prefix,
-        "tenant-id": tenant_id,
-        "integration": integration,
-        "kind": SecretKind.CLIENT_SECRET.value,
-        "key-id": str(uuid.uuid5(NAMESPACE, f"seeded/{name}")),
-        "verified": "true",
+        Tag.MANAGED_BY: settings.name_prefix,
+        Tag.TENANT_ID: tenant_id,
+        Tag.INTEGRATION: integration,
+        Tag.KIND: SecretKind.CLIENT_SECRET.value,
+        Tag.KEY_ID: str(uuid.uuid5(NAMESPACE, f"seeded/{name}")),
+        Tag.VERIFIED: Tag.TRUE,
     }
     vault.seed(
         name, f"seeded~{uuid.uuid5(NAMESPACE, name).hex}", CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, expires

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from shared.domain.errors import UpstreamError
 from shared.domain.model import Secret, SecretSummary, StoredSecret
+from shared.domain.registry import Registry, Tag
 from shared.settings import SETTINGS
 from tests.fakes.ids import VAULT_URL
 from tests.fakes.switches import FaultSwitches
@@ -110,7 +111,7 @@ class FakeVault(FaultSwitches):
 
     async def stored_key_ids(self, name: str) -> set[str]:
         self._enter("stored_key_ids", name=name)
-        return {v.tags["key-id"] for v in self.versions.get(name, ()) if "key-id" in v.tags}
+        return {v.tags[Tag.KEY_ID] for v in self.versions.get(name, ()) if Tag.KEY_ID in v.tags}
 
     def reference(self, name: str) -> str:
         return f"@Microsoft.KeyVault(SecretUri={self.url}/secrets/{name}/)"
@@ -136,7 +137,7 @@ class FakeVault(FaultSwitches):
         self._enter("client_secrets")
         for name in sorted(self.versions):
             latest = self.versions[name][-1]
-            if latest.tags.get("kind") == "client-secret" and latest.tags.get("managed-by") == self.name_prefix:
+            if Registry(self.name_prefix).is_managed_client_secret(latest.tags):
                 yield SecretSummary(name, dict(latest.tags), latest.expires)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -118,6 +119,21 @@ async def test_a_registration_goes_due_rotated_grace_retired_without_a_gap(rotat
     [app] = api.apps()
     assert app["passwordKeyIds"] == [second_tags["key-id"]]
     assert "retire-after" not in stored(api, "sentinel")[1]
+
+
+async def test_the_timer_logs_one_sweep_summary_with_structured_fields(
+    rotating: tuple[Api, StandInClock], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Application Insights gets the sweep's figures as customDimensions (`rotation_summary`), not only text."""
+    api, clock = rotating
+    body_of(await api.put(api.stand_in.home_tenant_id, "sentinel"))
+    clock.advance(31 * DAY)
+    with caplog.at_level(logging.INFO, logger="shared.entrypoints.rotation_api"):
+        await sweep()
+    [record] = [r for r in caplog.records if r.getMessage().startswith("rotation sweep:")]
+    summary = record.__dict__["rotation_summary"]
+    assert summary["planned"].get("due") == 1 and summary["outcomes"] == {"rotated": 1}, summary
+    assert summary["failuresByTenant"] == {} and summary["scanned"] >= 1
 
 
 async def test_an_expired_credential_is_rotated_at_once(rotating: tuple[Api, StandInClock]) -> None:

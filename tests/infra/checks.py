@@ -17,6 +17,7 @@ import azure.functions as func
 from azure.functions.decorators.function_app import Function
 
 from shared.adapters import locks
+from shared.domain.model import SecretKind
 from shared.entrypoints import rotation_api
 from shared.settings import SETTINGS
 
@@ -521,6 +522,13 @@ def check_event_grid(t: Template, hook_script: str) -> list[str]:
         problems.append("Event Grid: the Python trigger reads the Event Grid schema")
     if "eventgrid.bicep" not in hook_script:
         problems.append("infra/hooks/postdeploy.sh must deploy eventgrid.bicep")
+    # The filter must keep what the registry names a client secret: a changed name scheme must change it too.
+    suffix = (t.params(path).get("secretNameSuffix") or {}).get("default")
+    wanted = f"-{SecretKind.CLIENT_SECRET.value}"
+    if suffix != wanted or dig(properties, "filter", "subjectEndsWith") != "secretNameSuffix":
+        problems.append(
+            f"Event Grid: the subscription must filter on subjectEndsWith {wanted!r} (shared/domain/registry.py)"
+        )
     return problems
 
 

@@ -437,6 +437,14 @@ MUTATIONS = [
         "eventgrid_extension system key",
     ),
     Mutation(
+        "events filtered on another secret name",
+        "infra/eventgrid.bicep",
+        "param secretNameSuffix string = '-client-secret'",
+        "param secretNameSuffix string = '-clientsecret'",
+        "event_grid",
+        "subjectEndsWith",
+    ),
+    Mutation(
         "topic of another source",
         "infra/app/keyvault.bicep",
         "topicType: 'Microsoft.KeyVault.vaults'",

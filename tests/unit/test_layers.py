@@ -82,6 +82,55 @@ def test_no_use_case_or_domain_module_reaches_an_adapter_an_entry_point_or_an_sd
         assert set(shared_outside) <= INNER_MAY_IMPORT | {"shared"}, f"{module} reaches {shared_outside}"
 
 
+# What each layer may import from the package (itself included): imports point inward only. Adapters and
+# entry points are both outer, and neither may import the other: entry points reach adapters only through
+# the composition root, which alone knows every layer.
+MAY_IMPORT = {
+    "shared.domain": ("shared.domain",),
+    "shared.settings": ("shared.domain", "shared.settings"),
+    "shared.usecases": ("shared.domain", "shared.settings", "shared.usecases"),
+    "shared.adapters": ("shared.domain", "shared.settings", "shared.adapters"),
+    # ... and the telemetry set-up, which a process entry (function_app.py, the CLI) runs before anything else
+    # logs; going through the composition root would load every SDK for `--help`.
+    "shared.entrypoints": (
+        "shared.domain",
+        "shared.settings",
+        "shared.usecases",
+        "shared.entrypoints",
+        "shared.bootstrap",
+        "shared.adapters.telemetry",
+    ),
+    "shared.bootstrap": ("shared.domain", "shared.settings", "shared.usecases", "shared.adapters", "shared.bootstrap"),
+}
+
+
+def layer_of(module: str) -> str:
+    return next(layer for layer in MAY_IMPORT if module == layer or module.startswith(layer + "."))
+
+
+def test_every_import_points_inward() -> None:
+    wrong = []
+    for module in MODULES:
+        if module == "shared":
+            continue
+        allowed = MAY_IMPORT[layer_of(module)]
+        for name in imports(module):
+            if name.startswith("shared.") and not name.startswith(allowed):
+                wrong.append(f"{module} imports {name}")
+    assert not wrong, wrong
+
+
+def test_nothing_imports_by_name_at_run_time() -> None:
+    """importlib and __import__ would hide an import from the checks above."""
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                assert called not in ("__import__", "importlib.import_module", "import_module"), (module, called)
+        assert "importlib" not in imports(module), module
+
+
 def test_importing_every_use_case_loads_no_sdk() -> None:
     """The same at run time, in a fresh interpreter: what the use cases import, and nothing else, is loaded."""
     inner = [m for m in MODULES if m.startswith(INNER_LAYERS)]
