@@ -4,7 +4,7 @@ Graph's failures become the project's: replication lag (`NotReplicatedYet`), thr
 SDK's own retries did not ride out (`Throttled`), and named errors for the rest. Minting a
 secret is the one non-idempotent call; the SDK's retry handler would repeat it on 429/503 and
 could mint a second secret whose text is lost, so it runs with SDK retries off and the use
-case decides (onboarding.py).
+case decides (shared/usecases/credentials.py).
 """
 
 from __future__ import annotations

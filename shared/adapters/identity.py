@@ -77,7 +77,7 @@ TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a s
 TENANT_NOT_FOUND_CODE = "90002"
 # Entra's answers when the provisioner has no service principal in the tenant: nobody consented.
 NOT_CONSENTED_CODES = frozenset({"7000229", "700016", "650052", "65001"})
-# How many customer tenants a worker keeps a credential for (and, in directory.py, a Graph client),
+# How many customer tenants a worker keeps a credential for (and, in graph.py, a Graph client),
 # least recently used out. What a kept credential saves is a token request: Entra's access tokens
 # live 60-90 minutes (https://learn.microsoft.com/entra/identity-platform/access-tokens#token-lifetime),
 # so a tenant evicted and contacted again pays one round trip to Entra, beside the ~48 Graph requests
@@ -202,7 +202,7 @@ class Identity:
 
     def keeps(self, tenant_id: str, credential: AsyncTokenCredential) -> bool:
         """Whether `credential` is the one kept for `tenant_id` (the managed identity, or a customer
-        tenant that answered): what is built on it is worth keeping too (directory.py)."""
+        tenant that answered): what is built on it is worth keeping too (graph.py)."""
         return credential is self._managed_identity or self._federated.get(tenant_id) is credential
 
     async def _settle(self, credential: FederatedCredential, error: Exception | None) -> None:

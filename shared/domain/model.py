@@ -1,6 +1,6 @@
 """The project's own value types: what use cases, adapters and handlers pass between them.
 
-SDK models stop at the adapters (directory.py, vault.py); everything past them speaks these
+SDK models stop at the adapters (shared/adapters/); everything past them speaks these
 frozen dataclasses. A secret value travels only inside `Secret`, whose repr and str never
 show it, so a stray log line or exception message cannot leak it.
 """

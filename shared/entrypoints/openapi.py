@@ -11,11 +11,19 @@ GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 PROFILE_PATTERN = INTEGRATION_ID.pattern
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before repeating the request.", "schema": {"type": "integer"}}
+}
+
+
+def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
         "description": description,
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def _json(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -51,11 +59,13 @@ COMMON_ERRORS = {
     "403": _problem("The tenant may not be onboarded, or has not consented."),
     "404": _problem("Unknown integration, or nothing registered (GET)."),
     "409": _problem(
-        "The tenant cannot satisfy the integration (missing resource API, policy), or a deleted app this service "
-        "may not purge holds its unique name."
+        "The tenant cannot satisfy the integration (missing resource API, policy), a deleted app this service "
+        "may not purge holds its unique name, or another operation on this registration is in progress "
+        "(`registration-busy`, with Retry-After).",
+        RETRY_AFTER,
     ),
     "502": _problem("An Azure service returned an error; `upstreamCode` says which."),
-    "503": _problem("An Azure service is throttling or unavailable; honour Retry-After."),
+    "503": _problem("An Azure service is throttling or unavailable; honour Retry-After.", RETRY_AFTER),
     "504": _problem("An Azure service did not answer in time."),
 }
 
@@ -136,7 +146,9 @@ def openapi_document() -> dict[str, Any]:
                         "202": _json("Entra has not caught up; repeat after Retry-After.", "RotationResult"),
                         **COMMON_ERRORS,
                         "409": _problem(
-                            "Another operation on this registration is in progress, or the tenant's policy forbids secrets."
+                            "Another operation on this registration is in progress (`registration-busy`, with "
+                            "Retry-After), or the tenant's policy forbids secrets.",
+                            RETRY_AFTER,
                         ),
                     },
                 },

@@ -1,6 +1,7 @@
 """Rotation's triggers: the timer sweep, Key Vault's near-expiry events, and the on-demand HTTP call.
 
-All three call the same per-registration rotation (rotation.py); this module only parses input.
+All three reach the same per-registration rotation (shared/usecases/rotation.py; the timer through
+shared/usecases/sweep.py); this module parses input and reports the result.
 """
 
 from __future__ import annotations

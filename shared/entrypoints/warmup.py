@@ -1,6 +1,6 @@
 """The warmup trigger: the host calls it when it adds an instance, before the instance gets traffic.
 
-It builds the services and pays what a process pays once (bootstrap.Services.warm_up), so the
+It builds the services and pays what a process pays once (shared/usecases/warm_up.py), so the
 first request on a scaled-out instance costs what every later one does. The host does not call
 it on a restart or a scale from zero, so nothing depends on it: everything it touches is built
 lazily on first use anyway.

@@ -42,7 +42,7 @@ async def test_a_failing_warmup_step_is_logged_and_left_to_the_first_request(
 
     assert api.services.directory is not None
     monkeypatch.setattr(api.services.directory, "password_policy", unavailable)
-    with caplog.at_level(logging.WARNING, logger="shared.bootstrap"):
+    with caplog.at_level(logging.WARNING, logger="shared.usecases.warm_up"):
         await FUNCTIONS["warmup"](WarmUpContext())
     assert "warm-up: Graph failed (ConnectionError)" in caplog.text
 
