@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.adapters.graph import GraphDirectory
-from shared.adapters.identity import Identity, TokenRoleChecker
+from shared.adapters.identity import Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
+from shared.adapters.token_check import TokenRoleChecker
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.ports import Locks
 from shared.domain.retry import RealClock

@@ -44,6 +44,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from shared.adapters.entra_answers import token_claims
 from shared.adapters.graph_failures import (
     PRINCIPAL_EXISTS_STATUSES,
     error_code,
@@ -65,7 +66,7 @@ from shared.adapters.graph_models import (
     password_info,
     registration,
 )
-from shared.adapters.identity import Identity, token_claims
+from shared.adapters.identity import Identity
 from shared.domain.errors import (
     NotOwned,
     SecretLifetimeExceedsPolicy,

@@ -1,4 +1,4 @@
-"""The one place that builds credentials: the managed identity, and client-secret checks of new apps.
+"""The one place that builds this service's credentials: the managed identity, and the provisioner app per tenant.
 
 In the vendor's home tenant the function's managed identity talks to Graph and Key Vault
 directly. `management_credential` is the seam through which other tenants are reached; until a
@@ -7,70 +7,29 @@ provisioner app is configured (see README, deployment modes) only the home tenan
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+from azure.identity.aio import ClientAssertionCredential, ManagedIdentityCredential
 
-from shared.adapters.tls import SharedTransport, azure_transport
+from shared.adapters.entra_answers import aadsts, refused, roles_of, status_of
+from shared.adapters.tls import SharedTransport
 from shared.domain.errors import (
     ConsentRequired,
     TenantNotAllowed,
     TenantNotFound,
     UpstreamError,
     UpstreamUnavailable,
-    request_ids_text,
 )
-from shared.domain.model import PROVISIONER_ROLES, Secret
-from shared.domain.ports import NotReplicatedYet
+from shared.domain.model import PROVISIONER_ROLES
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
-AADSTS = re.compile(r"AADSTS(\d+)")
-# Codes a brand-new app or secret gets while Entra replicates it: invalid or "expired" secret,
-# unknown app, no service principal yet (AADSTS7000215, 7000222, 700016 and 7000229 in
-# https://learn.microsoft.com/entra/identity-platform/reference-error-codes, each also at
-# https://login.microsoftonline.com/error?code=<number>; clients report 7000222 for secrets minutes old).
-REPLICATION_CODES = frozenset({"7000215", "7000222", "700016", "7000229"})
-# What Microsoft support asks for about a refused token request: the error response's `trace_id`,
-# `correlation_id` and `timestamp` (the sample error response in the page above). The description
-# repeats them as text ("Trace ID: … Correlation ID: … Timestamp: …"), read only when there is no body.
-# Each is taken only in its own shape (a GUID, a time), so nothing else of a response can pass as one.
-_GUID = r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}"
-_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ"
-ENTRA_IDS = {  # name: (its shape, how the description states it)
-    "trace_id": (re.compile(_GUID), re.compile(rf"Trace ID: ({_GUID})")),
-    "correlation_id": (re.compile(_GUID), re.compile(rf"Correlation ID: ({_GUID})")),
-    "timestamp": (re.compile(_TIME), re.compile(rf"Timestamp: ({_TIME})")),
-}
-
-
-class _ExpectedVerificationFailures(logging.Filter):
-    """azure-identity warns on every failed token request; while a new secret replicates those
-    failures are expected and handled (TokenRoleChecker), so they are not worth a warning each."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (message.startswith("ClientSecretCredential") and _aadsts_text(message) in REPLICATION_CODES)
-
-
-for _name in (
-    "azure.identity.aio._internal.get_token_mixin",
-    "azure.identity._internal.get_token_mixin",
-    "azure.identity._internal.decorators",
-    "azure.identity.aio._internal.decorators",
-):
-    logging.getLogger(_name).addFilter(_ExpectedVerificationFailures())
-
-
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
 # AADSTS90002 InvalidTenantName: "The tenant name wasn't found in the data store"
 # (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): a mistyped or made-up id.
@@ -247,8 +206,8 @@ class Identity:
             # that proves consent is then the one the onboarding's first Graph call uses, not a second fetch.
             token = await credential.get_token(self._settings.graph_scope, enable_cae=True)
         except ClientAuthenticationError as error:
-            code = _aadsts(error)
-            ids = _refused(error, code, tenant_id)
+            code = aadsts(error)
+            ids = refused(error, code, tenant_id)
             if code in NOT_CONSENTED_CODES:
                 return False, set(), ids
             if code == TENANT_NOT_FOUND_CODE:
@@ -258,7 +217,7 @@ class Identity:
             raise UpstreamError(
                 "Entra refused the provisioner's token request",
                 "entra",
-                _status(error),
+                status_of(error),
                 f"AADSTS{code}" if code else None,
                 tenantId=tenant_id,
                 upstream_request_ids=ids,
@@ -268,7 +227,7 @@ class Identity:
             raise UpstreamUnavailable(
                 "Entra's token endpoint did not answer", "entra", None, type(error).__name__
             ) from error
-        return True, _roles(token.token), {}
+        return True, roles_of(token.token), {}
 
     async def ensure_reachable(self, tenant_id: str) -> None:
         """Raise ConsentRequired, with the admin consent URL, unless the tenant can be managed now."""
@@ -309,111 +268,3 @@ class Identity:
             self._transport = None
         if self._managed_identity is not None:
             await self._managed_identity.close()
-
-
-class TokenRoleChecker:
-    """Proves a client secret works by asking Entra for a token, and reads the roles granted in it."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
-        credential = ClientSecretCredential(
-            tenant_id,
-            client_id,
-            secret.reveal(),
-            authority=self._settings.authority_host,
-            disable_instance_discovery=self._settings.is_local,
-            **azure_transport(self._settings.tls_ca_bundle),
-        )
-        try:
-            token = await credential.get_token(scope)
-        except ClientAuthenticationError as error:
-            # Chained: azure-identity's message is Entra's error description, which never repeats the
-            # client secret (the request's form body, which holds it, is never read or logged here).
-            code = _aadsts(error)
-            if code in REPLICATION_CODES:  # expected while the secret replicates: retried, not logged
-                raise NotReplicatedYet("the new client secret", f"AADSTS{code}") from error
-            raise UpstreamError(
-                "Entra refused the new credential", "entra", _status(error), f"AADSTS{code}" if code else None,
-                upstream_request_ids=_refused(error, code, tenant_id),
-            ) from error  # fmt: skip
-        except (ServiceRequestError, ServiceResponseError) as error:
-            logger.info("Entra's token endpoint did not answer for tenant %s: %s", tenant_id, type(error).__name__)
-            raise UpstreamUnavailable(
-                "Entra's token endpoint did not answer", "entra", None, type(error).__name__
-            ) from error
-        finally:
-            await credential.close()
-        return _roles(token.token)
-
-
-def _aadsts(error: ClientAuthenticationError) -> str | None:
-    return _aadsts_text(str(error.message or error))
-
-
-def _aadsts_text(text: str) -> str | None:
-    match = AADSTS.search(text)
-    return match.group(1) if match else None
-
-
-def _status(error: ClientAuthenticationError) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _refused(error: ClientAuthenticationError, code: str | None, tenant_id: str) -> dict[str, str]:
-    """Log Entra's refusal of a token request with its ids (never its description), and return the ids."""
-    ids = entra_ids(error)
-    logger.info(
-        "Entra refused a token request for tenant %s: %s %s (%s)",
-        tenant_id, _status(error), f"AADSTS{code}" if code else "no AADSTS code", request_ids_text(ids),
-    )  # fmt: skip
-    return ids
-
-
-def entra_ids(error: ClientAuthenticationError) -> dict[str, str]:
-    """`trace_id`, `correlation_id` and `timestamp` of Entra's error response, those it states.
-
-    From the JSON body when the exception still holds the response, else from the description's own
-    "Trace ID: …" text; only these three values are taken, by pattern, never the text around them."""
-    body = _error_body(error)
-    text = str(error.message or "")
-    ids: dict[str, str] = {}
-    for name, (shape, stated) in ENTRA_IDS.items():
-        value = body.get(name)
-        if not isinstance(value, str) or not shape.fullmatch(value):
-            found = stated.search(text)
-            value = found.group(1) if found else None
-        if value:
-            ids[name] = value
-    return ids
-
-
-def _error_body(error: ClientAuthenticationError) -> dict[str, Any]:
-    response = getattr(error, "response", None)
-    if response is None:  # no answer, or a credential (managed identity through MSAL) that keeps none
-        return {}
-    try:
-        body = json.loads(response.text())
-    except (AzureError, AttributeError, TypeError, ValueError):  # not read, not text, not JSON
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def token_claims(access_token: str) -> dict[str, Any]:
-    """A token's claims. The token came straight from the authority over TLS; we read it, not trust it."""
-    try:
-        payload = access_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError) as exc:
-        raise UpstreamError("Entra returned a token that is not a JWT", "entra", 200, None) from exc
-    if not isinstance(claims, dict):
-        raise UpstreamError("Entra returned a token that is not a JWT", "entra", 200, None)
-    return claims
-
-
-def _roles(access_token: str) -> set[str]:
-    """The token's `roles` claim."""
-    roles = token_claims(access_token).get("roles", [])
-    return {str(role) for role in roles} if isinstance(roles, list) else set()

@@ -26,8 +26,9 @@ import pytest
 
 from emulator.launcher import StandIn
 from shared.adapters.graph import GraphDirectory
-from shared.adapters.identity import Identity, TokenRoleChecker
+from shared.adapters.identity import Identity
 from shared.adapters.keyvault import KeyVault
+from shared.adapters.token_check import TokenRoleChecker
 from shared.domain.catalog import load_catalog
 from shared.domain.model import PasswordPolicy, ResourceApi
 from shared.domain.ports import ApplicationSpec, CredentialChecker, Directory, Vault

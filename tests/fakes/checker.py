@@ -6,7 +6,7 @@ raises `NotReplicatedYet` for it, as the real checker does; `not_replicated_for(
 requests that way whatever the secret. `HoldableChecker` yields first and can hold token requests
 mid-rotation (`hold_proofs`, `release_proofs`).
 
-tests/contract/ checks this fake against `shared.adapters.identity.TokenRoleChecker` on the stand-in.
+tests/contract/ checks this fake against `shared.adapters.token_check.TokenRoleChecker` on the stand-in.
 """
 
 from __future__ import annotations

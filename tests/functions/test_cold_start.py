@@ -10,7 +10,7 @@ import pytest
 from azure.functions.warmup import WarmUpContext
 
 from shared.adapters import tls
-from shared.adapters.identity import TokenRoleChecker
+from shared.adapters.token_check import TokenRoleChecker
 from shared.domain.model import Secret
 from shared.domain.ports import NotReplicatedYet
 from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of

@@ -24,7 +24,7 @@ from msgraph.generated.models.o_data_errors.inner_error import InnerError
 from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from shared.adapters import graph_failures, identity
+from shared.adapters import entra_answers, graph_failures
 from shared.adapters.azure_core_errors import request_ids
 from shared.adapters.graph import GraphDirectory
 from shared.adapters.identity import Identity
@@ -280,11 +280,11 @@ def entra_refusal(
 def test_entras_ids_from_its_body_else_from_its_description_and_only_in_their_own_shape() -> None:
     expected = {"trace_id": TRACE_ID, "correlation_id": CORRELATION_ID, "timestamp": "2025-01-15 09:00:00Z"}
     body = {"error": "invalid_tenant", "error_description": DESCRIPTION, **expected}
-    assert identity.entra_ids(entra_refusal(body, message="no ids in this text")) == expected
-    assert identity.entra_ids(entra_refusal(None)) == expected  # no response kept: the description's text
+    assert entra_answers.entra_ids(entra_refusal(body, message="no ids in this text")) == expected
+    assert entra_answers.entra_ids(entra_refusal(None)) == expected  # no response kept: the description's text
     odd = {**expected, "trace_id": "not an id <script>", "correlation_id": 42}
-    assert identity.entra_ids(entra_refusal(odd, message="nothing")) == {"timestamp": "2025-01-15 09:00:00Z"}
-    assert identity.entra_ids(entra_refusal(None, message="no answer")) == {}
+    assert entra_answers.entra_ids(entra_refusal(odd, message="nothing")) == {"timestamp": "2025-01-15 09:00:00Z"}
+    assert entra_answers.entra_ids(entra_refusal(None, message="no answer")) == {}
 
 
 async def test_entras_refusal_is_chained_into_tenant_not_found_and_consent_required() -> None:

@@ -1,0 +1,72 @@
+"""Proving a new client secret: a real client-credentials token request, and the roles Entra granted in it."""
+
+from __future__ import annotations
+
+import logging
+
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
+from azure.identity.aio import ClientSecretCredential
+
+from shared.adapters.entra_answers import REPLICATION_CODES, aadsts, aadsts_text, refused, roles_of, status_of
+from shared.adapters.tls import azure_transport
+from shared.domain.errors import UpstreamError, UpstreamUnavailable
+from shared.domain.model import Secret
+from shared.domain.ports import NotReplicatedYet
+from shared.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class _ExpectedVerificationFailures(logging.Filter):
+    """azure-identity warns on every failed token request; while a new secret replicates those
+    failures are expected and handled (TokenRoleChecker), so they are not worth a warning each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("ClientSecretCredential") and aadsts_text(message) in REPLICATION_CODES)
+
+
+for _name in (
+    "azure.identity.aio._internal.get_token_mixin",
+    "azure.identity._internal.get_token_mixin",
+    "azure.identity._internal.decorators",
+    "azure.identity.aio._internal.decorators",
+):
+    logging.getLogger(_name).addFilter(_ExpectedVerificationFailures())
+
+
+class TokenRoleChecker:
+    """Proves a client secret works by asking Entra for a token, and reads the roles granted in it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        credential = ClientSecretCredential(
+            tenant_id,
+            client_id,
+            secret.reveal(),
+            authority=self._settings.authority_host,
+            disable_instance_discovery=self._settings.is_local,
+            **azure_transport(self._settings.tls_ca_bundle),
+        )
+        try:
+            token = await credential.get_token(scope)
+        except ClientAuthenticationError as error:
+            # Chained: azure-identity's message is Entra's error description, which never repeats the
+            # client secret (the request's form body, which holds it, is never read or logged here).
+            code = aadsts(error)
+            if code in REPLICATION_CODES:  # expected while the secret replicates: retried, not logged
+                raise NotReplicatedYet("the new client secret", f"AADSTS{code}") from error
+            raise UpstreamError(
+                "Entra refused the new credential", "entra", status_of(error), f"AADSTS{code}" if code else None,
+                upstream_request_ids=refused(error, code, tenant_id),
+            ) from error  # fmt: skip
+        except (ServiceRequestError, ServiceResponseError) as error:
+            logger.info("Entra's token endpoint did not answer for tenant %s: %s", tenant_id, type(error).__name__)
+            raise UpstreamUnavailable(
+                "Entra's token endpoint did not answer", "entra", None, type(error).__name__
+            ) from error
+        finally:
+            await credential.close()
+        return roles_of(token.token)
