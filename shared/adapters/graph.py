@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -20,16 +18,11 @@ import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
-from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
     AddPasswordPostRequestBody,
 )
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
-)
-from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (
-    ApplicationsWithUniqueNameRequestBuilder,
 )
 from msgraph.generated.directory.deleted_items.graph_application.graph_application_request_builder import (
     GraphApplicationRequestBuilder,
@@ -37,14 +30,15 @@ from msgraph.generated.directory.deleted_items.graph_application.graph_applicati
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.models.service_principal import ServicePrincipal
-from msgraph.generated.service_principals_with_app_id.service_principals_with_app_id_request_builder import (
-    ServicePrincipalsWithAppIdRequestBuilder,
-)
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 
 from shared.adapters.entra_answers import token_claims
+from shared.adapters.graph_client import (
+    GraphClients,
+    app_by_unique_name,
+    create_if_missing,
+    no_sdk_retry,
+    sp_by_app_id,
+)
 from shared.adapters.graph_failures import (
     PRINCIPAL_EXISTS_STATUSES,
     error_code,
@@ -107,108 +101,17 @@ NOT_IN_LOCAL_TENANT = "backing application of the service principal being create
 NOT_A_VALID_REFERENCE = "Not a valid reference update"
 
 
-def _app_by_unique_name(client: GraphServiceClient, unique_name: str) -> ApplicationsWithUniqueNameRequestBuilder:
-    """`client.applications_with_unique_name(...)` writes the key into the client's own shared
-    path-parameter dict, so two concurrent calls can send each other's key (msgraph-sdk 1.65).
-    Building the request builder on a copy keeps concurrent requests apart."""
-    return ApplicationsWithUniqueNameRequestBuilder(client.request_adapter, dict(client.path_parameters), unique_name)
-
-
-def _sp_by_app_id(client: GraphServiceClient, app_id: str) -> ServicePrincipalsWithAppIdRequestBuilder:
-    """See _app_by_unique_name: the same shared-dict race in `service_principals_with_app_id`."""
-    return ServicePrincipalsWithAppIdRequestBuilder(client.request_adapter, dict(client.path_parameters), app_id)
-
-
-def create_if_missing() -> RequestConfiguration[Any]:
-    config: RequestConfiguration[Any] = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
-
-
-def _no_sdk_retry() -> RequestConfiguration[Any]:
-    return RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
-
-
 class GraphDirectory:
+    """The Directory port over Microsoft Graph: one method per call the use cases make."""
+
     def __init__(self, settings: Settings, identity: Identity) -> None:
         self._settings = settings
         self._identity = identity
-        # (credential, client) of tenants the identity keeps, least recently used first, no more than it
-        # keeps credentials: a client is worth keeping while its credential, and its tokens, are.
-        self._clients: OrderedDict[str, tuple[object, GraphServiceClient]] = OrderedDict()
-        self._http: httpx.AsyncClient | None = None
-        self._pool: httpx.AsyncHTTPTransport | None = None
-
-    def client(self, tenant_id: str) -> GraphServiceClient:
-        """One Graph client per kept tenant (on its credential and token cache), all on one HTTP client."""
-        credential = self._identity.management_credential(tenant_id)
-        kept = self._clients.get(tenant_id)
-        if kept is not None and kept[0] is credential:
-            self._clients.move_to_end(tenant_id)
-            return kept[1]
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
-        adapter = GraphRequestAdapter(auth, client=self._http_client())
-        adapter.base_url = self._settings.graph_base_url
-        client = GraphServiceClient(request_adapter=adapter)
-        if self._identity.keeps(tenant_id, credential):
-            self._clients[tenant_id] = (credential, client)
-            self._clients.move_to_end(tenant_id)
-            while len(self._clients) > self._identity.tenant_cache_size:
-                self._clients.popitem(last=False)  # nothing to close: every client sends through _http_client()
-        else:
-            # A tenant that has not answered yet (or was evicted): this client serves this call only.
-            self._clients.pop(tenant_id, None)
-        return client
-
-    def _http_client(self) -> httpx.AsyncClient:
-        """The middleware and connection pool every tenant's client shares: Graph is one host whatever the
-        tenant (the token, added per request by each tenant's adapter, says which), so a new customer
-        tenant costs no new TLS connection and no new client stack."""
-        if self._http is None:
-            verify: ssl.SSLContext | bool = (
-                ssl.create_default_context(cafile=self._settings.tls_ca_bundle)
-                if self._settings.tls_ca_bundle
-                else True
-            )
-            # Keep the connection pool: msgraph-core wraps the client's transport in its middleware
-            # transport, whose aclose does not reach the pool, so closing the client alone leaks sockets.
-            self._pool = httpx.AsyncHTTPTransport(verify=verify)
-            self._http = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(transport=self._pool, timeout=httpx.Timeout(30.0, connect=10.0))
-            )
-        return self._http
-
-    # --- reads ---
-    async def _read(self, tenant_id: str, info: RequestInformation, doing: str) -> dict[str, Any] | None:
-        """GET through the SDK's adapter (auth, retries, middleware) and parse the JSON ourselves.
-
-        msgraph-sdk's model deserialization costs ~9 ms of CPU per directory object (every
-        Entity rebuilds a table of hundreds of field deserializers), which made it the
-        onboarding's largest cost. Reads need a few fields, so they take the JSON as it comes.
-        None on 404.
-        """
-        info.headers.try_add("Accept", "application/json")
-        try:
-            raw = await self.client(tenant_id).request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
-        except ODataError as error:
-            if error.response_status_code == 404:
-                return None
-            raise translate(error, doing, tenant_id) from error
-        except httpx.HTTPError as error:
-            raise no_answer(error, tenant_id) from error
-        body = json.loads(raw or b"{}")
-        return body if isinstance(body, dict) else {}
-
-    async def _send_for_json(self, tenant_id: str, info: RequestInformation) -> dict[str, Any] | None:
-        """Send a write; its JSON body (a 201's new object) as a dict, None for 204. ODataError passes through."""
-        info.headers.try_add("Accept", "application/json")
-        raw = await self.client(tenant_id).request_adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
-        body = json.loads(raw) if raw else None
-        return body if isinstance(body, dict) else None
+        self.clients = GraphClients(settings, identity)
 
     async def resource_api(self, tenant_id: str, resource_app_id: str) -> ResourceApi | None:
-        info = _sp_by_app_id(self.client(tenant_id), resource_app_id).to_get_request_information()
-        sp = await self._read(tenant_id, info, "reading a resource API's service principal")
+        info = sp_by_app_id(self.clients.client(tenant_id), resource_app_id).to_get_request_information()
+        sp = await self.clients.read(tenant_id, info, "reading a resource API's service principal")
         if sp is None:
             return None
         roles = {
@@ -221,9 +124,9 @@ class GraphDirectory:
         return ResourceApi(str(sp["id"]), str(sp["appId"]), str(sp.get("displayName") or ""), roles)
 
     async def password_policy(self, tenant_id: str) -> PasswordPolicy:
-        info = self.client(tenant_id).policies.default_app_management_policy.to_get_request_information()
+        info = self.clients.client(tenant_id).policies.default_app_management_policy.to_get_request_information()
         try:
-            policy = await self._read(tenant_id, info, "reading the app management policy")
+            policy = await self.clients.read(tenant_id, info, "reading the app management policy")
         except UpstreamError as error:
             if error.upstream_status == 403:
                 # Without Policy.Read.All we cannot clamp ahead of time; addPassword still enforces it.
@@ -266,21 +169,23 @@ class GraphDirectory:
         )
 
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
-        info = _app_by_unique_name(self.client(tenant_id), unique_name).to_get_request_information()
-        app = await self._read(tenant_id, info, "reading the app registration")
+        info = app_by_unique_name(self.clients.client(tenant_id), unique_name).to_get_request_information()
+        app = await self.clients.read(tenant_id, info, "reading the app registration")
         return registration(app) if app is not None else None
 
     async def find_service_principal(self, tenant_id: str, app_id: str) -> str | None:
-        info = _sp_by_app_id(self.client(tenant_id), app_id).to_get_request_information()
-        sp = await self._read(tenant_id, info, "reading the service principal")
+        info = sp_by_app_id(self.clients.client(tenant_id), app_id).to_get_request_information()
+        sp = await self.clients.read(tenant_id, info, "reading the service principal")
         return str(sp["id"]) if sp is not None else None
 
     async def assignments(self, tenant_id: str, principal_id: str) -> list[Assignment]:
-        builder = self.client(tenant_id).service_principals.by_service_principal_id(principal_id).app_role_assignments
+        builder = (
+            self.clients.client(tenant_id).service_principals.by_service_principal_id(principal_id).app_role_assignments
+        )
         info: RequestInformation | None = builder.to_get_request_information()
         found: list[Assignment] = []
         while info is not None:
-            page = await self._read(tenant_id, info, "reading granted permissions")
+            page = await self.clients.read(tenant_id, info, "reading granted permissions")
             if page is None:
                 raise NotReplicatedYet("the service principal", "Request_ResourceNotFound")
             found += [
@@ -292,7 +197,7 @@ class GraphDirectory:
 
     async def application_owners(self, tenant_id: str, app_object_id: str) -> frozenset[str]:
         """The object ids of the app's owners (users, service principals), every page."""
-        builder = self.client(tenant_id).applications.by_application_id(app_object_id).owners
+        builder = self.clients.client(tenant_id).applications.by_application_id(app_object_id).owners
         query = builder.OwnersRequestBuilderGetQueryParameters(select=["id"])
         info: RequestInformation | None = builder.to_get_request_information(
             RequestConfiguration(query_parameters=query)
@@ -301,7 +206,9 @@ class GraphDirectory:
 
     async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]:
         """The ids of the app's federated identity credentials (tokens it accepts from other issuers)."""
-        builder = self.client(tenant_id).applications.by_application_id(app_object_id).federated_identity_credentials
+        builder = (
+            self.clients.client(tenant_id).applications.by_application_id(app_object_id).federated_identity_credentials
+        )
         info: RequestInformation | None = builder.to_get_request_information()
         found = await self._ids_of_every_page(tenant_id, builder, info, "reading the app's federated credentials")
         return tuple(found)
@@ -311,7 +218,7 @@ class GraphDirectory:
     ) -> list[str]:
         found: list[str] = []
         while info is not None:
-            page = await self._read(tenant_id, info, doing)
+            page = await self.clients.read(tenant_id, info, doing)
             if page is None:
                 raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
             found += [str(item["id"]) for item in page.get("value", [])]
@@ -333,7 +240,11 @@ class GraphDirectory:
     async def update_application(self, tenant_id: str, app_object_id: str, spec: ApplicationSpec) -> None:
         """Converge an existing app, proven this service's, to the spec (PATCH by object id)."""
         try:
-            await self.client(tenant_id).applications.by_application_id(app_object_id).patch(application_body(spec))
+            await (
+                self.clients.client(tenant_id)
+                .applications.by_application_id(app_object_id)
+                .patch(application_body(spec))
+            )
         except ODataError as error:
             if error.response_status_code == 404:
                 raise NotReplicatedYet("the app registration", error_code(error)) from error
@@ -345,11 +256,11 @@ class GraphDirectory:
         self, tenant_id: str, unique_name: str, spec: ApplicationSpec
     ) -> tuple[AppRegistration, bool]:
         try:
-            builder = _app_by_unique_name(self.client(tenant_id), unique_name)
+            builder = app_by_unique_name(self.clients.client(tenant_id), unique_name)
             info = builder.to_patch_request_information(
                 application_body(spec), request_configuration=create_if_missing()
             )
-            created = await self._send_for_json(tenant_id, info)
+            created = await self.clients.send_for_json(tenant_id, info)
         except ODataError as error:
             if error.response_status_code == 403:
                 raise NotOwned(
@@ -396,11 +307,11 @@ class GraphDirectory:
             if found is not None:
                 return found, False
         try:
-            builder = _sp_by_app_id(self.client(tenant_id), app_id)
+            builder = sp_by_app_id(self.clients.client(tenant_id), app_id)
             info = builder.to_patch_request_information(
                 ServicePrincipal(account_enabled=True), request_configuration=create_if_missing()
             )
-            created = await self._send_for_json(tenant_id, info)
+            created = await self.clients.send_for_json(tenant_id, info)
         except ODataError as error:
             message = error_message(error)
             if (
@@ -496,7 +407,7 @@ class GraphDirectory:
         (https://learn.microsoft.com/graph/api/serviceprincipal-delete-approleassignedto)."""
         try:
             await (
-                self.client(tenant_id)
+                self.clients.client(tenant_id)
                 .service_principals.by_service_principal_id(resource_object_id)
                 .app_role_assigned_to.by_app_role_assignment_id(assignment_id)
                 .delete()
@@ -515,7 +426,7 @@ class GraphDirectory:
         info = RequestInformation(Method.POST, "{+baseurl}/$batch")
         info.headers.try_add("Accept", "application/json")
         info.set_stream_content(json.dumps({"requests": requests}).encode(), "application/json")
-        adapter = self.client(tenant_id).request_adapter
+        adapter = self.clients.client(tenant_id).request_adapter
         try:
             raw = await adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
         except ODataError as error:
@@ -531,9 +442,9 @@ class GraphDirectory:
         )
         try:
             credential = (
-                await self.client(tenant_id)
+                await self.clients.client(tenant_id)
                 .applications.by_application_id(app_object_id)
-                .add_password.post(body, request_configuration=_no_sdk_retry())
+                .add_password.post(body, request_configuration=no_sdk_retry())
             )
         except ODataError as error:
             # Chained like every other failure: only a 201 carries the secret's text, and a 201 raises nothing.
@@ -572,7 +483,7 @@ class GraphDirectory:
     async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
         try:
             await (
-                self.client(tenant_id)
+                self.clients.client(tenant_id)
                 .applications.by_application_id(app_object_id)
                 .remove_password.post(RemovePasswordPostRequestBody(key_id=key_id))
             )
@@ -586,7 +497,7 @@ class GraphDirectory:
 
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:
-            await self.client(tenant_id).applications.by_application_id(app_object_id).delete()
+            await self.clients.client(tenant_id).applications.by_application_id(app_object_id).delete()
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
@@ -602,13 +513,13 @@ class GraphDirectory:
         a 400 to the filter falls back to reading deleted applications ($select=id,uniqueName, 999 a
         page) and matching here. Deleted items hold an app for 30 days only, so the list stays short.
         """
-        builder = self.client(tenant_id).directory.deleted_items.graph_application
+        builder = self.clients.client(tenant_id).directory.deleted_items.graph_application
         quoted = unique_name.replace("'", "''")
         query = GraphApplicationRequestBuilder.GraphApplicationRequestBuilderGetQueryParameters(
             filter=f"uniqueName eq '{quoted}'", select=["id", "uniqueName"]
         )
         try:
-            page = await self._read(
+            page = await self.clients.read(
                 tenant_id,
                 builder.to_get_request_information(RequestConfiguration(query_parameters=query)),
                 "reading deleted items",
@@ -624,7 +535,7 @@ class GraphDirectory:
                 RequestConfiguration(query_parameters=listing)
             )
             while info is not None:
-                listed = await self._read(tenant_id, info, "reading deleted items") or {}
+                listed = await self.clients.read(tenant_id, info, "reading deleted items") or {}
                 match = holding(listed.get("value") or [], unique_name)
                 if match is not None:
                     return match
@@ -635,7 +546,7 @@ class GraphDirectory:
 
     async def purge_deleted_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:
-            await self.client(tenant_id).directory.deleted_items.by_directory_object_id(app_object_id).delete()
+            await self.clients.client(tenant_id).directory.deleted_items.by_directory_object_id(app_object_id).delete()
         except ODataError as error:
             if error.response_status_code == 404:
                 return False
@@ -645,9 +556,4 @@ class GraphDirectory:
         return True
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-        if self._pool is not None:
-            await self._pool.aclose()
-        self._http = self._pool = None
-        self._clients.clear()
+        await self.clients.close()

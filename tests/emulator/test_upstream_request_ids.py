@@ -75,7 +75,7 @@ async def test_a_graph_failure_carries_graphs_request_ids_to_the_problem_and_the
         if "/applications" in response.request.url.path:
             answers.append(response)
 
-    directory._http_client().event_hooks["response"].append(record)  # what came over the wire
+    directory.clients.http_client().event_hooks["response"].append(record)  # what came over the wire
     clean_faults.set_faults(
         [{"kind": "status", "service": "graph", "method": "GET", "path": "applications", "status": 500, "count": 1}]
     )

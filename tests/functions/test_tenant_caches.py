@@ -137,15 +137,15 @@ async def test_only_tenants_that_answered_are_kept_and_the_least_recently_used_g
     with pytest.raises(OnboardingError):
         await identity.consent(unknown)
     assert not kept(unknown)  # refused by Entra: nothing kept, and a client built on it is not kept either
-    assert directory.client(unknown) is not directory.client(unknown)
+    assert directory.clients.client(unknown) is not directory.clients.client(unknown)
 
     for tenant in (NORTHWIND, second, NORTHWIND):  # NORTHWIND asked again: now the most recently used
         assert (await identity.consent(tenant))[0] is True
-    assert directory.client(NORTHWIND) is directory.client(NORTHWIND)  # kept beside its credential
+    assert directory.clients.client(NORTHWIND) is directory.clients.client(NORTHWIND)  # kept beside its credential
     assert (await identity.consent(third))[0] is True
     assert closed == [second]  # the least recently used tenant went, and its credential was closed
     assert kept(NORTHWIND) and kept(third) and not kept(second)
-    assert len(directory._clients) <= 2
+    assert len(directory.clients._clients) <= 2
 
 
 async def test_closing_an_evicted_credential_breaks_no_request_in_flight(

@@ -156,7 +156,7 @@ def test_a_graph_batch_items_ids_and_a_request_that_got_no_answer() -> None:
 
 def directory_on(client: MagicMock) -> GraphDirectory:
     directory = GraphDirectory(settings(), MagicMock())
-    directory.client = lambda tenant_id: client  # type: ignore[method-assign]
+    directory.clients.client = lambda tenant_id: client  # type: ignore[method-assign]
     return directory
 
 
