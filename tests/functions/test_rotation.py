@@ -166,6 +166,8 @@ async def test_near_expiry_event_rotates_only_our_secrets(rotating: tuple[Api, S
         near_expiry(api, "someone-elses-secret"),
         near_expiry(api, secret_name(api, "sentinel"), vault_name="another-vault"),
         near_expiry(api, secret_name(api, "sentinel"), event_type="Microsoft.KeyVault.SecretNewVersionCreated"),
+        # The registration's client id secret: ours, but not a credential that expires.
+        near_expiry(api, secret_name(api, "sentinel").removesuffix("-client-secret") + "-client-id"),
     ):
         await FUNCTIONS["secret_near_expiry"](ignored)
     assert stored(api, "sentinel")[1]["key-id"] == before

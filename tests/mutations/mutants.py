@@ -327,6 +327,31 @@ MUTANTS: tuple[Mutant, ...] = (
         '    result.registration["clientSecret"] = stored.value.reveal() if stored and stored.value else None\n',
         ("tests/functions/test_http_api.py::test_no_secret_reaches_any_log_line_at_debug",),
     ),
+    # --- the registry and the adapters' readings of Azure's answers ---
+    Mutant(
+        "the sweep lists another deployment's client secrets",
+        "shared/domain/registry.py",
+        "        return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) == SecretKind.CLIENT_SECRET.value\n",
+        "        return tags.get(Tag.KIND) == SecretKind.CLIENT_SECRET.value\n",
+        ("tests/unit/test_registry.py::test_the_sweep_lists_only_this_deployments_client_secrets",),
+        fast=True,
+    ),
+    Mutant(
+        "a Key Vault event about a registration's client id rotates it",
+        "shared/entrypoints/rotation_api.py",
+        "        or secret.kind is not SecretKind.CLIENT_SECRET\n",
+        "",
+        ("tests/functions/test_rotation.py::test_near_expiry_event_rotates_only_our_secrets",),
+    ),
+    Mutant(
+        "a rerun's service principal upsert during replication fails the PUT",
+        "shared/adapters/graph.py",
+        "            if error.response_status_code in PRINCIPAL_EXISTS_STATUSES and not app_is_new:\n",
+        "            if False:\n",
+        (
+            "tests/contract/test_replication.py::test_upserting_a_service_principal_again_before_it_replicates_is_not_replicated_yet",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",
