@@ -48,9 +48,11 @@ class Tag:
     # Rotation's journal (shared/usecases/rotation.py).
     PENDING: Final = "pending"  # display name of a credential being minted; removed on the next run if it died
     PENDING_SINCE: Final = "pending-since"  # first run that found Entra not caught up; FAILED after a deadline
+    STAGED: Final = "staged"  # keyId of a minted, stored, not yet proven credential (in the staging secret)
     PREVIOUS_KEY_ID: Final = "previous-key-id"
     ROTATED_AT: Final = "rotated-at"
     RETIRE_AFTER: Final = "retire-after"  # superseded credentials are removed after this moment
+    STAGED_KIND: Final = "staged-client-secret"  # the `kind` of a staging secret (never a consumer's)
     TRUE: Final = "true"
     FALSE: Final = "false"
 
@@ -107,6 +109,11 @@ class Registry:
     def probe_secret_name(self) -> str:
         """A secret name no registration can have (no tenant id in it): what the warm-up reads to open Key Vault."""
         return f"{self.prefix}-warm-up"
+
+    def staging_secret_name(self, tenant_id: str, integration: str) -> str:
+        """Where rotation keeps a new client secret until a token proves it: never a consumer's reference, and
+        no name `parse_secret_name` or the Event Grid filter (`-client-secret` at the end) takes for one."""
+        return f"{self.secret_name(tenant_id, integration, SecretKind.CLIENT_SECRET)}-staged"
 
     def secret_names(self, tenant_id: str, integration: str) -> dict[SecretKind, str]:
         return {kind: self.secret_name(tenant_id, integration, kind) for kind in SecretKind}

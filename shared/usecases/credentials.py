@@ -68,8 +68,13 @@ class Credentials:
         new: NewPassword,
         tags: dict[str, str],
         context: dict[str, str],
+        *,
+        remove_if_lost: bool = True,
     ) -> StoredSecret:
-        """Write a new secret as the latest version; if that fails, make sure no orphan is left."""
+        """Write a new secret as the latest version; if that fails, make sure no orphan is left.
+
+        `remove_if_lost=False` is for a secret whose text is already stored elsewhere (rotation's staging
+        secret): a write that did not land leaves it on the app, for the next run to write again."""
         try:
             written = await self.vault.write(
                 name, new.secret.reveal(), CONTENT_TYPES[SecretKind.CLIENT_SECRET], tags, new.info.end
@@ -85,6 +90,8 @@ class Credentials:
             if latest is not None and latest.tags.get(Tag.KEY_ID) == new.info.key_id:
                 audit("secret.stored", context, secretName=name, version=latest.version, keyId=new.info.key_id)
                 return latest
+            if not remove_if_lost:
+                raise
             # Not stored, and nobody will ever know this secret's text: take it off the app now.
             await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
             audit("secret.removed", context, appObjectId=app.object_id, keyId=new.info.key_id, reason="store-failed")

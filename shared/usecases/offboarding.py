@@ -68,8 +68,14 @@ class Offboarding:
                     result.application = "purged"
                     audit("application.purged", context, appObjectId=deleted_id)
             names = list(self.registry.secret_names(tenant, integration).values())
-            outcomes = await asyncio.gather(*(self._remove_secret(name, purge_secrets, context) for name in names))
-            result.secrets = dict(zip(names, outcomes, strict=True))
+            # A rotation's staging secret too (it holds a secret's text), reported only when there was one.
+            staging = self.registry.staging_secret_name(tenant, integration)
+            outcomes = await asyncio.gather(
+                *(self._remove_secret(name, purge_secrets, context) for name in [*names, staging])
+            )
+            result.secrets = dict(zip(names, outcomes, strict=False))
+            if outcomes[-1] != "absent":
+                result.secrets[staging] = outcomes[-1]
             return result
 
     async def _remove_secret(self, name: str, purge: bool, context: dict[str, str]) -> str:

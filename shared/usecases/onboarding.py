@@ -204,7 +204,7 @@ class Onboarding:
             else:
                 done.ids_written = await self._write_ids(tenant, profile, app, context, stored)
             removed = await self._remove_orphans(
-                tenant, profile, app, keep=str(secret_stored.tags.get(Tag.KEY_ID)), context=context
+                tenant, profile, app, keep=_kept_credentials(secret_stored), context=context
             )
             done.orphans_removed += len(removed)
             app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
@@ -448,7 +448,7 @@ class Onboarding:
         return sum(written)
 
     async def _remove_orphans(
-        self, tenant: str, profile: IntegrationProfile, app: AppRegistration, keep: str, context: dict[str, str]
+        self, tenant: str, profile: IntegrationProfile, app: AppRegistration, keep: set[str], context: dict[str, str]
     ) -> set[str]:
         """Secrets this service minted (by display-name prefix) whose keyId no stored version ever held.
 
@@ -459,7 +459,7 @@ class Onboarding:
         ours = [
             p
             for p in app.passwords
-            if self.registry.issued_here(p.display_name) and p.key_id != keep and p.start <= cutoff
+            if self.registry.issued_here(p.display_name) and p.key_id not in keep and p.start <= cutoff
         ]
         if not ours:
             return set()  # nothing that could be an orphan: no need to list the stored versions
@@ -476,6 +476,11 @@ class Onboarding:
 
     def _tags(self, tenant: str, profile: IntegrationProfile, app: AppRegistration, kind: SecretKind) -> dict[str, str]:
         return self.registry.tags(tenant, profile.id, kind, app.object_id, app.app_id)
+
+
+def _kept_credentials(stored: StoredSecret) -> set[str]:
+    """The credentials orphan removal must spare: the stored one, and one a rotation has staged (shared/usecases/rotation.py)."""
+    return {key for key in (stored.tags.get(Tag.KEY_ID), stored.tags.get(Tag.STAGED)) if key}
 
 
 @dataclass

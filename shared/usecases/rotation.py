@@ -33,6 +33,7 @@ from shared.domain.errors import OnboardingError, RegistrationBusy, Registration
 from shared.domain.model import (
     AppRegistration,
     IntegrationProfile,
+    NewPassword,
     PasswordPolicy,
     SecretKind,
     StoredSecret,
@@ -149,7 +150,14 @@ class Rotation:
         current = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
         now = self.now()
         expired = current is None or current.end <= now
-        due = force or expired or current is None or current.end - now <= self._window(current.end - current.start)
+        staged = bool(stored.tags.get(Tag.STAGED))  # a rotation an earlier run began: finish it
+        due = (
+            force
+            or staged
+            or expired
+            or current is None
+            or current.end - now <= self._window(current.end - current.start)
+        )
         result = RotationResult(tenant, integration, Action.NOTHING_DUE, was_expired=expired)
         if expired:
             logger.error(
@@ -164,6 +172,8 @@ class Rotation:
                     await self._converge_consent(tenant, app, stored, profile, context)
                 stored = await self._rotate_secret(tenant, app, stored, profile, retire_now, context)
             except StillReplicating as pending:
+                # The journal as this run left it (a staged credential), for the pending stamp to keep.
+                stored = await self.vault.read(name) or stored
                 return await self._still_pending(result, stored, pending, context)
             # No need to read the app again: retiring looks only at the credentials other than the new
             # one, and those are the ones just read (this run holds the registration's lock).
@@ -292,21 +302,21 @@ class Rotation:
         days = float(self._requested_days(stored))
         if policy.max_lifetime_days is not None:
             days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
-        display_name = self.registry.new_credential_name()
-        # Journal first: if this process dies after minting, the next run knows what to remove.
-        await self.vault.update_tags(stored.name, stored.version, dict(stored.tags) | {Tag.PENDING: display_name})
-        new = await self.credentials.mint(tenant, app, self.now() + timedelta(days=days), context, display_name)
+        new, stored = await self._staged_or_new(tenant, app, stored, days, context)
         try:
             await self.credentials.prove(tenant, app.app_id, new.secret, profile)
+        except StillReplicating:
+            # Entra has not caught up with the new secret (minutes, in some tenants): it stays staged, on the
+            # app and in the staging secret, and the next run proves it again instead of minting another.
+            raise
         except Exception:
-            # Never store an unproven secret as the latest version: consumers would switch to it.
-            await self.directory.remove_password(tenant, app.object_id, new.info.key_id)
-            audit("secret.removed", context, appObjectId=app.object_id, keyId=new.info.key_id, reason="unproven")
-            await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
+            # Refused for good: never store an unproven secret as the latest version (consumers would switch
+            # to it). Take it off the app and out of staging, and drop the journal.
+            await self._discard_staged(tenant, app, stored, new.info.key_id, context)
             raise
         now = self.now()
         grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
-        journal = (Tag.PENDING, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
+        journal = (Tag.PENDING, Tag.STAGED, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
         tags = {k: v for k, v in stored.tags.items() if k not in journal} | {
             Tag.KEY_ID: new.info.key_id,
             Tag.PREVIOUS_KEY_ID: str(stored.tags.get(Tag.KEY_ID, "")),
@@ -315,19 +325,18 @@ class Rotation:
             Tag.ROTATED_AT: iso(now),
             Tag.RETIRE_AFTER: iso(now + grace),
         }
-        try:
-            written = await self.credentials.store(tenant, app, stored.name, new, tags, context)
-        except Exception:
-            # store() took the new secret off the app; drop the journal too (if the vault lets us,
-            # else the next run's _clear_journal finds nothing to remove and drops it then).
-            with contextlib.suppress(Exception):
-                await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
-            raise
+        # A failed write leaves it staged (store() reads back what landed); the next run proves and writes again.
+        written = await self.credentials.store(tenant, app, stored.name, new, tags, context, remove_if_lost=False)
         # The journal has done its job: the credential it names is now the stored one.
         with contextlib.suppress(Exception):
             await self.vault.update_tags(
-                stored.name, stored.version, {k: v for k, v in stored.tags.items() if k != Tag.PENDING}
+                stored.name,
+                stored.version,
+                {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED)},
             )
+        with contextlib.suppress(Exception):  # a leftover staging secret is found and deleted by the next rotation
+            if await self.vault.delete(self._staging_name(stored)):
+                audit("secret.deleted", context, secretName=self._staging_name(stored), reason="promoted")
         audit(
             "secret.rotated",
             context,
@@ -336,6 +345,61 @@ class Rotation:
             previousKeyId=tags[Tag.PREVIOUS_KEY_ID],
         )
         return written
+
+    def _staging_name(self, stored: StoredSecret) -> str:
+        return self.registry.staging_secret_name(stored.tags[Tag.TENANT_ID], stored.tags[Tag.INTEGRATION])
+
+    async def _staged_or_new(
+        self, tenant: str, app: AppRegistration, stored: StoredSecret, days: float, context: dict[str, str]
+    ) -> tuple[NewPassword, StoredSecret]:
+        """The credential an earlier run staged, if it is still on the app and in staging; else a new one, minted
+        and staged before anything else can fail. Returns it and the stored version with the journal as written."""
+        key_id = stored.tags.get(Tag.STAGED)
+        if key_id:
+            on_app = next((p for p in app.passwords if p.key_id == key_id), None)
+            staging = await self.vault.read(self._staging_name(stored), with_value=True)
+            if (
+                on_app is not None
+                and on_app.end > self.now()
+                and staging is not None
+                and staging.value is not None
+                and staging.tags.get(Tag.KEY_ID) == key_id
+            ):
+                return NewPassword(on_app, staging.value), stored
+            # Lost (removed from the app, staging deleted, expired): start again.
+            await self._discard_staged(tenant, app, stored, key_id, context)
+            stored = replace(stored, tags={k: v for k, v in stored.tags.items() if k != Tag.STAGED})
+        display_name = self.registry.new_credential_name()
+        # Journal first: if this process dies after minting, the next run knows what to remove.
+        await self.vault.update_tags(stored.name, stored.version, dict(stored.tags) | {Tag.PENDING: display_name})
+        new = await self.credentials.mint(tenant, app, self.now() + timedelta(days=days), context, display_name)
+        staging_tags = self.registry.tags(
+            tenant, str(stored.tags.get(Tag.INTEGRATION)), SecretKind.CLIENT_SECRET, app.object_id, app.app_id
+        ) | {Tag.KIND: Tag.STAGED_KIND, Tag.KEY_ID: new.info.key_id, Tag.ISSUED_AT: iso(self.now())}
+        # Stored before it is proven, as onboarding stores first: a secret whose text exists only in this
+        # process is the one thing a crash could lose. store() takes it off the app if it cannot be stored,
+        # and the journal goes with it (if the vault lets us; else the next run finds nothing to remove).
+        try:
+            await self.credentials.store(tenant, app, self._staging_name(stored), new, staging_tags, context)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
+            raise
+        journal = {k: v for k, v in stored.tags.items() if k != Tag.PENDING} | {Tag.STAGED: new.info.key_id}
+        await self.vault.update_tags(stored.name, stored.version, journal)
+        return new, replace(stored, tags=journal)
+
+    async def _discard_staged(
+        self, tenant: str, app: AppRegistration, stored: StoredSecret, key_id: str, context: dict[str, str]
+    ) -> None:
+        """Take a staged credential off the app and out of staging, and drop it from the journal."""
+        if await self.directory.remove_password(tenant, app.object_id, key_id):
+            audit("secret.removed", context, appObjectId=app.object_id, keyId=key_id, reason="unproven")
+        if await self.vault.delete(self._staging_name(stored)):
+            audit("secret.deleted", context, secretName=self._staging_name(stored), reason="unproven")
+        await self.vault.update_tags(
+            stored.name, stored.version, {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED)}
+        )
 
     async def _retire(
         self, tenant: str, app: AppRegistration, latest: StoredSecret, retire_now: bool, context: dict[str, str]

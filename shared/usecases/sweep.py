@@ -62,7 +62,7 @@ class Sweep:
         tags = summary.tags
         now = self.now()
         reason = "ok"
-        if tags.get(Tag.PENDING):
+        if tags.get(Tag.PENDING) or tags.get(Tag.STAGED):
             reason = "journal"
         elif summary.expires is None or summary.expires <= now:
             reason = "expired"

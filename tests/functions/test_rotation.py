@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -134,6 +135,40 @@ async def test_the_timer_logs_one_sweep_summary_with_structured_fields(
     summary = record.__dict__["rotation_summary"]
     assert summary["planned"].get("due") == 1 and summary["outcomes"] == {"rotated": 1}, summary
     assert summary["failuresByTenant"] == {} and summary["scanned"] >= 1
+
+
+async def test_a_new_secret_entra_takes_minutes_to_accept_is_staged_and_promoted_by_the_next_sweep(
+    rotating: tuple[Api, StandInClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entra's lag for a new secret can outlast VERIFY_TIMEOUT_SECONDS (the stand-in's `password` lag here): the
+    sweep leaves it staged in Key Vault, consumers keep the old secret, and the next sweep promotes the same one."""
+    api, clock = rotating
+    created = body_of(await api.put(api.stand_in.home_tenant_id, "sentinel"))
+    client_id = created["application"]["clientId"]
+    first, first_tags = stored(api, "sentinel")
+    credentials = api.services.rotation.credentials
+    monkeypatch.setattr(credentials, "settings", dataclasses.replace(credentials.settings, verify_timeout_seconds=0.5))
+    clock.advance(31 * DAY)
+    api.stand_in.set_faults(password=2500)  # stamped on the new secret when it is minted
+    try:
+        await sweep()
+    finally:
+        api.stand_in.clear_faults()
+
+    pending, pending_tags = stored(api, "sentinel")
+    assert pending == first and pending_tags["key-id"] == first_tags["key-id"]  # consumers keep the old one
+    staged_key = pending_tags["staged"]
+    staging = vault(api).get_secret(f"{secret_name(api, 'sentinel')}-staged")
+    assert staging.properties.tags and staging.properties.tags["key-id"] == staged_key
+    [app] = api.apps()
+    assert set(app["passwordKeyIds"]) == {first_tags["key-id"], staged_key}
+
+    await asyncio.sleep(2.6)  # the stand-in's lag, measured on its monotonic clock, runs out
+    await sweep()
+    second, second_tags = stored(api, "sentinel")
+    assert second_tags["key-id"] == staged_key and "staged" not in second_tags
+    assert works(api, client_id, second) and works(api, client_id, first)  # both live through the grace period
+    assert [s.name for s in vault(api).list_properties_of_secrets() if s.name.endswith("-staged")] == []
 
 
 async def test_an_expired_credential_is_rotated_at_once(rotating: tuple[Api, StandInClock]) -> None:

@@ -135,8 +135,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "onboarding removes orphans without the grace period",
         "shared/usecases/onboarding.py",
-        "            if self.registry.issued_here(p.display_name) and p.key_id != keep and p.start <= cutoff\n",
-        "            if self.registry.issued_here(p.display_name) and p.key_id != keep\n",
+        "            if self.registry.issued_here(p.display_name) and p.key_id not in keep and p.start <= cutoff\n",
+        "            if self.registry.issued_here(p.display_name) and p.key_id not in keep\n",
         (f"{UNIT_ONBOARDING}::test_an_orphan_is_kept_until_it_is_older_than_the_grace_period",),
     ),
     Mutant(
@@ -326,6 +326,27 @@ MUTANTS: tuple[Mutant, ...] = (
         "    )\n"
         '    result.registration["clientSecret"] = stored.value.reveal() if stored and stored.value else None\n',
         ("tests/functions/test_http_api.py::test_no_secret_reaches_any_log_line_at_debug",),
+    ),
+    Mutant(
+        "rotation discards a new secret Entra has not accepted yet",
+        "shared/usecases/rotation.py",
+        "        except StillReplicating:\n"
+        "            # Entra has not caught up with the new secret (minutes, in some tenants): it stays staged, on the\n"
+        "            # app and in the staging secret, and the next run proves it again instead of minting another.\n"
+        "            raise\n",
+        "",
+        (
+            f"{UNIT_ROTATION}::test_a_new_secret_still_replicating_past_the_timeout_stays_staged_and_the_next_run_proves_it",
+        ),
+        fast=True,
+    ),
+    Mutant(
+        "a PUT removes a staged secret as an orphan",
+        "shared/usecases/onboarding.py",
+        "    return {key for key in (stored.tags.get(Tag.KEY_ID), stored.tags.get(Tag.STAGED)) if key}\n",
+        "    return {key for key in (stored.tags.get(Tag.KEY_ID),) if key}\n",
+        (f"{UNIT_ROTATION}::test_a_staged_secret_survives_a_put_and_the_sweep_while_it_waits_for_entra",),
+        fast=True,
     ),
     # --- the registry and the adapters' readings of Azure's answers ---
     Mutant(

@@ -30,7 +30,7 @@ from emulator.launcher import StandIn
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = "sentinel"  # two permissions on two resource APIs: every step is exercised
 ONBOARD_EVENTS = 8  # application, service principal, secret created, 2 grants, 3 secrets stored (in that order)
-ROTATE_EVENTS = 4  # secret created, stored, rotated, retired
+ROTATE_EVENTS = 6  # secret created, staged (stored), stored, staging deleted, rotated, retired
 OFFBOARD_EVENTS = 5  # application deleted, application purged, 3 secrets deleted
 RANDOM_POINTS = 2
 SEED = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))

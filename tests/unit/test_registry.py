@@ -28,6 +28,7 @@ def test_every_name_it_builds_parses_back_to_its_parts(kind: SecretKind, integra
         f"tenant-onboarding-{TENANT}-sentinel-client-secret-2",
         f"tenant-onboarding-{TENANT}-s-client-secret",  # integration ids have at least 3 characters
         REGISTRY.probe_secret_name,
+        REGISTRY.staging_secret_name(TENANT, "sentinel"),  # rotation's staging secret is no consumer's
         "",
     ],
 )

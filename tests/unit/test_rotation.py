@@ -18,6 +18,7 @@ from shared.domain.errors import OnboardingError, SecretsForbiddenByPolicy, Upst
 from shared.domain.model import PasswordInfo, PasswordPolicy, SecretKind
 from shared.domain.ports import PasswordOutcomeUnknown
 from shared.domain.registry import iso
+from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from shared.usecases.rotation import Action
 from shared.usecases.sweep import PlannedItem
@@ -437,7 +438,10 @@ async def test_a_new_secret_that_fails_its_proof_is_removed_and_never_stored() -
     assert_serving(h)
 
 
-async def test_a_new_secret_still_replicating_past_the_timeout_is_pending_removed_and_rotated_next_time() -> None:
+async def test_a_new_secret_still_replicating_past_the_timeout_stays_staged_and_the_next_run_proves_it() -> None:
+    """Entra can take minutes to accept a new secret. Removing it after VERIFY_TIMEOUT_SECONDS and minting
+    another on the next run would never catch up in such a tenant: the secret stays on the app and in a
+    staging secret, consumers keep the old one, and the next run proves the same secret and promotes it."""
     h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
     old = await onboard(h)
     advance(h, INTO_THE_WINDOW)
@@ -447,13 +451,55 @@ async def test_a_new_secret_still_replicating_past_the_timeout_is_pending_remove
 
     assert result.action is Action.PENDING
     assert "new credential" in result.detail
-    assert on_app(h) == {old}
-    assert h.vault.version_count(name_of(h)) == 1
-    assert "pending" not in latest(h).tags
+    staged = h.directory.minted[-1].info.key_id
+    assert on_app(h) == {old, staged}  # the old one still serves; the new one waits for Entra
+    assert h.vault.version_count(name_of(h)) == 1  # consumers still read the old one
+    assert latest(h).tags["staged"] == staged and "pending" not in latest(h).tags
+    staging = h.vault.latest(h.rotation.registry.staging_secret_name(TENANT, M365))
+    assert staging is not None and staging.tags["key-id"] == staged
+    minted = len(h.directory.minted)
 
     h.checker.not_replicated_for(0)
     assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED
+    assert len(h.directory.minted) == minted  # the staged secret, proven: no second one
+    assert latest(h).tags["key-id"] == staged and "staged" not in latest(h).tags
+    assert h.vault.latest(h.rotation.registry.staging_secret_name(TENANT, M365)) is None
     assert_serving(h)
+
+
+async def test_a_staged_secret_survives_a_put_and_the_sweep_while_it_waits_for_entra() -> None:
+    """Orphan removal (a PUT) and retirement (a later run) spare the staged credential; the sweep plans to finish it."""
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    old = await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    h.checker.not_replicated_for(10**9)
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.PENDING
+    staged = latest(h).tags["staged"]
+
+    advance(h, ORPHAN_GRACE + timedelta(minutes=1))  # older than the orphan grace, still unproven
+    assert (await h.onboarding.onboard(OnboardRequest(TENANT, M365))).outcome is Outcome.COMPLETE
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.PENDING
+    assert on_app(h) == {old, staged} and latest(h).tags["staged"] == staged
+    assert [item.reason async for item in h.sweep.plan()] == ["journal"]
+
+    h.checker.not_replicated_for(0)
+    assert (await h.sweep.run()).outcomes == Counter({"rotated": 1})
+    assert latest(h).tags["key-id"] == staged
+
+
+async def test_offboarding_deletes_a_staging_secret_too() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    h.checker.not_replicated_for(10**9)
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.PENDING
+    staging = h.rotation.registry.staging_secret_name(TENANT, M365)
+    offboarding = Offboarding(h.onboarding.settings, h.onboarding.catalog, h.directory, h.vault, h.locks)
+
+    gone = await offboarding.offboard(TENANT, M365)
+
+    assert gone.secrets[staging] == "deleted" and h.vault.latest(staging) is None
+    assert len(gone.secrets) == 4
 
 
 async def test_a_vault_write_that_landed_but_could_not_be_read_back_leaves_the_latest_version_working() -> None:
