@@ -49,6 +49,9 @@ class Tag:
     PENDING: Final = "pending"  # display name of a credential being minted; removed on the next run if it died
     PENDING_SINCE: Final = "pending-since"  # first run that found Entra not caught up; FAILED after a deadline
     STAGED: Final = "staged"  # keyId of a minted, stored, not yet proven credential (in the staging secret)
+    STAGED_BY: Final = (
+        "staged-by"  # "on-demand" when an on-demand rotation staged it (a leak's rotation reuses no other)
+    )
     PREVIOUS_KEY_ID: Final = "previous-key-id"
     ROTATED_AT: Final = "rotated-at"
     RETIRE_AFTER: Final = "retire-after"  # superseded credentials are removed after this moment

@@ -410,6 +410,15 @@ class Onboarding:
             on_app = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
             if on_app is not None and on_app.end > self.now():
                 return stored, stored.value, None
+        staged = stored.tags.get(Tag.STAGED) if stored is not None else None
+        if staged:
+            # A rotation staged a secret this PUT now supersedes: the new version will carry no journal, so
+            # nothing would ever finish or remove it. Off the app and out of staging, before minting.
+            if await self.directory.remove_password(tenant, app.object_id, staged):
+                audit("secret.removed", context, appObjectId=app.object_id, keyId=staged, reason="superseded")
+            staging = self.registry.staging_secret_name(tenant, profile.id)
+            if await self.vault.delete(staging):
+                audit("secret.deleted", context, secretName=staging, reason="superseded")
         end = self.now() + timedelta(days=lifetime_days)
         new = await self.credentials.mint(tenant, app, end, context)
         tags = self._tags(tenant, profile, app, SecretKind.CLIENT_SECRET) | {

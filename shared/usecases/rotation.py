@@ -29,7 +29,14 @@ from enum import StrEnum
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import OnboardingError, RegistrationBusy, RegistrationNotFound, SecretsForbiddenByPolicy
+from shared.domain.errors import (
+    OnboardingError,
+    RegistrationBusy,
+    RegistrationNotFound,
+    SecretsForbiddenByPolicy,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from shared.domain.model import (
     AppRegistration,
     IntegrationProfile,
@@ -52,6 +59,8 @@ logger = logging.getLogger(__name__)
 # replication takes seconds to minutes, and the sweep runs every few hours (README, "Rotation").
 PENDING_DEADLINE = timedelta(hours=24)
 POLICY_CACHE = timedelta(minutes=1)
+# The `staged-by` journal tag of a credential an on-demand rotation staged (the only kind one may reuse).
+STAGED_ON_DEMAND = "on-demand"
 
 
 class Action(StrEnum):
@@ -170,7 +179,7 @@ class Rotation:
                 # the new secret's proof on every run until the stored one expired.
                 if profile.in_catalog:  # one that left it keeps its credential alive and its grants as they are
                     await self._converge_consent(tenant, app, stored, profile, context)
-                stored = await self._rotate_secret(tenant, app, stored, profile, retire_now, context)
+                stored = await self._rotate_secret(tenant, app, stored, profile, force, retire_now, context)
             except StillReplicating as pending:
                 # The journal as this run left it (a staged credential), for the pending stamp to keep.
                 stored = await self.vault.read(name) or stored
@@ -289,34 +298,31 @@ class Rotation:
         app: AppRegistration,
         stored: StoredSecret,
         profile: IntegrationProfile,
+        force: bool,
         retire_now: bool,
         context: dict[str, str],
     ) -> StoredSecret:
-        policy = (await self._password_policy(tenant)).for_app_created(app.created)
-        if not policy.additions_allowed:
-            raise SecretsForbiddenByPolicy(
-                "The tenant's app management policy no longer allows client secrets.",
-                policyId=policy.policy_id,
-                **context,
-            )
-        days = float(self._requested_days(stored))
-        if policy.max_lifetime_days is not None:
-            days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
-        new, stored = await self._staged_or_new(tenant, app, stored, days, context)
+        new, stored = await self._staged_or_new(tenant, app, stored, force, context)
         try:
             await self.credentials.prove(tenant, app.app_id, new.secret, profile)
-        except StillReplicating:
-            # Entra has not caught up with the new secret (minutes, in some tenants): it stays staged, on the
-            # app and in the staging secret, and the next run proves it again instead of minting another.
+        except (StillReplicating, UpstreamUnavailable, UpstreamTimeout):
+            # Entra has not caught up with the new secret (minutes, in some tenants), or its token endpoint
+            # did not answer: the secret stays staged, on the app and in the staging secret, and the next run
+            # proves it again instead of minting another.
             raise
         except Exception:
             # Refused for good: never store an unproven secret as the latest version (consumers would switch
             # to it). Take it off the app and out of staging, and drop the journal.
             await self._discard_staged(tenant, app, stored, new.info.key_id, context)
             raise
+        # Out of staging before it becomes the latest version, so no second copy of a live secret can outlive
+        # the promotion. A failure here stops this run with the secret still staged; a crash after it leaves
+        # a journal naming a credential with no staging secret, which the next run discards and replaces.
+        if await self.vault.delete(self._staging_name(stored)):
+            audit("secret.deleted", context, secretName=self._staging_name(stored), reason="promoted")
         now = self.now()
         grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
-        journal = (Tag.PENDING, Tag.STAGED, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
+        journal = (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
         tags = {k: v for k, v in stored.tags.items() if k not in journal} | {
             Tag.KEY_ID: new.info.key_id,
             Tag.PREVIOUS_KEY_ID: str(stored.tags.get(Tag.KEY_ID, "")),
@@ -325,18 +331,16 @@ class Rotation:
             Tag.ROTATED_AT: iso(now),
             Tag.RETIRE_AFTER: iso(now + grace),
         }
-        # A failed write leaves it staged (store() reads back what landed); the next run proves and writes again.
+        # A write that did not land leaves the credential on the app and the journal in place (store() reads
+        # back what landed); the next run finds no staging secret, discards it and rotates afresh.
         written = await self.credentials.store(tenant, app, stored.name, new, tags, context, remove_if_lost=False)
         # The journal has done its job: the credential it names is now the stored one.
         with contextlib.suppress(Exception):
             await self.vault.update_tags(
                 stored.name,
                 stored.version,
-                {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED)},
+                {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY)},
             )
-        with contextlib.suppress(Exception):  # a leftover staging secret is found and deleted by the next rotation
-            if await self.vault.delete(self._staging_name(stored)):
-                audit("secret.deleted", context, secretName=self._staging_name(stored), reason="promoted")
         audit(
             "secret.rotated",
             context,
@@ -350,10 +354,13 @@ class Rotation:
         return self.registry.staging_secret_name(stored.tags[Tag.TENANT_ID], stored.tags[Tag.INTEGRATION])
 
     async def _staged_or_new(
-        self, tenant: str, app: AppRegistration, stored: StoredSecret, days: float, context: dict[str, str]
+        self, tenant: str, app: AppRegistration, stored: StoredSecret, force: bool, context: dict[str, str]
     ) -> tuple[NewPassword, StoredSecret]:
         """The credential an earlier run staged, if it is still on the app and in staging; else a new one, minted
-        and staged before anything else can fail. Returns it and the stored version with the journal as written."""
+        and staged before anything else can fail. Returns it and the stored version with the journal as written.
+
+        An on-demand rotation (after a suspected leak) reuses only a credential an on-demand rotation staged: one
+        staged earlier by the sweep was minted before the request and may be what leaked."""
         key_id = stored.tags.get(Tag.STAGED)
         if key_id:
             on_app = next((p for p in app.passwords if p.key_id == key_id), None)
@@ -364,11 +371,25 @@ class Rotation:
                 and staging is not None
                 and staging.value is not None
                 and staging.tags.get(Tag.KEY_ID) == key_id
+                and (not force or stored.tags.get(Tag.STAGED_BY) == STAGED_ON_DEMAND)
             ):
                 return NewPassword(on_app, staging.value), stored
-            # Lost (removed from the app, staging deleted, expired): start again.
+            # Lost (removed from the app, staging deleted, expired), or not fresh enough for this request.
             await self._discard_staged(tenant, app, stored, key_id, context)
-            stored = replace(stored, tags={k: v for k, v in stored.tags.items() if k != Tag.STAGED})
+            stored = replace(
+                stored, tags={k: v for k, v in stored.tags.items() if k not in (Tag.STAGED, Tag.STAGED_BY)}
+            )
+        # Only a new secret needs the policy's leave: promoting a staged one adds nothing to the app.
+        policy = (await self._password_policy(tenant)).for_app_created(app.created)
+        if not policy.additions_allowed:
+            raise SecretsForbiddenByPolicy(
+                "The tenant's app management policy no longer allows client secrets.",
+                policyId=policy.policy_id,
+                **context,
+            )
+        days = float(self._requested_days(stored))
+        if policy.max_lifetime_days is not None:
+            days = min(days, policy.max_lifetime_days)  # a policy lowered since onboarding
         display_name = self.registry.new_credential_name()
         # Journal first: if this process dies after minting, the next run knows what to remove.
         await self.vault.update_tags(stored.name, stored.version, dict(stored.tags) | {Tag.PENDING: display_name})
@@ -377,15 +398,23 @@ class Rotation:
             tenant, str(stored.tags.get(Tag.INTEGRATION)), SecretKind.CLIENT_SECRET, app.object_id, app.app_id
         ) | {Tag.KIND: Tag.STAGED_KIND, Tag.KEY_ID: new.info.key_id, Tag.ISSUED_AT: iso(self.now())}
         # Stored before it is proven, as onboarding stores first: a secret whose text exists only in this
-        # process is the one thing a crash could lose. store() takes it off the app if it cannot be stored,
-        # and the journal goes with it (if the vault lets us; else the next run finds nothing to remove).
+        # process is the one thing a crash could lose. store() takes it off the app if it cannot be stored;
+        # then the journal goes too. If store() could not tell (its read-back failed too), the credential may
+        # still be on the app: the `pending` journal stays, and the next run removes it by its name.
         try:
             await self.credentials.store(tenant, app, self._staging_name(stored), new, staging_tags, context)
         except Exception:
             with contextlib.suppress(Exception):
-                await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
+                current = await self.directory.find_application(tenant, app.unique_name)
+                if current is not None and all(p.key_id != new.info.key_id for p in current.passwords):
+                    await self.vault.update_tags(stored.name, stored.version, dict(stored.tags))
             raise
-        journal = {k: v for k, v in stored.tags.items() if k != Tag.PENDING} | {Tag.STAGED: new.info.key_id}
+        staged_by = {Tag.STAGED_BY: STAGED_ON_DEMAND} if force else {}
+        journal = (
+            {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED_BY)}
+            | {Tag.STAGED: new.info.key_id}
+            | staged_by
+        )
         await self.vault.update_tags(stored.name, stored.version, journal)
         return new, replace(stored, tags=journal)
 
@@ -398,7 +427,9 @@ class Rotation:
         if await self.vault.delete(self._staging_name(stored)):
             audit("secret.deleted", context, secretName=self._staging_name(stored), reason="unproven")
         await self.vault.update_tags(
-            stored.name, stored.version, {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED)}
+            stored.name,
+            stored.version,
+            {k: v for k, v in stored.tags.items() if k not in (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY)},
         )
 
     async def _retire(

@@ -97,7 +97,8 @@ class Sweep:
             async for item in self.plan():
                 summary.scanned += 1
                 summary.planned[item.reason] += 1
-                summary.expired += item.reason == "expired"
+                # Counted apart from the plan's reason: a rotation staged earlier is planned as `journal`.
+                summary.expired += item.expires is None or item.expires <= self.now()
                 if on_item is not None:
                     on_item(item)
                 if item.needs_action and not dry_run:

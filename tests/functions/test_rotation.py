@@ -168,7 +168,7 @@ async def test_a_new_secret_entra_takes_minutes_to_accept_is_staged_and_promoted
     second, second_tags = stored(api, "sentinel")
     assert second_tags["key-id"] == staged_key and "staged" not in second_tags
     assert works(api, client_id, second) and works(api, client_id, first)  # both live through the grace period
-    assert [s.name for s in vault(api).list_properties_of_secrets() if s.name.endswith("-staged")] == []
+    assert [s.name for s in vault(api).list_properties_of_secrets() if (s.name or "").endswith("-staged")] == []
 
 
 async def test_an_expired_credential_is_rotated_at_once(rotating: tuple[Api, StandInClock]) -> None:

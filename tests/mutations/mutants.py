@@ -330,11 +330,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rotation discards a new secret Entra has not accepted yet",
         "shared/usecases/rotation.py",
-        "        except StillReplicating:\n"
-        "            # Entra has not caught up with the new secret (minutes, in some tenants): it stays staged, on the\n"
-        "            # app and in the staging secret, and the next run proves it again instead of minting another.\n"
-        "            raise\n",
-        "",
+        "        except (StillReplicating, UpstreamUnavailable, UpstreamTimeout):\n",
+        "        except (UpstreamUnavailable, UpstreamTimeout):\n",
         (
             f"{UNIT_ROTATION}::test_a_new_secret_still_replicating_past_the_timeout_stays_staged_and_the_next_run_proves_it",
         ),
@@ -346,6 +343,22 @@ MUTANTS: tuple[Mutant, ...] = (
         "    return {key for key in (stored.tags.get(Tag.KEY_ID), stored.tags.get(Tag.STAGED)) if key}\n",
         "    return {key for key in (stored.tags.get(Tag.KEY_ID),) if key}\n",
         (f"{UNIT_ROTATION}::test_a_staged_secret_survives_a_put_and_the_sweep_while_it_waits_for_entra",),
+        fast=True,
+    ),
+    Mutant(
+        "an on-demand rotation promotes a secret the sweep staged before the leak",
+        "shared/usecases/rotation.py",
+        "                and (not force or stored.tags.get(Tag.STAGED_BY) == STAGED_ON_DEMAND)\n",
+        "",
+        (f"{UNIT_ROTATION}::test_an_on_demand_rotation_after_a_leak_never_promotes_a_secret_the_sweep_staged_earlier",),
+        fast=True,
+    ),
+    Mutant(
+        "a PUT that mints leaves a staged secret nothing will finish",
+        "shared/usecases/onboarding.py",
+        "        staged = stored.tags.get(Tag.STAGED) if stored is not None else None\n",
+        "        staged = None\n",
+        (f"{UNIT_ROTATION}::test_a_put_that_mints_a_new_secret_removes_a_staged_one_nothing_would_finish",),
         fast=True,
     ),
     # --- the registry and the adapters' readings of Azure's answers ---

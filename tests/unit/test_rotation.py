@@ -487,6 +487,81 @@ async def test_a_staged_secret_survives_a_put_and_the_sweep_while_it_waits_for_e
     assert latest(h).tags["key-id"] == staged
 
 
+async def stage(h: RotationHarness, *, force: bool = False) -> str:
+    """A rotation whose new secret Entra has not accepted yet: the keyId it left staged."""
+    h.checker.not_replicated_for(10**9)
+    assert (await h.rotation.rotate(TENANT, M365, force=force)).action is Action.PENDING
+    h.checker.not_replicated_for(0)
+    return latest(h).tags["staged"]
+
+
+async def test_an_on_demand_rotation_after_a_leak_never_promotes_a_secret_the_sweep_staged_earlier() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    by_sweep = await stage(h)
+
+    result = await h.rotation.rotate(TENANT, M365, force=True, retire_now=True)
+
+    assert result.action is Action.ROTATED and result.new_key_id != by_sweep
+    assert by_sweep not in on_app(h)  # minted before the request: it may be what leaked
+    assert_serving(h)
+
+
+async def test_an_on_demand_rotation_repeated_after_its_202_promotes_the_secret_it_staged() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    on_demand = await stage(h, force=True)
+    minted = len(h.directory.minted)
+
+    result = await h.rotation.rotate(TENANT, M365, force=True)
+
+    assert result.action is Action.ROTATED and result.new_key_id == on_demand
+    assert len(h.directory.minted) == minted
+
+
+async def test_a_policy_that_now_forbids_secrets_still_lets_the_staged_one_be_promoted() -> None:
+    """Promoting adds nothing to the app; refusing it would let the stored secret expire with a good one waiting."""
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    staged = await stage(h)
+    h.directory.tenants[TENANT].policy = PasswordPolicy(additions_allowed=False, policy_id="policy-9")
+    advance(h, timedelta(minutes=2))  # past the policy cache
+
+    result = await h.rotation.rotate(TENANT, M365)
+
+    assert result.action is Action.ROTATED and result.new_key_id == staged
+
+
+async def test_a_token_endpoint_that_does_not_answer_leaves_the_staged_secret_for_the_next_run() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    staged = await stage(h)
+    h.checker.fail_next("granted_roles", unavailable())
+
+    with pytest.raises(UpstreamUnavailable):
+        await h.rotation.rotate(TENANT, M365)
+    assert staged in on_app(h) and latest(h).tags["staged"] == staged
+
+    assert (await h.rotation.rotate(TENANT, M365)).new_key_id == staged
+
+
+async def test_a_put_that_mints_a_new_secret_removes_a_staged_one_nothing_would_finish() -> None:
+    h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
+    old = await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    staged = await stage(h)
+    await h.directory.remove_password(TENANT, app_of(h).object_id, old)  # an admin removed the serving one
+
+    assert (await h.onboarding.onboard(OnboardRequest(TENANT, M365))).outcome is Outcome.UPDATED
+
+    assert staged not in on_app(h) and "staged" not in latest(h).tags
+    assert h.vault.latest(h.rotation.registry.staging_secret_name(TENANT, M365)) is None
+    assert_serving(h)
+
+
 async def test_offboarding_deletes_a_staging_secret_too() -> None:
     h = make_rotation(VERIFY_TIMEOUT_SECONDS=20)
     await onboard(h)
