@@ -47,8 +47,9 @@ async def test_onboarding_rotation_and_offboarding_are_audited(api: Api, caplog:
         "secret.created": 1, "secret.stored": 3,
     }  # fmt: skip
     assert {e["correlationId"] for e in onboarded} == {"onboard-1"}
+    # The new secret is stored twice (staged, then promoted) and its staging secret deleted.
     assert Counter(e["operation"] for e in rotated) == {
-        "secret.created": 1, "secret.stored": 1, "secret.rotated": 1, "secret.retired": 1,
+        "secret.created": 1, "secret.stored": 2, "secret.deleted": 1, "secret.rotated": 1, "secret.retired": 1,
     }  # fmt: skip
     assert {e["correlationId"] for e in rotated} == {"rotate-1"}
     assert Counter(e["operation"] for e in offboarded) == {"application.deleted": 1, "secret.deleted": 3}
