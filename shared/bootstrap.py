@@ -48,11 +48,12 @@ class Services:
     directory: GraphDirectory | None = None
     vault: KeyVault | None = None
     locks: Locks | None = None
+    checker: TokenRoleChecker | None = None
 
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
-        for resource in (self.directory, self.vault, self.identity):
+        for resource in (self.directory, self.vault, self.identity, self.checker):
             if resource is not None:
                 await resource.close()
 
@@ -72,7 +73,8 @@ def build(
     vault = KeyVault(settings, identity)
     locks = _locks(settings, identity)
     clock = RealClock()
-    credentials = Credentials(settings, directory, vault, TokenRoleChecker(settings), clock, now)
+    checker = TokenRoleChecker(settings)
+    credentials = Credentials(settings, directory, vault, checker, clock, now)
     rotation = Rotation(settings, catalog, directory, vault, credentials, locks, clock, now, access=identity)
     status = RegistrationStatus(settings.registry, catalog, directory, vault, now, access=identity)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
@@ -92,6 +94,7 @@ def build(
         directory=directory,
         vault=vault,
         locks=locks,
+        checker=checker,
     )
 
 

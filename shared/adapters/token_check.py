@@ -8,7 +8,7 @@ from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
 from azure.identity.aio import ClientSecretCredential
 
 from shared.adapters.entra_answers import REPLICATION_CODES, aadsts, aadsts_text, refused, roles_of, status_of
-from shared.adapters.tls import azure_transport
+from shared.adapters.tls import SharedTransport
 from shared.domain.errors import UpstreamError, UpstreamUnavailable
 from shared.domain.model import Secret
 from shared.domain.ports import NotReplicatedYet
@@ -40,15 +40,22 @@ class TokenRoleChecker:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        # One connection pool for every proof: each proof is a new credential (a new app's secret), and
+        # one transport apiece meant a new TCP and TLS handshake to the token endpoint for each of the
+        # dozen or so token requests an onboarding makes while the secret replicates. Credentials share
+        # no token cache and no cookies (the transport keeps none), only connections.
+        self._transport: SharedTransport | None = None
 
     async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+        if self._transport is None:
+            self._transport = SharedTransport(self._settings.tls_ca_bundle)
         credential = ClientSecretCredential(
             tenant_id,
             client_id,
             secret.reveal(),
             authority=self._settings.authority_host,
             disable_instance_discovery=self._settings.is_local,
-            **azure_transport(self._settings.tls_ca_bundle),
+            **self._transport.lend(),
         )
         try:
             token = await credential.get_token(scope)
@@ -70,3 +77,8 @@ class TokenRoleChecker:
         finally:
             await credential.close()
         return roles_of(token.token)
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None

@@ -152,7 +152,8 @@ class StandInPorts(Ports):
         self.identity = Identity(settings)
         self.graph = GraphDirectory(settings, self.identity)
         self.key_vault = KeyVault(settings, self.identity)
-        self.directory, self.vault, self.checker = self.graph, self.key_vault, TokenRoleChecker(settings)
+        self.token_check = TokenRoleChecker(settings)
+        self.directory, self.vault, self.checker = self.graph, self.key_vault, self.token_check
         self._rules: list[dict[str, Any]] = []
         self._lag_ms: dict[str, float] = {}
         self._policy_set = False
@@ -201,6 +202,7 @@ class StandInPorts(Ports):
     async def close(self) -> None:
         if self._policy_set:
             self.stand_in.admin("PUT", f"/tenants/{self.tenant_id}/app-management-policy", DEFAULT_POLICY)
+        await self.token_check.close()
         for resource in (self.graph, self.key_vault, self.identity):
             await resource.close()
 

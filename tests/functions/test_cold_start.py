@@ -6,6 +6,7 @@ import logging
 import ssl
 from typing import Any
 
+import aiohttp
 import pytest
 from azure.functions.warmup import WarmUpContext
 
@@ -99,9 +100,22 @@ async def test_proving_a_secret_builds_no_tls_context_per_token_request(
 
     monkeypatch.setattr(ssl, "create_default_context", counting)
     wrong = Secret("not-the-secret")  # a refused request goes through the same transport
-    for _ in range(3):
-        with pytest.raises(NotReplicatedYet):  # Entra's "invalid secret", which a new secret also gets at first
-            await checker.granted_roles(
-                api.stand_in.home_tenant_id, client_id, wrong, "https://api.loganalytics.io/.default"
-            )
+    sessions = []
+    real_session = aiohttp.ClientSession.__init__
+
+    def counting_sessions(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+        sessions.append(self)
+        real_session(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", counting_sessions)
+    try:
+        for _ in range(3):
+            with pytest.raises(NotReplicatedYet):  # Entra's "invalid secret", which a new secret also gets at first
+                await checker.granted_roles(
+                    api.stand_in.home_tenant_id, client_id, wrong, "https://api.loganalytics.io/.default"
+                )
+    finally:
+        await checker.close()
     assert built == []
+    # One connection pool for every proof: a new session would mean a new TCP and TLS handshake per request.
+    assert len(sessions) == 1
