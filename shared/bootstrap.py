@@ -21,6 +21,7 @@ from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.ports import Locks
 from shared.domain.retry import RealClock
 from shared.settings import Settings, load_settings
+from shared.usecases.certificates import Certificates
 from shared.usecases.credentials import Credentials
 from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import Onboarding
@@ -75,14 +76,27 @@ def build(
     clock = RealClock()
     checker = TokenRoleChecker(settings)
     credentials = Credentials(settings, directory, vault, checker, clock, now)
-    rotation = Rotation(settings, catalog, directory, vault, credentials, locks, clock, now, access=identity)
+    certificates = Certificates(settings, directory, vault, clock, now)
+    rotation = Rotation(
+        settings, catalog, directory, vault, credentials, locks, clock, now, access=identity, certificates=certificates
+    )
     status = RegistrationStatus(settings.registry, catalog, directory, vault, now, access=identity)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
         settings,
         catalog,
         onboarding=Onboarding(
-            settings, catalog, directory, vault, credentials, status, locks, clock, now, access=identity
+            settings,
+            catalog,
+            directory,
+            vault,
+            credentials,
+            status,
+            locks,
+            clock,
+            now,
+            access=identity,
+            certificates=certificates,
         ),
         status=status,
         rotation=rotation,

@@ -55,6 +55,7 @@ class Settings:
     name_prefix: str
     secret_lifetime_days: int
     max_secret_lifetime_days: int
+    certificate_validity_months: int
     graph_base_url: str
     authority_host: str
     tls_ca_bundle: str | None
@@ -166,6 +167,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "NAME_PREFIX": ("tenant-onboarding", "prefix of app unique names and Key Vault secret names"),
     "SECRET_LIFETIME_DAYS": ("180", "lifetime of a new client secret, clamped to the tenant's policy"),
     "MAX_SECRET_LIFETIME_DAYS": ("730", "the longest lifetime a caller may ask for"),
+    "CERTIFICATE_VALIDITY_MONTHS": ("12", "validity of a new client certificate, clamped to the tenant's policy"),
     "GRAPH_BASE_URL": ("https://graph.microsoft.com/v1.0", "Microsoft Graph endpoint"),
     "AUTHORITY_HOST": ("https://login.microsoftonline.com", "Entra ID authority"),
     "TLS_CA_BUNDLE": ("", "extra CA bundle to trust (the local stand-in only)"),
@@ -249,6 +251,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         name_prefix=_prefix("NAME_PREFIX", env.get("NAME_PREFIX", "").strip() or "tenant-onboarding"),
         secret_lifetime_days=int(_number(env, "SECRET_LIFETIME_DAYS", 180, 1, max_lifetime)),
         max_secret_lifetime_days=max_lifetime,
+        certificate_validity_months=int(_number(env, "CERTIFICATE_VALIDITY_MONTHS", 12, 1, 24)),
         graph_base_url=_https_url(
             "GRAPH_BASE_URL", env.get("GRAPH_BASE_URL", "").strip() or "https://graph.microsoft.com/v1.0"
         ),

@@ -9,6 +9,7 @@ case decides (shared/usecases/credentials.py).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from datetime import datetime
@@ -56,12 +57,14 @@ from shared.adapters.graph_models import (
     application_body,
     duration,
     holding,
+    key_info,
     parse_datetime,
     password_info,
     registration,
 )
 from shared.adapters.identity import Identity
 from shared.domain.errors import (
+    CertificatesRefusedByPolicy,
     NotOwned,
     SecretLifetimeExceedsPolicy,
     SecretsForbiddenByPolicy,
@@ -71,6 +74,8 @@ from shared.domain.errors import (
 from shared.domain.model import (
     AppRegistration,
     Assignment,
+    KeyInfo,
+    NewKey,
     NewPassword,
     PasswordPolicy,
     ResourceApi,
@@ -88,6 +93,8 @@ from shared.domain.retry import THROTTLED_WITHOUT_RETRY_AFTER_SECONDS
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+# Graph's DateTimeOffset as the key credential's dates are written.
+GRAPH_TIME = "%Y-%m-%dT%H:%M:%SZ"
 BATCH_LIMIT = 20  # Graph's JSON batching limit
 # A rerun's grant: Graph's text as clients report it (no Microsoft page shows it). Only a shortcut: any
 # other 400 is settled by reading the grants back (grant()).
@@ -160,12 +167,26 @@ class GraphDirectory:
                 days = duration(str(restriction["maxLifetime"])).total_seconds() / 86400
                 max_days = days if max_days is None else min(max_days, days)
                 capped_from = since_date
+        certificate_days, certificate_capped_from = None, None
+        for restriction in restrictions.get("keyCredentials") or []:
+            # keyCredentialConfiguration: v1.0 knows only `asymmetricKeyLifetime`, narrowed and switched off by
+            # the same fields as a password restriction
+            # (https://learn.microsoft.com/graph/api/resources/keycredentialconfiguration).
+            if str(restriction.get("state") or "enabled").lower() == "disabled":
+                continue
+            if restriction.get("restrictionType") == "asymmetricKeyLifetime" and restriction.get("maxLifetime"):
+                days = duration(str(restriction["maxLifetime"])).total_seconds() / 86400
+                certificate_days = days if certificate_days is None else min(certificate_days, days)
+                since = restriction.get("restrictForAppsCreatedAfterDateTime")
+                certificate_capped_from = parse_datetime(str(since)) if since else None
         return PasswordPolicy(
             additions_allowed=allowed,
             max_lifetime_days=max_days,
             policy_id=policy.get("id"),
             additions_forbidden_for_apps_created_from=forbidden_from,
             lifetime_capped_for_apps_created_from=capped_from,
+            certificate_max_lifetime_days=certificate_days,
+            certificate_lifetime_capped_for_apps_created_from=certificate_capped_from,
         )
 
     async def find_application(self, tenant_id: str, unique_name: str) -> AppRegistration | None:
@@ -494,6 +515,76 @@ class GraphDirectory:
         except httpx.HTTPError as error:
             raise no_answer(error, tenant_id) from error
         return True
+
+    # --- certificates (keyCredentials) ---
+    async def add_key(self, tenant_id: str, app_object_id: str, key: NewKey) -> KeyInfo:
+        """PATCH the app's keyCredentials with this certificate added.
+
+        Graph's PATCH replaces the whole collection, so the app's certificates are read first, with their
+        key bytes (which Graph returns only for `$select=keyCredentials` on one object), and sent back
+        whole. `addKey` cannot add an app's first certificate and needs a proof signed by one already on it
+        (https://learn.microsoft.com/graph/api/application-addkey); an owner may PATCH any of them
+        (https://learn.microsoft.com/graph/applications-how-to-add-certificate). The registration's lock
+        keeps this read-modify-write to one writer."""
+        current = await self._key_credentials(tenant_id, app_object_id)
+        existing = next((k for k in current if str(k.get("keyId")) == key.key_id), None)
+        if existing is not None:
+            return key_info(existing)
+        certificate = key.certificate
+        wanted = {
+            "keyId": key.key_id,
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+            "displayName": key.display_name,
+            "key": base64.b64encode(certificate.der).decode(),
+            "startDateTime": certificate.not_before.strftime(GRAPH_TIME),
+            "endDateTime": certificate.not_after.strftime(GRAPH_TIME),
+        }
+        await self._patch_keys(tenant_id, app_object_id, [*current, wanted], "adding a certificate")
+        return key_info(
+            wanted | {"customKeyIdentifier": base64.b64encode(bytes.fromhex(certificate.thumbprint_sha1)).decode()}
+        )
+
+    async def remove_key(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        current = await self._key_credentials(tenant_id, app_object_id)
+        remaining = [k for k in current if str(k.get("keyId")) != key_id]
+        if len(remaining) == len(current):
+            return False
+        await self._patch_keys(tenant_id, app_object_id, remaining, "removing a certificate")
+        return True
+
+    async def _key_credentials(self, tenant_id: str, app_object_id: str) -> list[dict[str, Any]]:
+        info = RequestInformation(Method.GET, "{+baseurl}/applications/{id}{?%24select}")
+        info.path_parameters = {"id": app_object_id}
+        info.query_parameters = {"%24select": "keyCredentials"}
+        app = await self.clients.read(tenant_id, info, "reading the app's certificates")
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        keys: list[dict[str, Any]] = app.get("keyCredentials") or []
+        return keys
+
+    async def _patch_keys(self, tenant_id: str, app_object_id: str, keys: list[dict[str, Any]], doing: str) -> None:
+        # Only the fields a client may write (Graph computes customKeyIdentifier from the certificate).
+        writable = ("keyId", "type", "usage", "displayName", "key", "startDateTime", "endDateTime")
+        body = {"keyCredentials": [{f: k[f] for f in writable if k.get(f) is not None} for k in keys]}
+        info = RequestInformation(Method.PATCH, "{+baseurl}/applications/{id}")
+        info.path_parameters = {"id": app_object_id}
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
+        adapter = self.clients.client(tenant_id).request_adapter
+        try:
+            await adapter.send_no_response_content_async(info, {"XXX": ODataError})
+        except ODataError as error:
+            code = error_code(error)
+            if error.response_status_code == 404:
+                raise NotReplicatedYet("the app registration", code) from error
+            if code in ("CredentialInvalidLifetimeAsPerAppPolicy", "CredentialTypeNotAllowedAsPerAppPolicy"):
+                raise CertificatesRefusedByPolicy(
+                    "The tenant's app management policy refused the certificate.", tenantId=tenant_id,
+                    upstreamCode=code, upstream_request_ids=log_failure(error, doing, tenant_id),
+                ) from error  # fmt: skip
+            raise translate(error, doing, tenant_id) from error
+        except httpx.HTTPError as error:
+            raise no_answer(error, tenant_id) from error
 
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
         try:

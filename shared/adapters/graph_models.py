@@ -3,6 +3,8 @@ the spec written as an Application, Graph's dates and durations parsed."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ from msgraph.generated.models.required_resource_access import RequiredResourceAc
 from msgraph.generated.models.resource_access import ResourceAccess
 
 from shared.domain.errors import UpstreamError
-from shared.domain.model import AppRegistration, PasswordInfo, RoleRef
+from shared.domain.model import AppRegistration, KeyInfo, PasswordInfo, RoleRef
 from shared.domain.ports import ApplicationSpec
 
 # passwordCredential documents startDateTime and endDateTime as optional: a credential without them is
@@ -63,7 +65,20 @@ def registration(app: Application | dict[str, Any]) -> AppRegistration:
             created=app.created_date_time,
             notes=app.notes,
             sign_in_audience=app.sign_in_audience,
-            key_credential_ids=tuple(str(k.key_id) for k in app.key_credentials or []),
+            keys=tuple(
+                key_info(
+                    {
+                        "keyId": k.key_id,
+                        "displayName": k.display_name,
+                        "customKeyIdentifier": base64.b64encode(k.custom_key_identifier).decode()
+                        if k.custom_key_identifier
+                        else None,
+                        "startDateTime": k.start_date_time.isoformat() if k.start_date_time else None,
+                        "endDateTime": k.end_date_time.isoformat() if k.end_date_time else None,
+                    }
+                )
+                for k in app.key_credentials or []
+            ),
         )
     return AppRegistration(
         object_id=str(app["id"]),
@@ -90,7 +105,25 @@ def registration(app: Application | dict[str, Any]) -> AppRegistration:
         created=parse_datetime(str(app["createdDateTime"])) if app.get("createdDateTime") else None,
         notes=app.get("notes"),
         sign_in_audience=app.get("signInAudience"),
-        key_credential_ids=tuple(str(k.get("keyId")) for k in app.get("keyCredentials") or []),
+        keys=tuple(key_info(k) for k in app.get("keyCredentials") or []),
+    )
+
+
+def key_info(key: dict[str, Any]) -> KeyInfo:
+    """A keyCredential as Graph lists it (https://learn.microsoft.com/graph/api/resources/keycredential):
+    `customKeyIdentifier` is base64, and for a certificate Graph defaults it to the SHA-1 thumbprint;
+    start and end are documented as optional, read as for a password credential."""
+    custom = key.get("customKeyIdentifier")
+    try:
+        thumbprint = base64.b64decode(str(custom), validate=True).hex().upper() if custom else None
+    except (ValueError, binascii.Error):
+        thumbprint = None  # set by whoever added the key to something that is not a thumbprint
+    return KeyInfo(
+        key_id=str(key.get("keyId")),
+        display_name=key.get("displayName"),
+        thumbprint=thumbprint,
+        start=parse_datetime(str(key["startDateTime"])) if key.get("startDateTime") else NO_START,
+        end=parse_datetime(str(key["endDateTime"])) if key.get("endDateTime") else NO_END,
     )
 
 

@@ -1,8 +1,10 @@
-"""Key Vault through azure-keyvault-secrets (aio): the only module that speaks Key Vault.
+"""Key Vault through azure-keyvault-secrets and azure-keyvault-certificates (aio): the only module that speaks Key Vault.
 
 Secrets are the registry of what this service manages: their tags say which tenant,
 integration, app and credential keyId each one belongs to, so rotation can enumerate the
-vault instead of a private table.
+vault instead of a private table. Client certificates are Key Vault certificates: Key Vault
+creates each key pair, and the certificate's backing secret of the same name holds the PKCS#12
+that downstream services read through the same kind of reference as a client secret.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
@@ -24,11 +27,16 @@ from azure.core.rest import HttpRequest
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
+if TYPE_CHECKING:
+    from azure.keyvault.certificates import KeyVaultCertificate
+    from azure.keyvault.certificates.aio import CertificateClient
+
 from shared.adapters.azure_core_errors import request_ids
 from shared.adapters.identity import Identity
 from shared.adapters.tls import azure_transport
+from shared.adapters.x509 import certificate_key, public_certificate
 from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, request_ids_text
-from shared.domain.model import Secret, SecretSummary, StoredSecret
+from shared.domain.model import CertificateKey, Secret, SecretSummary, StoredCertificate, StoredSecret
 from shared.domain.registry import Tag
 from shared.settings import Settings
 
@@ -40,6 +48,7 @@ class KeyVault:
         self._settings = settings
         self._identity = identity
         self._client: SecretClient | None = None
+        self._certificates: CertificateClient | None = None
 
     @property
     def client(self) -> SecretClient:
@@ -51,6 +60,20 @@ class KeyVault:
                 **azure_transport(self._settings.tls_ca_bundle),
             )
         return self._client
+
+    @property
+    def certificates(self) -> CertificateClient:
+        """Built on first use: only registrations with a certificate need it (and its import costs cold starts)."""
+        if self._certificates is None:
+            from azure.keyvault.certificates.aio import CertificateClient
+
+            self._certificates = CertificateClient(
+                self._settings.key_vault_url,
+                self._identity.vault_credential(),
+                verify_challenge_resource=self._settings.key_vault_verify_challenge_resource,
+                **azure_transport(self._settings.tls_ca_bundle),
+            )
+        return self._certificates
 
     def reference(self, name: str) -> str:
         """An App Service / Functions Key Vault reference, versionless so rotation reaches consumers."""
@@ -170,10 +193,145 @@ class KeyVault:
                 # The bearer token goes wherever nextLink points: only ever back to this vault.
                 raise UpstreamError("Key Vault's nextLink points away from the vault", "keyvault", 200, None)
 
+    # --- certificates ---
+    async def create_certificate(
+        self, name: str, subject: str, validity_months: int, tags: dict[str, str]
+    ) -> StoredCertificate:
+        from azure.keyvault.certificates import (
+            CertificateContentType,
+            CertificatePolicy,
+            CertificatePolicyAction,
+            KeyType,
+            LifetimeAction,
+        )
+
+        policy = CertificatePolicy(
+            issuer_name="Self",
+            subject=subject,
+            key_type=KeyType.rsa,
+            key_size=2048,
+            # Exportable: downstream services read the PKCS#12 through a Key Vault reference, as they read a
+            # client secret, and sign their own assertions (docs/credentials.md, "Why an exportable key").
+            exportable=True,
+            reuse_key=False,
+            content_type=CertificateContentType.pkcs12,
+            validity_in_months=validity_months,
+            # Never AutoRenew: Key Vault would make a new key the latest version before it is on the app, and
+            # every consumer would switch to a certificate Entra refuses. Rotation renews (shared/usecases).
+            lifetime_actions=[LifetimeAction(CertificatePolicyAction.email_contacts, days_before_expiry=30)],
+        )
+        try:
+            created = await self._create(name, policy, tags)
+        except ResourceExistsError:
+            # Soft-deleted by an earlier offboarding: recover the name, then create the new version.
+            logger.info("certificate %s is soft-deleted; recovering it before creating a version", name)
+            try:
+                await self.certificates.recover_deleted_certificate(name)
+                created = await self._create(name, policy, tags)
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+                raise _translate(error, "recovering a soft-deleted certificate") from error
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "creating a certificate") from error
+        return self._stored_certificate(name, created)
+
+    async def _create(self, name: str, policy: Any, tags: dict[str, str]) -> KeyVaultCertificate:
+        from azure.keyvault.certificates import KeyVaultCertificate
+
+        # The SDK polls the pending operation every 5 s by default; a self-signed certificate is usually ready
+        # within a second or two, and an onboarding waits on it.
+        created = await self.certificates.create_certificate(name, policy, tags=tags, _polling_interval=1)
+        if not isinstance(created, KeyVaultCertificate):
+            raise UpstreamError(
+                f"Key Vault did not complete the certificate ({created.status}: {created.status_details})",
+                "keyvault", 200, str(created.error.code) if created.error else None,
+            )  # fmt: skip
+        return created
+
+    async def read_certificate(self, name: str, with_key: bool = False) -> StoredCertificate | None:
+        try:
+            found = await self.certificates.get_certificate(name)
+        except ResourceNotFoundError:
+            return None
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "reading a certificate") from error
+        stored = self._stored_certificate(name, found)
+        if not with_key:
+            return stored
+        try:
+            # The backing secret of this very version (never "latest": a rotation may promote in between).
+            bundle = await self.client.get_secret(name, stored.version)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "reading a certificate's key") from error
+        if not bundle.value:
+            raise UpstreamError("Key Vault returned a certificate's secret without its value", "keyvault", 200, None)
+        key = certificate_key(bundle.value)
+        if key.certificate.thumbprint_sha256 != stored.certificate.thumbprint_sha256:
+            raise UpstreamError("Key Vault's certificate and its secret disagree", "keyvault", 200, None)
+        return StoredCertificate(stored.name, stored.version, stored.uri, stored.tags, stored.certificate, key)
+
+    async def import_certificate(self, name: str, key: CertificateKey, tags: dict[str, str]) -> StoredCertificate:
+        import base64
+
+        try:
+            imported = await self.certificates.import_certificate(
+                name, base64.b64decode(key.pkcs12.reveal()), tags=tags
+            )
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "importing a certificate") from error
+        return self._stored_certificate(name, imported)
+
+    async def update_certificate_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        try:
+            await self.certificates.update_certificate_properties(name, version, tags=tags)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "updating a certificate's tags") from error
+
+    async def delete_certificate(self, name: str) -> bool:
+        try:
+            await self.certificates.delete_certificate(name)  # the aio client waits until the deletion is done
+        except ResourceNotFoundError:
+            return False
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "deleting a certificate") from error
+        return True
+
+    async def purge_certificate(self, name: str) -> bool:
+        try:
+            await self.certificates.purge_deleted_certificate(name)
+        except ResourceNotFoundError:
+            return False
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "purging a deleted certificate") from error
+        return True
+
+    async def client_certificates(self) -> AsyncIterator[SecretSummary]:
+        """This deployment's client certificates, with their tags and expiry, from the vault's listing."""
+        try:
+            async for properties in self.certificates.list_properties_of_certificates():
+                tags = dict(properties.tags or {})
+                if self._settings.registry.is_managed_client_certificate(tags):
+                    yield SecretSummary(str(properties.name), tags, properties.expires_on)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, "listing certificates") from error
+
+    def _stored_certificate(self, name: str, found: KeyVaultCertificate) -> StoredCertificate:
+        if not found.cer or found.properties is None:
+            raise UpstreamError("Key Vault returned a certificate without its public part", "keyvault", 200, None)
+        return StoredCertificate(
+            name=name,
+            version=str(found.properties.version),
+            uri=f"{self._settings.key_vault_url}/secrets/{name}",
+            tags=dict(found.properties.tags or {}),
+            certificate=public_certificate(bytes(found.cer)),
+        )
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
+        if self._certificates is not None:
+            await self._certificates.close()
+            self._certificates = None
 
 
 def _translate(error: AzureError, doing: str) -> Exception:

@@ -1,20 +1,29 @@
-"""Proving a new client secret: a real client-credentials token request, and the roles Entra granted in it."""
+"""Proving a new credential: a real client-credentials token request, and the roles Entra granted in it.
+
+A client secret is sent as it is; a certificate as a client assertion it signs (shared/adapters/x509.py)."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
-from azure.identity.aio import ClientSecretCredential
+from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential
 
 from shared.adapters.entra_answers import REPLICATION_CODES, aadsts, aadsts_text, refused, roles_of, status_of
 from shared.adapters.tls import SharedTransport
+from shared.adapters.x509 import client_assertion
 from shared.domain.errors import UpstreamError, UpstreamUnavailable
-from shared.domain.model import Secret
+from shared.domain.model import CertificateKey, ClientCredential
 from shared.domain.ports import NotReplicatedYet
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+# AADSTS700027 "Client assertion contains an invalid signature. [Reason - The key was not found.]": what a
+# certificate added moments ago gets until Entra has replicated it, as 7000215 is for a new secret
+# (https://learn.microsoft.com/entra/identity-platform/reference-error-codes). Retried within the proof's
+# deadline like the other replication codes, then reported pending; never for a client secret.
+NEW_KEY_CODES = frozenset({"700027"})
 
 
 class _ExpectedVerificationFailures(logging.Filter):
@@ -23,7 +32,10 @@ class _ExpectedVerificationFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("ClientSecretCredential") and aadsts_text(message) in REPLICATION_CODES)
+        return not (
+            message.startswith(("ClientSecretCredential", "ClientAssertionCredential"))
+            and aadsts_text(message) in REPLICATION_CODES | NEW_KEY_CODES
+        )
 
 
 for _name in (
@@ -36,7 +48,7 @@ for _name in (
 
 
 class TokenRoleChecker:
-    """Proves a client secret works by asking Entra for a token, and reads the roles granted in it."""
+    """Proves a credential works by asking Entra for a token, and reads the roles granted in it."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -46,25 +58,36 @@ class TokenRoleChecker:
         # no token cache and no cookies (the transport keeps none), only connections.
         self._transport: SharedTransport | None = None
 
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+    async def granted_roles(
+        self, tenant_id: str, client_id: str, credential_to_prove: ClientCredential, scope: str
+    ) -> set[str]:
         if self._transport is None:
             self._transport = SharedTransport(self._settings.tls_ca_bundle)
-        credential = ClientSecretCredential(
-            tenant_id,
-            client_id,
-            secret.reveal(),
-            authority=self._settings.authority_host,
-            disable_instance_discovery=self._settings.is_local,
+        options = {
+            "authority": self._settings.authority_host,
+            "disable_instance_discovery": self._settings.is_local,
             **self._transport.lend(),
-        )
+        }
+        credential: ClientSecretCredential | ClientAssertionCredential
+        replication = REPLICATION_CODES
+        if isinstance(credential_to_prove, CertificateKey):
+            key = credential_to_prove
+            # The audience Entra checks: its token endpoint for the tenant (the certificate-credentials page).
+            endpoint = f"{self._settings.authority_host.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
+            credential = ClientAssertionCredential(
+                tenant_id, client_id, lambda: client_assertion(key, client_id, endpoint, datetime.now(UTC)), **options
+            )
+            replication = REPLICATION_CODES | NEW_KEY_CODES
+        else:
+            credential = ClientSecretCredential(tenant_id, client_id, credential_to_prove.reveal(), **options)
         try:
             token = await credential.get_token(scope)
         except ClientAuthenticationError as error:
             # Chained: azure-identity's message is Entra's error description, which never repeats the
             # client secret (the request's form body, which holds it, is never read or logged here).
             code = aadsts(error)
-            if code in REPLICATION_CODES:  # expected while the secret replicates: retried, not logged
-                raise NotReplicatedYet("the new client secret", f"AADSTS{code}") from error
+            if code in replication:  # expected while the credential replicates: retried, not logged
+                raise NotReplicatedYet("the new credential", f"AADSTS{code}") from error
             raise UpstreamError(
                 "Entra refused the new credential", "entra", status_of(error), f"AADSTS{code}" if code else None,
                 upstream_request_ids=refused(error, code, tenant_id),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.domain.errors import UnknownIntegration
-from shared.domain.model import IntegrationProfile, ResourcePermissions
+from shared.domain.model import CredentialType, IntegrationProfile, ResourcePermissions
 from shared.domain.registry import INTEGRATION_ID
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -129,6 +129,8 @@ class Catalog:
                     "displayName": p.display_name,
                     "description": p.description,
                     "highImpact": {"reason": p.high_impact_reason} if p.high_impact_reason else None,
+                    "credentialTypes": [str(t) for t in p.credential_types],
+                    "defaultCredentialType": str(p.default_credential_type),
                     "permissions": [_resource_json(r) for r in p.permissions],
                 }
                 for p in self
@@ -221,7 +223,11 @@ def _allowed(entry: Any, where: str) -> AllowedPermission:
 def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], where: str) -> IntegrationProfile:
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: must be an object")
-    _only(entry, {"id", "displayName", "description", "highImpact", "permissions"}, where)
+    _only(
+        entry,
+        {"id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "defaultCredentialType"},
+        where,
+    )
     profile_id = entry.get("id")
     if not isinstance(profile_id, str) or not INTEGRATION_ID.match(profile_id):
         raise CatalogError(f"{where}.id: 3-32 lowercase letters, digits or hyphens")
@@ -242,7 +248,24 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
         raise CatalogError(f"{where}.permissions: each resource API may appear once")
     if high_impact_reason is not None and not any(r.high_impact for r in resources):
         raise CatalogError(f"{where}.highImpact: the profile asks for no high-impact role; remove the marking")
-    return IntegrationProfile(profile_id, display_name, description, tuple(resources), high_impact_reason)
+    types, default = _credential_types(entry, where)
+    return IntegrationProfile(
+        profile_id, display_name, description, tuple(resources), high_impact_reason,
+        credential_types=types, default_credential_type=default,
+    )  # fmt: skip
+
+
+def _credential_types(entry: dict[str, Any], where: str) -> tuple[tuple[CredentialType, ...], CredentialType]:
+    """What a caller may choose (`credentialTypes`, default: a client secret only) and what it gets by default."""
+    names = entry.get("credentialTypes", [CredentialType.SECRET.value])
+    known = {t.value for t in CredentialType}
+    if not isinstance(names, list) or not names or any(n not in known for n in names) or len(set(names)) != len(names):
+        raise CatalogError(f"{where}.credentialTypes: a non-empty list of distinct values of {sorted(known)}")
+    types = tuple(CredentialType(n) for n in names)
+    default = entry.get("defaultCredentialType", types[0].value)
+    if default not in names:
+        raise CatalogError(f"{where}.defaultCredentialType: one of credentialTypes {names}")
+    return types, CredentialType(default)
 
 
 def _high_impact(entry: Any, where: str) -> str | None:

@@ -128,6 +128,20 @@ class SecretLifetimeExceedsPolicy(OnboardingError):
     title = "The tenant's app management policy refuses a secret this long-lived"
 
 
+class CertificatesRefusedByPolicy(OnboardingError):
+    problem_type = "certificates-refused-by-policy"
+    status = 409
+    title = "The tenant's app management policy refuses the certificates this service can create"
+
+
+class PrivateKeySupplied(OnboardingError):
+    """A vendor-supplied certificate must be public: one that carries a private key is refused, and never logged."""
+
+    problem_type = "private-key-supplied"
+    status = 400
+    title = "The certificate contains a private key; send only the public certificate"
+
+
 class NotOwned(OnboardingError):
     problem_type = "registration-not-owned"
     status = 409

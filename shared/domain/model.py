@@ -41,6 +41,16 @@ class Secret:
         raise TypeError("a Secret is not picklable")
 
 
+class CredentialType(StrEnum):
+    """What an integration's app proves itself with (README, "Credential types").
+
+    A client secret is a bearer string; a certificate's private key stays in Key Vault, which creates it,
+    and a token request proves possession by signing (docs/credentials.md)."""
+
+    SECRET = "secret"  # noqa: S105 - the name of a credential type, not a secret
+    CERTIFICATE = "certificate"
+
+
 @dataclass(frozen=True)
 class ResourcePermissions:
     """Application permissions (app roles, by value) an integration needs on one resource API.
@@ -69,6 +79,9 @@ class IntegrationProfile:
     high_impact_reason: str | None = None
     # False for an integration that has left the catalog but still has registrations (credentials.known_profile).
     in_catalog: bool = True
+    # What a caller may choose for this integration, and what it gets when it does not choose.
+    credential_types: tuple[CredentialType, ...] = (CredentialType.SECRET,)
+    default_credential_type: CredentialType = CredentialType.SECRET
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}
@@ -92,6 +105,77 @@ class NewPassword:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """A certificate (key credential) on an app as Graph lists it: never its key bytes."""
+
+    key_id: str
+    display_name: str | None
+    thumbprint: str | None  # SHA-1 of the certificate, upper-case hex (Graph's customKeyIdentifier)
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class PublicCertificate:
+    """An X.509 certificate's public part (DER), with what the app and the token endpoint know it by."""
+
+    der: bytes = field(repr=False)
+    thumbprint_sha1: str  # upper-case hex: Graph's customKeyIdentifier, the `x5t` header
+    thumbprint_sha256: str  # upper-case hex: the `x5t#S256` header
+    subject: str
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A certificate to put on an app, under the keyId and display name this service chose for it."""
+
+    key_id: str
+    display_name: str
+    certificate: PublicCertificate
+
+
+class CertificateKey:
+    """A certificate with its private key (PKCS#12, base64), as Key Vault hands it over: proves an app in a
+    token request. Its repr never shows the key, like `Secret`."""
+
+    __slots__ = ("certificate", "pkcs12")
+
+    def __init__(self, certificate: PublicCertificate, pkcs12: Secret) -> None:
+        self.certificate = certificate
+        self.pkcs12 = pkcs12
+
+    def __repr__(self) -> str:
+        return f"CertificateKey({self.certificate.thumbprint_sha256[:12]}…, ***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a CertificateKey is not picklable")
+
+
+# What a token request proves an app with.
+ClientCredential = Secret | CertificateKey
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """One Key Vault certificate's latest version, as the vault adapter reads it (its key only on request)."""
+
+    name: str
+    version: str
+    uri: str  # versionless https://{vault}/secrets/{name}: the backing secret downstream services reference
+    tags: Mapping[str, str]
+    certificate: PublicCertificate
+    key: CertificateKey | None = field(default=None, compare=False)
+
+    @property
+    def expires(self) -> datetime:
+        return self.certificate.not_after
+
+
+@dataclass(frozen=True)
 class RoleRef:
     resource_app_id: str
     app_role_id: str
@@ -109,7 +193,7 @@ class AppRegistration:
     created: datetime | None = None  # createdDateTime: which of the tenant's policy restrictions apply
     notes: str | None = None
     sign_in_audience: str | None = None
-    key_credential_ids: tuple[str, ...] = ()  # certificates: this service never adds one
+    keys: tuple[KeyInfo, ...] = ()  # certificates (keyCredentials)
 
 
 @dataclass(frozen=True)
@@ -133,7 +217,7 @@ class Assignment:
 
 @dataclass(frozen=True)
 class PasswordPolicy:
-    """What a tenant's app management policy allows for new secrets (None: no cap).
+    """What a tenant's app management policy allows for new secrets and certificates (None: no cap).
 
     Graph's passwordCredentialConfiguration can narrow a restriction to apps created on or after
     `restrictForAppsCreatedAfterDateTime`, switch it off (`state: disabled`) or exempt some callers
@@ -149,6 +233,11 @@ class PasswordPolicy:
     # The enforcement dates of the two restrictions (None: every app, whenever created).
     additions_forbidden_for_apps_created_from: datetime | None = None
     lifetime_capped_for_apps_created_from: datetime | None = None
+    # keyCredentialConfiguration (https://learn.microsoft.com/graph/api/resources/keycredentialconfiguration):
+    # `asymmetricKeyLifetime` caps a certificate's validity. (`trustedCertificateAuthority` exists in beta
+    # only, so a v1.0 read never sees it; Entra's refusal on adding the key still says so.)
+    certificate_max_lifetime_days: float | None = None
+    certificate_lifetime_capped_for_apps_created_from: datetime | None = None
 
     def for_app_created(self, created: datetime | None) -> PasswordPolicy:
         """The policy as Entra enforces it on an app created at `created` (None: unknown, so it applies)."""
@@ -160,6 +249,9 @@ class PasswordPolicy:
             additions_allowed=self.additions_allowed or not applies(self.additions_forbidden_for_apps_created_from),
             max_lifetime_days=self.max_lifetime_days if applies(self.lifetime_capped_for_apps_created_from) else None,
             policy_id=self.policy_id,
+            certificate_max_lifetime_days=self.certificate_max_lifetime_days
+            if applies(self.certificate_lifetime_capped_for_apps_created_from)
+            else None,
         )
 
 

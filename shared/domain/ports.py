@@ -11,12 +11,16 @@ from typing import Protocol
 from shared.domain.model import (
     AppRegistration,
     Assignment,
+    CertificateKey,
+    ClientCredential,
+    KeyInfo,
+    NewKey,
     NewPassword,
     PasswordPolicy,
     ResourceApi,
     RoleRef,
-    Secret,
     SecretSummary,
+    StoredCertificate,
     StoredSecret,
 )
 
@@ -133,6 +137,15 @@ class Directory(Protocol):
 
     async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool: ...
 
+    async def add_key(self, tenant_id: str, app_object_id: str, key: NewKey) -> KeyInfo:
+        """Put a certificate on the app (keeping its others); a certificate already there under this keyId is
+        left as it is, so repeating the call is safe."""
+        ...
+
+    async def remove_key(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        """Take one certificate off the app (keeping its others); False if it was not there."""
+        ...
+
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
         """Soft-delete (into deleted items); False if it was already gone."""
         ...
@@ -172,7 +185,7 @@ class TenantAccess(Protocol):
 
 
 class CredentialChecker(Protocol):
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+    async def granted_roles(self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
         """The `roles` of a token obtained with these credentials; NotReplicatedYet while Entra catches up."""
         ...
 
@@ -202,6 +215,32 @@ class Vault(Protocol):
 
     def client_secrets(self) -> AsyncIterator[SecretSummary]:
         """Every client secret this deployment manages (by tags), streamed page by page."""
+        ...
+
+    # Certificates: Key Vault creates the key pair and keeps it; the backing secret of the same name holds
+    # the PKCS#12 that `reference(name)` points downstream services at.
+    async def create_certificate(
+        self, name: str, subject: str, validity_months: int, tags: dict[str, str]
+    ) -> StoredCertificate:
+        """A new version of a self-signed certificate, its key exportable, created in Key Vault."""
+        ...
+
+    async def read_certificate(self, name: str, with_key: bool = False) -> StoredCertificate | None: ...
+
+    async def import_certificate(self, name: str, key: CertificateKey, tags: dict[str, str]) -> StoredCertificate:
+        """A new version holding a certificate and key Key Vault already created (rotation's promotion)."""
+        ...
+
+    async def update_certificate_tags(self, name: str, version: str, tags: dict[str, str]) -> None: ...
+
+    async def delete_certificate(self, name: str) -> bool:
+        """Soft-delete a certificate (its backing secret and key with it); False if there was none."""
+        ...
+
+    async def purge_certificate(self, name: str) -> bool: ...
+
+    def client_certificates(self) -> AsyncIterator[SecretSummary]:
+        """Every client certificate this deployment manages (by tags), streamed page by page."""
         ...
 
 

@@ -56,11 +56,21 @@ class Tag:
     ROTATED_AT: Final = "rotated-at"
     RETIRE_AFTER: Final = "retire-after"  # superseded credentials are removed after this moment
     STAGED_KIND: Final = "staged-client-secret"  # the `kind` of a staging secret (never a consumer's)
+    # On the Client ID secret: which credential type the registration uses now (shared/domain/model.py).
+    CREDENTIAL_TYPE: Final = "credential-type"
+    # On a client certificate (a Key Vault certificate, not a secret): its `kind`, and the SHA-256 thumbprint
+    # of the certificate a staging certificate holds (rotation's journal for certificates).
+    CERTIFICATE_KIND: Final = "client-certificate"
+    STAGED_CERTIFICATE_KIND: Final = "staged-client-certificate"
+    # On a client secret a certificate replaced: removed from the app and Key Vault after `retire-after`.
+    SUPERSEDED_BY: Final = "superseded-by"
     TRUE: Final = "true"
     FALSE: Final = "false"
 
 
 TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+# Any fixed namespace will do; it only has to stay the same for keyIds to be found again.
+_KEY_ID_NAMESPACE: Final = uuid.UUID("6f1c1e0a-3b8e-4a8c-9d1e-2f6a7c0b5d41")
 # The app registration's notes: what an admin reading Entra learns about who manages it (the caller may append).
 APP_NOTES: Final = "Managed by tenant onboarding automation: permissions and secrets are set and rotated automatically."
 
@@ -118,6 +128,28 @@ class Registry:
         no name `parse_secret_name` or the Event Grid filter (`-client-secret` at the end) takes for one."""
         return f"{self.secret_name(tenant_id, integration, SecretKind.CLIENT_SECRET)}-staged"
 
+    def certificate_name(self, tenant_id: str, integration: str) -> str:
+        """The registration's client certificate in Key Vault. Its backing secret (the PKCS#12 downstream
+        services read) has the same name: certificates and secrets share one namespace in a vault
+        (https://learn.microsoft.com/azure/key-vault/certificates/about-certificates#composition-of-a-certificate)."""
+        return f"{self.prefix}-{tenant_id}-{integration}-{Tag.CERTIFICATE_KIND}"
+
+    def staging_certificate_name(self, tenant_id: str, integration: str) -> str:
+        """Where rotation creates a new certificate until a token proves it (never a consumer's reference)."""
+        return f"{self.certificate_name(tenant_id, integration)}-staged"
+
+    def parse_certificate_name(self, name: str) -> tuple[str, str] | None:
+        """(tenant id, integration) of a client certificate this deployment named; None for any other name."""
+        pattern = rf"{re.escape(self.prefix)}-({TENANT_ID_PATTERN})-({INTEGRATION_ID_PATTERN})-{Tag.CERTIFICATE_KIND}"
+        match = re.fullmatch(pattern, name)
+        return (match.group(1), match.group(2)) if match else None
+
+    @staticmethod
+    def key_credential_id(thumbprint_sha256: str) -> str:
+        """The keyId this service gives a certificate on an app: derived from the certificate, so adding the
+        same certificate twice (a retry after a lost answer) converges on one key credential."""
+        return str(uuid.uuid5(_KEY_ID_NAMESPACE, thumbprint_sha256.upper()))
+
     def secret_names(self, tenant_id: str, integration: str) -> dict[SecretKind, str]:
         return {kind: self.secret_name(tenant_id, integration, kind) for kind in SecretKind}
 
@@ -147,18 +179,21 @@ class Registry:
         """Unique per attempt, and prefixed: a lost addPassword answer can be found by it and removed."""
         return f"{self.credential_prefix}{uuid.uuid4().hex[:12]}"
 
-    def tags(
-        self, tenant_id: str, integration: str, kind: SecretKind, app_object_id: str, client_id: str
-    ) -> dict[str, str]:
-        """The tags every secret of a registration carries: what it is and whose."""
+    def tags(self, tenant_id: str, integration: str, kind: str, app_object_id: str, client_id: str) -> dict[str, str]:
+        """The tags every secret (and certificate) of a registration carries: what it is and whose.
+        `kind`: a SecretKind, or Tag.CERTIFICATE_KIND / Tag.STAGED_CERTIFICATE_KIND."""
         return {
             Tag.MANAGED_BY: self.prefix,
             Tag.TENANT_ID: tenant_id,
             Tag.INTEGRATION: integration,
-            Tag.KIND: kind.value,
+            Tag.KIND: str(kind),
             Tag.APP_OBJECT_ID: app_object_id,
             Tag.CLIENT_ID: client_id,
         }
+
+    def is_managed_client_certificate(self, tags: dict[str, str]) -> bool:
+        """Whether a listed certificate is a client certificate this deployment manages (the sweep's filter)."""
+        return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) == Tag.CERTIFICATE_KIND
 
     def is_managed_client_secret(self, tags: dict[str, str]) -> bool:
         """Whether a listed secret is a client secret this deployment manages (the sweep's filter)."""

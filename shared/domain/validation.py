@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from shared.domain.model import CredentialType
+
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON string, escapes included (the "unrolled loop" form: linear, no backtracking), and a bracket.
 JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -36,6 +38,14 @@ def lifetime_days(value: object, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidValue(f"must be a whole number of days from 1 to {maximum}")
     return value
+
+
+def credential_type(value: object) -> CredentialType:
+    """One of the credential types by its name; whether the integration offers it is the use case's question."""
+    names = [t.value for t in CredentialType]
+    if not isinstance(value, str) or value not in names:
+        raise InvalidValue(f"must be one of {', '.join(names)}")
+    return CredentialType(value)
 
 
 def json_nesting(text: str, max_depth: int) -> None:

@@ -13,6 +13,7 @@ import azure.functions as func
 from shared.bootstrap import services
 from shared.domain import validation
 from shared.domain.errors import InvalidRequest
+from shared.domain.model import CredentialType
 from shared.entrypoints.http_common import (
     flag_param,
     integration_param,
@@ -28,7 +29,7 @@ from shared.usecases.onboarding import OnboardRequest, Outcome
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes"}
+BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes", "credentialType"}
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
 
@@ -44,6 +45,7 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         display_name=_text(body, "displayName", 120),
         secret_lifetime_days=_lifetime(body),
         notes=_text(body, "notes", 500),
+        credential_type=_credential_type(body),
     )
     result = await services().onboarding.onboard(request)
     headers = {}
@@ -108,6 +110,15 @@ def _text(body: dict[str, Any], name: str, max_length: int) -> str | None:
         return validation.text(body[name], max_length)
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"{name} {problem}.", field=name) from None
+
+
+def _credential_type(body: dict[str, Any]) -> CredentialType | None:
+    if body.get("credentialType") is None:
+        return None
+    try:
+        return validation.credential_type(body["credentialType"])
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"credentialType {problem}.", field="credentialType") from None
 
 
 def _lifetime(body: dict[str, Any]) -> int | None:

@@ -38,7 +38,9 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             for p in state.permissions
         ],
         "credential": {
+            "type": credential.type.value,
             "keyId": credential.key_id,
+            "thumbprint": credential.thumbprint,
             "hint": credential.hint,
             "expires": iso(credential.expires) if credential.expires else None,
             "verified": credential.verified,
@@ -48,6 +50,7 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             "clientId": references.client_id,
             "tenantId": references.tenant_id,
             "clientSecret": references.client_secret,
+            "clientCertificate": references.client_certificate,
         },
         "drift": list(state.drift),
     }
@@ -72,6 +75,7 @@ def offboard_json(result: OffboardResult) -> dict[str, Any]:
         "integration": result.integration,
         "application": result.application,
         "secrets": result.secrets,
+        "certificates": result.certificates,
     }
 
 

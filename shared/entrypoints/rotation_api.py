@@ -30,7 +30,12 @@ from shared.usecases.rotation import Action
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-ROTATION_EVENTS = {"microsoft.keyvault.secretnearexpiry", "microsoft.keyvault.secretexpired"}
+ROTATION_EVENTS = {
+    "microsoft.keyvault.secretnearexpiry",
+    "microsoft.keyvault.secretexpired",
+    "microsoft.keyvault.certificatenearexpiry",
+    "microsoft.keyvault.certificateexpired",
+}
 RETIRE_CHOICES = {"afterGracePeriod": False, "immediately": True}
 
 
@@ -109,7 +114,7 @@ async def rotate_now(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
-    """(tenant, integration) of a Key Vault event about one of our client secrets, else None.
+    """(tenant, integration) of a Key Vault event about one of our client secrets or certificates, else None.
 
     Event Grid's Key Vault payload casing varies (`ObjectName` / `objectName`); read it
     case-insensitively and ignore anything that is not ours: other vaults, other kinds, other names.
@@ -118,11 +123,17 @@ def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:
         return None
     fields = {str(k).lower(): v for k, v in data.items()}
     settings = services().settings
-    if str(fields.get("objecttype", "")).lower() != "secret":
+    object_type = str(fields.get("objecttype", "")).lower()
+    if object_type not in ("secret", "certificate"):
         return None
     if str(fields.get("vaultname", "")).lower() != vault_name(settings.key_vault_url):
         logger.info("ignoring a Key Vault event from another vault")
         return None
+    if object_type == "certificate":
+        certificate = settings.registry.parse_certificate_name(str(fields.get("objectname", "")))
+        if certificate is None or services().catalog.get(certificate[1]) is None:
+            return None
+        return certificate
     secret = settings.registry.parse_secret_name(str(fields.get("objectname", "")))
     if (
         secret is None

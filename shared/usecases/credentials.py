@@ -1,4 +1,4 @@
-"""A client secret's life, shared by onboarding and rotation: mint it safely, store it, prove it.
+"""A client secret's life, shared by onboarding and rotation: mint it safely, store it, prove it (and any credential).
 
 Minting is the one operation that cannot simply be repeated (each call makes a new secret whose
 text is shown once), so it is guarded here: SDK retries off, a unique display name per attempt
@@ -14,7 +14,14 @@ from datetime import datetime
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.model import AppRegistration, IntegrationProfile, NewPassword, Secret, SecretKind, StoredSecret
+from shared.domain.model import (
+    AppRegistration,
+    ClientCredential,
+    IntegrationProfile,
+    NewPassword,
+    SecretKind,
+    StoredSecret,
+)
 from shared.domain.ports import CredentialChecker, Directory, NotReplicatedYet, PasswordOutcomeUnknown, Vault
 from shared.domain.registry import Registry, Tag, iso
 from shared.domain.retry import Clock, RetryDeadline, retry
@@ -138,7 +145,7 @@ class Credentials:
         audit("secret.created", context, appObjectId=app.object_id, keyId=new.info.key_id, end=iso(new.info.end))
         return new
 
-    async def prove(self, tenant: str, client_id: str, secret: Secret, profile: IntegrationProfile) -> None:
+    async def prove(self, tenant: str, client_id: str, secret: ClientCredential, profile: IntegrationProfile) -> None:
         """A token for every resource API, holding every granted role; waits out replication, else 202."""
 
         async def check(resource_scope: str, wanted: set[str]) -> None:

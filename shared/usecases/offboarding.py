@@ -23,10 +23,14 @@ class OffboardResult:
     integration: str
     application: str  # deleted | purged | absent
     secrets: dict[str, str] = field(default_factory=dict)  # name -> deleted | purged | absent
+    # Client certificates (and a rotation's staging one) that were there: name -> deleted | purged
+    certificates: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return self.application != "absent" or any(v != "absent" for v in self.secrets.values())
+        return (
+            self.application != "absent" or any(v != "absent" for v in self.secrets.values()) or bool(self.certificates)
+        )
 
 
 class Offboarding:
@@ -76,7 +80,28 @@ class Offboarding:
             result.secrets = dict(zip(names, outcomes, strict=False))
             if outcomes[-1] != "absent":
                 result.secrets[staging] = outcomes[-1]
+            certificates = [
+                self.registry.certificate_name(tenant, integration),
+                self.registry.staging_certificate_name(tenant, integration),
+            ]
+            removed = await asyncio.gather(
+                *(self._remove_certificate(name, purge_secrets, context) for name in certificates)
+            )
+            result.certificates = {
+                name: outcome for name, outcome in zip(certificates, removed, strict=True) if outcome != "absent"
+            }
             return result
+
+    async def _remove_certificate(self, name: str, purge: bool, context: dict[str, str]) -> str:
+        """A client certificate goes with its backing secret and key (Key Vault deletes all three together)."""
+        outcome = "absent"
+        if await self.vault.delete_certificate(name):
+            outcome = "deleted"
+            audit("certificate.deleted", context, certificateName=name)
+        if purge and await self.vault.purge_certificate(name):
+            outcome = "purged"
+            audit("certificate.purged", context, certificateName=name)
+        return outcome
 
     async def _remove_secret(self, name: str, purge: bool, context: dict[str, str]) -> str:
         outcome = "absent"

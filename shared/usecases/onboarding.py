@@ -34,16 +34,19 @@ from typing import Any
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import NameHeldByDeletedRegistration, SecretsForbiddenByPolicy, UpstreamError
+from shared.domain.errors import InvalidRequest, NameHeldByDeletedRegistration, SecretsForbiddenByPolicy, UpstreamError
 from shared.domain.model import (
     AppRegistration,
+    CredentialType,
     IntegrationProfile,
+    KeyInfo,
     PasswordInfo,
     PasswordPolicy,
     ResourceApi,
     RoleRef,
     Secret,
     SecretKind,
+    StoredCertificate,
     StoredSecret,
 )
 from shared.domain.ports import (
@@ -58,6 +61,7 @@ from shared.domain.ports import (
 from shared.domain.registry import APP_NOTES, Tag, iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
+from shared.usecases.certificates import Certificates, validity_months
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import CONTENT_TYPES, Credentials
 from shared.usecases.ownership import require_ours
@@ -83,6 +87,7 @@ class OnboardRequest:
     display_name: str | None = None
     secret_lifetime_days: int | None = None
     notes: str | None = None
+    credential_type: CredentialType | None = None  # None: the catalog's default for the integration
 
 
 @dataclass
@@ -111,6 +116,7 @@ class Onboarding:
         clock: Clock,
         now: Callable[[], datetime],
         access: TenantAccess | None = None,
+        certificates: Certificates | None = None,
     ) -> None:
         self.settings = settings
         self.registry = settings.registry
@@ -118,6 +124,7 @@ class Onboarding:
         self.directory = directory
         self.vault = vault
         self.credentials = credentials
+        self.certificates = certificates or Certificates(settings, directory, vault, clock, now)
         self.status = status
         self.locks = locks
         self.clock = clock
@@ -151,21 +158,31 @@ class Onboarding:
         )
         # As Entra enforces it on an app created now; an existing app may predate a restriction.
         policy = await self._policy_for_this_app(tenant, profile, policy)
-        if not policy.additions_allowed:
-            raise SecretsForbiddenByPolicy(
-                "The tenant's app management policy does not allow client secrets.",
-                policyId=policy.policy_id,
-                **context,
-            )
-        # What the caller asked for is kept on the stored secret (`lifetime-days`), so rotation keeps to it.
+        kind = self._credential_type(request, profile)
         requested_days = request.secret_lifetime_days or self.settings.secret_lifetime_days
         lifetime_days = float(requested_days)
-        if policy.max_lifetime_days is not None and lifetime_days > policy.max_lifetime_days:
-            progress("policy", f"secret lifetime clamped to {policy.max_lifetime_days:g} days by the tenant's policy")
-            lifetime_days = policy.max_lifetime_days
+        months = 0
+        if kind is CredentialType.SECRET:
+            if not policy.additions_allowed:
+                raise SecretsForbiddenByPolicy(
+                    "The tenant's app management policy does not allow client secrets; onboard with "
+                    "credentialType 'certificate'.",
+                    policyId=policy.policy_id,
+                    **context,
+                )
+            # What the caller asked for is kept on the stored secret (`lifetime-days`), so rotation keeps to it.
+            if policy.max_lifetime_days is not None and lifetime_days > policy.max_lifetime_days:
+                progress(
+                    "policy", f"secret lifetime clamped to {policy.max_lifetime_days:g} days by the tenant's policy"
+                )
+                lifetime_days = policy.max_lifetime_days
+        else:
+            months = validity_months(self.settings, policy, context)
 
         spec = self._spec(request, profile, apis)
         done = _Done()
+        certificate: StoredCertificate | None = None
+        secret_stored: StoredSecret | None = None
         try:
             app, done.app_created = await self._replicated(
                 "app registration", lambda: self._converge_application(tenant, profile, spec, stored, context, done)
@@ -176,38 +193,14 @@ class Onboarding:
                 "application",
                 f"{'created' if done.app_created else 'found'} {app.display_name} (client id {app.app_id})",
             )
-
-            # Both branches wait for the new app to replicate, then neither needs the other until the proof:
-            # the service principal and its grants on one side, the client secret minted and stored on the other.
-            (sp_id, granted), (secret_stored, secret, new_password) = await together(
-                self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
-                self._ensure_secret(
-                    tenant, profile, app, lifetime_days, requested_days, context, stored[SecretKind.CLIENT_SECRET], done
-                ),
-            )
-            progress(
-                "client secret", f"{'created' if done.minted else 'kept'} keyId {secret_stored.tags.get(Tag.KEY_ID)}"
-            )
-            if new_password is not None:
-                app = replace(app, passwords=(*app.passwords, new_password))
-
-            if secret_stored.tags.get(Tag.VERIFIED) != Tag.TRUE:
-                await self.credentials.prove(tenant, app.app_id, secret, profile)
-                tags = dict(secret_stored.tags) | {Tag.VERIFIED: Tag.TRUE}
-                # Client ID and Tenant ID only once the secret is proven, beside marking it so.
-                _, done.ids_written = await together(
-                    self.vault.update_tags(secret_stored.name, secret_stored.version, tags),
-                    self._write_ids(tenant, profile, app, context, stored),
+            if kind is CredentialType.SECRET:
+                app, sp_id, granted, secret_stored = await self._with_secret(
+                    tenant, profile, app, apis, lifetime_days, requested_days, stored, context, done, progress
                 )
-                secret_stored = replace(secret_stored, tags=tags)
-                progress("verify", "a token request with the new secret holds every granted permission")
             else:
-                done.ids_written = await self._write_ids(tenant, profile, app, context, stored)
-            removed = await self._remove_orphans(
-                tenant, profile, app, keep=_kept_credentials(secret_stored), context=context
-            )
-            done.orphans_removed += len(removed)
-            app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
+                app, sp_id, granted, certificate = await self._with_certificate(
+                    tenant, profile, app, apis, months, stored, context, done, progress
+                )
         except StillReplicating as pending:
             progress("pending", pending.reason)
             return OnboardResult(
@@ -230,8 +223,140 @@ class Onboarding:
             granted,
             secret_stored,
             dict.fromkeys((SecretKind.CLIENT_ID, SecretKind.TENANT_ID), True),
+            certificate=certificate,
         )
         return OnboardResult(outcome, registration, changes=changes)
+
+    def _credential_type(self, request: OnboardRequest, profile: IntegrationProfile) -> CredentialType:
+        """The caller's choice within what the catalog allows this integration, else the catalog's default."""
+        kind = request.credential_type or profile.default_credential_type
+        if kind not in profile.credential_types:
+            allowed = ", ".join(str(t) for t in profile.credential_types)
+            raise InvalidRequest(
+                f"credentialType {kind!s} is not offered for {profile.id} (offered: {allowed}).",
+                field="credentialType",
+            )
+        return kind
+
+    async def _with_secret(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        apis: dict[str, ResourceApi],
+        lifetime_days: float,
+        requested_days: int,
+        stored: dict[SecretKind, StoredSecret | None],
+        context: dict[str, str],
+        done: _Done,
+        progress: Progress,
+    ) -> tuple[AppRegistration, str, set[tuple[str, str]], StoredSecret]:
+        """The secret flow: principal and grants beside mint-and-store, then proof, ids, orphans."""
+        # Both branches wait for the new app to replicate, then neither needs the other until the proof:
+        # the service principal and its grants on one side, the client secret minted and stored on the other.
+        (sp_id, granted), (secret_stored, secret, new_password) = await together(
+            self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
+            self._ensure_secret(
+                tenant, profile, app, lifetime_days, requested_days, context, stored[SecretKind.CLIENT_SECRET], done
+            ),
+        )
+        progress("client secret", f"{'created' if done.minted else 'kept'} keyId {secret_stored.tags.get(Tag.KEY_ID)}")
+        if new_password is not None:
+            app = replace(app, passwords=(*app.passwords, new_password))
+
+        if secret_stored.tags.get(Tag.VERIFIED) != Tag.TRUE:
+            await self.credentials.prove(tenant, app.app_id, secret, profile)
+            tags = dict(secret_stored.tags) | {Tag.VERIFIED: Tag.TRUE}
+            # Client ID and Tenant ID only once the secret is proven, beside marking it so.
+            _, done.ids_written = await together(
+                self.vault.update_tags(secret_stored.name, secret_stored.version, tags),
+                self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET),
+            )
+            secret_stored = replace(secret_stored, tags=tags)
+            progress("verify", "a token request with the new secret holds every granted permission")
+        else:
+            done.ids_written = await self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET)
+        removed = await self._remove_orphans(
+            tenant, profile, app, keep=_kept_credentials(secret_stored), context=context
+        )
+        done.orphans_removed += len(removed)
+        app = replace(app, passwords=tuple(p for p in app.passwords if p.key_id not in removed))
+        return app, sp_id, granted, secret_stored
+
+    async def _with_certificate(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        apis: dict[str, ResourceApi],
+        months: int,
+        stored: dict[SecretKind, StoredSecret | None],
+        context: dict[str, str],
+        done: _Done,
+        progress: Progress,
+    ) -> tuple[AppRegistration, str, set[tuple[str, str]], StoredCertificate]:
+        """The certificate flow: principal and grants beside create-and-install, then proof and ids; a client
+        secret the certificate replaces is marked for retirement after the grace period (no gap for consumers
+        still reading it), never removed at once."""
+        (sp_id, granted), (certificate, key) = await together(
+            self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
+            self._ensure_certificate(tenant, profile, app, months, context, done),
+        )
+        progress(
+            "client certificate",
+            f"{'created' if done.certificate_created else 'kept'} thumbprint {certificate.certificate.thumbprint_sha256}",
+        )
+        if all(k.key_id != key.key_id for k in app.keys):
+            app = replace(app, keys=(*app.keys, key))
+        if certificate.tags.get(Tag.VERIFIED) != Tag.TRUE:
+            assert certificate.key is not None  # read with its key by _ensure_certificate
+            await self.credentials.prove(tenant, app.app_id, certificate.key, profile)
+            tags = dict(certificate.tags) | {Tag.VERIFIED: Tag.TRUE}
+            _, done.ids_written = await together(
+                self.vault.update_certificate_tags(certificate.name, certificate.version, tags),
+                self._write_ids(tenant, profile, app, context, stored, CredentialType.CERTIFICATE),
+            )
+            certificate = replace(certificate, tags=tags)
+            progress("verify", "a token request signed with the new certificate holds every granted permission")
+        else:
+            done.ids_written = await self._write_ids(tenant, profile, app, context, stored, CredentialType.CERTIFICATE)
+        await self._supersede_secret(stored[SecretKind.CLIENT_SECRET], context, done)
+        return app, sp_id, granted, certificate
+
+    async def _ensure_certificate(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        months: int,
+        context: dict[str, str],
+        done: _Done,
+    ) -> tuple[StoredCertificate, KeyInfo]:
+        """The stored certificate, on the app; a new one (created by Key Vault) when none is stored or it is
+        about to expire. Returns it with its key and its key credential on the app."""
+        name = self.registry.certificate_name(tenant, profile.id)
+        current = await self.vault.read_certificate(name, with_key=True)
+        if current is None or not self.certificates.usable(app, current):
+            tags = self.certificates.tags(tenant, profile.id, app, Tag.CERTIFICATE_KIND)
+            current = await self.certificates.create(name, tenant, profile.id, months, tags, context)
+            done.certificate_created = True
+        key, added = await self.certificates.install(tenant, app, current, context)
+        done.certificate_added = added
+        return current, key
+
+    async def _supersede_secret(self, secret: StoredSecret | None, context: dict[str, str], done: _Done) -> None:
+        """Start the grace period of a client secret a certificate now replaces: rotation removes it from the app
+        and from Key Vault once `retire-after` has passed (shared/usecases/rotation.py)."""
+        if secret is None or secret.tags.get(Tag.SUPERSEDED_BY):
+            return
+        retire_after = self.now() + timedelta(hours=self.settings.rotation_grace_hours)
+        tags = dict(secret.tags) | {
+            Tag.SUPERSEDED_BY: CredentialType.CERTIFICATE.value,
+            Tag.RETIRE_AFTER: iso(retire_after),
+        }
+        await self.vault.update_tags(secret.name, secret.version, tags)
+        audit("secret.superseded", context, secretName=secret.name, retireAfter=iso(retire_after))
+        done.secret_superseded = True
 
     # --- steps ---
     def _spec(
@@ -439,12 +564,14 @@ class Onboarding:
         app: AppRegistration,
         context: dict[str, str],
         stored: dict[SecretKind, StoredSecret | None],
+        credential_type: CredentialType,
     ) -> int:
-        """Client ID and Tenant ID, each written unless Key Vault (as read at the start) already holds it."""
+        """Client ID and Tenant ID, each written unless Key Vault (as read at the start) already holds it. Both
+        carry the registration's credential type, which tells status and rotation what to look for."""
 
         async def ensure(kind: SecretKind, value: str) -> int:
             name = self.registry.secret_name(tenant, profile.id, kind)
-            tags = self._tags(tenant, profile, app, kind)
+            tags = self._tags(tenant, profile, app, kind) | {Tag.CREDENTIAL_TYPE: credential_type.value}
             current = stored[kind]
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
                 return 0
@@ -502,6 +629,9 @@ class _Done:
     sp_created: bool = False
     consent: Tally = field(default_factory=Tally)
     minted: bool = False
+    certificate_created: bool = False
+    certificate_added: bool = False
+    secret_superseded: bool = False
     ids_written: int = 0
     orphans_removed: int = 0
 
@@ -516,6 +646,12 @@ class _Done:
                 (f"{self.consent.granted} permissions granted", self.consent.granted),
                 (f"{self.consent.revoked} permissions beyond the profile revoked", self.consent.revoked),
                 ("client secret created", self.minted),
+                ("client certificate created", self.certificate_created),
+                ("client certificate added to the application", self.certificate_added),
+                (
+                    "client secret superseded by the certificate (retired after the grace period)",
+                    self.secret_superseded,
+                ),
                 ("client and tenant ids stored", self.ids_written),
                 (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),
             )

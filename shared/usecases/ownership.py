@@ -7,11 +7,12 @@ So an app this call did not create is used only when all of these hold:
 
 - its owners are exactly this service (Graph lets an Application.ReadWrite.OwnedBy caller manage
   only what it owns, and no one else may add a credential to an app they do not own);
-- it carries no certificate and no federated credential (this service issues neither);
+- it carries no federated credential (this service adds none) and no certificate but ones named
+  the way this service names its own;
 - on an app Key Vault has no record of (no stored secret's tags name its object id), no password
-  but ones named the way this service names its own. Those are lost: had this service stored one,
-  Key Vault would record the app. So they are removed before anything else, whoever added them
-  (a name is easy to copy, and an intruder's copy goes with them).
+  but ones named the way this service names its own. Those (and certificates named so) are lost:
+  had this service stored one, Key Vault would record the app. So they are removed before anything
+  else, whoever added them (a name is easy to copy, and an intruder's copy goes with them).
 
 So an app left half-made by an earlier call that died (before Key Vault recorded it) is finished
 by the next PUT, and an app that Key Vault records stays this service's as long as it alone owns it.
@@ -35,6 +36,7 @@ class Ownership:
 
     problems: tuple[str, ...]
     lost_passwords: tuple[str, ...] = ()  # keyIds to remove first: named as ours on an app nobody recorded
+    lost_keys: tuple[str, ...] = ()  # the same for certificates
 
     @property
     def proven(self) -> bool:
@@ -63,17 +65,20 @@ async def examine(
         problems.append(f"{len(others)} owner(s) other than this service")
     if me not in owners:
         problems.append("this service is not an owner")
-    if app.key_credential_ids:
-        problems.append(f"{len(app.key_credential_ids)} certificate credential(s) this service did not add")
+    foreign_keys = [k for k in app.keys if not (k.display_name or "").startswith(issued_prefix)]
+    if foreign_keys:
+        problems.append(f"{len(foreign_keys)} certificate credential(s) this service did not add")
     if federated:
         problems.append(f"{len(federated)} federated credential(s) this service did not add")
     lost: tuple[str, ...] = ()
+    lost_keys: tuple[str, ...] = ()
     if not recorded:
         foreign = [p for p in app.passwords if not (p.display_name or "").startswith(issued_prefix)]
         if foreign:
             problems.append(f"{len(foreign)} client secret(s) this service did not add")
         lost = tuple(p.key_id for p in app.passwords if p not in foreign)
-    return Ownership(tuple(problems), lost)
+        lost_keys = tuple(k.key_id for k in app.keys if k not in foreign_keys)
+    return Ownership(tuple(problems), lost, lost_keys)
 
 
 async def require_ours(

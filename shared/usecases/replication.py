@@ -21,6 +21,7 @@ T = TypeVar("T")
 A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
+D = TypeVar("D")
 PENDING_RETRY_AFTER_SECONDS = 5
 
 
@@ -70,6 +71,10 @@ async def together(a: Awaitable[A], b: Awaitable[B], /) -> tuple[A, B]: ...
 
 @overload
 async def together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /) -> tuple[A, B, C]: ...
+
+
+@overload
+async def together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], d: Awaitable[D], /) -> tuple[A, B, C, D]: ...
 
 
 async def together(*steps: Awaitable[Any]) -> tuple[Any, ...]:

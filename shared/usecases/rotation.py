@@ -1,4 +1,5 @@
-"""Rotating client secrets before they expire, in two phases, with no gap in service.
+"""Rotating client secrets before they expire, in two phases, with no gap in service (certificates:
+shared/usecases/certificate_rotation.py, reached from here).
 
 Per registration (serialized by the registration lock, so the timer, a Key Vault event and an
 on-demand call never rotate the same one twice):
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,6 +50,8 @@ from shared.domain.ports import Directory, Locks, TenantAccess, Vault
 from shared.domain.registry import Tag, iso, parse_iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
+from shared.usecases.certificate_rotation import CertificateRotation
+from shared.usecases.certificates import Certificates
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import Credentials, known_profile
 from shared.usecases.ownership import require_ours
@@ -104,6 +107,7 @@ class Rotation:
         clock: Clock,
         now: Callable[[], datetime],
         access: TenantAccess | None = None,
+        certificates: Certificates | None = None,
     ) -> None:
         self.settings = settings
         self.registry = settings.registry
@@ -115,6 +119,9 @@ class Rotation:
         self.clock = clock
         self.now = now
         self.access = access
+        self.certificate_rotation = CertificateRotation(
+            self, certificates or Certificates(settings, directory, vault, clock, now)
+        )
         self._policies: dict[str, tuple[datetime, asyncio.Future[PasswordPolicy]]] = {}
 
     # --- one registration ---
@@ -144,16 +151,28 @@ class Rotation:
         integration = profile.id
         context = {"tenantId": tenant, "integration": integration}
         name = self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)
-        # Both reads at once: one round trip instead of two for every registration a sweep acts on.
+        # The reads at once: one round trip instead of three for every registration a sweep acts on.
         # The value is not read: rotation needs the version and its tags, never the secret itself.
-        stored, app = await asyncio.gather(
-            self.vault.read(name), self.directory.find_application(tenant, self.registry.unique_name(integration))
+        stored, certificate, app = await asyncio.gather(
+            self.vault.read(name),
+            self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
+            self.directory.find_application(tenant, self.registry.unique_name(integration)),
         )
-        if stored is None:
-            raise RegistrationNotFound("No stored client secret: onboard this integration first.", **context)
+        if stored is None and certificate is None:
+            raise RegistrationNotFound("No stored credential: onboard this integration first.", **context)
         if app is None:
             logger.error("app registration for %s/%s is gone (deleted out of band)", tenant, integration)
             return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
+        if certificate is not None and (stored is None or stored.tags.get(Tag.SUPERSEDED_BY)):
+            retired_secret = await self._retire_superseded_secret(tenant, app, stored, retire_now, context)
+            result = await self.certificate_rotation.rotate(
+                tenant, app, certificate, profile, force, retire_now, context
+            )
+            result.retired_key_ids = [*retired_secret, *result.retired_key_ids]
+            if result.action is Action.NOTHING_DUE and retired_secret:
+                result.action = Action.RETIRED
+            return result
+        assert stored is not None
         stored, app = await self._clear_journal(tenant, app, stored, context)
 
         current = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
@@ -196,6 +215,29 @@ class Rotation:
         result.expires = iso(stored.expires) if stored.expires else None
         return result
 
+    async def _retire_superseded_secret(
+        self, tenant: str, app: AppRegistration, stored: StoredSecret | None, retire_now: bool, context: dict[str, str]
+    ) -> list[str]:
+        """A client secret a certificate replaced, once its grace period is over: every secret this service
+        issued comes off the app, and the stored one (and any staging one) leaves Key Vault."""
+        if stored is None:
+            return []
+        retire_after = parse_iso(stored.tags.get(Tag.RETIRE_AFTER))
+        if not retire_now and retire_after is not None and self.now() < retire_after:
+            return []
+        removed = []
+        for password in app.passwords:
+            if self.registry.issued_here(password.display_name) and await self.directory.remove_password(
+                tenant, app.object_id, password.key_id
+            ):
+                removed.append(password.key_id)
+                audit("secret.retired", context, appObjectId=app.object_id, keyId=password.key_id, reason="superseded")
+        staging = self._staging_name(stored)
+        for name in (stored.name, staging):
+            if await self.vault.delete(name):
+                audit("secret.deleted", context, secretName=name, reason="superseded by a certificate")
+        return removed
+
     async def _converge_consent(
         self, tenant: str, app: AppRegistration, stored: StoredSecret, profile: IntegrationProfile,
         context: dict[str, str],
@@ -216,7 +258,12 @@ class Rotation:
         )  # fmt: skip
 
     async def _still_pending(
-        self, result: RotationResult, stored: StoredSecret, pending: StillReplicating, context: dict[str, str]
+        self,
+        result: RotationResult,
+        stored: StoredSecret,
+        pending: StillReplicating,
+        context: dict[str, str],
+        set_tags: Callable[[StoredSecret, dict[str, str]], Awaitable[None]] | None = None,
     ) -> RotationResult:
         """Pending once is Entra catching up; pending for longer than PENDING_DEADLINE is a failure.
 
@@ -227,7 +274,7 @@ class Rotation:
         since = parse_iso(stored.tags.get(Tag.PENDING_SINCE))
         if since is None:
             with contextlib.suppress(OnboardingError):
-                await self._set_tags(stored, dict(stored.tags) | {Tag.PENDING_SINCE: iso(now)})
+                await (set_tags or self._set_tags)(stored, dict(stored.tags) | {Tag.PENDING_SINCE: iso(now)})
             since = now
         result.action, result.detail = Action.PENDING, pending.reason
         if now - since >= PENDING_DEADLINE:

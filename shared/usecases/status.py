@@ -13,7 +13,15 @@ from datetime import datetime
 
 from shared.domain.catalog import Catalog
 from shared.domain.errors import RegistrationNotFound
-from shared.domain.model import AppRegistration, IntegrationProfile, ResourceApi, SecretKind, StoredSecret
+from shared.domain.model import (
+    AppRegistration,
+    CredentialType,
+    IntegrationProfile,
+    ResourceApi,
+    SecretKind,
+    StoredCertificate,
+    StoredSecret,
+)
 from shared.domain.ports import Directory, NotReplicatedYet, TenantAccess, Vault
 from shared.domain.registry import Registry, Tag
 from shared.usecases.credentials import known_profile
@@ -43,15 +51,19 @@ class CredentialState:
     expires: datetime | None
     verified: bool
     other_credentials_on_app: int
+    type: CredentialType = CredentialType.SECRET
+    thumbprint: str | None = None  # a certificate's SHA-256 thumbprint (the `x5t#S256` consumers send)
 
 
 @dataclass(frozen=True)
 class References:
-    """Key Vault references to the registration's three secrets (None: not stored)."""
+    """Key Vault references to the registration's secrets (None: not stored). A certificate's reference is
+    to its backing secret, which holds the PKCS#12 (certificate and key)."""
 
     client_id: str | None
     tenant_id: str | None
     client_secret: str | None
+    client_certificate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,11 @@ class RegistrationStatus:
             # As onboard does: a tenant that has not consented gets 403 with the consent URL, not a failed read.
             await self.access.ensure_reachable(tenant)
         state = await self.describe(tenant, integration)
-        if state.application is None and state.references.client_secret is None:
+        if (
+            state.application is None
+            and state.references.client_secret is None
+            and state.references.client_certificate is None
+        ):
             raise RegistrationNotFound(
                 "Nothing is registered for this integration in this tenant.", tenantId=tenant, integration=integration
             )
@@ -102,9 +118,10 @@ class RegistrationStatus:
         """The live state from Entra and Key Vault, including drift; never a secret value."""
         profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
         names = self.registry.secret_names(tenant, profile.id)
-        app, stored, apis = await together(
+        app, stored, certificate, apis = await together(
             self.directory.find_application(tenant, self.registry.unique_name(profile.id)),
             read_stored(self.vault, names, with_value=False),
+            self.vault.read_certificate(self.registry.certificate_name(tenant, profile.id)),
             asyncio.gather(*(self.directory.resource_api(tenant, p.resource_app_id) for p in profile.permissions)),
         )
         sp_id, ownership = (
@@ -131,6 +148,7 @@ class RegistrationStatus:
             stored[SecretKind.CLIENT_SECRET],
             {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
             ownership.problems if ownership else (),
+            certificate=certificate,
         )
 
     def state(
@@ -144,8 +162,13 @@ class RegistrationStatus:
         secret: StoredSecret | None,
         ids_stored: dict[SecretKind, bool],
         not_ours: tuple[str, ...] = (),
+        *,
+        certificate: StoredCertificate | None = None,
     ) -> RegistrationState:
-        """The registration from what was read (describe) or just converged (onboard)."""
+        """The registration from what was read (describe) or just converged (onboard).
+
+        Its credential is the certificate when one is stored and no client secret is current (none stored, or
+        one a certificate superseded); otherwise the client secret."""
         names = self.registry.secret_names(tenant, profile.id)
         permissions = []
         for p, api in zip(profile.permissions, apis, strict=True):
@@ -153,8 +176,6 @@ class RegistrationStatus:
                 role_id = api.roles_by_value.get(role) if api else None
                 granted_now = bool(api and role_id and (api.object_id, role_id) in granted)
                 permissions.append(PermissionState(p.resource_name, p.resource_app_id, role, granted_now))
-        key_id = secret.tags.get(Tag.KEY_ID) if secret else None
-        on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
         drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
         if not profile.in_catalog:
             drift.append("integration no longer in the catalog: offboard it")
@@ -178,12 +199,13 @@ class RegistrationStatus:
             f"permission granted outside the profile: {role_names.get(grant, f'app role {grant[1]} on {grant[0]}')}"
             for grant in granted - profile_roles
         )
-        if secret is None:
-            drift.append("client secret not stored")
-        elif on_app is None:
-            drift.append("stored client secret matches no credential on the app")
-        elif on_app.end <= self.now():
-            drift.append("client secret expired")
+        uses_certificate = certificate is not None and (secret is None or bool(secret.tags.get(Tag.SUPERSEDED_BY)))
+        if uses_certificate:
+            assert certificate is not None
+            credential, credential_drift = self._certificate_state(app, certificate)
+        else:
+            credential, credential_drift = self._secret_state(app, secret)
+        drift += credential_drift
         return RegistrationState(
             tenant_id=tenant,
             integration=profile.id,
@@ -191,13 +213,7 @@ class RegistrationStatus:
             application=AppSummary(app.object_id, app.app_id, app.display_name) if app else None,
             service_principal_id=sp_id,
             permissions=permissions,
-            credential=CredentialState(
-                key_id=key_id,
-                hint=on_app.hint if on_app else None,
-                expires=on_app.end if on_app else (secret.expires if secret else None),
-                verified=bool(secret and secret.tags.get(Tag.VERIFIED) == Tag.TRUE),
-                other_credentials_on_app=len(app.passwords) - (1 if on_app else 0) if app else 0,
-            ),
+            credential=credential,
             references=References(
                 client_id=self.vault.reference(names[SecretKind.CLIENT_ID])
                 if ids_stored[SecretKind.CLIENT_ID]
@@ -206,9 +222,52 @@ class RegistrationStatus:
                 if ids_stored[SecretKind.TENANT_ID]
                 else None,
                 client_secret=self.vault.reference(names[SecretKind.CLIENT_SECRET]) if secret else None,
+                client_certificate=self.vault.reference(certificate.name) if certificate else None,
             ),
             drift=drift,
         )
+
+    def _secret_state(
+        self, app: AppRegistration | None, secret: StoredSecret | None
+    ) -> tuple[CredentialState, list[str]]:
+        key_id = secret.tags.get(Tag.KEY_ID) if secret else None
+        on_app = next((c for c in app.passwords if c.key_id == key_id), None) if app and key_id else None
+        drift = []
+        if secret is None:
+            drift.append("client secret not stored")
+        elif on_app is None:
+            drift.append("stored client secret matches no credential on the app")
+        elif on_app.end <= self.now():
+            drift.append("client secret expired")
+        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        return CredentialState(
+            key_id=key_id,
+            hint=on_app.hint if on_app else None,
+            expires=on_app.end if on_app else (secret.expires if secret else None),
+            verified=bool(secret and secret.tags.get(Tag.VERIFIED) == Tag.TRUE),
+            other_credentials_on_app=others,
+        ), drift
+
+    def _certificate_state(
+        self, app: AppRegistration | None, certificate: StoredCertificate
+    ) -> tuple[CredentialState, list[str]]:
+        key_id = self.registry.key_credential_id(certificate.certificate.thumbprint_sha256)
+        on_app = next((k for k in app.keys if k.key_id == key_id), None) if app else None
+        drift = []
+        if on_app is None:
+            drift.append("stored client certificate matches no certificate on the app")
+        elif certificate.expires <= self.now():
+            drift.append("client certificate expired")
+        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        return CredentialState(
+            key_id=key_id,
+            hint=None,
+            expires=certificate.expires,
+            verified=certificate.tags.get(Tag.VERIFIED) == Tag.TRUE,
+            other_credentials_on_app=others,
+            type=CredentialType.CERTIFICATE,
+            thumbprint=certificate.certificate.thumbprint_sha256,
+        ), drift
 
 
 async def read_stored(

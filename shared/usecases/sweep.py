@@ -79,6 +79,10 @@ class Sweep:
     async def plan(self) -> AsyncIterator[PlannedItem]:
         async for summary in self.vault.client_secrets():
             yield self.classify(summary)
+        # Client certificates are listed apart (Key Vault lists certificates and secrets separately); a
+        # registration switched from a secret has both until the secret's grace period ends.
+        async for summary in self.vault.client_certificates():
+            yield self.classify(summary)
 
     async def run(self, dry_run: bool = False, on_item: Callable[[PlannedItem], None] | None = None) -> SweepSummary:
         """Plan from the listing, act on what needs it with bounded concurrency; what happened, counted."""
