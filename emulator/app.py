@@ -20,6 +20,7 @@ from .errors import ServiceError, graph_error, vault_error
 from .faults import FaultInjector, FaultMiddleware, RequestLog, service_of
 from .graph import GraphService
 from .keyvault import KeyVaultService
+from .keyvault_certificates import KeyVaultCertificates
 from .state import World
 from .tokens import TokenService
 
@@ -98,11 +99,13 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
     routes: list[Route] = []
     routes += AdminApi(world, seed, faults, admin_key, requests).routes()
     routes += GraphService(world, tokens, faults).routes()
-    routes += KeyVaultService(world, tokens, public_base).routes()
+    vault = KeyVaultService(world, tokens, public_base)
+    routes += vault.routes()
+    routes += KeyVaultCertificates(vault).routes()
     routes += entra.routes()
     handlers = {ServiceError: _service_error, HTTPException: _http_exception, Exception: _unexpected}
     https = Starlette(routes=routes, exception_handlers=handlers)
-    # Key Vault's SDK asks for "/secrets/name/"; a slash redirect would be a wrong answer.
+    # Key Vault's SDKs ask for "/secrets/name/" and "/certificates/name/"; a slash redirect would be a wrong answer.
     https.router.redirect_slashes = False
     identity = Starlette(routes=entra.identity_routes(), exception_handlers=handlers)
     return StandIn(

@@ -27,7 +27,7 @@ KINDS = ("latency", "status", "drop")
 def service_of(path: str) -> str:
     if path.startswith(("/v1.0", "/beta", "//v1.0")):
         return "graph"
-    if path.startswith(("/secrets", "/deletedsecrets")):
+    if path.startswith(("/secrets", "/deletedsecrets", "/certificates", "/deletedcertificates")):
         return "vault"
     if path.startswith("/msi/"):
         return "identity"

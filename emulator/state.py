@@ -211,6 +211,9 @@ class SecretVersion:
     expires: int | None
     created: int
     updated: int
+    # True for the secret backing a certificate version (keyvault_certificates.py): Key Vault answers
+    # `managed: true` and the key's `kid` with it.
+    managed: bool = False
 
 
 @dataclass
@@ -231,6 +234,44 @@ class SecretRecord:
 
 
 @dataclass
+class CertificateVersion:
+    """One issued or imported X.509 certificate; its key and its backing secret carry the same version."""
+
+    name: str
+    version: str
+    cer: str  # the certificate, base64 DER
+    key_pem: str  # its private key, PKCS#8 PEM (the certificate's key, /keys/{name}/{version})
+    tags: dict[str, str] | None
+    enabled: bool
+    not_before: int
+    expires: int
+    created: int
+    updated: int
+    from_create: bool = False  # issued through /create: the bundle names its pending operation
+
+
+@dataclass
+class CertificateRecord:
+    """A certificate's versions (the last is current), its policy and its latest creation operation."""
+
+    name: str
+    policy: JsonObject  # as Key Vault returns it (with its attributes), less the id
+    versions: list[CertificateVersion] = field(default_factory=list)
+    operation: JsonObject | None = None  # the last create: request_id, csr, status, issuer
+    pending: CertificateVersion | None = None  # the version a create in progress will add
+    secret: SecretRecord | None = None  # the backing secret, held here while the certificate is deleted
+    deleted_date: int | None = None
+    scheduled_purge_date: int | None = None
+
+    @property
+    def latest(self) -> CertificateVersion:
+        return self.versions[-1]
+
+    def version(self, version: str) -> CertificateVersion | None:
+        return next((v for v in self.versions if v.version == version.lower()), None)
+
+
+@dataclass
 class Vault:
     tenant_id: str
     # Azure RBAC on the vault: principal object id -> built-in role name.
@@ -239,6 +280,8 @@ class Vault:
     purge_protection: bool = False
     secrets: dict[str, SecretRecord] = field(default_factory=dict)
     deleted_secrets: dict[str, SecretRecord] = field(default_factory=dict)
+    certificates: dict[str, CertificateRecord] = field(default_factory=dict)
+    deleted_certificates: dict[str, CertificateRecord] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The live names in listing order, for paging by name (not a field: never in a snapshot).
@@ -291,8 +334,19 @@ class Replication:
     of the lag does not rewrite history.
     """
 
-    # Key Vault's soft delete and recover also complete after the call returns (keyvault.py).
-    KINDS = ("application", "servicePrincipal", "password", "appRoleAssignment", "secretDeletion", "secretRecovery")
+    # Key Vault's soft delete and recover also complete after the call returns (keyvault.py), and so does a
+    # certificate's creation (keyvault_certificates.py).
+    KINDS = (
+        "application",
+        "servicePrincipal",
+        "password",
+        "appRoleAssignment",
+        "secretDeletion",
+        "secretRecovery",
+        "certificateCreation",
+        "certificateDeletion",
+        "certificateRecovery",
+    )
 
     def __init__(self) -> None:
         self.lag_ms: dict[str, float] = dict.fromkeys(self.KINDS, 0.0)
@@ -370,6 +424,10 @@ class World:
             purge_protection=vault_data["purge_protection"],
             secrets={k: _record_from(v) for k, v in vault_data["secrets"].items()},
             deleted_secrets={k: _record_from(v) for k, v in vault_data["deleted_secrets"].items()},
+            certificates={k: _certificate_from(v) for k, v in vault_data.get("certificates", {}).items()},
+            deleted_certificates={
+                k: _certificate_from(v) for k, v in vault_data.get("deleted_certificates", {}).items()
+            },
         )
         world = cls(data["home_tenant_id"], vault)
         from datetime import timedelta
@@ -396,6 +454,20 @@ def _record_from(data: JsonObject) -> SecretRecord:
     return SecretRecord(
         name=data["name"],
         versions=[SecretVersion(**v) for v in data["versions"]],
+        deleted_date=data.get("deleted_date"),
+        scheduled_purge_date=data.get("scheduled_purge_date"),
+    )
+
+
+def _certificate_from(data: JsonObject) -> CertificateRecord:
+    pending, secret = data.get("pending"), data.get("secret")
+    return CertificateRecord(
+        name=data["name"],
+        policy=data["policy"],
+        versions=[CertificateVersion(**v) for v in data["versions"]],
+        operation=data.get("operation"),
+        pending=CertificateVersion(**pending) if pending else None,
+        secret=_record_from(secret) if secret else None,
         deleted_date=data.get("deleted_date"),
         scheduled_purge_date=data.get("scheduled_purge_date"),
     )
