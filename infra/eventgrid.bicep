@@ -1,5 +1,5 @@
 // Second stage, deployed by infra/hooks/postdeploy.sh after `azd deploy` (resource group scope): the Event
-// Grid subscription that sends the vault's SecretNearExpiry / SecretExpired events to the
+// Grid subscriptions that send the vault's SecretNearExpiry / SecretExpired (and the certificate kinds) events to the
 // secret_near_expiry function (shared/entrypoints/rotation_api.py).
 //
 // Why a webhook, and why after the code: an Event Grid trigger is called at
@@ -23,6 +23,9 @@ param eventSubscriptionName string
 
 @description('Name suffix of the secrets rotation cares about (shared/entrypoints/rotation_api.py ignores every other name).')
 param secretNameSuffix string = '-client-secret'
+
+@description('Name suffix of the client certificates rotation cares about (shared/domain/registry.py, certificate_name).')
+param certificateNameSuffix string = '-client-certificate'
 
 // The Python v2 function name of the Event Grid trigger in shared/entrypoints/rotation_api.py.
 var functionName = 'secret_near_expiry'
@@ -56,6 +59,36 @@ resource secretNearExpiry 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2
       subjectEndsWith: secretNameSuffix
     }
     // A missed event is caught by the timer sweep (ROTATION_SCHEDULE) anyway; retry for a day.
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+  }
+}
+
+// The same for client certificates: Key Vault raises CertificateNearExpiry / CertificateExpired
+// (https://learn.microsoft.com/azure/key-vault/general/event-grid-overview); the subject is the
+// certificate's name, which ends with the registry's client-certificate suffix.
+resource certificateNearExpiry 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
+  parent: systemTopic
+  name: '${eventSubscriptionName}-certificates'
+  properties: {
+    destination: {
+      endpointType: 'WebHook'
+      properties: {
+        endpointUrl: 'https://${site.properties.defaultHostName}/runtime/webhooks/EventGrid?functionName=${functionName}&code=${listKeys('${site.id}/host/default', '2024-04-01').systemKeys.eventgrid_extension}'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.KeyVault.CertificateNearExpiry'
+        'Microsoft.KeyVault.CertificateExpired'
+      ]
+      subjectEndsWith: certificateNameSuffix
+    }
     retryPolicy: {
       maxDeliveryAttempts: 30
       eventTimeToLiveInMinutes: 1440

@@ -112,6 +112,11 @@ param secretLifetimeDays int = 180
 @maxValue(3650)
 param maxSecretLifetimeDays int = 730
 
+@description('CERTIFICATE_VALIDITY_MONTHS: validity of a new client certificate, clamped to the tenant\'s policy.')
+@minValue(1)
+@maxValue(24)
+param certificateValidityMonths int = 12
+
 @description('VERIFY_TIMEOUT_SECONDS: how long to wait for a new secret to work before answering 202.')
 @minValue(1)
 @maxValue(600)
@@ -272,6 +277,7 @@ module functionApp 'app/function.bicep' = {
     rotationSchedule: rotationSchedule
     secretLifetimeDays: secretLifetimeDays
     maxSecretLifetimeDays: maxSecretLifetimeDays
+    certificateValidityMonths: certificateValidityMonths
     verifyTimeoutSeconds: verifyTimeoutSeconds
     replicationTimeoutSeconds: replicationTimeoutSeconds
     orphanGraceMinutes: orphanGraceMinutes

@@ -30,6 +30,7 @@ param namePrefix string
 param rotationSchedule string
 param secretLifetimeDays int
 param maxSecretLifetimeDays int
+param certificateValidityMonths int
 param verifyTimeoutSeconds int
 param replicationTimeoutSeconds int
 param orphanGraceMinutes int
@@ -147,6 +148,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MAX_SECRET_LIFETIME_DAYS'
           value: string(maxSecretLifetimeDays)
+        }
+        {
+          name: 'CERTIFICATE_VALIDITY_MONTHS'
+          value: string(certificateValidityMonths)
         }
         {
           name: 'VERIFY_TIMEOUT_SECONDS'

@@ -15,6 +15,13 @@ param applicationInsightsName string
 // purge protection is on.
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault Secrets Officer
 
+// Key Vault Certificates Officer. Client certificates (credentialType 'certificate') are Key Vault
+// certificates: the code creates them (Key Vault makes the key pair), reads them and their versions,
+// imports a proven staging certificate as the new version (rotation), updates their tags, lists them
+// (the sweep) and deletes them (offboarding). Their PKCS#12 is read through the backing secret, which the
+// Secrets Officer role above covers. Key Vault Certificate User only reads.
+var keyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key Vault Certificates Officer
+
 // Storage Blob Data Owner: what the Functions host needs on AzureWebJobsStorage when it connects with an
 // identity (read/write blobs, create containers: timer schedule monitor, host keys, leases); the code's
 // registration leases and Flex Consumption's deployment package live in the same account. The app has no
@@ -42,6 +49,16 @@ resource vaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource vaultCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCertificatesOfficer)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from azure.functions.decorators.function_app import Function
 
 from shared.adapters import locks
 from shared.domain.model import SecretKind
+from shared.domain.registry import Tag
 from shared.entrypoints import rotation_api
 from shared.settings import SETTINGS
 
@@ -31,17 +33,22 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 # comment beside it.
 BUILT_IN_ROLES = {
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
-# The one role the identity gets on each resource type, and why no broader one (rbac.bicep says more).
-EXPECTED_ROLES = {
-    "Microsoft.KeyVault/vaults": "Key Vault Secrets Officer",  # set, get, list, tag, delete, recover secrets
-    "Microsoft.Storage/storageAccounts": "Storage Blob Data Owner",  # Functions host storage, leases, package
-    "Microsoft.Insights/components": "Monitoring Metrics Publisher",  # telemetry with Entra authentication
+# The roles the identity gets on each resource type, each exactly once, and why no broader one (rbac.bicep
+# says more). Key Vault Administrator would cover both vault roles, and keys too, which the code never uses.
+EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
+    "Microsoft.KeyVault/vaults": (
+        "Key Vault Secrets Officer",  # set, get, list, tag, delete, recover secrets (and certificates' PKCS#12)
+        "Key Vault Certificates Officer",  # create, import, get, list, tag, delete client certificates
+    ),
+    "Microsoft.Storage/storageAccounts": ("Storage Blob Data Owner",),  # Functions host storage, leases, package
+    "Microsoft.Insights/components": ("Monitoring Metrics Publisher",),  # telemetry with Entra authentication
 }
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -87,6 +94,29 @@ PLATFORM_SETTINGS = {
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
 KEY_VAULT_EVENTS = {"Microsoft.KeyVault.SecretNearExpiry", "Microsoft.KeyVault.SecretExpired"}
+CERTIFICATE_EVENTS = {"Microsoft.KeyVault.CertificateNearExpiry", "Microsoft.KeyVault.CertificateExpired"}
+
+
+@dataclass(frozen=True)
+class EventSubscription:
+    """One Event Grid subscription eventgrid.bicep must declare: the events it delivers, and the eventgrid.bicep
+    parameter its subjectEndsWith filter takes, whose default must be the suffix the registry names the objects
+    with (a changed name scheme must change the filter too)."""
+
+    what: str
+    events: frozenset[str]
+    suffix_param: str
+    suffix: str
+
+
+EVENT_SUBSCRIPTIONS = (
+    EventSubscription(
+        "client secrets", frozenset(KEY_VAULT_EVENTS), "secretNameSuffix", f"-{SecretKind.CLIENT_SECRET.value}"
+    ),
+    EventSubscription(
+        "client certificates", frozenset(CERTIFICATE_EVENTS), "certificateNameSuffix", f"-{Tag.CERTIFICATE_KIND}"
+    ),
+)
 
 FUNCTION = "app/function.bicep"
 KEY_VAULT = "app/keyvault.bicep"
@@ -300,9 +330,9 @@ def check_app_setting_defaults(
 
 
 def check_role_assignments(t: Template) -> list[str]:
-    """Exactly one role per resource, the expected one, scoped to that resource, for the identity."""
+    """Exactly the expected roles on each resource, each once, scoped to that resource, for the identity."""
     problems = []
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     role_ids = {name: dig(var, "value") for name, var in t.variables(RBAC).items()}
     for path, name, resource in t.resources_of_type("Microsoft.Authorization/roleAssignments"):
         config = body(resource)
@@ -318,10 +348,12 @@ def check_role_assignments(t: Template) -> list[str]:
         role_var = dig(definition, 0, "resource_name_1")
         role_id = role_ids.get(str(role_var), role_var)
         role_name = BUILT_IN_ROLES.get(str(role_id), f"unknown role {role_id!r}")
-        expected = EXPECTED_ROLES.get(target_type)
-        if role_name != expected:
-            problems.append(f"{target_type}: the identity gets {role_name}, expected {expected}")
-        found[target_type] = role_name
+        expected = EXPECTED_ROLES.get(target_type, ())
+        if role_name not in expected:
+            problems.append(
+                f"{target_type}: the identity gets {role_name}, expected {' or '.join(expected) or 'no role'}"
+            )
+        found.setdefault(target_type, []).append(role_name)
         if (
             dig(config, "properties", "principalId") != "principalId"
             or dig(config, "properties", "principalType") != "ServicePrincipal"
@@ -330,9 +362,16 @@ def check_role_assignments(t: Template) -> list[str]:
         guid = functions(config.get("name"), "guid")
         if not guid or accessor(dig(guid, 0, "base_string")) != [scope, "id"] or role_var not in guid[0].values():
             problems.append(f"{path}: role assignment {name} must be named guid({scope}.id, principalId, role)")
-    for target_type, role in EXPECTED_ROLES.items():
-        if target_type not in found:
-            problems.append(f"{target_type}: the identity gets no role; it needs {role}")
+    for target_type, roles in EXPECTED_ROLES.items():
+        given = found.get(target_type, [])
+        if not given:
+            problems.append(f"{target_type}: the identity gets no role; it needs {' and '.join(roles)}")
+            continue
+        for role in roles:
+            if role not in given:
+                problems.append(f"{target_type}: the identity does not get {role}, which it needs")
+        for role in sorted({r for r in given if given.count(r) > 1}):
+            problems.append(f"{target_type}: the identity gets {role} {given.count(role)} times; expected once")
     return problems
 
 
@@ -486,49 +525,72 @@ def check_provisioner(t: Template) -> list[str]:
 
 
 def check_event_grid(t: Template, hook_script: str) -> list[str]:
+    """The vault's system topic, and one subscription per EVENT_SUBSCRIPTIONS entry, told apart by the events
+    it delivers: each filtered on its registry suffix, each to the code's Event Grid trigger's webhook."""
     problems = []
     topic = dig(t.resource(KEY_VAULT, "systemTopic"), "properties") or {}
     if topic.get("topicType") != "Microsoft.KeyVault.vaults" or accessor(topic.get("source")) != ["vault", "id"]:
         problems.append("Event Grid: the system topic must be the vault's (topicType Microsoft.KeyVault.vaults)")
     subscriptions = list(t.resources_of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions"))
-    if len(subscriptions) != 1:
-        return [*problems, f"Event Grid: expected one event subscription, found {len(subscriptions)}"]
-    path, name, resource = subscriptions[0]
-    properties = dig(body(resource), "properties") or {}
-    events = dig(properties, "filter", "includedEventTypes")
-    if not isinstance(events, list) or set(events) != KEY_VAULT_EVENTS:
-        problems.append(f"Event Grid: {name} must deliver exactly {sorted(KEY_VAULT_EVENTS)}, found {events!r}")
-    if {e.lower() for e in KEY_VAULT_EVENTS} != rotation_api.ROTATION_EVENTS:
+    if len(subscriptions) != len(EVENT_SUBSCRIPTIONS):
+        problems.append(
+            f"Event Grid: expected {len(EVENT_SUBSCRIPTIONS)} event subscriptions "
+            f"({', '.join(s.what for s in EVENT_SUBSCRIPTIONS)}), found {len(subscriptions)}"
+        )
+    subscribed = set().union(*(s.events for s in EVENT_SUBSCRIPTIONS))
+    if {e.lower() for e in subscribed} != rotation_api.ROTATION_EVENTS:
         problems.append(
             "Event Grid: shared/entrypoints/rotation_api.py ROTATION_EVENTS differ from the subscribed events"
         )
-    function_name = literal_values("functionName", t.variables(path))
-    functions_by_name = registered_functions()
-    triggers = {
-        getattr(functions_by_name[n].get_trigger(), "type", None) for n in function_name if n in functions_by_name
-    }
-    if triggers != {"eventGridTrigger"}:
-        problems.append(f"Event Grid: functionName {sorted(function_name)} is not the code's Event Grid trigger")
-    destination = properties.get("destination") or {}
-    url = str(dig(destination, "properties", "endpointUrl"))
-    if (
-        destination.get("endpointType") != "WebHook"
-        or "/runtime/webhooks/EventGrid?functionName=${functionName}&code=" not in url
-    ):
-        problems.append("Event Grid: the destination must be the function's Event Grid webhook")
-    if ".systemKeys.eventgrid_extension" not in url or "/host/default" not in url:
-        problems.append("Event Grid: the webhook must carry the eventgrid_extension system key")
-    if properties.get("eventDeliverySchema") != "EventGridSchema":
-        problems.append("Event Grid: the Python trigger reads the Event Grid schema")
     if "eventgrid.bicep" not in hook_script:
         problems.append("infra/hooks/postdeploy.sh must deploy eventgrid.bicep")
-    # The filter must keep what the registry names a client secret: a changed name scheme must change it too.
-    suffix = (t.params(path).get("secretNameSuffix") or {}).get("default")
-    wanted = f"-{SecretKind.CLIENT_SECRET.value}"
-    if suffix != wanted or dig(properties, "filter", "subjectEndsWith") != "secretNameSuffix":
-        problems.append(
-            f"Event Grid: the subscription must filter on subjectEndsWith {wanted!r} (shared/domain/registry.py)"
+    functions_by_name = registered_functions()
+    matched: dict[EventSubscription, list[str]] = {}
+    for path, name, resource in subscriptions:
+        properties = dig(body(resource), "properties") or {}
+        events = dig(properties, "filter", "includedEventTypes")
+        spec = next(
+            (s for s in EVENT_SUBSCRIPTIONS if isinstance(events, list) and sorted(events) == sorted(s.events)), None
         )
+        if spec is None:
+            wanted = " or ".join(str(sorted(s.events)) for s in EVENT_SUBSCRIPTIONS)
+            problems.append(f"Event Grid: {name} must deliver exactly {wanted}, found {events!r}")
+        else:
+            matched.setdefault(spec, []).append(name)
+            # The filter must keep what the registry names these objects: a changed name scheme must change it.
+            suffix = (t.params(path).get(spec.suffix_param) or {}).get("default")
+            if suffix != spec.suffix or dig(properties, "filter", "subjectEndsWith") != spec.suffix_param:
+                problems.append(
+                    f"Event Grid: {name} ({spec.what}) must filter on subjectEndsWith {spec.suffix_param}, "
+                    f"defaulting to {spec.suffix!r} (shared/domain/registry.py), found "
+                    f"{dig(properties, 'filter', 'subjectEndsWith')!r} defaulting to {suffix!r}"
+                )
+        destination = properties.get("destination") or {}
+        url = str(dig(destination, "properties", "endpointUrl"))
+        if (
+            destination.get("endpointType") != "WebHook"
+            or "/runtime/webhooks/EventGrid?functionName=${functionName}&code=" not in url
+        ):
+            problems.append(f"Event Grid: {name}'s destination must be the function's Event Grid webhook")
+        if ".systemKeys.eventgrid_extension" not in url or "/host/default" not in url:
+            problems.append(f"Event Grid: {name}'s webhook must carry the eventgrid_extension system key")
+        if properties.get("eventDeliverySchema") != "EventGridSchema":
+            problems.append(f"Event Grid: {name} must deliver the Event Grid schema, which the Python trigger reads")
+        function_name = literal_values("functionName", t.variables(path))
+        triggers = {
+            getattr(functions_by_name[n].get_trigger(), "type", None) for n in function_name if n in functions_by_name
+        }
+        if triggers != {"eventGridTrigger"}:
+            problems.append(
+                f"Event Grid: {name}'s functionName {sorted(function_name)} is not the code's Event Grid trigger"
+            )
+    for spec in EVENT_SUBSCRIPTIONS:
+        names = matched.get(spec, [])
+        if len(names) != 1:
+            problems.append(
+                f"Event Grid: {spec.what} need exactly one subscription delivering {sorted(spec.events)}, "
+                f"found {names or 'none'}"
+            )
     return problems
 
 

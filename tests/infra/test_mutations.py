@@ -30,6 +30,26 @@ STORAGE_KEY_SETTING = """        {
         // The code.
 """
 
+# The webhook both Event Grid subscriptions send to, after what names each (the URL itself occurs twice).
+WEBHOOK = (
+    "  properties: {\n    destination: {\n      endpointType: 'WebHook'\n      properties: {\n        endpointUrl: "
+    "'https://${site.properties.defaultHostName}/runtime/webhooks/EventGrid?functionName=${functionName}&code="
+    "${listKeys('${site.id}/host/default', '2024-04-01').systemKeys.eventgrid_extension}'"
+)
+SECRET_WEBHOOK = "  name: eventSubscriptionName\n" + WEBHOOK
+CERTIFICATE_WEBHOOK = "  name: '${eventSubscriptionName}-certificates'\n" + WEBHOOK
+
+CERTIFICATES_OFFICER_ROLE = """resource vaultCertificatesOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, principalId, keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCertificatesOfficer)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+"""
+
 TELEMETRY_ROLE = """resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(applicationInsights.id, principalId, monitoringMetricsPublisher)
   scope: applicationInsights
@@ -231,6 +251,14 @@ MUTATIONS = [
         "SECRET_LIFETIME_DAYS: main.bicep defaults to 90",
     ),
     Mutation(
+        "certificate validity default differs from the code's",
+        "infra/main.bicep",
+        "param certificateValidityMonths int = 12",
+        "param certificateValidityMonths int = 24",
+        "app_setting_defaults",
+        "CERTIFICATE_VALIDITY_MONTHS: main.bicep defaults to 24",
+    ),
+    Mutation(
         "azd default differs from the code's",
         "infra/main.parameters.json",
         "${ROTATION_SCHEDULE=0 0 */6 * * *}",
@@ -258,10 +286,42 @@ MUTATIONS = [
     Mutation(
         "role on the resource group",
         "infra/app/rbac.bicep",
-        "  scope: vault\n",
-        "  scope: resourceGroup()\n",
+        "keyVaultSecretsOfficer)\n  scope: vault\n",
+        "keyVaultSecretsOfficer)\n  scope: resourceGroup()\n",
         "role_assignments",
         "must be scoped to one resource",
+    ),
+    Mutation(
+        "Certificates Officer on the resource group",
+        "infra/app/rbac.bicep",
+        "keyVaultCertificatesOfficer)\n  scope: vault\n",
+        "keyVaultCertificatesOfficer)\n  scope: resourceGroup()\n",
+        "role_assignments",
+        "role assignment vaultCertificatesOfficer must be scoped to one resource",
+    ),
+    Mutation(
+        "Certificates Officer removed",
+        "infra/app/rbac.bicep",
+        CERTIFICATES_OFFICER_ROLE,
+        "",
+        "role_assignments",
+        "Microsoft.KeyVault/vaults: the identity does not get Key Vault Certificates Officer",
+    ),
+    Mutation(
+        "Certificates Officer changed to an unknown role",
+        "infra/app/rbac.bicep",
+        "var keyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key Vault Certificates Officer",
+        "var keyVaultCertificatesOfficer = 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba' // Key Vault Certificate User",
+        "role_assignments",
+        "gets unknown role 'db79e9a7-68ee-4b58-9aeb-b90e7c24fcba'",
+    ),
+    Mutation(
+        "Secrets Officer twice instead of Certificates Officer",
+        "infra/app/rbac.bicep",
+        CERTIFICATES_OFFICER_ROLE,
+        CERTIFICATES_OFFICER_ROLE.replace("keyVaultCertificatesOfficer", "keyVaultSecretsOfficer"),
+        "role_assignments",
+        "Microsoft.KeyVault/vaults: the identity gets Key Vault Secrets Officer 2 times; expected once",
     ),
     Mutation(
         "role comment wrong",
@@ -431,10 +491,69 @@ MUTATIONS = [
     Mutation(
         "webhook without the system key",
         "infra/eventgrid.bicep",
-        ".systemKeys.eventgrid_extension",
-        ".masterKey",
+        SECRET_WEBHOOK,
+        SECRET_WEBHOOK.replace(".systemKeys.eventgrid_extension", ".masterKey"),
         "event_grid",
-        "eventgrid_extension system key",
+        "secretNearExpiry's webhook must carry the eventgrid_extension system key",
+    ),
+    Mutation(
+        "certificate webhook without the system key",
+        "infra/eventgrid.bicep",
+        CERTIFICATE_WEBHOOK,
+        CERTIFICATE_WEBHOOK.replace(".systemKeys.eventgrid_extension", ".masterKey"),
+        "event_grid",
+        "certificateNearExpiry's webhook must carry the eventgrid_extension system key",
+    ),
+    Mutation(
+        "certificate events to another endpoint",
+        "infra/eventgrid.bicep",
+        CERTIFICATE_WEBHOOK,
+        CERTIFICATE_WEBHOOK.replace("/runtime/webhooks/EventGrid?", "/api/rotate?"),
+        "event_grid",
+        "certificateNearExpiry's destination must be the function's Event Grid webhook",
+    ),
+    Mutation(
+        "certificate events in the CloudEvents schema",
+        "infra/eventgrid.bicep",
+        "    eventDeliverySchema: 'EventGridSchema'\n    filter: {\n      includedEventTypes: [\n"
+        "        'Microsoft.KeyVault.CertificateNearExpiry'",
+        "    eventDeliverySchema: 'CloudEventSchemaV1_0'\n    filter: {\n      includedEventTypes: [\n"
+        "        'Microsoft.KeyVault.CertificateNearExpiry'",
+        "event_grid",
+        "certificateNearExpiry must deliver the Event Grid schema",
+    ),
+    Mutation(
+        "CertificateExpired not delivered",
+        "infra/eventgrid.bicep",
+        "        'Microsoft.KeyVault.CertificateExpired'\n",
+        "",
+        "event_grid",
+        "client certificates need exactly one subscription delivering",
+    ),
+    Mutation(
+        "certificate events filtered on another name",
+        "infra/eventgrid.bicep",
+        "param certificateNameSuffix string = '-client-certificate'",
+        "param certificateNameSuffix string = '-client-cert'",
+        "event_grid",
+        "certificateNearExpiry (client certificates) must filter on subjectEndsWith certificateNameSuffix, "
+        "defaulting to '-client-certificate'",
+    ),
+    Mutation(
+        "certificate events filtered on the secret suffix",
+        "infra/eventgrid.bicep",
+        "      subjectEndsWith: certificateNameSuffix\n",
+        "      subjectEndsWith: secretNameSuffix\n",
+        "event_grid",
+        "certificateNearExpiry (client certificates) must filter on subjectEndsWith certificateNameSuffix",
+    ),
+    Mutation(
+        "certificate subscription removed",
+        "infra/eventgrid.bicep",
+        "resource certificateNearExpiry 'Microsoft.EventGrid/systemTopics/eventSubscriptions@",
+        "resource certificateNearExpiry 'Microsoft.EventGrid/systemTopics/notSubscriptions@",
+        "event_grid",
+        "client certificates need exactly one subscription delivering",
     ),
     Mutation(
         "events filtered on another secret name",
