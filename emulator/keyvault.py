@@ -107,8 +107,11 @@ class KeyVaultService:
                 f"AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{self.vault.tenant_id}/, "
                 f"found {caller.issuer}."
             )
-        role = self.vault.role_assignments.get(caller.object_id)
-        allowed = roles.get(role or "", frozenset())
+        # A principal may hold several roles on the vault (the product's identity: Secrets Officer and
+        # Certificates Officer, infra/app/rbac.bicep); Azure RBAC is the union of their data actions.
+        assigned = self.vault.role_assignments.get(caller.object_id) or []
+        held = [assigned] if isinstance(assigned, str) else list(assigned)
+        allowed = frozenset().union(*(roles.get(role, frozenset()) for role in held))
         if "*" not in allowed and action not in allowed:
             raise vault_error(
                 403,

@@ -104,6 +104,7 @@ class KeyVaultCertificates:
     def routes(self) -> list[Route]:
         # The fixed segments first: "/certificates/{name}/{version}" would take them all.
         return [
+            Route("/certificates", self.list_certificates, methods=["GET"]),
             Route("/certificates/{name}/create", self.create, methods=["POST"]),
             Route("/certificates/{name}/import", self.import_certificate, methods=["POST"]),
             Route("/certificates/{name}/pending", self.pending, methods=["GET"]),
@@ -427,6 +428,18 @@ class KeyVaultCertificates:
     async def policy(self, request: Request) -> JSONResponse:
         name = self._authorize(request, "read")
         return JSONResponse(self._policy_body(self._record(name)))
+
+    async def list_certificates(self, request: Request) -> JSONResponse:
+        """GET /certificates: each certificate's latest version, its id versionless (CertificateItem in the
+        REST spec, tests/emulator/spec), paged like the secrets listing."""
+        self.kv._authorize(request, "read", "certificates", CERTIFICATE_ROLE_ACTIONS)
+        items = []
+        for record in sorted(self.vault.certificates.values(), key=lambda r: r.name.lower()):
+            self._settle(record)
+            item = self._item(record, record.latest)
+            item["id"] = f"{self.base}/certificates/{record.name}"
+            items.append(item)
+        return self.kv._page(request, "/certificates", items)
 
     async def list_versions(self, request: Request) -> JSONResponse:
         name = self._authorize(request, "read")

@@ -184,6 +184,7 @@ def describe(world: World) -> dict[str, Any]:
                 {k: a.get(k) for k in ("id", "appId", "displayName", "uniqueName", "tags", "signInAudience")}
                 | {
                     "passwordKeyIds": [c["keyId"] for c in a.get("passwordCredentials", [])],
+                    "keyCredentialIds": [c["keyId"] for c in a.get("keyCredentials", [])],
                     "owners": tenant.owners.get(a["id"], []),
                 }
                 for a in tenant.applications.values()

@@ -56,6 +56,11 @@ class Tenant:
     password_hashes: dict[str, str] = field(default_factory=dict)
     federated_credentials: dict[str, dict[str, JsonObject]] = field(default_factory=dict)
     app_management_policy: JsonObject = field(default_factory=dict)
+    # keyCredential keyId -> base64 DER of the certificate. Graph returns `key` only on a single-object
+    # $select=keyCredentials, so the application's JSON keeps `key: null` and the bytes live here.
+    certificate_keys: dict[str, str] = field(default_factory=dict)
+    # application object id -> the appManagementPolicy assigned to it (overrides the tenant default).
+    app_policies: dict[str, JsonObject] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Not a dataclass field, so snapshots never carry it; built from the tables on first use.
@@ -275,7 +280,7 @@ class CertificateRecord:
 class Vault:
     tenant_id: str
     # Azure RBAC on the vault: principal object id -> built-in role name.
-    role_assignments: dict[str, str] = field(default_factory=dict)
+    role_assignments: dict[str, str | list[str]] = field(default_factory=dict)
     soft_delete_retention_days: int = 90
     purge_protection: bool = False
     secrets: dict[str, SecretRecord] = field(default_factory=dict)
@@ -328,7 +333,7 @@ class Vault:
 class Replication:
     """Entra's eventual consistency: an object written now is invisible to reads for a while.
 
-    Each kind of object (application, servicePrincipal, password, appRoleAssignment, and Key
+    Each kind of object (application, servicePrincipal, password, keyCredential, appRoleAssignment, and Key
     Vault's secretDeletion and secretRecovery, which finish after their call returns) has its
     own lag, set by tests or benchmarks. Visibility is stamped at creation, so a later change
     of the lag does not rewrite history.
@@ -340,6 +345,7 @@ class Replication:
         "application",
         "servicePrincipal",
         "password",
+        "keyCredential",
         "appRoleAssignment",
         "secretDeletion",
         "secretRecovery",
