@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +48,11 @@ class AdminApi:
             ("/_emulator/state", self.state, ["GET"]),
             ("/_emulator/tenants", self.create_tenant, ["POST"]),
             ("/_emulator/tenants/{tenant}/app-management-policy", self.set_policy, ["PUT"]),
+            (
+                "/_emulator/tenants/{tenant}/applications/{app_id}/app-management-policy",
+                self.app_policy,
+                ["PUT", "DELETE"],
+            ),
             ("/_emulator/tenants/{tenant}/consent", self.consent, ["POST"]),
             ("/_emulator/registrations", self.registrations, ["POST"]),
             ("/_emulator/requests", self.request_log, ["GET", "DELETE"]),
@@ -89,6 +95,38 @@ class AdminApi:
         tenant.app_management_policy.update(policy)
         self.world.touch()
         return JSONResponse(tenant.app_management_policy)
+
+    async def app_policy(self, request: Request) -> JSONResponse:
+        """Assign an appManagementPolicy to one application (by appId), or take it off (DELETE).
+
+        Body: {"id"?, "displayName"?, "isEnabled": true, "restrictions": {"passwordCredentials": [...],
+        "keyCredentials": [...]}}. While assigned and enabled it overrides the tenant default for that app
+        (https://learn.microsoft.com/graph/api/resources/appmanagementpolicy)."""
+        tenant = self._tenant(request)
+        app = tenant.application_by_app_id(request.path_params["app_id"])
+        if app is None:
+            raise ValueError(f"no application with appId {request.path_params['app_id']} in {tenant.id}")
+        if request.method == "DELETE":
+            tenant.app_policies.pop(app["id"], None)
+            self.world.touch()
+            return JSONResponse({})
+        policy = await _json(request)
+        restrictions = policy.get("restrictions") or {}
+        if not isinstance(restrictions, dict):
+            raise ValueError("restrictions must be an object")
+        assigned = {
+            "id": str(policy.get("id") or uuid.uuid4()),
+            "displayName": policy.get("displayName", "app policy"),
+            "description": policy.get("description"),
+            "isEnabled": bool(policy.get("isEnabled", True)),
+            "restrictions": {
+                "passwordCredentials": list(restrictions.get("passwordCredentials") or []),
+                "keyCredentials": list(restrictions.get("keyCredentials") or []),
+            },
+        }
+        tenant.app_policies[app["id"]] = assigned
+        self.world.touch()
+        return JSONResponse(assigned)
 
     async def consent(self, request: Request) -> JSONResponse:
         """Admin consent by a customer admin: the app's service principal plus granted app roles.

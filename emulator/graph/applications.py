@@ -9,6 +9,7 @@ from ..state import JsonObject, Tenant, World, new_guid
 from .authorization import OWNED_APPS, READ_APPS, WRITE_ALL_APPS, denied, require, require_manage
 from .calls import GraphCall, GraphResult, method_not_allowed, not_found
 from .federated_credentials import federated_credentials
+from .key_credentials import add_key, remove_key, replace_key_credentials, with_keys
 from .odata import entity, select
 from .owners import application_owners
 from .passwords import add_password, remove_password
@@ -145,7 +146,7 @@ def application_member(world: World, call: GraphCall, app: JsonObject, rest: lis
     if not rest:
         if m == "GET":
             require(call, READ_APPS)
-            return GraphResult(200, select(entity(app, "applications"), call.query))
+            return GraphResult(200, with_keys(call.tenant, select(entity(app, "applications"), call.query), call.query))
         if m == "PATCH":
             _update_application(world, call, app, call.json())
             return GraphResult(204)
@@ -158,6 +159,10 @@ def application_member(world: World, call: GraphCall, app: JsonObject, rest: lis
         return add_password(world, call, app)
     if action == "removePassword" and m == "POST" and len(rest) == 1:
         return remove_password(world, call, app)
+    if action == "addKey" and m == "POST" and len(rest) == 1:
+        return add_key(world, call, app)
+    if action == "removeKey" and m == "POST" and len(rest) == 1:
+        return remove_key(world, call, app)
     if action == "owners":
         return application_owners(world, call, app, rest[1:])
     if action == "federatedIdentityCredentials":
@@ -173,6 +178,8 @@ def create_application(world: World, call: GraphCall) -> GraphResult:
 def _new_application(world: World, call: GraphCall, body: JsonObject) -> JsonObject:
     if not call.caller.roles & (WRITE_ALL_APPS | {OWNED_APPS}):
         raise denied(call)
+    body = dict(body)
+    key_credentials = body.pop("keyCredentials", None)
     props = validate(call, body, APPLICATION_PROPERTIES, "application", READ_ONLY_APPLICATION)
     if "displayName" not in props:
         raise call.error(400, "Request_BadRequest", "Property 'displayName' is required.")
@@ -188,6 +195,10 @@ def _new_application(world: World, call: GraphCall, body: JsonObject) -> JsonObj
     object_id, app_id = new_guid(), new_guid()
     app = application_resource(tenant, object_id, app_id, iso(world.clock.now()), props["displayName"])
     app.update(props)
+    if key_credentials is not None:
+        # Graph creates an application whose body carries keyCredentials (recorded: azure-cli's role tests,
+        # tests/emulator/recorded.py "graph-create-app-with-key-credentials").
+        replace_key_credentials(world, call, app, key_credentials)
     tenant.add_application(app)
     # The creator becomes an owner. Indirect only (emulator/FIDELITY.md, G9): Application.ReadWrite.OwnedBy
     # "Allows the app to create other applications, and fully manage those applications" yet "cannot update
@@ -216,6 +227,8 @@ def _refuse_name_held_by_deleted(call: GraphCall, unique_name: str) -> None:
 
 def _update_application(world: World, call: GraphCall, app: JsonObject, body: JsonObject) -> None:
     require_manage(call, app["id"])
+    body = dict(body)
+    key_credentials = body.pop("keyCredentials", None)
     props = validate(call, body, APPLICATION_PROPERTIES, "application", READ_ONLY_APPLICATION)
     if "uniqueName" in props and app.get("uniqueName") not in (None, props["uniqueName"]):
         raise call.error(400, "Request_BadRequest", "Property 'uniqueName' is immutable once set.")
@@ -227,6 +240,9 @@ def _update_application(world: World, call: GraphCall, app: JsonObject, body: Js
                 "Request_BadRequest",
                 "Another object with the same value for property uniqueName already exists.",
             )
+    if key_credentials is not None:
+        # PATCH replaces the whole collection (emulator/graph/key_credentials.py).
+        replace_key_credentials(world, call, app, key_credentials)
     app.update(props)
     call.tenant.reindex_application(app)
     world.touch()

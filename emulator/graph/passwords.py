@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import string
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ from ..state import JsonObject, World, hash_secret, new_guid
 from .authorization import require_manage
 from .calls import GUID, GraphCall, GraphResult
 from .odata import CONTEXT
+from .policy import lifetime_exceeded, parse_duration, restrictions_for
 from .validation import is_str
 
 SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
@@ -77,33 +77,18 @@ def add_password(world: World, call: GraphCall, app: JsonObject) -> GraphResult:
 
 
 def _enforce_password_policy(call: GraphCall, app: JsonObject, start: datetime, end: datetime) -> None:
-    policy = call.tenant.app_management_policy
-    if not policy.get("isEnabled"):
-        return
-    created = parse_iso(app["createdDateTime"])
-    restrictions = (policy.get("applicationRestrictions") or {}).get("passwordCredentials") or []
+    policy_id, restrictions = restrictions_for(call.tenant, app, "passwordCredentials")
     for restriction in restrictions:
-        # passwordCredentialConfiguration: a restriction whose `state` is disabled is not evaluated, and one
-        # with restrictForAppsCreatedAfterDateTime is enforced on apps created on or after that date
-        # (https://learn.microsoft.com/graph/api/resources/passwordcredentialconfiguration). `excludeActors`
-        # (custom security attributes) is not modelled: the stand-in enforces the restriction anyway.
-        if str(restriction.get("state") or "enabled").lower() == "disabled":
-            continue
-        applies_after = restriction.get("restrictForAppsCreatedAfterDateTime")
-        if applies_after and created < parse_iso(applies_after):
-            continue
         kind = restriction.get("restrictionType")
         if kind == "passwordAddition":
             raise call.error(
                 400,
                 "CredentialTypeNotAllowedAsPerAppPolicy",
-                f"Password credential type is not allowed as per assigned policy '{policy['id']}'.",
+                f"Password credential type is not allowed as per assigned policy '{policy_id}'.",
             )
         max_lifetime = restriction.get("maxLifetime")
-        if kind == "passwordLifetime" and max_lifetime and end - start > _parse_duration(max_lifetime):
-            message = f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy['id']}'."
-            details = [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}]
-            raise call.error(400, "CredentialInvalidLifetimeAsPerAppPolicy", message, details)
+        if kind == "passwordLifetime" and max_lifetime and end - start > parse_duration(max_lifetime):
+            raise lifetime_exceeded(call, policy_id)
 
 
 def remove_password(world: World, call: GraphCall, app: JsonObject) -> GraphResult:
@@ -123,15 +108,6 @@ def remove_password(world: World, call: GraphCall, app: JsonObject) -> GraphResu
     call.tenant.password_hashes.pop(key_id.lower(), None)
     world.touch()
     return GraphResult(204)
-
-
-def _parse_duration(text: str) -> timedelta:
-    """ISO 8601 durations as app management policies write them (P90D, P1Y, PT12H...)."""
-    m = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", text)
-    if not m:
-        raise ValueError(f"not an ISO 8601 duration: {text}")
-    years, months, days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
-    return timedelta(days=years * 365 + months * 30 + days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def new_secret_text() -> str:

@@ -37,11 +37,6 @@ MISSING = "recorded-missing"
 
 # (case, aspect) -> what the stand-in does differently from the recording.
 DIFFERENCES: dict[tuple[str, str], str] = {
-    **{
-        ("graph-create-app-with-key-credentials", aspect): "Graph creates an application whose body carries "
-        "keyCredentials (201); the stand-in refuses the property as read-only (400 Request_BadRequest)"
-        for aspect in ("status", "error", "shape", "values")
-    },
     ("graph-create-app-web", "shape"): "given a partial web object the stand-in stores it as sent, so the "
     "application has no web.logoutUrl or web.implicitGrantSettings; Graph returns every property of the complex "
     "type, the unsent ones at their defaults",
