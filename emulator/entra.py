@@ -9,19 +9,24 @@ token proves what consent really granted.
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .clock import parse_iso
 from .errors import ServiceError, entra_error
+from .graph.key_credentials import certificates_of, find_by_thumbprint, verify_signature
 from .state import JsonObject, Tenant, World, secret_matches
-from .tokens import TOKEN_EXCHANGE_AUDIENCE, TokenError, TokenService
+from .tokens import LEEWAY_SECONDS, TOKEN_EXCHANGE_AUDIENCE, TokenError, TokenService
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IDENTITY_API_VERSION = "2019-08-01"
@@ -153,7 +158,7 @@ class EntraService:
                 "sent your authentication request to the wrong tenant.",
             )
         assert home is not None
-        self._authenticate_client(params, application, home)
+        self._authenticate_client(params, application, home, self._token_endpoints(request, tenant))
 
         if client_sp is None or not self.world.replication.visible(client_sp["id"]):
             # The app is real but has no service principal here: nobody consented to it in this tenant.
@@ -189,7 +194,17 @@ class EntraService:
                 return application, tenant
         return None, None
 
-    def _authenticate_client(self, params: dict[str, str], application: JsonObject, home: Tenant) -> None:
+    def _token_endpoints(self, request: Request, tenant: Tenant) -> set[str]:
+        """The `aud` values a certificate assertion may carry: this token endpoint, under the tenant id or the
+        name the request used, at the stand-in's address or Entra's (certificate-credentials page: `aud` is
+        https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token)."""
+        refs = {tenant.id, request.path_params["tenant"], tenant.default_domain}
+        bases = {self.public_base.rstrip("/"), "https://login.microsoftonline.com"}
+        return {f"{base}/{ref}/oauth2/v2.0/token" for base in bases for ref in refs}
+
+    def _authenticate_client(
+        self, params: dict[str, str], application: JsonObject, home: Tenant, token_endpoints: set[str]
+    ) -> None:
         secret = params.get("client_secret")
         assertion = params.get("client_assertion")
         if secret and assertion:
@@ -204,7 +219,7 @@ class EntraService:
         elif assertion:
             if params.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
                 raise _missing_parameter("client_assertion_type")
-            self._check_assertion(assertion, application, home)
+            self._check_assertion(assertion, application, home, token_endpoints)
         else:
             raise entra_error(
                 401,
@@ -242,25 +257,122 @@ class EntraService:
             f"secret value, not the client secret ID, for a secret added to app '{app_id}'.",
         )
 
-    def _check_assertion(self, assertion: str, application: JsonObject, home: Tenant) -> None:
-        try:
-            claims = self.tokens.decode_unverified_assertion(assertion)
-        except Exception as exc:
-            import jwt
+    def _check_assertion(
+        self, assertion: str, application: JsonObject, home: Tenant, token_endpoints: set[str]
+    ) -> None:
+        """Tell the two kinds of client assertion apart as Entra does, by who issued them.
 
-            if isinstance(exc, jwt.ExpiredSignatureError):
-                raise entra_error(
-                    401,
-                    "invalid_client",
-                    700024,
-                    "Client assertion is not within its valid time range.",
-                ) from exc
+        A certificate assertion is issued by the app itself (`iss` = `sub` = the client id, a certificate
+        thumbprint in its header: certificate-credentials page); a federated one by an identity provider
+        whose issuer URL a federated identity credential names (workload identity federation)."""
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise _malformed_assertion() from exc
+        issuer = str(unverified.get("iss") or "")
+        if issuer.startswith(("https://", "http://")):
+            self._check_federated_assertion(assertion, application, home)
+        else:
+            self._check_certificate_assertion(assertion, header, unverified, application, home, token_endpoints)
+
+    def _check_certificate_assertion(
+        self,
+        assertion: str,
+        header: dict[str, Any],
+        unverified: dict[str, Any],
+        application: JsonObject,
+        home: Tenant,
+        token_endpoints: set[str],
+    ) -> None:
+        """A JWT the application signed with one of its certificates (emulator/FIDELITY.md, E-C rows)."""
+        app_id = application["appId"]
+        if unverified.get("iss") != unverified.get("sub"):
+            raise entra_error(400, "invalid_request", 50048, "Subject mismatches Issuer claim in the client assertion.")
+        if unverified.get("iss") != app_id:
             raise entra_error(
                 400,
                 "invalid_request",
                 50027,
-                "JWT token is invalid or malformed.",
+                f"JWT token is invalid: unexpected issuer '{unverified.get('iss')}'; expected the client id.",
+            )
+        thumbprint = header.get("x5t#S256") or header.get("x5t")
+        shown = _thumbprint_hex(header)
+        certificate = find_by_thumbprint(certificates_of(home, application), header) if thumbprint else None
+        if certificate is None or not self.world.replication.visible(certificate.key_id):
+            # A key not on the app, removed, or not yet replicated to the token service.
+            raise entra_error(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of "
+                f"key used by client: '{shown}', Please visit the Azure Portal, Graph Explorer or directly use MS "
+                f"Graph to see configured keys for app Id '{app_id}'.]",
+            )
+        now = self.world.clock.now()
+        start = parse_iso(certificate.credential["startDateTime"])
+        end = parse_iso(certificate.credential["endDateTime"])
+        if not start <= now < end:
+            reason = "The key used is expired." if now >= end else "The key used is not yet valid."
+            raise entra_error(
+                401,
+                "invalid_client",
+                700027,
+                f"Client assertion contains an invalid signature. [Reason - {reason} Thumbprint of key used by "
+                f"client: '{shown}', Found key 'Start={_entra_date(start)}, End={_entra_date(end)}']",
+            )
+        try:
+            claims = verify_signature(assertion, certificate.certificate, ["RS256", "PS256"])
+        except jwt.PyJWTError as exc:
+            raise entra_error(401, "invalid_client", 700027, "Client assertion failed signature validation.") from exc
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not any(a in token_endpoints for a in audiences):
+            raise entra_error(
+                400,
+                "invalid_request",
+                50027,
+                f"JWT token is invalid: unexpected audience '{claims.get('aud')}'; expected the token endpoint.",
+            )
+        moment = time.time()  # the client dates its assertion by the real clock (emulator/clock.py)
+        exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+        if not isinstance(exp, int | float):
+            raise _malformed_assertion()
+        if exp + LEEWAY_SECONDS <= moment or (isinstance(nbf, int | float) and nbf - LEEWAY_SECONDS > moment):
+            raise entra_error(
+                401,
+                "invalid_client",
+                700024,
+                f"Client assertion is not within its valid time range. Current time: {_entra_time(moment)}, "
+                f"assertion valid from {_entra_time(nbf)}, expiry time of assertion {_entra_time(exp)}.",
+            )
+        if not claims.get("jti"):
+            raise entra_error(400, "invalid_request", 50027, "JWT token is invalid: it doesn't contain the jti claim.")
+
+    def _check_federated_assertion(self, assertion: str, application: JsonObject, home: Tenant) -> None:
+        try:
+            claims = self.tokens.decode_unverified_assertion(assertion)
+        except jwt.ExpiredSignatureError as exc:
+            raise entra_error(
+                401,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
             ) from exc
+        except jwt.PyJWTError as exc:
+            raise _malformed_assertion() from exc
+        entra_tenant = _entra_issuer_tenant(claims["iss"])
+        if entra_tenant is not None and entra_tenant != home.id:
+            # "Both the Microsoft Entra app and managed identity must belong to the same tenant"
+            # (workload-identity-federation-config-app-trust-managed-identity); Entra's answer, recorded by
+            # third parties, is AADSTS700236. Status 401 invalid_client is assumed (emulator/FIDELITY.md E-C8).
+            raise entra_error(
+                401,
+                "invalid_client",
+                700236,
+                f"Entra ID tokens issued by issuer '{claims['iss']}' may not be used for federated identity "
+                "credential flows for applications or managed identities registered in this tenant.",
+            )
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         for credential in home.federated_credentials.get(application["id"], {}).values():
             if (
@@ -366,6 +478,41 @@ def _resource_not_found(resource: str, tenant: Tenant) -> ServiceError:
         "consented to by any user in the tenant. You might have sent your authentication request to the "
         "wrong tenant.",
     )
+
+
+def _malformed_assertion() -> ServiceError:
+    return entra_error(400, "invalid_request", 50027, "JWT token is invalid or malformed.")
+
+
+ENTRA_ISSUER = re.compile(
+    r"^https://(?:login\.microsoftonline\.com/(?P<v2>[0-9a-fA-F-]{36})/v2\.0|sts\.windows\.net/(?P<v1>[0-9a-fA-F-]{36})/)$"
+)
+
+
+def _entra_issuer_tenant(issuer: str) -> str | None:
+    """The tenant an Entra-issued token comes from (v1 or v2 issuer), or None for any other issuer."""
+    m = ENTRA_ISSUER.match(issuer)
+    return (m.group("v2") or m.group("v1")).lower() if m else None
+
+
+def _thumbprint_hex(header: dict[str, Any]) -> str:
+    """The thumbprint as Entra prints it: uppercase hex of the header's x5t#S256 or x5t."""
+    value = header.get("x5t#S256") or header.get("x5t") or ""
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex().upper()
+    except ValueError:
+        return str(value)
+
+
+def _entra_date(moment: datetime) -> str:
+    """The key dates in Entra's 700027 text: 'Start=06/29/2021 21:13:15' (Azure Stack HCI troubleshooting docs)."""
+    return moment.astimezone(UTC).strftime("%m/%d/%Y %H:%M:%S")
+
+
+def _entra_time(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return "unknown"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _now_s() -> int:
