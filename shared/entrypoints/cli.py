@@ -19,6 +19,7 @@ from shared.adapters.telemetry import configure_audit_export
 from shared.domain import validation
 from shared.domain.catalog import Catalog, CatalogError, load_catalog
 from shared.domain.errors import OnboardingError
+from shared.domain.model import CredentialType
 from shared.domain.registry import INTEGRATION_ID
 from shared.entrypoints.presenters import (
     offboard_json,
@@ -164,6 +165,11 @@ def build_parser(
         "--secret-lifetime-days", type=_days, metavar="N", help="lifetime of a new client secret (default: setting)"
     )
     onboard.add_argument("--notes", type=_text(NOTES_MAX), metavar="TEXT", help="appended to the app's notes")
+    onboard.add_argument(
+        "--credential-type",
+        choices=[t.value for t in CredentialType],
+        help="secret or certificate (default: the integration's, see `catalog`)",
+    )
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
 
     offboard = command(
@@ -232,7 +238,10 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
     if every_permission:
         lines += [f"    {'✓' if p['granted'] else '✗'} {p['resource']}: {p['permission']}" for p in permissions]
     lines += [
-        _row("credential", credential.get("keyId") and f"keyId {credential['keyId']}"),
+        _row(
+            "credential", credential.get("keyId") and f"{credential.get('type', 'secret')}, keyId {credential['keyId']}"
+        ),
+        *([_row("thumbprint", credential["thumbprint"], indent=4)] if credential.get("thumbprint") else []),
         _row("hint", credential.get("hint"), indent=4),
         _row("expires", credential.get("expires"), indent=4),
         _row("verified", "yes" if credential.get("verified") else "no", indent=4),
@@ -241,6 +250,11 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
         _row("client id", references.get("clientId"), indent=4),
         _row("tenant id", references.get("tenantId"), indent=4),
         _row("client secret", references.get("clientSecret"), indent=4),
+        *(
+            [_row("client certificate", references["clientCertificate"], indent=4)]
+            if references.get("clientCertificate")
+            else []
+        ),
         _row("drift", "; ".join(state.get("drift") or []) or "none"),
     ]
     return lines
@@ -338,6 +352,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
             display_name=args.display_name,
             secret_lifetime_days=args.secret_lifetime_days,
             notes=args.notes,
+            credential_type=CredentialType(args.credential_type) if args.credential_type else None,
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:

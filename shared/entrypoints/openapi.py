@@ -193,6 +193,17 @@ SCHEMAS: dict[str, Any] = {
             "displayName": {"type": "string", "minLength": 1, "maxLength": 120},
             "secretLifetimeDays": {"type": "integer", "minimum": 1, "description": "Clamped to the tenant's policy."},
             "notes": {"type": "string", "minLength": 1, "maxLength": 500},
+            "credentialType": {
+                "enum": ["secret", "certificate"],
+                "description": (
+                    "What the app proves itself with; one the integration offers (GET /api/integrations, "
+                    "credentialTypes), default its defaultCredentialType. secret: a client secret in Key Vault. "
+                    "certificate: a certificate Key Vault creates and keeps (exportable RSA 2048); consumers read "
+                    "its PKCS#12 through keyVaultReferences.clientCertificate and sign client assertions. "
+                    "Switching a secret registration to certificate keeps the secret working for the rotation "
+                    "grace period, then removes it."
+                ),
+            },
         },
     },
     "Permission": {
@@ -217,14 +228,25 @@ SCHEMAS: dict[str, Any] = {
             "credential": {
                 "type": "object",
                 "properties": {
+                    "type": {"enum": ["secret", "certificate"]},
                     "keyId": NULLABLE_STRING, "hint": NULLABLE_STRING, "expires": NULLABLE_STRING,
+                    "thumbprint": {
+                        "type": ["string", "null"],
+                        "description": "A certificate's SHA-256 thumbprint (hex), the x5t#S256 of its assertions.",
+                    },
                     "verified": {"type": "boolean"}, "otherCredentialsOnApp": {"type": "integer"},
                 },
             },
             "keyVaultReferences": {
                 "type": "object",
                 "description": "App Service / Functions Key Vault references, versionless.",
-                "properties": {"clientId": NULLABLE_STRING, "tenantId": NULLABLE_STRING, "clientSecret": NULLABLE_STRING},
+                "properties": {
+                    "clientId": NULLABLE_STRING, "tenantId": NULLABLE_STRING, "clientSecret": NULLABLE_STRING,
+                    "clientCertificate": {
+                        "type": ["string", "null"],
+                        "description": "The certificate's backing secret: its PKCS#12 (certificate and key), base64.",
+                    },
+                },
             },
             "drift": {"type": "array", "items": STRING},
         },
@@ -273,6 +295,7 @@ SCHEMAS: dict[str, Any] = {
             "tenantId": STRING, "integration": STRING,
             "application": {"enum": ["deleted", "purged", "absent"]},
             "secrets": {"type": "object", "additionalProperties": {"enum": ["deleted", "purged", "absent"]}},
+            "certificates": {"type": "object", "additionalProperties": {"enum": ["deleted", "purged"]}},
         },
     },
     "Consent": {
