@@ -134,14 +134,6 @@ class CertificatesRefusedByPolicy(OnboardingError):
     title = "The tenant's app management policy refuses the certificates this service can create"
 
 
-class PrivateKeySupplied(OnboardingError):
-    """A vendor-supplied certificate must be public: one that carries a private key is refused, and never logged."""
-
-    problem_type = "private-key-supplied"
-    status = 400
-    title = "The certificate contains a private key; send only the public certificate"
-
-
 class NotOwned(OnboardingError):
     problem_type = "registration-not-owned"
     status = 409

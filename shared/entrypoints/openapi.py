@@ -46,7 +46,7 @@ PATH_PARAMETERS = [
 # Every problem type the API answers with, listed by hand so a new one is a reviewed change to this document
 # (tests/unit/test_openapi_problems.py compares it with the errors the code can raise).
 PROBLEM_TYPES = (
-    "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered",
+    "certificates-refused-by-policy", "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered",
     "registration-busy", "registration-not-found", "registration-not-owned", "resource-api-missing",
     "secret-lifetime-exceeds-policy", "secrets-forbidden-by-policy", "tenant-not-allowed", "tenant-not-found",
     "unique-name-held-by-deleted-app", "unknown-integration", "unsupported-media-type", "upstream-error",
