@@ -13,6 +13,7 @@ from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundErr
 from azure.identity import CertificateCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
+from emulator.launcher import StandIn
 from tests.azurite import Azurite
 from tests.functions.conftest import Api, app_environment, body_of, serving
 from tests.functions.test_first_contact import password_restrictions
@@ -24,8 +25,8 @@ CERTIFICATE = json.dumps({"credentialType": "certificate"}).encode()
 
 @pytest.fixture
 async def rotating(
-    clock_stand_in, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Api, StandInClock]]:  # type: ignore[no-untyped-def]
+    clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Api, StandInClock]]:
     stand_in = clock_stand_in
     stand_in.clear_faults()
     app_environment(

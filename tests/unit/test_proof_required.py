@@ -3,7 +3,7 @@ the proof removed, the proof ignoring the token's roles, the ids written before 
 
 from __future__ import annotations
 
-from shared.domain.model import Secret, SecretKind
+from shared.domain.model import ClientCredential, SecretKind
 from shared.entrypoints.presenters import registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from tests.fakes import TENANT, make_onboarding
@@ -17,8 +17,8 @@ async def test_a_token_missing_one_granted_role_leaves_the_secret_unverified_and
     real = h.checker.granted_roles
     asked: list[str] = []
 
-    async def one_role_short(tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
-        roles = await real(tenant_id, client_id, secret, scope)
+    async def one_role_short(tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
+        roles = await real(tenant_id, client_id, credential, scope)
         asked.append(scope)
         return set(sorted(roles)[1:])  # Entra answered with a token, but one granted role is not in it
 
