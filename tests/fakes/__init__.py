@@ -4,8 +4,9 @@
 - ids.py: the fixed tenants, resource APIs and role ids of the fakes' world;
 - clock.py: `FakeClock`, virtual time;
 - directory.py: `FakeDirectory` (Entra ID through Graph), with replication lag and throttling switches;
-- vault.py: `FakeVault` (Key Vault secrets);
-- checker.py: `FakeChecker` (a token request proving a secret);
+- vault.py: `FakeVault` (Key Vault secrets and certificates);
+- checker.py: `FakeChecker` (a token request proving a secret or a certificate);
+- certificates.py: `self_signed`, real X.509 certificates (and their PKCS#12) from a session-wide key pool;
 - locks.py: `CountingLocks`;
 - harness.py: `make_onboarding`, `make_rotation` and the seeders.
 
@@ -13,12 +14,14 @@ This module re-exports the public names: tests import `from tests.fakes import .
 one suite against these fakes and against the real adapters on the stand-in, so the two cannot drift apart.
 """
 
+from tests.fakes.certificates import IssuedCertificate, self_signed
 from tests.fakes.checker import FakeChecker, HoldableChecker
 from tests.fakes.clock import FakeClock
 from tests.fakes.directory import (
     SERVICE_OBJECT_ID,
     FakeApp,
     FakeDirectory,
+    FakeKey,
     FakePassword,
     FakeTenant,
     YieldingDirectory,
@@ -47,7 +50,7 @@ from tests.fakes.ids import (
 )
 from tests.fakes.locks import CountingLocks
 from tests.fakes.switches import Call, FaultSwitches, When
-from tests.fakes.vault import FakeVault, VaultVersion, YieldingVault
+from tests.fakes.vault import CertificateVersion, FakeVault, VaultVersion, YieldingVault
 
 __all__ = [
     "BASE_ENV",
@@ -62,17 +65,20 @@ __all__ = [
     "TENANT",
     "VAULT_URL",
     "Call",
+    "CertificateVersion",
     "CountingLocks",
     "FakeApp",
     "FakeChecker",
     "FakeClock",
     "FakeDirectory",
+    "FakeKey",
     "FakePassword",
     "FakeTenant",
     "FakeVault",
     "FaultSwitches",
     "Harness",
     "HoldableChecker",
+    "IssuedCertificate",
     "RotationHarness",
     "VaultVersion",
     "When",
@@ -84,4 +90,5 @@ __all__ = [
     "resource_object_id",
     "role_id",
     "seed_client_secret",
+    "self_signed",
 ]

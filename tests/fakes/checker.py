@@ -3,7 +3,10 @@
 The token's `roles` are what the directory really granted. A secret the directory does not hold (wrong,
 removed, expired) is refused as Entra refuses it, with the codes of a secret still replicating, so the port
 raises `NotReplicatedYet` for it, as the real checker does; `not_replicated_for(n)` refuses the next n
-requests that way whatever the secret. `HoldableChecker` yields first and can hold token requests
+requests that way whatever the credential. A certificate (`CertificateKey`) proves the app only while the
+app holds a valid key credential under the keyId this service derives from its SHA-256 thumbprint
+(`Registry.key_credential_id`) and the key signs for that certificate; otherwise Entra answers AADSTS700027
+("the key was not found"), which the real checker reads as a key still replicating. `HoldableChecker` yields first and can hold token requests
 mid-rotation (`hold_proofs`, `release_proofs`).
 
 tests/contract/ checks this fake against `shared.adapters.token_check.TokenRoleChecker` on the stand-in.
@@ -14,8 +17,10 @@ from __future__ import annotations
 import asyncio
 
 from shared.domain.catalog import Catalog
-from shared.domain.model import Secret
+from shared.domain.model import CertificateKey, ClientCredential, Secret
 from shared.domain.ports import NotReplicatedYet
+from shared.domain.registry import Registry
+from tests.fakes.certificates import key_matches
 from tests.fakes.directory import FakeDirectory
 from tests.fakes.switches import FaultSwitches
 
@@ -44,17 +49,39 @@ class FakeChecker(FaultSwitches):
         expired = any(p.text == secret.reveal() and p.info.end <= now for p in app.passwords.values())
         return "AADSTS7000222" if expired else "AADSTS7000215"
 
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+    def _key_refusal_code(self, tenant_id: str, client_id: str, key: CertificateKey) -> str | None:
+        """None when the certificate proves the app now, else Entra's code: AADSTS700016 for an app it does not
+        know, AADSTS700027 for a key not on the app (wrong, removed, expired, not yet valid, or not the key of
+        the certificate the app holds)."""
+        app = self.directory.tenants[tenant_id].app_by_app_id(client_id)
+        if app is None:
+            return "AADSTS700016"
+        key_id = Registry.key_credential_id(key.certificate.thumbprint_sha256)
+        on_app = self.directory.current_key(tenant_id, client_id, key_id)
+        if on_app is None or not key_matches(key.pkcs12.reveal(), on_app.der):
+            return "AADSTS700027"
+        return None
+
+    async def granted_roles(self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
         self._enter("granted_roles", tenant_id=tenant_id, client_id=client_id, scope=scope)
-        if self.not_replicated > 0:
-            self.not_replicated -= 1
-            raise NotReplicatedYet("the new client secret", "AADSTS7000215")
-        if not self.directory.is_current_password(tenant_id, client_id, secret.reveal()):
-            # Entra answers a secret it does not know (wrong, removed, expired or not yet started) with
-            # AADSTS7000215 or 7000222, the very codes of a secret still replicating, and TokenRoleChecker
-            # reads both as NotReplicatedYet (tests/contract/test_checker.py holds the two to it).
-            self.rejected += 1
-            raise NotReplicatedYet("the new client secret", self._refusal_code(tenant_id, client_id, secret))
+        if isinstance(credential, CertificateKey):
+            if self.not_replicated > 0:
+                self.not_replicated -= 1
+                raise NotReplicatedYet("the new credential", "AADSTS700027")
+            if (code := self._key_refusal_code(tenant_id, client_id, credential)) is not None:
+                # As for a secret: the code of a key still replicating, read by TokenRoleChecker as NotReplicatedYet.
+                self.rejected += 1
+                raise NotReplicatedYet("the new credential", code)
+        else:
+            if self.not_replicated > 0:
+                self.not_replicated -= 1
+                raise NotReplicatedYet("the new client secret", "AADSTS7000215")
+            if not self.directory.is_current_password(tenant_id, client_id, credential.reveal()):
+                # Entra answers a secret it does not know (wrong, removed, expired or not yet started) with
+                # AADSTS7000215 or 7000222, the very codes of a secret still replicating, and TokenRoleChecker
+                # reads both as NotReplicatedYet (tests/contract/test_checker.py holds the two to it).
+                self.rejected += 1
+                raise NotReplicatedYet("the new client secret", self._refusal_code(tenant_id, client_id, credential))
         resource = self._resources[scope]
         return self.directory.granted_values(tenant_id, client_id).get(resource, set())
 
@@ -78,7 +105,7 @@ class HoldableChecker(FakeChecker):
         self._to_hold = 0
         self._open.set()
 
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+    async def granted_roles(self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
         await asyncio.sleep(0)
         if self._to_hold > 0:
             self._to_hold -= 1
@@ -87,4 +114,4 @@ class HoldableChecker(FakeChecker):
                 await self._open.wait()
             finally:
                 self.held -= 1
-        return await super().granted_roles(tenant_id, client_id, secret, scope)
+        return await super().granted_roles(tenant_id, client_id, credential, scope)

@@ -9,8 +9,12 @@ does against Graph:
   pending grants, False from a delete); `settle()` ends every lag at once;
 - throttling: `throttle(operation, retry_after)` (and `throttle_grants`) for Graph's 429 outlasting the
   SDK's own retries;
-- policy: `add_tenant(policy=...)` or `set_policy`, enforced by `add_password` as Entra enforces it on an
-  app created at the app's `created`.
+- policy: `add_tenant(policy=...)` or `set_policy`, enforced by `add_password` (and, for a certificate's
+  validity, `add_key`) as Entra enforces it on an app created at the app's `created`.
+
+Apps hold client secrets (`FakePassword`: the info and the text) and certificates (`FakeKey`: the key
+credential as Graph lists it, and the certificate's DER, which Graph keeps and `FakeChecker` checks
+client assertions against).
 
 `YieldingDirectory` is the same directory whose port calls yield to the event loop first, as a network call
 would. tests/contract/ checks the fake against the real adapter on the stand-in, case by case.
@@ -19,6 +23,7 @@ would. tests/contract/ checks the fake against the real adapter on the stand-in,
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import uuid
 from collections import defaultdict
@@ -28,6 +33,7 @@ from datetime import datetime, timedelta
 
 from shared.domain.catalog import Catalog
 from shared.domain.errors import (
+    CertificatesRefusedByPolicy,
     SecretLifetimeExceedsPolicy,
     SecretsForbiddenByPolicy,
     UpstreamError,
@@ -36,6 +42,8 @@ from shared.domain.errors import (
 from shared.domain.model import (
     AppRegistration,
     Assignment,
+    KeyInfo,
+    NewKey,
     NewPassword,
     PasswordInfo,
     PasswordPolicy,
@@ -60,6 +68,14 @@ class FakePassword:
     text: str
 
 
+@dataclass
+class FakeKey:
+    """A certificate on an app: its key credential as Graph lists it, and the certificate's DER."""
+
+    info: KeyInfo
+    der: bytes
+
+
 SERVICE_OBJECT_ID = "5e41ce00-0000-4000-8000-00000000f00d"  # this service's principal, in every fake tenant
 
 
@@ -74,7 +90,7 @@ class FakeApp:
     required_roles: frozenset[RoleRef]
     passwords: dict[str, FakePassword] = field(default_factory=dict)
     owners: set[str] = field(default_factory=lambda: {SERVICE_OBJECT_ID})  # the creator owns what it creates
-    key_credential_ids: tuple[str, ...] = ()
+    keys: dict[str, FakeKey] = field(default_factory=dict)  # certificates (keyCredentials), by keyId
     federated_credential_ids: tuple[str, ...] = ()
     sign_in_audience: str = "AzureADMyOrg"
     created: datetime | None = None  # createdDateTime, to the second as Graph gives it
@@ -90,7 +106,7 @@ class FakeApp:
             tags=self.tags,
             notes=self.notes,
             sign_in_audience=self.sign_in_audience,
-            key_credential_ids=self.key_credential_ids,
+            keys=tuple(k.info for k in self.keys.values()),
             created=self.created,
         )
 
@@ -127,6 +143,7 @@ class FakeDirectory(FaultSwitches):
         self.replication_steps = replication_steps
         self.tenants: dict[str, FakeTenant] = {}
         self.minted: list[FakePassword] = []  # every password ever added (removed ones too), in order
+        self.keys_added: list[FakeKey] = []  # every certificate ever put on an app (removed ones too), in order
         self._lag: dict[tuple[str, str], int] = {}
         self._throttled: dict[str, list[_Throttling]] = defaultdict(list)
         self._serial = itertools.count(1)
@@ -196,6 +213,13 @@ class FakeDirectory(FaultSwitches):
         return app is not None and any(
             p.text == text and p.info.start <= now < p.info.end for p in app.passwords.values()
         )
+
+    def current_key(self, tenant_id: str, app_id: str, key_id: str) -> FakeKey | None:
+        """The app's certificate under this keyId, if it is there and valid now."""
+        app = self.tenants[tenant_id].app_by_app_id(app_id)
+        key = app.keys.get(key_id) if app is not None else None
+        now = self.now()
+        return key if key is not None and key.info.start <= now < key.info.end else None
 
     def set_policy(self, tenant_id: str, policy: PasswordPolicy) -> None:
         """The tenant's app management policy, as the adapter reads it from Graph (`password_policy`)."""
@@ -436,6 +460,50 @@ class FakeDirectory(FaultSwitches):
         self._leave("remove_password", **call)
         return removed
 
+    async def add_key(self, tenant_id: str, app_object_id: str, key: NewKey) -> KeyInfo:
+        call = {"tenant_id": tenant_id, "app_object_id": app_object_id, "key_id": key.key_id}
+        self._enter("add_key", **call)
+        tenant = self._tenant(tenant_id)
+        app = tenant.app_by_object_id(app_object_id)
+        if app is None or self._lagging("application", app_object_id):  # the adapter reads the keys first
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        existing = app.keys.get(key.key_id)
+        if existing is not None:
+            self._leave("add_key", **call)
+            return existing.info  # already there under this keyId: left as it is
+        certificate = key.certificate
+        policy = tenant.policy.for_app_created(app.created)
+        lifetime = certificate.not_after - certificate.not_before
+        if policy.certificate_max_lifetime_days is not None and lifetime > timedelta(
+            days=policy.certificate_max_lifetime_days
+        ):
+            raise CertificatesRefusedByPolicy(
+                "CredentialInvalidLifetimeAsPerAppPolicy", tenantId=tenant_id,
+                upstreamCode="CredentialInvalidLifetimeAsPerAppPolicy",
+            )  # fmt: skip
+        info = KeyInfo(
+            key_id=key.key_id,
+            display_name=key.display_name,
+            # Graph's customKeyIdentifier: the SHA-1 of the certificate, which it computes itself.
+            thumbprint=hashlib.sha1(certificate.der).hexdigest().upper(),  # noqa: S324 - an identifier
+            start=certificate.not_before,
+            end=certificate.not_after,
+        )
+        added = app.keys[key.key_id] = FakeKey(info, certificate.der)
+        self.keys_added.append(added)
+        self._leave("add_key", **call)
+        return info
+
+    async def remove_key(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        call = {"tenant_id": tenant_id, "app_object_id": app_object_id, "key_id": key_id}
+        self._enter("remove_key", **call)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None or self._lagging("application", app_object_id):  # the adapter reads the keys first
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        removed = app.keys.pop(key_id, None) is not None
+        self._leave("remove_key", **call)
+        return removed
+
     async def delete_application(self, tenant_id: str, app_object_id: str) -> bool:
         self._enter("delete_application", tenant_id=tenant_id, app_object_id=app_object_id)
         tenant = self._tenant(tenant_id)
@@ -478,3 +546,11 @@ class YieldingDirectory(FakeDirectory):
     async def remove_password(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
         await asyncio.sleep(0)
         return await super().remove_password(tenant_id, app_object_id, key_id)
+
+    async def add_key(self, tenant_id: str, app_object_id: str, key: NewKey) -> KeyInfo:
+        await asyncio.sleep(0)
+        return await super().add_key(tenant_id, app_object_id, key)
+
+    async def remove_key(self, tenant_id: str, app_object_id: str, key_id: str) -> bool:
+        await asyncio.sleep(0)
+        return await super().remove_key(tenant_id, app_object_id, key_id)

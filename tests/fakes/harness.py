@@ -52,7 +52,7 @@ def make_onboarding(**settings_overrides: str | float) -> Harness:
     clock = FakeClock()
     directory = FakeDirectory(catalog, clock.now)
     directory.add_tenant(TENANT)
-    vault = FakeVault(name_prefix=settings.name_prefix)
+    vault = FakeVault(name_prefix=settings.name_prefix, now=clock.now)
     checker = FakeChecker(directory, catalog)
     credentials = Credentials(settings, directory, vault, checker, clock, clock.now)
     status = RegistrationStatus(settings.registry, catalog, directory, vault, clock.now)
@@ -80,7 +80,7 @@ def make_rotation(*, tenants: Iterable[str] = (), **settings_overrides: str | fl
     directory = YieldingDirectory(catalog, clock.now)
     for tenant_id in (TENANT, *tenants):
         directory.add_tenant(tenant_id)
-    vault = YieldingVault(name_prefix=settings.name_prefix)
+    vault = YieldingVault(name_prefix=settings.name_prefix, now=clock.now)
     checker = HoldableChecker(directory, catalog)
     locks = CountingLocks()
     credentials = Credentials(settings, directory, vault, checker, clock, clock.now)

@@ -11,6 +11,7 @@ from typing import Literal
 
 import pytest
 
+from shared.adapters.x509 import public_certificate
 from shared.domain.errors import (
     NameHeldByDeletedRegistration,
     NotOwned,
@@ -22,7 +23,7 @@ from shared.domain.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from shared.domain.model import PasswordInfo, PasswordPolicy, Secret, SecretKind
+from shared.domain.model import KeyInfo, PasswordInfo, PasswordPolicy, Secret, SecretKind
 from shared.domain.ports import NotReplicatedYet, PasswordOutcomeUnknown, Throttled
 from shared.entrypoints.presenters import registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
@@ -36,6 +37,7 @@ from tests.fakes import (
     TENANT,
     Call,
     FakeApp,
+    FakeKey,
     FakePassword,
     FaultSwitches,
     Harness,
@@ -43,6 +45,7 @@ from tests.fakes import (
     make_onboarding,
     resource_object_id,
     role_id,
+    self_signed,
 )
 
 OTHER_TENANT = "22222222-3333-4444-8555-666666666666"
@@ -163,7 +166,7 @@ async def test_first_onboarding_registers_one_app_grants_the_profile_and_stores_
     for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID):
         stored = h.vault.latest(secret_names[kind])
         assert stored is not None
-        assert stored.tags == common | {"kind": kind.value}
+        assert stored.tags == common | {"kind": kind.value, "credential-type": "secret"}
         assert stored.expires is None
     assert h.vault.version_counts() == dict.fromkeys(secret_names.values(), 1)
 
@@ -907,6 +910,17 @@ def squat(h: Harness, *, owners: set[str], password_name: str | None = "mine", *
     return app
 
 
+def foreign_certificate() -> dict[str, FakeKey]:
+    """A certificate someone else put on the app, under a display name that is not this service's prefix."""
+    issued = self_signed("CN=look-alike", START, START + timedelta(days=365))
+    certificate = public_certificate(issued.der)
+    info = KeyInfo(
+        "0c0c0c0c-0000-4000-8000-000000000001", "intruder's certificate", certificate.thumbprint_sha1,
+        certificate.not_before, certificate.not_after,
+    )  # fmt: skip
+    return {info.key_id: FakeKey(info, issued.der)}
+
+
 def assert_nothing_granted_or_minted(h: Harness) -> None:
     assert h.directory.calls["grant"] == 0 and h.directory.calls["add_password"] == 0
     assert h.directory.calls["update_application"] == 0 and h.directory.calls["upsert_service_principal"] == 0
@@ -920,7 +934,7 @@ def assert_nothing_granted_or_minted(h: Harness) -> None:
         pytest.param({SERVICE_OBJECT_ID}, {}, "client secret(s) this service did not add", id="foreign-secret"),
         pytest.param({INTRUDER}, {}, "this service is not an owner", id="not-ours-at-all"),
         pytest.param(
-            {SERVICE_OBJECT_ID}, {"key_credential_ids": ("k1",)}, "certificate credential(s)", id="certificate"
+            {SERVICE_OBJECT_ID}, {"keys": foreign_certificate()}, "certificate credential(s)", id="certificate"
         ),
         pytest.param(
             {SERVICE_OBJECT_ID}, {"federated_credential_ids": ("f1",)}, "federated credential(s)", id="federated"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.domain.catalog import load_catalog
-from shared.domain.model import IntegrationProfile, Secret
+from shared.domain.model import ClientCredential, IntegrationProfile, Secret
 from shared.usecases.credentials import Credentials
 from shared.usecases.replication import StillReplicating
 from tests.fakes import TENANT, FakeClock, FakeDirectory, FakeVault, make_settings
@@ -21,7 +21,7 @@ class TokenRoles:
         self.roles = roles
         self.asked: list[str] = []
 
-    async def granted_roles(self, tenant_id: str, client_id: str, secret: Secret, scope: str) -> set[str]:
+    async def granted_roles(self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
         self.asked.append(scope)
         return set(self.roles[scope])
 

@@ -840,7 +840,8 @@ async def test_a_dry_run_sweep_plans_every_state_from_tags_and_touches_nothing()
     assert summary.outcomes == Counter()
     assert summary.failures_by_tenant == Counter()
     assert sum(h.directory.calls.values()) == directory_calls
-    assert h.vault.calls - vault_calls == Counter({"client_secrets": 1})  # no read, no write
+    # One listing of each (secrets and certificates), no read, no write.
+    assert h.vault.calls - vault_calls == Counter({"client_secrets": 1, "client_certificates": 1})
 
 
 async def test_a_sweep_rotates_every_other_tenant_when_one_tenant_fails() -> None:
