@@ -50,7 +50,8 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             "clientId": references.client_id,
             "tenantId": references.tenant_id,
             "clientSecret": references.client_secret,
-            "clientCertificate": references.client_certificate,
+            # Only on a registration with a certificate: a secret registration's body is as it always was.
+            **({"clientCertificate": references.client_certificate} if references.client_certificate else {}),
         },
         "drift": list(state.drift),
     }
