@@ -23,6 +23,10 @@ from cryptography.x509.oid import NameOID
 KEY_POOL_SIZE = 4  # distinct keys in one session: enough that consecutive certificates never share one
 _pool: list[rsa.RSAPrivateKey] = []
 _turn = itertools.count()
+_SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+# The public key of each bundle's private key, by bundle: loading a PKCS#12 validates its RSA key (~35 ms), so
+# a bundle made here is never loaded just to learn what it was made with.
+_bundle_public_keys: dict[str, bytes] = {}
 
 
 def _next_key() -> rsa.RSAPrivateKey:
@@ -57,23 +61,31 @@ def self_signed(subject: str, not_before: datetime, not_after: datetime) -> Issu
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    bundle = pkcs12.serialize_key_and_certificates(None, key, certificate, None, serialization.NoEncryption())
-    return IssuedCertificate(certificate.public_bytes(serialization.Encoding.DER), base64.b64encode(bundle).decode())
+    bundle = base64.b64encode(
+        pkcs12.serialize_key_and_certificates(None, key, certificate, None, serialization.NoEncryption())
+    ).decode()
+    _bundle_public_keys[bundle] = key.public_key().public_bytes(*_SPKI)
+    return IssuedCertificate(certificate.public_bytes(serialization.Encoding.DER), bundle)
 
 
 def _common_name(text: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
 
 
-@functools.lru_cache(maxsize=256)
 def key_matches(pkcs12_base64: str, certificate_der: bytes) -> bool:
     """Whether the PKCS#12's private key is the key of this certificate (what Entra's signature check comes to)."""
-    try:
-        private_key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(pkcs12_base64), None)
-        certificate = x509.load_der_x509_certificate(certificate_der)
-    except ValueError:
-        return False
-    if private_key is None:
-        return False
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    return private_key.public_key().public_bytes(*spki) == certificate.public_key().public_bytes(*spki)
+    public_key = _bundle_public_keys.get(pkcs12_base64)
+    if public_key is None:
+        try:
+            private_key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(pkcs12_base64), None)
+        except ValueError:
+            return False
+        if private_key is None:
+            return False
+        public_key = _bundle_public_keys[pkcs12_base64] = private_key.public_key().public_bytes(*_SPKI)
+    return public_key == _certificate_public_key(certificate_der)
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_public_key(der: bytes) -> bytes:
+    return x509.load_der_x509_certificate(der).public_key().public_bytes(*_SPKI)

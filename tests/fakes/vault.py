@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class FakeVault(FaultSwitches):
             uri=f"{self.url}/secrets/{name}",
             tags=dict(version.tags),
             certificate=public_certificate(version.der),
-            key=certificate_key(version.pkcs12) if with_key else None,
+            key=_certificate_key(version.pkcs12) if with_key else None,
         )
 
     def _refuse_if_managed(self, name: str, operation: str) -> None:
@@ -240,7 +241,7 @@ class FakeVault(FaultSwitches):
             raise UpstreamError("Key Vault refused to import over a deleted certificate", "keyvault", 409, "Conflict")
         # What Key Vault stores is what was imported: the bundle's own certificate and key.
         pkcs12 = key.pkcs12.reveal()
-        der = certificate_key(pkcs12).certificate.der
+        der = _certificate_key(pkcs12).certificate.der
         imported = self._add_certificate_version(name, der, pkcs12, tags)
         self._leave("import_certificate", **call)
         return imported
@@ -287,6 +288,13 @@ class FakeVault(FaultSwitches):
     def _recover_certificate(self, name: str) -> None:
         self.certificates[name] = self.deleted_certificates.pop(name)
         self.versions[name] = self._deleted_backing.pop(name, [])
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate_key(pkcs12: str) -> CertificateKey:
+    """`shared.adapters.x509.certificate_key`, as the adapter reads a backing secret, once per bundle: loading a
+    PKCS#12 validates its RSA key (~35 ms), and a bundle never changes."""
+    return certificate_key(pkcs12)
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
