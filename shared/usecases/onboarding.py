@@ -148,17 +148,20 @@ class Onboarding:
 
         # Reads only, and none needs another's answer: the tenant's resource APIs and policy, and
         # what Key Vault already holds for this registration (which decides what to mint and write).
-        apis, policy, stored = await together(
+        kind = self._credential_type(request, profile)
+        certificate_name = self.registry.certificate_name(tenant, profile.id)
+        # The client certificate too: with its key when this call is to prove it, for its record otherwise.
+        apis, policy, stored, stored_certificate = await together(
             resolve(self.directory, tenant, profile),
             self.directory.password_policy(tenant),
             read_stored(self.vault, names),
+            self.vault.read_certificate(certificate_name, with_key=kind is CredentialType.CERTIFICATE),
         )
         progress(
             "resolve", f"{sum(len(p.roles) for p in profile.permissions)} permissions on {len(apis)} resource APIs"
         )
         # As Entra enforces it on an app created now; an existing app may predate a restriction.
         policy = await self._policy_for_this_app(tenant, profile, policy)
-        kind = self._credential_type(request, profile)
         requested_days = request.secret_lifetime_days or self.settings.secret_lifetime_days
         lifetime_days = float(requested_days)
         months = 0
@@ -185,7 +188,8 @@ class Onboarding:
         secret_stored: StoredSecret | None = None
         try:
             app, done.app_created = await self._replicated(
-                "app registration", lambda: self._converge_application(tenant, profile, spec, stored, context, done)
+                "app registration",
+                lambda: self._converge_application(tenant, profile, spec, stored, stored_certificate, context, done),
             )
             if done.app_created:
                 audit("application.created", context, appObjectId=app.object_id, clientId=app.app_id)
@@ -199,7 +203,7 @@ class Onboarding:
                 )
             else:
                 app, sp_id, granted, certificate = await self._with_certificate(
-                    tenant, profile, app, apis, months, stored, context, done, progress
+                    tenant, profile, app, apis, months, stored, stored_certificate, context, done, progress
                 )
         except StillReplicating as pending:
             progress("pending", pending.reason)
@@ -291,6 +295,7 @@ class Onboarding:
         apis: dict[str, ResourceApi],
         months: int,
         stored: dict[SecretKind, StoredSecret | None],
+        stored_certificate: StoredCertificate | None,
         context: dict[str, str],
         done: _Done,
         progress: Progress,
@@ -300,7 +305,7 @@ class Onboarding:
         still reading it), never removed at once."""
         (sp_id, granted), (certificate, key) = await together(
             self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
-            self._ensure_certificate(tenant, profile, app, months, context, done),
+            self._ensure_certificate(tenant, profile, app, months, stored_certificate, context, done),
         )
         progress(
             "client certificate",
@@ -329,13 +334,13 @@ class Onboarding:
         profile: IntegrationProfile,
         app: AppRegistration,
         months: int,
+        current: StoredCertificate | None,
         context: dict[str, str],
         done: _Done,
     ) -> tuple[StoredCertificate, KeyInfo]:
-        """The stored certificate, on the app; a new one (created by Key Vault) when none is stored or it is
-        about to expire. Returns it with its key and its key credential on the app."""
+        """The stored certificate (as read, with its key, at the start), on the app; a new one (created by Key
+        Vault) when none is stored or it is about to expire. Returns it and its key credential on the app."""
         name = self.registry.certificate_name(tenant, profile.id)
-        current = await self.vault.read_certificate(name, with_key=True)
         if current is None or not self.certificates.usable(app, current):
             tags = self.certificates.tags(tenant, profile.id, app, Tag.CERTIFICATE_KIND)
             current = await self.certificates.create(name, tenant, profile.id, months, tags, context)
@@ -395,6 +400,7 @@ class Onboarding:
         profile: IntegrationProfile,
         spec: ApplicationSpec,
         stored: dict[SecretKind, StoredSecret | None],
+        stored_certificate: StoredCertificate | None,
         context: dict[str, str],
         done: _Done,
     ) -> tuple[AppRegistration, bool]:
@@ -414,15 +420,23 @@ class Onboarding:
             # by someone else in between): the upsert converged it; now it must prove itself like any other.
             existing, converged = app, True
         ownership = await require_ours(
-            self.directory, tenant, existing, stored, self.registry.credential_prefix, context
+            self.directory, tenant, existing, stored, self.registry.credential_prefix, context, stored_certificate
         )
         for key_id in ownership.lost_passwords:
             if await self.directory.remove_password(tenant, existing.object_id, key_id):
                 done.orphans_removed += 1
                 audit("secret.removed", context, appObjectId=existing.object_id, keyId=key_id, reason="unrecorded")
-        if ownership.lost_passwords:
-            lost = set(ownership.lost_passwords)
-            existing = replace(existing, passwords=tuple(p for p in existing.passwords if p.key_id not in lost))
+        for key_id in ownership.lost_keys:
+            if await self.directory.remove_key(tenant, existing.object_id, key_id):
+                done.orphans_removed += 1
+                audit("certificate.removed", context, appObjectId=existing.object_id, keyId=key_id, reason="unrecorded")
+        if ownership.lost_passwords or ownership.lost_keys:
+            lost = {*ownership.lost_passwords, *ownership.lost_keys}
+            existing = replace(
+                existing,
+                passwords=tuple(p for p in existing.passwords if p.key_id not in lost),
+                keys=tuple(k for k in existing.keys if k.key_id not in lost),
+            )
         if not converged and not spec.matches(existing):
             await self.directory.update_application(tenant, existing.object_id, spec)
             done.app_updated = True

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from shared.domain.audit import audit
 from shared.domain.errors import NotOwned
-from shared.domain.model import AppRegistration, SecretKind, StoredSecret
+from shared.domain.model import AppRegistration, SecretKind, StoredCertificate, StoredSecret
 from shared.domain.ports import Directory
-from shared.domain.registry import Tag
+from shared.domain.registry import Registry, Tag
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,20 @@ async def examine(
     app: AppRegistration,
     stored: dict[SecretKind, StoredSecret | None],
     issued_prefix: str,
+    certificate: StoredCertificate | None = None,
 ) -> Ownership:
-    """Read the app's owners and federated credentials (at once) and judge it against Key Vault's record."""
+    """Read the app's owners and federated credentials (at once) and judge it against Key Vault's record: its
+    secrets, and its client certificate (whose own key on the app is never lost, however far onboarding got)."""
     owners, federated, me = await asyncio.gather(
         directory.application_owners(tenant, app.object_id),
         directory.federated_credentials(tenant, app.object_id),
         directory.caller_object_id(tenant),
     )
     recorded = any(
-        secret is not None and secret.tags.get(Tag.APP_OBJECT_ID) == app.object_id for secret in stored.values()
+        record is not None and record.tags.get(Tag.APP_OBJECT_ID) == app.object_id
+        for record in (*stored.values(), certificate)
     )
+    stored_key = Registry.key_credential_id(certificate.certificate.thumbprint_sha256) if certificate else None
     problems = []
     others = owners - {me}
     if others:
@@ -77,7 +81,7 @@ async def examine(
         if foreign:
             problems.append(f"{len(foreign)} client secret(s) this service did not add")
         lost = tuple(p.key_id for p in app.passwords if p not in foreign)
-        lost_keys = tuple(k.key_id for k in app.keys if k not in foreign_keys)
+        lost_keys = tuple(k.key_id for k in app.keys if k not in foreign_keys and k.key_id != stored_key)
     return Ownership(tuple(problems), lost, lost_keys)
 
 
@@ -88,10 +92,11 @@ async def require_ours(
     stored: dict[SecretKind, StoredSecret | None],
     issued_prefix: str,
     context: dict[str, str],
+    certificate: StoredCertificate | None = None,
 ) -> Ownership:
     """`examine`, refusing (NotOwned, 409 registration-not-owned, with an `application.refused` audit event)
     an app that is not provably this service's alone; nothing is written before this passes."""
-    ownership = await examine(directory, tenant, app, stored, issued_prefix)
+    ownership = await examine(directory, tenant, app, stored, issued_prefix, certificate)
     if not ownership.proven:
         reasons = "; ".join(ownership.problems)
         audit("application.refused", context, appObjectId=app.object_id, clientId=app.app_id, reasons=reasons)

@@ -127,7 +127,7 @@ class RegistrationStatus:
         sp_id, ownership = (
             await together(
                 self.directory.find_service_principal(tenant, app.app_id),
-                examine(self.directory, tenant, app, stored, self.registry.credential_prefix),
+                examine(self.directory, tenant, app, stored, self.registry.credential_prefix, certificate),
             )
             if app
             else (None, None)

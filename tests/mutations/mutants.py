@@ -32,7 +32,7 @@ FRAGMENTS = "tests/unit/test_secret_fragments.py"
 VALIDATION = "tests/unit/test_validation_rules.py"
 
 MINTED = "        done.minted = True\n        return written, new.secret, new.info\n"
-PROVE_IN_ONBOARDING = "                await self.credentials.prove(tenant, app.app_id, secret, profile)\n"
+PROVE_IN_ONBOARDING = "            await self.credentials.prove(tenant, app.app_id, secret, profile)\n"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- the named bugs ---
@@ -143,7 +143,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "onboarding writes the client and tenant ids before the proof",
         "shared/usecases/onboarding.py",
         PROVE_IN_ONBOARDING,
-        "                await self._write_ids(tenant, profile, app, context, stored)\n" + PROVE_IN_ONBOARDING,
+        "            await self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET)\n"
+        + PROVE_IN_ONBOARDING,
         (
             f"{UNIT_ONBOARDING}::test_verification_failing_past_its_timeout_is_pending_and_the_next_put_verifies_without_minting",
             "tests/unit/test_proof_required.py",

@@ -585,11 +585,6 @@ async def test_fake_vault_certificates_share_the_secrets_namespace() -> None:
     assert vault.certificate_version_count("cert") == 3 and recreated.certificate != created.certificate
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: Onboarding._converge_application removes Ownership.lost_passwords but never "
-    "Ownership.lost_keys, so a certificate named like this service's on an app nobody recorded stays on it",
-)
 @pytest.mark.parametrize("request_", [CERTIFICATE, SECRET], ids=["certificate", "secret"])
 async def test_a_certificate_named_like_ours_on_an_app_nobody_recorded_is_removed_before_anything_is_granted(
     request_: OnboardRequest,
