@@ -17,6 +17,7 @@ from shared.adapters.identity import Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
 from shared.adapters.token_check import TokenRoleChecker
+from shared.adapters.x509 import X509Reader
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.ports import Locks
 from shared.domain.retry import RealClock
@@ -80,7 +81,10 @@ def build(
     rotation = Rotation(
         settings, catalog, directory, vault, credentials, locks, clock, now, access=identity, certificates=certificates
     )
-    status = RegistrationStatus(settings.registry, catalog, directory, vault, now, access=identity)
+    status = RegistrationStatus(
+        settings.registry, catalog, directory, vault, now, access=identity,
+        rotation_window_days=settings.rotation_window_days,
+    )  # fmt: skip
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
         settings,
@@ -97,6 +101,7 @@ def build(
             now,
             access=identity,
             certificates=certificates,
+            reader=X509Reader(),
         ),
         status=status,
         rotation=rotation,

@@ -181,7 +181,7 @@ class KeyVault:
             page = response.json()
             for item in page.get("value") or []:
                 tags = item.get("tags") or {}
-                if self._settings.registry.is_managed_client_secret(tags):
+                if self._settings.registry.is_swept_secret(tags):
                     expires = (item.get("attributes") or {}).get("exp")
                     yield SecretSummary(
                         str(item["id"]).rstrip("/").rsplit("/", 1)[-1],

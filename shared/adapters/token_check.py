@@ -14,7 +14,7 @@ from shared.adapters.entra_answers import REPLICATION_CODES, aadsts, aadsts_text
 from shared.adapters.tls import SharedTransport
 from shared.adapters.x509 import client_assertion
 from shared.domain.errors import UpstreamError, UpstreamUnavailable
-from shared.domain.model import CertificateKey, ClientCredential
+from shared.domain.model import CertificateKey, ClientAssertion, ClientCredential
 from shared.domain.ports import NotReplicatedYet
 from shared.settings import Settings
 
@@ -77,6 +77,10 @@ class TokenRoleChecker:
             credential = ClientAssertionCredential(
                 tenant_id, client_id, lambda: client_assertion(key, client_id, endpoint, datetime.now(UTC)), **options
             )
+            replication = REPLICATION_CODES | NEW_KEY_CODES
+        elif isinstance(credential_to_prove, ClientAssertion):
+            signed = credential_to_prove.assertion
+            credential = ClientAssertionCredential(tenant_id, client_id, signed.reveal, **options)
             replication = REPLICATION_CODES | NEW_KEY_CODES
         else:
             credential = ClientSecretCredential(tenant_id, client_id, credential_to_prove.reveal(), **options)

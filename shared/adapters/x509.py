@@ -10,19 +10,26 @@ to ClientAssertionCredential.
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
 from datetime import datetime, timedelta
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from shared.domain.errors import InvalidRequest, PrivateKeySupplied
 from shared.domain.model import CertificateKey, PublicCertificate, Secret
 
 # Entra reads an assertion valid for 5-10 minutes (the certificate-credentials page above).
 ASSERTION_LIFETIME = timedelta(minutes=10)
+# What a vendor-supplied certificate must be at least.
+MIN_RSA_BITS = 2048
+ACCEPTED_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+# PEM armour that means a private key is in the text, whatever the key type or encryption.
+PRIVATE_KEY_ARMOUR = ("PRIVATE KEY-----",)
 
 
 def public_certificate(der: bytes) -> PublicCertificate:
@@ -66,3 +73,63 @@ def client_assertion(key: CertificateKey, client_id: str, token_endpoint: str, n
     }
     headers = {"x5t#S256": base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()}
     return jwt.encode(claims, private_key, algorithm="PS256", headers=headers)
+
+
+class X509Reader:
+    """The CertificateReader port: a vendor's public certificate (PEM, or base64 DER), read strictly.
+
+    Refused before anything is parsed for use: text that holds a private key (PEM armour, or a PKCS#12
+    bundle, encrypted or not), with PrivateKeySupplied, whose message never repeats the text; anything that
+    is not exactly one X.509 certificate; an RSA key under 2048 bits or an EC key off P-256/384/521
+    (Entra's certificate credentials: https://learn.microsoft.com/entra/identity-platform/certificate-credentials)."""
+
+    def public_certificate(self, text: str) -> PublicCertificate:
+        if any(armour in text for armour in PRIVATE_KEY_ARMOUR) or _is_pkcs12(text):
+            raise PrivateKeySupplied(
+                "certificate must hold only the public certificate; it held a private key, which was discarded "
+                "and not stored or logged.",
+                field="certificate",
+            )
+        try:
+            if "-----BEGIN CERTIFICATE-----" in text:
+                if text.count("-----BEGIN CERTIFICATE-----") != 1:
+                    raise ValueError("more than one certificate")
+                certificate = x509.load_pem_x509_certificate(text.encode())
+            else:
+                certificate = x509.load_der_x509_certificate(_base64(text))
+        except (ValueError, binascii.Error) as error:
+            raise InvalidRequest(
+                "certificate must be one X.509 certificate, PEM or base64 DER.", field="certificate"
+            ) from error
+        key = certificate.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < MIN_RSA_BITS:
+                raise InvalidRequest(
+                    f"certificate must have an RSA key of at least {MIN_RSA_BITS} bits.", field="certificate"
+                )
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(key.curve, ACCEPTED_CURVES):
+                raise InvalidRequest("certificate must have an EC key on P-256, P-384 or P-521.", field="certificate")
+        else:
+            raise InvalidRequest("certificate must have an RSA or EC key.", field="certificate")
+        return public_certificate(certificate.public_bytes(serialization.Encoding.DER))
+
+
+def _base64(text: str) -> bytes:
+    return base64.b64decode("".join(text.split()), validate=True)
+
+
+def _is_pkcs12(text: str) -> bool:
+    """Whether base64 text is a PKCS#12 bundle (a PFX, which carries keys): PFX ::= SEQUENCE { version INTEGER 3,
+    authSafe ContentInfo } (RFC 7292, section 4), so its DER opens with a SEQUENCE whose first element is the
+    INTEGER 3. A certificate's first element is a SEQUENCE, so the two cannot be confused; the password, if
+    any, never matters."""
+    try:
+        der = _base64(text)
+    except (ValueError, binascii.Error):
+        return False
+    if len(der) < 8 or der[0] != 0x30:
+        return False
+    length_octets = der[1] - 0x80 if der[1] & 0x80 else 0
+    body = der[2 + length_octets :]
+    return body[:3] == b"\x02\x01\x03"

@@ -134,6 +134,19 @@ class CertificatesRefusedByPolicy(OnboardingError):
     title = "The tenant's app management policy refuses the certificates this service can create"
 
 
+class PrivateKeySupplied(InvalidRequest):
+    """A vendor-supplied certificate must be public: one that carries a private key is refused, and never logged."""
+
+    problem_type = "private-key-supplied"
+    title = "The certificate holds a private key; send only the public certificate"
+
+
+class VendorRotatesCertificate(OnboardingError):
+    problem_type = "vendor-rotates-certificate"
+    status = 409
+    title = "The vendor supplied this certificate and holds its key: only the vendor can replace it"
+
+
 class NotOwned(OnboardingError):
     problem_type = "registration-not-owned"
     status = 409

@@ -155,8 +155,15 @@ class CertificateKey:
         raise TypeError("a CertificateKey is not picklable")
 
 
+@dataclass(frozen=True)
+class ClientAssertion:
+    """A client assertion someone else signed (a vendor proving the certificate it holds): sent as it is."""
+
+    assertion: Secret
+
+
 # What a token request proves an app with.
-ClientCredential = Secret | CertificateKey
+ClientCredential = Secret | CertificateKey | ClientAssertion
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,8 @@ class SecretKind(StrEnum):
     CLIENT_ID = "client-id"
     TENANT_ID = "tenant-id"
     CLIENT_SECRET = "client-secret"  # noqa: S105 - a kind of secret, not a secret
+    # The public certificate a vendor supplied (PEM): not secret, but the record of what is on the app.
+    VENDOR_CERTIFICATE = "vendor-certificate"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from shared.domain.model import (
     NewKey,
     NewPassword,
     PasswordPolicy,
+    PublicCertificate,
     ResourceApi,
     RoleRef,
     SecretSummary,
@@ -214,7 +215,8 @@ class Vault(Protocol):
         ...
 
     def client_secrets(self) -> AsyncIterator[SecretSummary]:
-        """Every client secret this deployment manages (by tags), streamed page by page."""
+        """Every client secret (and vendor certificate record) this deployment manages (by tags), streamed page by
+        page: what the sweep plans from."""
         ...
 
     # Certificates: Key Vault creates the key pair and keeps it; the backing secret of the same name holds
@@ -241,6 +243,13 @@ class Vault(Protocol):
 
     def client_certificates(self) -> AsyncIterator[SecretSummary]:
         """Every client certificate this deployment manages (by tags), streamed page by page."""
+        ...
+
+
+class CertificateReader(Protocol):
+    def public_certificate(self, text: str) -> PublicCertificate:
+        """A public X.509 certificate from PEM or base64 DER; InvalidRequest (field `certificate`) for anything
+        else, PrivateKeySupplied for text that holds a private key."""
         ...
 
 

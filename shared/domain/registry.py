@@ -64,6 +64,7 @@ class Tag:
     STAGED_CERTIFICATE_KIND: Final = "staged-client-certificate"
     # On a client secret a certificate replaced: removed from the app and Key Vault after `retire-after`.
     SUPERSEDED_BY: Final = "superseded-by"
+    THUMBPRINT: Final = "thumbprint"  # a vendor certificate's SHA-256 thumbprint
     TRUE: Final = "true"
     FALSE: Final = "false"
 
@@ -194,6 +195,14 @@ class Registry:
     def is_managed_client_certificate(self, tags: dict[str, str]) -> bool:
         """Whether a listed certificate is a client certificate this deployment manages (the sweep's filter)."""
         return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) == Tag.CERTIFICATE_KIND
+
+    def is_swept_secret(self, tags: dict[str, str]) -> bool:
+        """Whether a listed secret is one the sweep plans from: a client secret, or a vendor certificate's record
+        (never rotated here, but its expiry is reported)."""
+        return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) in (
+            SecretKind.CLIENT_SECRET.value,
+            SecretKind.VENDOR_CERTIFICATE.value,
+        )
 
     def is_managed_client_secret(self, tags: dict[str, str]) -> bool:
         """Whether a listed secret is a client secret this deployment manages (the sweep's filter)."""

@@ -48,6 +48,29 @@ def credential_type(value: object) -> CredentialType:
     return CredentialType(value)
 
 
+# A PEM certificate (RFC 7468) or its base64 DER: printable ASCII and line breaks, nothing else.
+CERTIFICATE_TEXT = re.compile(r"^[\x20-\x7e\r\n]+$")
+MAX_CERTIFICATE_CHARS = 12 * 1024
+# A compact JWS (RFC 7515): three base64url parts.
+COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+MAX_ASSERTION_CHARS = 8 * 1024
+
+
+def certificate_text(value: object) -> str:
+    """The text of one certificate; what it holds is the certificate reader's question (never echoed)."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CERTIFICATE_CHARS:
+        raise InvalidValue(f"must be a PEM or base64 DER certificate of at most {MAX_CERTIFICATE_CHARS} characters")
+    if not CERTIFICATE_TEXT.match(value):
+        raise InvalidValue("must be printable ASCII (PEM or base64 DER)")
+    return value.strip()
+
+
+def client_assertion(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_ASSERTION_CHARS or not COMPACT_JWS.match(value):
+        raise InvalidValue(f"must be a signed JWT (compact form) of at most {MAX_ASSERTION_CHARS} characters")
+    return value
+
+
 def json_nesting(text: str, max_depth: int) -> None:
     """Refuse JSON nested deeper than `max_depth`, before a parser sees it.
 

@@ -168,7 +168,13 @@ def build_parser(
     onboard.add_argument(
         "--credential-type",
         choices=[t.value for t in CredentialType],
-        help="secret or certificate (default: the integration's, see `catalog`)",
+        help="secret or certificate (default: the registration's own, else the integration's, see `catalog`)",
+    )
+    onboard.add_argument(
+        "--certificate-file",
+        type=_certificate_file,
+        metavar="PATH",
+        help="a public certificate the vendor holds the key of (PEM or base64 DER), instead of one Key Vault creates",
     )
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
 
@@ -206,6 +212,17 @@ def _err(line: str) -> None:
 
 def _progress_line(step: str, detail: str) -> str:
     return f"{MARKERS.get(step, '✓')} {step:<{STEP_WIDTH}}  {detail}"
+
+
+def _certificate_file(path: str) -> str:
+    """The file's text as the PUT's `certificate`; what it holds is checked by onboarding (never printed)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return validation.certificate_text(handle.read(validation.MAX_CERTIFICATE_CHARS + 1))
+    except (OSError, UnicodeDecodeError) as error:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {type(error).__name__}") from None
+    except validation.InvalidValue as problem:
+        raise argparse.ArgumentTypeError(f"{path}: {problem}") from None
 
 
 def _row(label: str, value: Any, indent: int = 2) -> str:
@@ -246,6 +263,7 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
         _row("expires", credential.get("expires"), indent=4),
         _row("verified", "yes" if credential.get("verified") else "no", indent=4),
         _row("others on app", credential.get("otherCredentialsOnApp"), indent=4),
+        *([_row("supplied by", "the vendor (never rotated here)", indent=4)] if credential.get("source") else []),
         "  Key Vault references (for app settings; the secret itself stays in Key Vault)",
         _row("client id", references.get("clientId"), indent=4),
         _row("tenant id", references.get("tenantId"), indent=4),
@@ -253,6 +271,11 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
         *(
             [_row("client certificate", references["clientCertificate"], indent=4)]
             if references.get("clientCertificate")
+            else []
+        ),
+        *(
+            [_row("vendor certificate", references["vendorCertificate"], indent=4)]
+            if references.get("vendorCertificate")
             else []
         ),
         _row("drift", "; ".join(state.get("drift") or []) or "none"),
@@ -353,6 +376,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
             secret_lifetime_days=args.secret_lifetime_days,
             notes=args.notes,
             credential_type=CredentialType(args.credential_type) if args.credential_type else None,
+            certificate=args.certificate_file,
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:

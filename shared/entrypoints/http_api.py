@@ -6,6 +6,7 @@ runs, so an invalid request creates nothing; errors are problem+json with a stab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
@@ -29,7 +30,7 @@ from shared.usecases.onboarding import OnboardRequest, Outcome
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes", "credentialType"}
+BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes", "credentialType", "certificate", "certificateProof"}
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
 
@@ -46,6 +47,8 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         secret_lifetime_days=_lifetime(body),
         notes=_text(body, "notes", 500),
         credential_type=_credential_type(body),
+        certificate=_checked(body, "certificate", validation.certificate_text),
+        certificate_proof=_checked(body, "certificateProof", validation.client_assertion),
     )
     result = await services().onboarding.onboard(request)
     headers = {}
@@ -108,6 +111,15 @@ def _text(body: dict[str, Any], name: str, max_length: int) -> str | None:
         return None
     try:
         return validation.text(body[name], max_length)
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"{name} {problem}.", field=name) from None
+
+
+def _checked(body: dict[str, Any], name: str, rule: Callable[[object], str]) -> str | None:
+    if body.get(name) is None:
+        return None
+    try:
+        return rule(body[name])
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"{name} {problem}.", field=name) from None
 

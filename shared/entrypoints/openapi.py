@@ -46,11 +46,11 @@ PATH_PARAMETERS = [
 # Every problem type the API answers with, listed by hand so a new one is a reviewed change to this document
 # (tests/unit/test_openapi_problems.py compares it with the errors the code can raise).
 PROBLEM_TYPES = (
-    "certificates-refused-by-policy", "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered",
+    "certificates-refused-by-policy", "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered", "private-key-supplied",
     "registration-busy", "registration-not-found", "registration-not-owned", "resource-api-missing",
     "secret-lifetime-exceeds-policy", "secrets-forbidden-by-policy", "tenant-not-allowed", "tenant-not-found",
     "unique-name-held-by-deleted-app", "unknown-integration", "unsupported-media-type", "upstream-error",
-    "upstream-timeout", "upstream-unavailable",
+    "upstream-timeout", "upstream-unavailable", "vendor-rotates-certificate",
 )  # fmt: skip
 
 COMMON_ERRORS = {
@@ -200,8 +200,27 @@ SCHEMAS: dict[str, Any] = {
                     "credentialTypes), default its defaultCredentialType. secret: a client secret in Key Vault. "
                     "certificate: a certificate Key Vault creates and keeps (exportable RSA 2048); consumers read "
                     "its PKCS#12 through keyVaultReferences.clientCertificate and sign client assertions. "
-                    "Switching a secret registration to certificate keeps the secret working for the rotation "
-                    "grace period, then removes it."
+                    "Switching a registration's type keeps the previous credential working for the rotation "
+                    "grace period, then removes it. Omitted: the registration's current type, else the default."
+                ),
+            },
+            "certificate": {
+                "type": "string",
+                "maxLength": 12288,
+                "description": (
+                    "A public certificate the vendor issued and holds the key of (PEM, or base64 DER): put on the "
+                    "app instead of one Key Vault creates. RSA of at least 2048 bits or EC P-256/384/521, valid "
+                    "now and within the tenant's certificate lifetime policy. Never send a private key: one is "
+                    "refused with private-key-supplied and not stored or logged. Never rotated by this service; "
+                    "its expiry is reported (credential drift, the sweep's vendor-expiring)."
+                ),
+            },
+            "certificateProof": {
+                "type": "string",
+                "description": (
+                    "Optional: a client assertion (compact JWT, x5t#S256 header, aud the tenant's token endpoint, "
+                    "iss and sub the app's client id) signed with the certificate's key. With it the certificate "
+                    "is proven by a real token request; without it the credential is reported verified: false."
                 ),
             },
         },
@@ -234,6 +253,7 @@ SCHEMAS: dict[str, Any] = {
                         "type": ["string", "null"],
                         "description": "A certificate's SHA-256 thumbprint (hex), the x5t#S256 of its assertions.",
                     },
+                    "source": {"enum": ["vendor"], "description": "Present when the vendor supplied the certificate."},
                     "verified": {"type": "boolean"}, "otherCredentialsOnApp": {"type": "integer"},
                 },
             },
@@ -245,6 +265,10 @@ SCHEMAS: dict[str, Any] = {
                     "clientCertificate": {
                         "type": ["string", "null"],
                         "description": "The certificate's backing secret: its PKCS#12 (certificate and key), base64.",
+                    },
+                    "vendorCertificate": {
+                        "type": "string",
+                        "description": "The vendor-supplied public certificate as stored (PEM); no key.",
                     },
                 },
             },
@@ -281,7 +305,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "tenantId": STRING,
             "integration": STRING,
-            "action": {"enum": ["rotated", "retired", "nothing-due", "waiting", "busy", "pending", "app-missing", "failed"]},
+            "action": {
+                "enum": [
+                    "rotated", "retired", "nothing-due", "waiting", "busy", "pending", "app-missing", "failed",
+                    "vendor-expiring",
+                ]
+            },
             "detail": STRING,
             "newKeyId": NULLABLE_STRING,
             "retiredKeyIds": {"type": "array", "items": STRING},

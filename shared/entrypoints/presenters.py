@@ -41,6 +41,7 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             "type": credential.type.value,
             "keyId": credential.key_id,
             "thumbprint": credential.thumbprint,
+            **({"source": "vendor"} if credential.vendor_supplied else {}),
             "hint": credential.hint,
             "expires": iso(credential.expires) if credential.expires else None,
             "verified": credential.verified,
@@ -52,6 +53,7 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             "clientSecret": references.client_secret,
             # Only on a registration with a certificate: a secret registration's body is as it always was.
             **({"clientCertificate": references.client_certificate} if references.client_certificate else {}),
+            **({"vendorCertificate": references.vendor_certificate} if references.vendor_certificate else {}),
         },
         "drift": list(state.drift),
     }

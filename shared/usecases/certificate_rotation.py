@@ -18,13 +18,14 @@ on-demand call from rotating it twice.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from shared.domain.audit import audit
-from shared.domain.errors import OnboardingError, UpstreamTimeout, UpstreamUnavailable
+from shared.domain.errors import OnboardingError, UpstreamTimeout, UpstreamUnavailable, VendorRotatesCertificate
 from shared.domain.model import AppRegistration, IntegrationProfile, StoredCertificate, StoredSecret
 from shared.domain.registry import Tag, iso, parse_iso
 from shared.usecases.certificates import Certificates, validity_months
@@ -33,6 +34,7 @@ from shared.usecases.replication import StillReplicating
 if TYPE_CHECKING:
     from shared.usecases.rotation import Rotation, RotationResult
 
+logger = logging.getLogger(__name__)
 # The journal and bookkeeping tags a promoted version must not inherit from the one it replaces.
 JOURNAL = (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE, Tag.PREVIOUS_KEY_ID)
 
@@ -84,6 +86,54 @@ class CertificateRotation:
         elif result.action is Action.NOTHING_DUE and waiting:
             result.action = Action.WAITING
         result.expires = iso(latest.expires)
+        return result
+
+    async def report_vendor(
+        self,
+        tenant: str,
+        app: AppRegistration,
+        record: StoredSecret,
+        force: bool,
+        retire_now: bool,
+        context: dict[str, str],
+    ) -> RotationResult:
+        """A vendor's certificate is never rotated here (this service holds no key for it): its expiry is
+        reported from the rotation window on (logged, audited, counted by the sweep), and the certificate it
+        replaced comes off the app after the grace period."""
+        from shared.usecases.rotation import Action, RotationResult
+
+        integration = context["integration"]
+        if force:
+            raise VendorRotatesCertificate(
+                "This registration's certificate was supplied by the vendor, who holds its key: send a new "
+                "certificate with PUT instead.",
+                **context,
+            )
+        now = self.now()
+        end = record.expires
+        expired = end is not None and end <= now
+        result = RotationResult(tenant, integration, Action.NOTHING_DUE, was_expired=expired)
+        result.expires = iso(end) if end else None
+        issued = parse_iso(record.tags.get(Tag.ISSUED_AT))
+        lifetime = (end - issued) if end and issued else timedelta(days=self.settings.rotation_window_days * 2)
+        if end is not None and (expired or end - now <= self.rotation._window(lifetime)):
+            result.action = Action.VENDOR_EXPIRING
+            result.detail = f"the vendor's certificate {'expired' if expired else 'expires'} {iso(end)}"
+            logger.warning("%s/%s: %s; the vendor must send a new one", tenant, integration, result.detail)
+            audit("certificate.expiring", context, thumbprint=str(record.tags.get(Tag.THUMBPRINT, "")), end=iso(end),
+                  source="vendor")  # fmt: skip
+        previous = record.tags.get(Tag.PREVIOUS_KEY_ID)
+        retire_after = parse_iso(record.tags.get(Tag.RETIRE_AFTER))
+        if previous and (retire_now or retire_after is None or retire_after <= now):
+            if await self.directory.remove_key(tenant, app.object_id, previous):
+                result.retired_key_ids.append(previous)
+                audit("certificate.retired", context, appObjectId=app.object_id, keyId=previous, source="vendor")
+            tags = {k: v for k, v in record.tags.items() if k not in (Tag.PREVIOUS_KEY_ID, Tag.RETIRE_AFTER)}
+            await self.vault.update_tags(record.name, record.version, tags)
+            if result.action is Action.NOTHING_DUE:
+                result.action = Action.RETIRED
+        elif previous and result.action is Action.NOTHING_DUE:
+            result.action = Action.WAITING
         return result
 
     async def _rotate(

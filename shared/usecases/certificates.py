@@ -10,13 +10,14 @@ the key and asks Entra for a token whose `roles` hold every granted permission.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.domain.audit import audit
-from shared.domain.errors import CertificatesRefusedByPolicy, UpstreamError
-from shared.domain.model import AppRegistration, KeyInfo, NewKey, PasswordPolicy, StoredCertificate
+from shared.domain.errors import CertificatesRefusedByPolicy, InvalidRequest, UpstreamError
+from shared.domain.model import AppRegistration, KeyInfo, NewKey, PasswordPolicy, PublicCertificate, StoredCertificate
 from shared.domain.ports import Directory, Vault
 from shared.domain.registry import Registry, Tag, iso
 from shared.domain.retry import Clock
@@ -43,6 +44,29 @@ def validity_months(settings: Settings, policy: PasswordPolicy, context: dict[st
             )
         months = min(months, fitting)
     return months
+
+
+def check_vendor_certificate(
+    certificate: PublicCertificate, now: datetime, policy: PasswordPolicy, context: dict[str, str]
+) -> None:
+    """A vendor's certificate must be valid now, and no longer-lived than the tenant's `asymmetricKeyLifetime`
+    allows (Entra would refuse it on the app: better a named answer before anything is written)."""
+    if not certificate.not_before <= now < certificate.not_after:
+        raise InvalidRequest("certificate is not valid now (expired, or not yet valid).", field="certificate")
+    cap = policy.certificate_max_lifetime_days
+    if cap is not None and certificate.not_after - certificate.not_before > timedelta(days=cap):
+        raise CertificatesRefusedByPolicy(
+            f"The tenant's app management policy caps certificates at {cap:g} days; this one is valid for longer.",
+            policyId=policy.policy_id,
+            **context,
+        )
+
+
+def pem(certificate: PublicCertificate) -> str:
+    """The certificate as PEM (RFC 7468): what a vendor certificate's Key Vault record holds."""
+    body = base64.b64encode(certificate.der).decode()
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
 
 
 def subject(tenant: str, integration: str) -> str:
@@ -104,14 +128,17 @@ class Certificates:
         self, tenant: str, app: AppRegistration, stored: StoredCertificate, context: dict[str, str]
     ) -> tuple[KeyInfo, bool]:
         """Put the certificate on the app unless it is there: (its key credential, added now)."""
-        existing = self.key_on_app(app, stored)
+        return await self.install_public(tenant, app, stored.certificate, context)
+
+    async def install_public(
+        self, tenant: str, app: AppRegistration, certificate: PublicCertificate, context: dict[str, str]
+    ) -> tuple[KeyInfo, bool]:
+        """Put a public certificate on the app unless it is there: (its key credential, added now)."""
+        key_id = self.registry.key_credential_id(certificate.thumbprint_sha256)
+        existing = next((k for k in app.keys if k.key_id == key_id), None)
         if existing is not None:
             return existing, False
-        new = NewKey(
-            key_id=self.registry.key_credential_id(stored.certificate.thumbprint_sha256),
-            display_name=self.registry.new_credential_name(),
-            certificate=stored.certificate,
-        )
+        new = NewKey(key_id=key_id, display_name=self.registry.new_credential_name(), certificate=certificate)
         key = await within_replication(
             "certificate on the app",
             lambda: self.directory.add_key(tenant, app.object_id, new),
@@ -123,7 +150,7 @@ class Certificates:
             context,
             appObjectId=app.object_id,
             keyId=key.key_id,
-            thumbprint=stored.certificate.thumbprint_sha256,
+            thumbprint=certificate.thumbprint_sha256,
         )
         return key, True
 

@@ -32,6 +32,7 @@ CONTENT_TYPES = {
     SecretKind.CLIENT_ID: "application/vnd.entra.client-id",
     SecretKind.TENANT_ID: "application/vnd.entra.tenant-id",
     SecretKind.CLIENT_SECRET: "application/vnd.entra.client-secret",
+    SecretKind.VENDOR_CERTIFICATE: "application/x-pem-file",
 }
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
+from shared.domain.model import SecretKind
 from shared.domain.ports import Directory, Locks, TenantAccess, Vault
 from shared.settings import Settings
 from shared.usecases.credentials import known_profile
@@ -71,15 +72,18 @@ class Offboarding:
                 if deleted_id and await self.directory.purge_deleted_application(tenant, deleted_id):
                     result.application = "purged"
                     audit("application.purged", context, appObjectId=deleted_id)
-            names = list(self.registry.secret_names(tenant, integration).values())
-            # A rotation's staging secret too (it holds a secret's text), reported only when there was one.
-            staging = self.registry.staging_secret_name(tenant, integration)
+            every = self.registry.secret_names(tenant, integration)
+            names = [name for kind, name in every.items() if kind is not SecretKind.VENDOR_CERTIFICATE]
+            # Reported only when there was one: a rotation's staging secret (it holds a secret's text) and the
+            # record of a vendor's certificate.
+            extras = [self.registry.staging_secret_name(tenant, integration), every[SecretKind.VENDOR_CERTIFICATE]]
             outcomes = await asyncio.gather(
-                *(self._remove_secret(name, purge_secrets, context) for name in [*names, staging])
+                *(self._remove_secret(name, purge_secrets, context) for name in [*names, *extras])
             )
             result.secrets = dict(zip(names, outcomes, strict=False))
-            if outcomes[-1] != "absent":
-                result.secrets[staging] = outcomes[-1]
+            for name, outcome in zip(extras, outcomes[len(names) :], strict=True):
+                if outcome != "absent":
+                    result.secrets[name] = outcome
             certificates = [
                 self.registry.certificate_name(tenant, integration),
                 self.registry.staging_certificate_name(tenant, integration),

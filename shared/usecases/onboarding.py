@@ -37,11 +37,13 @@ from shared.domain.catalog import Catalog
 from shared.domain.errors import InvalidRequest, NameHeldByDeletedRegistration, SecretsForbiddenByPolicy, UpstreamError
 from shared.domain.model import (
     AppRegistration,
+    ClientAssertion,
     CredentialType,
     IntegrationProfile,
     KeyInfo,
     PasswordInfo,
     PasswordPolicy,
+    PublicCertificate,
     ResourceApi,
     RoleRef,
     Secret,
@@ -51,6 +53,7 @@ from shared.domain.model import (
 )
 from shared.domain.ports import (
     ApplicationSpec,
+    CertificateReader,
     Directory,
     Locks,
     NameHeldByDeletedApplication,
@@ -61,7 +64,7 @@ from shared.domain.ports import (
 from shared.domain.registry import APP_NOTES, Tag, iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
-from shared.usecases.certificates import Certificates, validity_months
+from shared.usecases.certificates import Certificates, check_vendor_certificate, pem, validity_months
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import CONTENT_TYPES, Credentials
 from shared.usecases.ownership import require_ours
@@ -87,7 +90,9 @@ class OnboardRequest:
     display_name: str | None = None
     secret_lifetime_days: int | None = None
     notes: str | None = None
-    credential_type: CredentialType | None = None  # None: the catalog's default for the integration
+    credential_type: CredentialType | None = None  # None: the registration's own, else the catalog's default
+    certificate: str | None = None  # a public certificate the vendor supplies (PEM or base64 DER)
+    certificate_proof: str | None = None  # a client assertion signed with that certificate's key
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Onboarding:
         now: Callable[[], datetime],
         access: TenantAccess | None = None,
         certificates: Certificates | None = None,
+        reader: CertificateReader | None = None,
     ) -> None:
         self.settings = settings
         self.registry = settings.registry
@@ -125,6 +131,7 @@ class Onboarding:
         self.vault = vault
         self.credentials = credentials
         self.certificates = certificates or Certificates(settings, directory, vault, clock, now)
+        self.reader = reader or _NoCertificateReader()
         self.status = status
         self.locks = locks
         self.clock = clock
@@ -146,17 +153,28 @@ class Onboarding:
         context = {"tenantId": tenant, "integration": profile.id}
         names = self.registry.secret_names(tenant, profile.id)
 
+        # The vendor's certificate is read first: text that is not one public certificate is refused before
+        # anything is read or written, and never echoed.
+        supplied = self.reader.public_certificate(request.certificate) if request.certificate is not None else None
+        certificate_name = self.registry.certificate_name(tenant, profile.id)
         # Reads only, and none needs another's answer: the tenant's resource APIs and policy, and
         # what Key Vault already holds for this registration (which decides what to mint and write).
-        kind = self._credential_type(request, profile)
-        certificate_name = self.registry.certificate_name(tenant, profile.id)
-        # The client certificate too: with its key when this call is to prove it, for its record otherwise.
+        # The client certificate with its key when this call may have to prove it.
+        wants_key = request.credential_type is CredentialType.CERTIFICATE and supplied is None
         apis, policy, stored, stored_certificate = await together(
             resolve(self.directory, tenant, profile),
             self.directory.password_policy(tenant),
             read_stored(self.vault, names),
-            self.vault.read_certificate(certificate_name, with_key=kind is CredentialType.CERTIFICATE),
+            self.vault.read_certificate(certificate_name, with_key=wants_key),
         )
+        kind, vendor = self._credential_type(request, profile, stored, supplied is not None)
+        if vendor and supplied is None:
+            # The same vendor certificate as before (a PUT that names no type keeps the registration's own).
+            record = stored[SecretKind.VENDOR_CERTIFICATE]
+            assert record is not None and record.value is not None
+            supplied = self.reader.public_certificate(record.value.reveal())
+        if kind is CredentialType.CERTIFICATE and not vendor and stored_certificate and stored_certificate.key is None:
+            stored_certificate = await self.vault.read_certificate(certificate_name, with_key=True)
         progress(
             "resolve", f"{sum(len(p.roles) for p in profile.permissions)} permissions on {len(apis)} resource APIs"
         )
@@ -179,6 +197,8 @@ class Onboarding:
                     "policy", f"secret lifetime clamped to {policy.max_lifetime_days:g} days by the tenant's policy"
                 )
                 lifetime_days = policy.max_lifetime_days
+        elif supplied is not None:
+            check_vendor_certificate(supplied, self.now(), policy, context)
         else:
             months = validity_months(self.settings, policy, context)
 
@@ -186,6 +206,7 @@ class Onboarding:
         done = _Done()
         certificate: StoredCertificate | None = None
         secret_stored: StoredSecret | None = None
+        vendor_stored: StoredSecret | None = None
         try:
             app, done.app_created = await self._replicated(
                 "app registration",
@@ -201,10 +222,17 @@ class Onboarding:
                 app, sp_id, granted, secret_stored = await self._with_secret(
                     tenant, profile, app, apis, lifetime_days, requested_days, stored, context, done, progress
                 )
+                await self._supersede(stored, stored_certificate, context, done, keep=SecretKind.CLIENT_SECRET)
+            elif supplied is not None:
+                app, sp_id, granted, vendor_stored = await self._with_vendor_certificate(
+                    tenant, profile, app, apis, supplied, request.certificate_proof, stored, context, done, progress
+                )
+                await self._supersede(stored, stored_certificate, context, done, keep=SecretKind.VENDOR_CERTIFICATE)
             else:
                 app, sp_id, granted, certificate = await self._with_certificate(
                     tenant, profile, app, apis, months, stored, stored_certificate, context, done, progress
                 )
+                await self._supersede(stored, None, context, done, keep=None)
         except StillReplicating as pending:
             progress("pending", pending.reason)
             return OnboardResult(
@@ -225,22 +253,52 @@ class Onboarding:
             sp_id,
             [apis[p.resource_app_id] for p in profile.permissions],
             granted,
-            secret_stored,
+            secret_stored or stored[SecretKind.CLIENT_SECRET],
             dict.fromkeys((SecretKind.CLIENT_ID, SecretKind.TENANT_ID), True),
-            certificate=certificate,
+            certificate=certificate or stored_certificate,
+            vendor=vendor_stored or stored[SecretKind.VENDOR_CERTIFICATE],
+            current=_type_tag(
+                SecretKind.CLIENT_SECRET
+                if kind is CredentialType.SECRET
+                else SecretKind.VENDOR_CERTIFICATE
+                if supplied is not None
+                else None
+            ),
         )
         return OnboardResult(outcome, registration, changes=changes)
 
-    def _credential_type(self, request: OnboardRequest, profile: IntegrationProfile) -> CredentialType:
-        """The caller's choice within what the catalog allows this integration, else the catalog's default."""
-        kind = request.credential_type or profile.default_credential_type
+    def _credential_type(
+        self,
+        request: OnboardRequest,
+        profile: IntegrationProfile,
+        stored: dict[SecretKind, StoredSecret | None],
+        supplied: bool,
+    ) -> tuple[CredentialType, bool]:
+        """(the credential type, whether the vendor supplies the certificate). The caller's choice within what the
+        catalog allows; a PUT that names none keeps the registration's own type (its Client ID's
+        `credential-type` tag), and a new registration gets the catalog's default."""
+        current = _current_type(stored)
+        if request.credential_type is not None:
+            kind = request.credential_type
+        elif supplied:
+            kind = CredentialType.CERTIFICATE
+        elif current is not None:
+            kind = CredentialType.SECRET if current == CredentialType.SECRET.value else CredentialType.CERTIFICATE
+        else:
+            kind = profile.default_credential_type
         if kind not in profile.credential_types:
             allowed = ", ".join(str(t) for t in profile.credential_types)
             raise InvalidRequest(
                 f"credentialType {kind!s} is not offered for {profile.id} (offered: {allowed}).",
                 field="credentialType",
             )
-        return kind
+        if supplied and kind is not CredentialType.CERTIFICATE:
+            raise InvalidRequest("certificate is only for credentialType certificate.", field="certificate")
+        if request.certificate_proof is not None and not supplied:
+            raise InvalidRequest("certificateProof proves a certificate sent with it.", field="certificateProof")
+        keeps_vendor = request.credential_type is None and current == SecretKind.VENDOR_CERTIFICATE.value
+        vendor = supplied or (keeps_vendor and stored[SecretKind.VENDOR_CERTIFICATE] is not None)
+        return kind, vendor
 
     async def _with_secret(
         self,
@@ -274,12 +332,12 @@ class Onboarding:
             # Client ID and Tenant ID only once the secret is proven, beside marking it so.
             _, done.ids_written = await together(
                 self.vault.update_tags(secret_stored.name, secret_stored.version, tags),
-                self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET),
+                self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET.value),
             )
             secret_stored = replace(secret_stored, tags=tags)
             progress("verify", "a token request with the new secret holds every granted permission")
         else:
-            done.ids_written = await self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET)
+            done.ids_written = await self._write_ids(tenant, profile, app, context, stored, CredentialType.SECRET.value)
         removed = await self._remove_orphans(
             tenant, profile, app, keep=_kept_credentials(secret_stored), context=context
         )
@@ -319,14 +377,77 @@ class Onboarding:
             tags = dict(certificate.tags) | {Tag.VERIFIED: Tag.TRUE}
             _, done.ids_written = await together(
                 self.vault.update_certificate_tags(certificate.name, certificate.version, tags),
-                self._write_ids(tenant, profile, app, context, stored, CredentialType.CERTIFICATE),
+                self._write_ids(tenant, profile, app, context, stored, CredentialType.CERTIFICATE.value),
             )
             certificate = replace(certificate, tags=tags)
             progress("verify", "a token request signed with the new certificate holds every granted permission")
         else:
-            done.ids_written = await self._write_ids(tenant, profile, app, context, stored, CredentialType.CERTIFICATE)
-        await self._supersede_secret(stored[SecretKind.CLIENT_SECRET], context, done)
+            done.ids_written = await self._write_ids(
+                tenant, profile, app, context, stored, CredentialType.CERTIFICATE.value
+            )
         return app, sp_id, granted, certificate
+
+    async def _with_vendor_certificate(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        apis: dict[str, ResourceApi],
+        supplied: PublicCertificate,
+        proof: str | None,
+        stored: dict[SecretKind, StoredSecret | None],
+        context: dict[str, str],
+        done: _Done,
+        progress: Progress,
+    ) -> tuple[AppRegistration, str, set[tuple[str, str]], StoredSecret]:
+        """A certificate the vendor issued and holds the key of: recorded in Key Vault (its public PEM, the
+        record rotation and status read), put on the app, and proven only if the vendor sent a client
+        assertion signed with its key (`certificateProof`); otherwise reported installed but unproven. This
+        service never rotates it: status, the sweep and the audit log report its expiry ahead of time."""
+        record = stored[SecretKind.VENDOR_CERTIFICATE]
+        key_id = self.registry.key_credential_id(supplied.thumbprint_sha256)
+        if record is None or record.tags.get(Tag.KEY_ID) != key_id or record.tags.get(Tag.SUPERSEDED_BY):
+            # Recorded before it goes on the app: a crash in between leaves a record whose key the next PUT
+            # adds, never a key on the app that nothing records.
+            tags = self._tags(tenant, profile, app, SecretKind.VENDOR_CERTIFICATE) | {
+                Tag.KEY_ID: key_id,
+                Tag.THUMBPRINT: supplied.thumbprint_sha256,
+                Tag.VERIFIED: Tag.FALSE,
+                Tag.ISSUED_AT: iso(self.now()),
+            }
+            if record is not None and record.tags.get(Tag.KEY_ID) and not record.tags.get(Tag.SUPERSEDED_BY):
+                # The vendor replaced its certificate: the previous one stays on the app for the grace period.
+                retire_after = self.now() + timedelta(hours=self.settings.rotation_grace_hours)
+                tags |= {Tag.PREVIOUS_KEY_ID: str(record.tags[Tag.KEY_ID]), Tag.RETIRE_AFTER: iso(retire_after)}
+            name = self.registry.secret_name(tenant, profile.id, SecretKind.VENDOR_CERTIFICATE)
+            record = await self.vault.write(
+                name, pem(supplied), CONTENT_TYPES[SecretKind.VENDOR_CERTIFICATE], tags, supplied.not_after
+            )
+            audit("certificate.recorded", context, secretName=name, thumbprint=supplied.thumbprint_sha256,
+                  end=iso(supplied.not_after), source="vendor")  # fmt: skip
+            done.vendor_stored = True
+        stored_record = record
+        (sp_id, granted), (key, added) = await together(
+            self._principal_and_grants(tenant, app, profile, apis, context, done, progress),
+            self.certificates.install_public(tenant, app, supplied, context),
+        )
+        done.certificate_added = added
+        if all(k.key_id != key.key_id for k in app.keys):
+            app = replace(app, keys=(*app.keys, key))
+        verified = stored_record.tags.get(Tag.VERIFIED) == Tag.TRUE
+        if proof is not None and not verified:
+            await self.credentials.prove(tenant, app.app_id, ClientAssertion(Secret(proof)), profile)
+            tags = dict(stored_record.tags) | {Tag.VERIFIED: Tag.TRUE}
+            await self.vault.update_tags(stored_record.name, stored_record.version, tags)
+            stored_record = replace(stored_record, tags=tags)
+            done.vendor_proven = True
+            progress("verify", "the vendor's signed assertion got a token holding every granted permission")
+        else:
+            progress("verify", "installed; proven only by a signed assertion from the vendor (certificateProof)")
+        done.ids_written = await self._write_ids(
+            tenant, profile, app, context, stored, SecretKind.VENDOR_CERTIFICATE.value
+        )
+        return app, sp_id, granted, stored_record
 
     async def _ensure_certificate(
         self,
@@ -349,19 +470,33 @@ class Onboarding:
         done.certificate_added = added
         return current, key
 
-    async def _supersede_secret(self, secret: StoredSecret | None, context: dict[str, str], done: _Done) -> None:
-        """Start the grace period of a client secret a certificate now replaces: rotation removes it from the app
-        and from Key Vault once `retire-after` has passed (shared/usecases/rotation.py)."""
-        if secret is None or secret.tags.get(Tag.SUPERSEDED_BY):
-            return
-        retire_after = self.now() + timedelta(hours=self.settings.rotation_grace_hours)
-        tags = dict(secret.tags) | {
-            Tag.SUPERSEDED_BY: CredentialType.CERTIFICATE.value,
-            Tag.RETIRE_AFTER: iso(retire_after),
-        }
-        await self.vault.update_tags(secret.name, secret.version, tags)
-        audit("secret.superseded", context, secretName=secret.name, retireAfter=iso(retire_after))
-        done.secret_superseded = True
+    async def _supersede(
+        self,
+        stored: dict[SecretKind, StoredSecret | None],
+        certificate: StoredCertificate | None,
+        context: dict[str, str],
+        done: _Done,
+        keep: SecretKind | None,
+    ) -> None:
+        """Start the grace period of the credentials the one just proven replaces (a switch of type): consumers
+        still reading them keep working until `retire-after`, then rotation takes them off the app and out of
+        Key Vault (shared/usecases/rotation.py). `keep`: the record now current (None: the client certificate)."""
+        now_type = _type_tag(keep)
+        retire_after = iso(self.now() + timedelta(hours=self.settings.rotation_grace_hours))
+        marks = {Tag.SUPERSEDED_BY: now_type, Tag.RETIRE_AFTER: retire_after}
+        for kind in (SecretKind.CLIENT_SECRET, SecretKind.VENDOR_CERTIFICATE):
+            record = stored[kind]
+            if kind is keep or record is None or record.tags.get(Tag.SUPERSEDED_BY):
+                continue
+            await self.vault.update_tags(record.name, record.version, dict(record.tags) | marks)
+            audit("credential.superseded", context, secretName=record.name, retireAfter=retire_after)
+            done.superseded += 1
+        if keep is not None and certificate is not None and not certificate.tags.get(Tag.SUPERSEDED_BY):
+            await self.vault.update_certificate_tags(
+                certificate.name, certificate.version, dict(certificate.tags) | marks
+            )
+            audit("credential.superseded", context, certificateName=certificate.name, retireAfter=retire_after)
+            done.superseded += 1
 
     # --- steps ---
     def _spec(
@@ -578,14 +713,14 @@ class Onboarding:
         app: AppRegistration,
         context: dict[str, str],
         stored: dict[SecretKind, StoredSecret | None],
-        credential_type: CredentialType,
+        credential_type: str,
     ) -> int:
         """Client ID and Tenant ID, each written unless Key Vault (as read at the start) already holds it. Both
         carry the registration's credential type, which tells status and rotation what to look for."""
 
         async def ensure(kind: SecretKind, value: str) -> int:
             name = self.registry.secret_name(tenant, profile.id, kind)
-            tags = self._tags(tenant, profile, app, kind) | {Tag.CREDENTIAL_TYPE: credential_type.value}
+            tags = self._tags(tenant, profile, app, kind) | {Tag.CREDENTIAL_TYPE: credential_type}
             current = stored[kind]
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
                 return 0
@@ -628,6 +763,21 @@ class Onboarding:
         return self.registry.tags(tenant, profile.id, kind, app.object_id, app.app_id)
 
 
+def _current_type(stored: dict[SecretKind, StoredSecret | None]) -> str | None:
+    """The registration's credential type as its Client ID records it (None: not onboarded yet)."""
+    ids = stored.get(SecretKind.CLIENT_ID)
+    return ids.tags.get(Tag.CREDENTIAL_TYPE) if ids is not None else None
+
+
+def _type_tag(record: SecretKind | None) -> str:
+    """The `credential-type` tag value of the credential kept in `record` (None: the client certificate)."""
+    if record is SecretKind.CLIENT_SECRET:
+        return CredentialType.SECRET.value
+    if record is SecretKind.VENDOR_CERTIFICATE:
+        return SecretKind.VENDOR_CERTIFICATE.value
+    return CredentialType.CERTIFICATE.value
+
+
 def _kept_credentials(stored: StoredSecret) -> set[str]:
     """The credentials orphan removal must spare: the stored one, and one a rotation has staged (shared/usecases/rotation.py)."""
     return {key for key in (stored.tags.get(Tag.KEY_ID), stored.tags.get(Tag.STAGED)) if key}
@@ -645,7 +795,9 @@ class _Done:
     minted: bool = False
     certificate_created: bool = False
     certificate_added: bool = False
-    secret_superseded: bool = False
+    superseded: int = 0
+    vendor_stored: bool = False
+    vendor_proven: bool = False
     ids_written: int = 0
     orphans_removed: int = 0
 
@@ -663,11 +815,20 @@ class _Done:
                 ("client certificate created", self.certificate_created),
                 ("client certificate added to the application", self.certificate_added),
                 (
-                    "client secret superseded by the certificate (retired after the grace period)",
-                    self.secret_superseded,
+                    f"{self.superseded} previous credential(s) superseded (removed after the grace period)",
+                    self.superseded,
                 ),
+                ("vendor certificate stored", self.vendor_stored),
+                ("vendor certificate proven", self.vendor_proven),
                 ("client and tenant ids stored", self.ids_written),
                 (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),
             )
             if happened
         ]
+
+
+class _NoCertificateReader:
+    """Onboarding built without a reader (tests of other flows) refuses vendor certificates outright."""
+
+    def public_certificate(self, text: str) -> PublicCertificate:
+        raise InvalidRequest("certificate: this deployment reads no vendor certificates.", field="certificate")

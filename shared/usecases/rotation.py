@@ -56,6 +56,7 @@ from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import Credentials, known_profile
 from shared.usecases.ownership import require_ours
 from shared.usecases.replication import StillReplicating, within_replication
+from shared.usecases.superseded import Records, SupersededCredentials
 
 logger = logging.getLogger(__name__)
 # A rotation still pending this long after its first pending run is a failure, not Entra catching up:
@@ -75,6 +76,7 @@ class Action(StrEnum):
     PENDING = "pending"  # Entra has not caught up; the next run continues
     APP_MISSING = "app-missing"  # deleted out of band
     FAILED = "failed"
+    VENDOR_EXPIRING = "vendor-expiring"  # a vendor's certificate nears its end: only the vendor can replace it
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Rotation:
         self.clock = clock
         self.now = now
         self.access = access
+        self.superseded = SupersededCredentials(self.registry, directory, vault, now)
         self.certificate_rotation = CertificateRotation(
             self, certificates or Certificates(settings, directory, vault, clock, now)
         )
@@ -153,26 +156,60 @@ class Rotation:
         name = self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)
         # The reads at once: one round trip instead of three for every registration a sweep acts on.
         # The value is not read: rotation needs the version and its tags, never the secret itself.
-        stored, certificate, app = await asyncio.gather(
+        stored, certificate, vendor, app = await asyncio.gather(
             self.vault.read(name),
             self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
+            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.VENDOR_CERTIFICATE)),
             self.directory.find_application(tenant, self.registry.unique_name(integration)),
         )
-        if stored is None and certificate is None:
+        if stored is None and certificate is None and vendor is None:
             raise RegistrationNotFound("No stored credential: onboard this integration first.", **context)
         if app is None:
             logger.error("app registration for %s/%s is gone (deleted out of band)", tenant, integration)
             return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
-        if certificate is not None and (stored is None or stored.tags.get(Tag.SUPERSEDED_BY)):
-            retired_secret = await self._retire_superseded_secret(tenant, app, stored, retire_now, context)
+        # What a switch of credential type left behind goes once its grace period is over (superseded.py).
+        records = Records(stored, certificate, vendor)
+        retired = await self.superseded.retire(tenant, app, records, retire_now, context)
+        if retired:
+            app = replace(
+                app,
+                passwords=tuple(p for p in app.passwords if p.key_id not in retired),
+                keys=tuple(k for k in app.keys if k.key_id not in retired),
+            )
+        if Records.current(vendor):
+            assert vendor is not None
+            result = await self.certificate_rotation.report_vendor(tenant, app, vendor, force, retire_now, context)
+        elif Records.current(certificate) and not Records.current(stored):
+            assert certificate is not None
             result = await self.certificate_rotation.rotate(
                 tenant, app, certificate, profile, force, retire_now, context
             )
-            result.retired_key_ids = [*retired_secret, *result.retired_key_ids]
-            if result.action is Action.NOTHING_DUE and retired_secret:
-                result.action = Action.RETIRED
-            return result
-        assert stored is not None
+        elif stored is None or not Records.current(stored):
+            return RotationResult(
+                tenant, integration, Action.RETIRED if retired else Action.NOTHING_DUE, retired_key_ids=retired
+            )
+        else:
+            return await self._rotate_secret_registration(
+                tenant, profile, app, stored, force, retire_now, context, retired
+            )
+        result.retired_key_ids = [*retired, *result.retired_key_ids]
+        if result.action is Action.NOTHING_DUE and retired:
+            result.action = Action.RETIRED
+        return result
+
+    async def _rotate_secret_registration(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        stored: StoredSecret,
+        force: bool,
+        retire_now: bool,
+        context: dict[str, str],
+        retired_before: list[str],
+    ) -> RotationResult:
+        integration = profile.id
+        name = stored.name
         stored, app = await self._clear_journal(tenant, app, stored, context)
 
         current = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
@@ -207,6 +244,7 @@ class Rotation:
             # one, and those are the ones just read (this run holds the registration's lock).
             result.action, result.new_key_id = Action.ROTATED, stored.tags.get(Tag.KEY_ID)
         retired, waiting = await self._retire(tenant, app, stored, retire_now, context)
+        retired = [*retired_before, *retired]
         result.retired_key_ids = retired
         if result.action is Action.NOTHING_DUE and retired:
             result.action = Action.RETIRED
@@ -214,29 +252,6 @@ class Rotation:
             result.action = Action.WAITING
         result.expires = iso(stored.expires) if stored.expires else None
         return result
-
-    async def _retire_superseded_secret(
-        self, tenant: str, app: AppRegistration, stored: StoredSecret | None, retire_now: bool, context: dict[str, str]
-    ) -> list[str]:
-        """A client secret a certificate replaced, once its grace period is over: every secret this service
-        issued comes off the app, and the stored one (and any staging one) leaves Key Vault."""
-        if stored is None:
-            return []
-        retire_after = parse_iso(stored.tags.get(Tag.RETIRE_AFTER))
-        if not retire_now and retire_after is not None and self.now() < retire_after:
-            return []
-        removed = []
-        for password in app.passwords:
-            if self.registry.issued_here(password.display_name) and await self.directory.remove_password(
-                tenant, app.object_id, password.key_id
-            ):
-                removed.append(password.key_id)
-                audit("secret.retired", context, appObjectId=app.object_id, keyId=password.key_id, reason="superseded")
-        staging = self._staging_name(stored)
-        for name in (stored.name, staging):
-            if await self.vault.delete(name):
-                audit("secret.deleted", context, secretName=name, reason="superseded by a certificate")
-        return removed
 
     async def _converge_consent(
         self, tenant: str, app: AppRegistration, stored: StoredSecret, profile: IntegrationProfile,

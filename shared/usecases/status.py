@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.domain.catalog import Catalog
 from shared.domain.errors import RegistrationNotFound
@@ -23,7 +23,7 @@ from shared.domain.model import (
     StoredSecret,
 )
 from shared.domain.ports import Directory, NotReplicatedYet, TenantAccess, Vault
-from shared.domain.registry import Registry, Tag
+from shared.domain.registry import Registry, Tag, iso
 from shared.usecases.credentials import known_profile
 from shared.usecases.ownership import examine
 from shared.usecases.replication import together
@@ -53,6 +53,7 @@ class CredentialState:
     other_credentials_on_app: int
     type: CredentialType = CredentialType.SECRET
     thumbprint: str | None = None  # a certificate's SHA-256 thumbprint (the `x5t#S256` consumers send)
+    vendor_supplied: bool = False  # the vendor holds the key: installed here, never rotated here
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class References:
     tenant_id: str | None
     client_secret: str | None
     client_certificate: str | None = None
+    vendor_certificate: str | None = None  # the public certificate the vendor supplied (PEM)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ class RegistrationStatus:
         vault: Vault,
         now: Callable[[], datetime],
         access: TenantAccess | None = None,
+        rotation_window_days: float = 30,
     ) -> None:
+        self.rotation_window_days = rotation_window_days  # from when a vendor certificate's expiry is reported
         self.registry = registry
         self.catalog = catalog
         self.directory = directory
@@ -149,6 +153,8 @@ class RegistrationStatus:
             {kind: stored[kind] is not None for kind in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)},
             ownership.problems if ownership else (),
             certificate=certificate,
+            vendor=stored[SecretKind.VENDOR_CERTIFICATE],
+            current=ids.tags.get(Tag.CREDENTIAL_TYPE) if (ids := stored[SecretKind.CLIENT_ID]) else None,
         )
 
     def state(
@@ -164,11 +170,14 @@ class RegistrationStatus:
         not_ours: tuple[str, ...] = (),
         *,
         certificate: StoredCertificate | None = None,
+        vendor: StoredSecret | None = None,
+        current: str | None = None,
     ) -> RegistrationState:
         """The registration from what was read (describe) or just converged (onboard).
 
-        Its credential is the certificate when one is stored and no client secret is current (none stored, or
-        one a certificate superseded); otherwise the client secret."""
+        Its credential is the one the Client ID records as current (`current`, the `credential-type` tag); before
+        that is written, the one stored and not superseded (a vendor's certificate, a client certificate, then a
+        client secret)."""
         names = self.registry.secret_names(tenant, profile.id)
         permissions = []
         for p, api in zip(profile.permissions, apis, strict=True):
@@ -199,9 +208,10 @@ class RegistrationStatus:
             f"permission granted outside the profile: {role_names.get(grant, f'app role {grant[1]} on {grant[0]}')}"
             for grant in granted - profile_roles
         )
-        uses_certificate = certificate is not None and (secret is None or bool(secret.tags.get(Tag.SUPERSEDED_BY)))
-        if uses_certificate:
-            assert certificate is not None
+        current = current or _fallback_type(secret, certificate, vendor)
+        if current == SecretKind.VENDOR_CERTIFICATE.value and vendor is not None:
+            credential, credential_drift = self._vendor_state(app, vendor)
+        elif current == CredentialType.CERTIFICATE.value and certificate is not None:
             credential, credential_drift = self._certificate_state(app, certificate)
         else:
             credential, credential_drift = self._secret_state(app, secret)
@@ -223,6 +233,7 @@ class RegistrationStatus:
                 else None,
                 client_secret=self.vault.reference(names[SecretKind.CLIENT_SECRET]) if secret else None,
                 client_certificate=self.vault.reference(certificate.name) if certificate else None,
+                vendor_certificate=self.vault.reference(vendor.name) if vendor else None,
             ),
             drift=drift,
         )
@@ -248,6 +259,31 @@ class RegistrationStatus:
             other_credentials_on_app=others,
         ), drift
 
+    def _vendor_state(self, app: AppRegistration | None, record: StoredSecret) -> tuple[CredentialState, list[str]]:
+        """A vendor's certificate: on the app or not, proven only if the vendor sent a signed assertion, and its
+        expiry reported from the rotation window on, since only the vendor can replace it."""
+        key_id = record.tags.get(Tag.KEY_ID)
+        on_app = next((k for k in app.keys if k.key_id == key_id), None) if app and key_id else None
+        drift = []
+        now = self.now()
+        if on_app is None:
+            drift.append("stored vendor certificate matches no certificate on the app")
+        if record.expires is not None and record.expires <= now:
+            drift.append("vendor certificate expired: the vendor must send a new one")
+        elif record.expires is not None and record.expires - now <= timedelta(days=self.rotation_window_days):
+            drift.append(f"vendor certificate expires {iso(record.expires)}: the vendor must send a new one")
+        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        return CredentialState(
+            key_id=key_id,
+            hint=None,
+            expires=record.expires,
+            verified=record.tags.get(Tag.VERIFIED) == Tag.TRUE,
+            other_credentials_on_app=others,
+            type=CredentialType.CERTIFICATE,
+            thumbprint=record.tags.get(Tag.THUMBPRINT),
+            vendor_supplied=True,
+        ), drift
+
     def _certificate_state(
         self, app: AppRegistration | None, certificate: StoredCertificate
     ) -> tuple[CredentialState, list[str]]:
@@ -268,6 +304,19 @@ class RegistrationStatus:
             type=CredentialType.CERTIFICATE,
             thumbprint=certificate.certificate.thumbprint_sha256,
         ), drift
+
+
+def _fallback_type(
+    secret: StoredSecret | None, certificate: StoredCertificate | None, vendor: StoredSecret | None
+) -> str:
+    def current(record: StoredSecret | StoredCertificate | None) -> bool:
+        return record is not None and not record.tags.get(Tag.SUPERSEDED_BY)
+
+    if current(vendor):
+        return SecretKind.VENDOR_CERTIFICATE.value
+    if current(certificate) and not current(secret):
+        return CredentialType.CERTIFICATE.value
+    return CredentialType.SECRET.value
 
 
 async def read_stored(

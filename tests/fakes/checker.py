@@ -15,9 +15,13 @@ tests/contract/ checks this fake against `shared.adapters.token_check.TokenRoleC
 from __future__ import annotations
 
 import asyncio
+import base64
+
+import jwt
+from cryptography import x509
 
 from shared.domain.catalog import Catalog
-from shared.domain.model import CertificateKey, ClientCredential, Secret
+from shared.domain.model import CertificateKey, ClientAssertion, ClientCredential, Secret
 from shared.domain.ports import NotReplicatedYet
 from shared.domain.registry import Registry
 from tests.fakes.certificates import key_matches
@@ -62,6 +66,31 @@ class FakeChecker(FaultSwitches):
             return "AADSTS700027"
         return None
 
+    def _assertion_refusal_code(self, tenant_id: str, client_id: str, signed: ClientAssertion) -> str | None:
+        """A vendor's assertion proves the app when its `x5t#S256` names a key currently on the app and the
+        key's certificate verifies its signature, with `iss` and `sub` the client id (as Entra checks,
+        https://learn.microsoft.com/entra/identity-platform/certificate-credentials)."""
+        app = self.directory.tenants[tenant_id].app_by_app_id(client_id)
+        if app is None:
+            return "AADSTS700016"
+        try:
+            header = jwt.get_unverified_header(signed.assertion.reveal())
+            thumbprint = base64.urlsafe_b64decode(str(header["x5t#S256"]) + "==").hex().upper()
+        except (jwt.PyJWTError, KeyError, ValueError):
+            return "AADSTS50027"
+        on_app = self.directory.current_key(tenant_id, client_id, Registry.key_credential_id(thumbprint))
+        if on_app is None:
+            return "AADSTS700027"
+        public_key = x509.load_der_x509_certificate(on_app.der).public_key()
+        try:
+            claims = jwt.decode(
+                signed.assertion.reveal(), public_key, algorithms=["PS256", "RS256", "ES256"],  # type: ignore[arg-type]
+                options={"verify_aud": False},
+            )  # fmt: skip
+        except jwt.PyJWTError:
+            return "AADSTS700027"
+        return None if claims.get("iss") == claims.get("sub") == client_id else "AADSTS50048"
+
     async def granted_roles(self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str) -> set[str]:
         self._enter("granted_roles", tenant_id=tenant_id, client_id=client_id, scope=scope)
         if isinstance(credential, CertificateKey):
@@ -70,6 +99,10 @@ class FakeChecker(FaultSwitches):
                 raise NotReplicatedYet("the new credential", "AADSTS700027")
             if (code := self._key_refusal_code(tenant_id, client_id, credential)) is not None:
                 # As for a secret: the code of a key still replicating, read by TokenRoleChecker as NotReplicatedYet.
+                self.rejected += 1
+                raise NotReplicatedYet("the new credential", code)
+        elif isinstance(credential, ClientAssertion):
+            if (code := self._assertion_refusal_code(tenant_id, client_id, credential)) is not None:
                 self.rejected += 1
                 raise NotReplicatedYet("the new credential", code)
         else:

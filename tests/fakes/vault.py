@@ -210,7 +210,7 @@ class FakeVault(FaultSwitches):
         self._enter("client_secrets")
         for name in sorted(self.versions):
             latest = self.versions[name][-1]
-            if Registry(self.name_prefix).is_managed_client_secret(latest.tags):
+            if Registry(self.name_prefix).is_swept_secret(latest.tags):
                 yield SecretSummary(name, dict(latest.tags), latest.expires)
 
     async def create_certificate(

@@ -6,12 +6,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
 from azure.identity import CertificateCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from emulator.launcher import StandIn
 from tests.azurite import Azurite
@@ -212,3 +219,183 @@ async def test_offboarding_deletes_the_certificate_with_the_app(rotating: tuple[
     assert body_of(response)["certificates"] == {certificate_name(api, "sentinel"): "deleted"}
     with pytest.raises(ResourceNotFoundError):
         vault(api).get_secret(certificate_name(api, "sentinel"))
+
+
+# --- certificates the vendor supplies (it holds the key; this service installs, reports, never rotates) ---
+
+
+class VendorCertificate:
+    """A certificate the vendor issued, with its key: what the vendor's own services sign in with."""
+
+    def __init__(
+        self, clock: StandInClock, days: int = 60, bits: int = 2048, *, starts: datetime | None = None
+    ) -> None:
+        # Dated by the service's clock, which the tests move forward (an earlier test may already have).
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vendor exchange integration")])
+        start = starts or clock.now() - timedelta(minutes=5)
+        self.certificate = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + timedelta(days=days)).sign(self.key, hashes.SHA256())
+        )  # fmt: skip
+
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def key_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    def signs_in(self, api: Api, client_id: str) -> bool:
+        return signs_in(api, client_id, (self.key_pem + self.pem).encode())
+
+    def assertion(self, api: Api, client_id: str) -> str:
+        """What a vendor sends as certificateProof: a client assertion for this tenant's token endpoint."""
+        thumbprint = self.certificate.fingerprint(hashes.SHA256())
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "aud": f"{api.stand_in.authority}/{api.stand_in.home_tenant_id}/oauth2/v2.0/token",
+            "iss": client_id, "sub": client_id, "jti": str(uuid.uuid4()), "nbf": now, "iat": now, "exp": now + 600,
+        }  # fmt: skip
+        x5t = base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()
+        return jwt.encode(claims, self.key, algorithm="PS256", headers={"x5t#S256": x5t})
+
+
+def vendor_body(certificate: str, proof: str | None = None) -> bytes:
+    body = {"credentialType": "certificate", "certificate": certificate}
+    if proof is not None:
+        body["certificateProof"] = proof
+    return json.dumps(body).encode()
+
+
+async def test_a_vendor_certificate_is_installed_reported_unproven_and_proven_by_its_assertion(
+    rotating: tuple[Api, StandInClock],
+) -> None:
+    api, clock = rotating
+    tenant = api.stand_in.home_tenant_id
+    vendor = VendorCertificate(clock)
+    response = await api.put(tenant, "sentinel", vendor_body(vendor.pem))
+    assert response.status_code == 201, body_of(response)
+    created = body_of(response)
+    credential = created["credential"]
+    assert credential["type"] == "certificate" and credential["source"] == "vendor"
+    assert credential["verified"] is False, "no key here, no proof sent: installed but unproven"
+    assert credential["thumbprint"] == vendor.certificate.fingerprint(hashes.SHA256()).hex().upper()
+    assert (
+        "clientCertificate" not in created["keyVaultReferences"] and created["keyVaultReferences"]["vendorCertificate"]
+    )
+    [app] = api.apps()
+    assert app["passwordKeyIds"] == [] and app["keyCredentialIds"] == [credential["keyId"]]
+    client_id = created["application"]["clientId"]
+    assert vendor.signs_in(api, client_id), "the vendor's own services sign in with the key it kept"
+
+    proven = body_of(await api.put(tenant, "sentinel", vendor_body(vendor.pem, vendor.assertion(api, client_id))))
+    assert proven["credential"]["verified"] is True and "vendor certificate proven" in proven["changes"], proven
+    again = await api.put(tenant, "sentinel")  # no body: the registration keeps its vendor certificate
+    assert again.status_code == 200 and body_of(again)["outcome"] == "complete", body_of(again)
+    assert api.apps()[0]["keyCredentialIds"] == [credential["keyId"]]
+
+
+async def test_a_vendor_certificate_with_a_private_key_is_refused_and_the_key_goes_nowhere(
+    rotating: tuple[Api, StandInClock], caplog: pytest.LogCaptureFixture
+) -> None:
+    api, clock = rotating
+    vendor = VendorCertificate(clock)
+    with caplog.at_level(logging.DEBUG):
+        response = await api.put(api.stand_in.home_tenant_id, "sentinel", vendor_body(vendor.key_pem + vendor.pem))
+    assert response.status_code == 400, body_of(response)
+    problem = body_of(response)
+    assert problem["type"].endswith("/private-key-supplied") and problem["field"] == "certificate"
+    secret_part = vendor.key_pem.splitlines()[3]
+    assert secret_part not in response.get_body().decode()
+    assert all(secret_part not in r.getMessage() for r in caplog.records)
+    assert api.apps() == [], "nothing is created for a refused certificate"
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda clock: VendorCertificate(clock, bits=1024), "RSA key of at least 2048 bits"),
+        (lambda clock: VendorCertificate(clock, days=10, starts=clock.now() - timedelta(days=30)), "not valid now"),
+    ],
+    ids=["weak key", "expired"],
+)
+async def test_a_weak_or_expired_vendor_certificate_is_a_400_naming_the_field(
+    rotating: tuple[Api, StandInClock], make: Callable[[StandInClock], VendorCertificate], why: str
+) -> None:
+    api, clock = rotating
+    vendor = make(clock)
+    response = await api.put(api.stand_in.home_tenant_id, "sentinel", vendor_body(vendor.pem))
+    assert response.status_code == 400 and body_of(response)["field"] == "certificate", body_of(response)
+    assert why in body_of(response)["detail"]
+    assert api.apps() == []
+
+
+async def test_a_vendor_certificate_longer_lived_than_the_policy_allows_is_refused_by_name(
+    rotating: tuple[Api, StandInClock],
+) -> None:
+    api, clock = rotating
+    tenant = api.stand_in.home_tenant_id
+    policy = {"isEnabled": True, "applicationRestrictions": {"keyCredentials": [
+        {"restrictionType": "asymmetricKeyLifetime", "maxLifetime": "P30D"},
+    ]}}  # fmt: skip
+    api.stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", policy)
+    try:
+        response = await api.put(tenant, "sentinel", vendor_body(VendorCertificate(clock, days=60).pem))
+    finally:
+        api.stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", {"isEnabled": False})
+    assert response.status_code == 409 and body_of(response)["type"].endswith("/certificates-refused-by-policy")
+
+
+async def test_a_vendor_certificate_is_never_rotated_here_but_its_expiry_is_reported_and_replaced_without_a_gap(
+    rotating: tuple[Api, StandInClock], caplog: pytest.LogCaptureFixture
+) -> None:
+    api, clock = rotating
+    tenant = api.stand_in.home_tenant_id
+    first = VendorCertificate(clock, days=60)
+    created = body_of(await api.put(tenant, "sentinel", vendor_body(first.pem)))
+    client_id = created["application"]["clientId"]
+
+    clock.advance(35 * DAY)  # 25 days left: inside the 30-day window
+    with caplog.at_level(logging.INFO):
+        await sweep()
+    [summary] = [r.__dict__["rotation_summary"] for r in caplog.records if "rotation_summary" in r.__dict__]
+    assert summary["outcomes"] == {"vendor-expiring": 1}, summary
+    status = body_of(await api.get(tenant, "sentinel"))
+    assert any("vendor certificate expires" in d for d in status["drift"]), status["drift"]
+    response = await api.call(
+        "rotate_now", "POST", f"tenants/{tenant}/integrations/sentinel/rotate",
+        {"tenantId": tenant, "integration": "sentinel"},
+    )  # fmt: skip
+    assert response.status_code == 409 and body_of(response)["type"].endswith("/vendor-rotates-certificate")
+
+    second = VendorCertificate(clock, days=90)
+    replaced = body_of(await api.put(tenant, "sentinel", vendor_body(second.pem)))
+    assert replaced["credential"]["keyId"] != created["credential"]["keyId"]
+    assert first.signs_in(api, client_id) and second.signs_in(api, client_id), "no gap while consumers move"
+    clock.advance(49 * 3600)
+    await sweep()
+    assert not first.signs_in(api, client_id) and second.signs_in(api, client_id)
+
+
+async def test_switching_back_from_a_certificate_to_a_secret_retires_the_certificate_after_the_grace_period(
+    rotating: tuple[Api, StandInClock],
+) -> None:
+    api, clock = rotating
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, "sentinel", CERTIFICATE))
+    client_id = created["application"]["clientId"]
+    bundle = pkcs12(api, "sentinel")
+    switched = body_of(await api.put(tenant, "sentinel", b'{"credentialType": "secret"}'))
+    assert switched["credential"]["type"] == "secret"
+    assert works(api, client_id, stored(api, "sentinel")[0]) and signs_in(api, client_id, bundle)
+    clock.advance(49 * 3600)
+    await sweep()
+    assert not signs_in(api, client_id, bundle), "the superseded certificate outlived its grace period"
+    assert works(api, client_id, stored(api, "sentinel")[0])
+    with pytest.raises(ResourceNotFoundError):
+        pkcs12(api, "sentinel")

@@ -351,7 +351,7 @@ async def test_switching_a_secret_registration_to_a_certificate_keeps_the_secret
     switched = await h.onboarding.onboard(CERTIFICATE)
 
     assert switched.outcome is Outcome.UPDATED
-    assert "client secret superseded by the certificate (retired after the grace period)" in switched.changes
+    assert "1 previous credential(s) superseded (removed after the grace period)" in switched.changes
     app = the_app(h)
     # No gap: the secret consumers still read stays stored and keeps working until rotation retires it.
     kept = h.vault.latest(secret_name(h, SecretKind.CLIENT_SECRET))

@@ -89,7 +89,9 @@ def after_the_first() -> Callable[[Call], bool]:
 
 
 def names(h: Harness, tenant: str = TENANT, integration: str = M365) -> dict[SecretKind, str]:
-    return {kind: h.onboarding.registry.secret_name(tenant, integration, kind) for kind in SecretKind}
+    """The three secrets of a client-secret registration (a vendor certificate's record is not one of them)."""
+    kinds = [kind for kind in SecretKind if kind is not SecretKind.VENDOR_CERTIFICATE]
+    return {kind: h.onboarding.registry.secret_name(tenant, integration, kind) for kind in kinds}
 
 
 def wanted_grants(h: Harness, tenant: str = TENANT, integration: str = M365) -> set[tuple[str, str]]:
@@ -220,10 +222,12 @@ async def test_a_first_onboarding_reads_once_up_front_and_answers_without_readin
     result = await h.onboarding.onboard(REQUEST)
 
     assert result.outcome is Outcome.CREATED
-    # Key Vault is read once, beside the tenant's resource APIs; the app is looked up once (an existing one
+    # Key Vault is read once per name (the three secrets and a vendor certificate's record), beside the
+    # tenant's resource APIs and the client certificate; the app is looked up once (an existing one
     # must prove it is this service's before anything is written to it); a service principal this PUT created
     # has no grants to read; nothing could be an orphan. The answer is what the PUT just did, as a GET reads it.
-    assert h.vault.calls["read"] == 3
+    assert h.vault.calls["read"] == 4
+    assert h.vault.calls["read_certificate"] == 1
     assert h.vault.calls["stored_key_ids"] == 0
     assert h.directory.calls["find_application"] == 1
     for read in ("find_service_principal", "assignments", "application_owners"):
