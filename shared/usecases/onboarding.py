@@ -466,6 +466,11 @@ class Onboarding:
             tags = self.certificates.tags(tenant, profile.id, app, Tag.CERTIFICATE_KIND)
             current = await self.certificates.create(name, tenant, profile.id, months, tags, context)
             done.certificate_created = True
+        elif current.tags.get(Tag.SUPERSEDED_BY):
+            # Switched back within its grace period: the certificate is current again, not to be retired.
+            tags = {k: v for k, v in current.tags.items() if k not in SUPERSEDED_MARKS}
+            await self.vault.update_certificate_tags(current.name, current.version, tags)
+            current = replace(current, tags=tags)
         key, added = await self.certificates.install(tenant, app, current, context)
         done.certificate_added = added
         return current, key
@@ -683,6 +688,11 @@ class Onboarding:
         if stored is not None and stored.value is not None:
             on_app = next((p for p in app.passwords if p.key_id == stored.tags.get(Tag.KEY_ID)), None)
             if on_app is not None and on_app.end > self.now():
+                if stored.tags.get(Tag.SUPERSEDED_BY):
+                    # Switched back within its grace period: the secret is current again, not to be retired.
+                    tags = {k: v for k, v in stored.tags.items() if k not in SUPERSEDED_MARKS}
+                    await self.vault.update_tags(stored.name, stored.version, tags)
+                    return replace(stored, tags=tags), stored.value, None
                 return stored, stored.value, None
         staged = stored.tags.get(Tag.STAGED) if stored is not None else None
         if staged:
@@ -761,6 +771,10 @@ class Onboarding:
 
     def _tags(self, tenant: str, profile: IntegrationProfile, app: AppRegistration, kind: SecretKind) -> dict[str, str]:
         return self.registry.tags(tenant, profile.id, kind, app.object_id, app.app_id)
+
+
+# The tags `_supersede` sets, which a credential that becomes current again sheds.
+SUPERSEDED_MARKS = (Tag.SUPERSEDED_BY, Tag.RETIRE_AFTER)
 
 
 def _current_type(stored: dict[SecretKind, StoredSecret | None]) -> str | None:

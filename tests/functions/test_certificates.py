@@ -399,3 +399,23 @@ async def test_switching_back_from_a_certificate_to_a_secret_retires_the_certifi
     assert works(api, client_id, stored(api, "sentinel")[0])
     with pytest.raises(ResourceNotFoundError):
         pkcs12(api, "sentinel")
+
+
+async def test_switching_back_within_the_grace_period_keeps_the_first_credential_current(
+    rotating: tuple[Api, StandInClock],
+) -> None:
+    """secret -> certificate -> secret inside the grace period: the secret is current again, so the sweep after
+    the grace period retires the certificate and never the secret consumers went back to."""
+    api, clock = rotating
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, "sentinel"))
+    client_id = created["application"]["clientId"]
+    secret, _ = stored(api, "sentinel")
+    body_of(await api.put(tenant, "sentinel", CERTIFICATE))
+    back = body_of(await api.put(tenant, "sentinel", b'{"credentialType": "secret"}'))
+    assert back["credential"]["type"] == "secret" and back["credential"]["keyId"] == created["credential"]["keyId"]
+    assert "superseded-by" not in stored(api, "sentinel")[1]
+    clock.advance(49 * 3600)
+    await sweep()
+    assert works(api, client_id, secret), "the secret switched back to was retired"
+    assert api.apps()[0]["keyCredentialIds"] == []
