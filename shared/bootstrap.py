@@ -23,6 +23,7 @@ from shared.domain.ports import Locks
 from shared.domain.retry import RealClock
 from shared.settings import Settings, load_settings
 from shared.usecases.certificates import Certificates
+from shared.usecases.connector import Connectors
 from shared.usecases.credentials import Credentials
 from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import Onboarding
@@ -78,6 +79,7 @@ def build(
     checker = TokenRoleChecker(settings)
     credentials = Credentials(settings, directory, vault, checker, clock, now)
     certificates = Certificates(settings, directory, vault, clock, now)
+    connectors = Connectors(settings, catalog, directory, vault, identity, clock, now)
     rotation = Rotation(
         settings, catalog, directory, vault, credentials, locks, clock, now, access=identity, certificates=certificates
     )
@@ -85,6 +87,7 @@ def build(
         settings.registry, catalog, directory, vault, now, access=identity,
         rotation_window_days=settings.rotation_window_days,
     )  # fmt: skip
+    status.connectors = connectors
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
         settings,
@@ -102,6 +105,7 @@ def build(
             access=identity,
             certificates=certificates,
             reader=X509Reader(),
+            connectors=connectors,
         ),
         status=status,
         rotation=rotation,

@@ -71,6 +71,10 @@ class Settings:
     rotation_concurrency: int
     rotation_rate_per_second: float
     provisioner_client_id: str | None  # the multi-tenant app that reaches customer tenants (vendor-hosted mode)
+    # The vendor backend's workload identity the connector apps trust (credentialType federated): the object id
+    # of its managed identity (None: the federated type is off), and the issuer of its tokens.
+    connector_trust_subject: str | None = None
+    connector_trust_issuer: str | None = None
     # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
     allow_home_tenant: bool = False
 
@@ -191,6 +195,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "most rotations a sweep starts a second (Graph's and Key Vault's write limits); 0: unpaced",
     ),
     "PROVISIONER_CLIENT_ID": ("", "client id of the multi-tenant provisioner app (empty: home tenant only)"),
+    "CONNECTOR_TRUST_SUBJECT": (
+        "",
+        "object id of the vendor backend's managed identity the connector apps trust (empty: no federated type)",
+    ),
+    "CONNECTOR_TRUST_ISSUER": ("", "issuer of that identity's tokens (empty: this service's own identity's issuer)"),
     "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
 }
 
@@ -271,6 +280,8 @@ def _load(env: Mapping[str, str]) -> Settings:
         rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
         rotation_rate_per_second=_number(env, "ROTATION_RATE_PER_SECOND", 10, 0, 1000),
         provisioner_client_id=_optional(env, "PROVISIONER_CLIENT_ID", _guid),
+        connector_trust_subject=_optional(env, "CONNECTOR_TRUST_SUBJECT", _guid),
+        connector_trust_issuer=_optional(env, "CONNECTOR_TRUST_ISSUER", _https_url),
         allow_home_tenant=_bool(env, "ALLOW_HOME_TENANT", False),
     )
 

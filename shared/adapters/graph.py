@@ -74,6 +74,7 @@ from shared.domain.errors import (
 from shared.domain.model import (
     AppRegistration,
     Assignment,
+    FederatedTrust,
     KeyInfo,
     NewKey,
     NewPassword,
@@ -233,6 +234,64 @@ class GraphDirectory:
         info: RequestInformation | None = builder.to_get_request_information()
         found = await self._ids_of_every_page(tenant_id, builder, info, "reading the app's federated credentials")
         return tuple(found)
+
+    async def federated_trusts(self, tenant_id: str, app_object_id: str) -> tuple[FederatedTrust, ...]:
+        """Every federated identity credential of the app, in full (Graph caps an app at 20 of them)."""
+        builder = (
+            self.clients.client(tenant_id).applications.by_application_id(app_object_id).federated_identity_credentials
+        )
+        info: RequestInformation | None = builder.to_get_request_information()
+        found: list[FederatedTrust] = []
+        while info is not None:
+            page = await self.clients.read(tenant_id, info, "reading the app's federated credentials")
+            if page is None:
+                raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+            found += [
+                FederatedTrust(
+                    str(item.get("name") or ""),
+                    str(item.get("issuer") or ""),
+                    str(item.get("subject") or ""),
+                    tuple(str(a) for a in item.get("audiences") or ()),
+                    str(item["id"]),
+                )
+                for item in page.get("value", [])
+            ]
+            next_link = page.get("@odata.nextLink")
+            info = builder.with_url(next_link).to_get_request_information() if next_link else None
+        return tuple(found)
+
+    async def add_federated_trust(self, tenant_id: str, app_object_id: str, trust: FederatedTrust) -> None:
+        body = {
+            "name": trust.name,
+            "issuer": trust.issuer,
+            "subject": trust.subject,
+            "audiences": list(trust.audiences),
+        }
+        info = RequestInformation(Method.POST, "{+baseurl}/applications/{id}/federatedIdentityCredentials")
+        info.path_parameters = {"id": app_object_id}
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
+        try:
+            await self.clients.send_for_json(tenant_id, info)
+        except ODataError as error:
+            if error.response_status_code == 404:
+                raise NotReplicatedYet("the connector app", error_code(error)) from error
+            raise translate(error, "adding a federated credential", tenant_id) from error
+        except httpx.HTTPError as error:
+            raise no_answer(error, tenant_id) from error
+
+    async def remove_federated_trust(self, tenant_id: str, app_object_id: str, trust_id: str) -> bool:
+        info = RequestInformation(Method.DELETE, "{+baseurl}/applications/{id}/federatedIdentityCredentials/{fic}")
+        info.path_parameters = {"id": app_object_id, "fic": trust_id}
+        adapter = self.clients.client(tenant_id).request_adapter
+        try:
+            await adapter.send_no_response_content_async(info, {"XXX": ODataError})
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return False
+            raise translate(error, "removing a federated credential", tenant_id) from error
+        except httpx.HTTPError as error:
+            raise no_answer(error, tenant_id) from error
+        return True
 
     async def _ids_of_every_page(
         self, tenant_id: str, builder: Any, info: RequestInformation | None, doing: str

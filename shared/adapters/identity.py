@@ -17,7 +17,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ManagedIdentityCredential
 
-from shared.adapters.entra_answers import aadsts, refused, roles_of, status_of
+from shared.adapters.entra_answers import aadsts, refused, roles_of, status_of, token_claims
 from shared.adapters.tls import SharedTransport
 from shared.domain.errors import (
     ConsentRequired,
@@ -254,6 +254,45 @@ class Identity:
     async def warm_up(self) -> None:
         """The managed identity's token for the exchange that reaches customer tenants, fetched and cached."""
         await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)
+
+    async def own_identity(self) -> tuple[str, str]:
+        """(issuer, subject) of this service's managed identity tokens for the exchange, read from such a token:
+        what a federated credential trusting it must name, in whichever cloud this runs."""
+        claims = token_claims((await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)).token)
+        issuer, subject = claims.get("iss"), claims.get("sub")
+        if not isinstance(issuer, str) or not isinstance(subject, str):
+            raise UpstreamError("The managed identity's token has no issuer or subject", "entra", 200, None)
+        return issuer, subject
+
+    async def roles(self, tenant_id: str, client_id: str, scope: str) -> set[str] | None:
+        """The ConnectorTokens port: a connector app's token in `tenant_id`, its assertion the managed identity's
+        token for the exchange (the connector trusts this identity for exactly this proof), and its roles.
+        None when the tenant has not consented to the connector (no service principal there)."""
+        assertion = (await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)).token
+        if self._transport is None:
+            self._transport = SharedTransport(self._settings.tls_ca_bundle)
+        credential = ClientAssertionCredential(
+            tenant_id, client_id, lambda: assertion, authority=self._settings.authority_host,
+            disable_instance_discovery=self._settings.is_local, **self._transport.lend(),
+        )  # fmt: skip
+        try:
+            token = await credential.get_token(scope)
+        except ClientAuthenticationError as error:
+            code = aadsts(error)
+            if code in NOT_CONSENTED_CODES:
+                return None
+            raise UpstreamError(
+                "Entra refused the connector's token request", "entra", status_of(error),
+                f"AADSTS{code}" if code else None, tenantId=tenant_id,
+                upstream_request_ids=refused(error, code, tenant_id),
+            ) from error  # fmt: skip
+        except (ServiceRequestError, ServiceResponseError) as error:
+            raise UpstreamUnavailable(
+                "Entra's token endpoint did not answer", "entra", None, type(error).__name__
+            ) from error
+        finally:
+            await credential.close()
+        return roles_of(token.token)
 
     def vault_credential(self) -> AsyncTokenCredential:
         return self._managed()

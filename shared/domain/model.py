@@ -49,6 +49,24 @@ class CredentialType(StrEnum):
 
     SECRET = "secret"  # noqa: S105 - the name of a credential type, not a secret
     CERTIFICATE = "certificate"
+    # No credential at all: the vendor's workload identity is trusted by a multi-tenant "connector" app in the
+    # vendor's tenant, which the customer's admin consents to (shared/usecases/connector.py).
+    FEDERATED = "federated"
+
+
+@dataclass(frozen=True)
+class FederatedTrust:
+    """A federated identity credential: the app accepts tokens `issuer` issued to `subject` for `audiences`
+    (https://learn.microsoft.com/graph/api/resources/federatedidentitycredential)."""
+
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+    id: str | None = None  # Graph's id, once it exists
+
+    def same_trust(self, other: FederatedTrust) -> bool:
+        return (self.issuer, self.subject, set(self.audiences)) == (other.issuer, other.subject, set(other.audiences))
 
 
 @dataclass(frozen=True)

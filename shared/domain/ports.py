@@ -13,6 +13,7 @@ from shared.domain.model import (
     Assignment,
     CertificateKey,
     ClientCredential,
+    FederatedTrust,
     KeyInfo,
     NewKey,
     NewPassword,
@@ -110,6 +111,14 @@ class Directory(Protocol):
 
     async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]: ...
 
+    async def federated_trusts(self, tenant_id: str, app_object_id: str) -> tuple[FederatedTrust, ...]:
+        """The app's federated identity credentials in full (a connector app's, which this service keeps)."""
+        ...
+
+    async def add_federated_trust(self, tenant_id: str, app_object_id: str, trust: FederatedTrust) -> None: ...
+
+    async def remove_federated_trust(self, tenant_id: str, app_object_id: str, trust_id: str) -> bool: ...
+
     async def caller_object_id(self, tenant_id: str) -> str:
         """This service's own object id in the tenant (what an app it created lists as its owner)."""
         ...
@@ -182,6 +191,19 @@ class TenantAccess(Protocol):
 
     async def warm_up(self) -> None:
         """Fetch what reaching customer tenants needs first (the managed identity's token for the exchange)."""
+        ...
+
+
+class ConnectorTokens(Protocol):
+    """Tokens a connector app gets in a customer tenant through the federated exchange (no stored credential)."""
+
+    async def own_identity(self) -> tuple[str, str]:
+        """(issuer, subject) of this service's own workload identity, as its tokens for the exchange name them."""
+        ...
+
+    async def roles(self, tenant_id: str, client_id: str, scope: str) -> set[str] | None:
+        """The `roles` of the connector's token for `scope` in the tenant; None when the tenant has not consented
+        (no service principal there); NotReplicatedYet while a fresh consent replicates."""
         ...
 
 

@@ -115,6 +115,10 @@ class Registry:
         """The app's `uniqueName` in the tenant: one app per integration, found again by this name."""
         return f"{self.prefix}-{integration}"
 
+    def connector_unique_name(self, integration: str) -> str:
+        """The `uniqueName` of the integration's multi-tenant connector app in the home tenant (federated type)."""
+        return f"{self.prefix}-connector-{integration}"
+
     def secret_name(self, tenant_id: str, integration: str, kind: SecretKind) -> str:
         # Key Vault names allow 0-9, a-z, A-Z and '-'; all three parts are validated to that alphabet.
         return f"{self.prefix}-{tenant_id}-{integration}-{kind.value}"

@@ -69,6 +69,8 @@ def onboard_json(result: OnboardResult) -> dict[str, Any]:
     if result.outcome is Outcome.PENDING:
         payload["pendingReason"] = result.pending_reason
         payload["retryAfter"] = result.retry_after
+        if result.consent_url is not None:
+            payload["consentUrl"] = result.consent_url
     return payload
 
 
@@ -79,6 +81,7 @@ def offboard_json(result: OffboardResult) -> dict[str, Any]:
         "application": result.application,
         "secrets": result.secrets,
         "certificates": result.certificates,
+        **({"customerAction": result.customer_action} if result.customer_action else {}),
     }
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.model import SecretKind
+from shared.domain.model import CredentialType, SecretKind, StoredSecret
 from shared.domain.ports import Directory, Locks, TenantAccess, Vault
+from shared.domain.registry import Tag
 from shared.settings import Settings
 from shared.usecases.credentials import known_profile
 
@@ -26,6 +27,8 @@ class OffboardResult:
     secrets: dict[str, str] = field(default_factory=dict)  # name -> deleted | purged | absent
     # Client certificates (and a rotation's staging one) that were there: name -> deleted | purged
     certificates: dict[str, str] = field(default_factory=dict)
+    # What only the customer's admin can do (a federated registration's consent is theirs to withdraw).
+    customer_action: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -52,9 +55,12 @@ class Offboarding:
     ) -> OffboardResult:
         # An integration that has left the catalog is still offboarded from Key Vault's record.
         await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
+        context = {"tenantId": tenant, "integration": integration}
+        ids = await self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_ID))
+        if ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value:
+            return await self._offboard_federated(tenant, integration, ids, purge_secrets, context)
         if self.access is not None:
             await self.access.ensure_reachable(tenant)
-        context = {"tenantId": tenant, "integration": integration}
         async with self.locks.hold(
             self.registry.registration_key(tenant, integration), self.settings.lock_wait_seconds
         ):
@@ -94,6 +100,27 @@ class Offboarding:
             result.certificates = {
                 name: outcome for name, outcome in zip(certificates, removed, strict=True) if outcome != "absent"
             }
+            return result
+
+    async def _offboard_federated(
+        self, tenant: str, integration: str, ids: StoredSecret, purge: bool, context: dict[str, str]
+    ) -> OffboardResult:
+        """A federated registration has no app of its own: the stored ids go, and the connector (shared by every
+        tenant) stays. Consent is the customer's to withdraw: the result says what their admin removes."""
+        async with self.locks.hold(
+            self.registry.registration_key(tenant, integration), self.settings.lock_wait_seconds
+        ):
+            result = OffboardResult(tenant, integration, "absent")
+            names = [
+                self.registry.secret_name(tenant, integration, k) for k in (SecretKind.CLIENT_ID, SecretKind.TENANT_ID)
+            ]
+            outcomes = await asyncio.gather(*(self._remove_secret(name, purge, context) for name in names))
+            result.secrets = dict(zip(names, outcomes, strict=True))
+            result.customer_action = (
+                f"The customer's admin removes the enterprise application with client id "
+                f"{ids.tags.get(Tag.CLIENT_ID)} (Entra ID, Enterprise applications) to withdraw its consent; this "
+                "service no longer uses it for the tenant."
+            )
             return result
 
     async def _remove_certificate(self, name: str, purge: bool, context: dict[str, str]) -> str:

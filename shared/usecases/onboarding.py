@@ -65,6 +65,7 @@ from shared.domain.registry import APP_NOTES, Tag, iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
 from shared.usecases.certificates import Certificates, check_vendor_certificate, pem, validity_months
+from shared.usecases.connector import Connectors
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import CONTENT_TYPES, Credentials
 from shared.usecases.ownership import require_ours
@@ -74,6 +75,8 @@ from shared.usecases.status import RegistrationState, RegistrationStatus, read_s
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, str], None]
+# A customer's admin consents in minutes, not seconds: how soon a PUT waiting for it is worth repeating.
+PENDING_CONSENT_RETRY_AFTER_SECONDS = 60
 
 
 class Outcome(StrEnum):
@@ -102,6 +105,11 @@ class OnboardResult:
     pending_reason: str | None = None
     retry_after: int | None = None
     changes: list[str] = field(default_factory=list)
+    consent_url: str | None = None  # a federated registration waiting for the customer's admin
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _no_progress(step: str, detail: str) -> None:
@@ -123,7 +131,9 @@ class Onboarding:
         access: TenantAccess | None = None,
         certificates: Certificates | None = None,
         reader: CertificateReader | None = None,
+        connectors: Connectors | None = None,
     ) -> None:
+        self.connectors = connectors
         self.settings = settings
         self.registry = settings.registry
         self.catalog = catalog
@@ -141,9 +151,20 @@ class Onboarding:
     async def onboard(self, request: OnboardRequest, progress: Progress = _no_progress) -> OnboardResult:
         """Serialized per registration: a concurrent identical PUT waits, then finds the work done."""
         profile = self.catalog.require(request.integration)
-        if self.access is not None:
-            # A tenant that has not consented gets 403 with the consent URL, and nothing is created.
-            await self.access.ensure_reachable(request.tenant_id)
+        # Side by side: whether this is a federated registration (which needs nothing of the tenant but its
+        # admin's consent to the connector) and whether this service can reach the tenant to create its app.
+        # A tenant that has not consented gets 403 with the consent URL, and nothing is created.
+        federated, reachable = await asyncio.gather(
+            self._is_federated(request, profile),
+            self.access.ensure_reachable(request.tenant_id) if self.access is not None else _nothing(),
+            return_exceptions=True,
+        )
+        if isinstance(federated, BaseException):
+            raise federated
+        if federated:
+            return await self._onboard_federated(request, profile, progress)
+        if isinstance(reachable, BaseException):
+            raise reachable
         key = self.registry.registration_key(request.tenant_id, profile.id)
         async with self.locks.hold(key, self.settings.lock_wait_seconds):
             return await self._onboard(request, profile, progress)
@@ -266,6 +287,49 @@ class Onboarding:
             ),
         )
         return OnboardResult(outcome, registration, changes=changes)
+
+    async def _is_federated(self, request: OnboardRequest, profile: IntegrationProfile) -> bool:
+        if request.credential_type is not None:
+            return request.credential_type is CredentialType.FEDERATED
+        if request.certificate is not None:
+            return False
+        ids = await self.vault.read(self.registry.secret_name(request.tenant_id, profile.id, SecretKind.CLIENT_ID))
+        return ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value
+
+    async def _onboard_federated(
+        self, request: OnboardRequest, profile: IntegrationProfile, progress: Progress
+    ) -> OnboardResult:
+        """The secretless type (shared/usecases/connector.py): the connector kept in shape, the tenant's consent
+        proven with a real token, Client ID and Tenant ID stored; 202 with the consent URL until consented."""
+        if CredentialType.FEDERATED not in profile.credential_types or self.connectors is None:
+            allowed = ", ".join(str(t) for t in profile.credential_types)
+            raise InvalidRequest(
+                f"credentialType federated is not offered for {profile.id} (offered: {allowed}).",
+                field="credentialType",
+            )
+        if request.certificate is not None or request.certificate_proof is not None:
+            raise InvalidRequest("certificate is only for credentialType certificate.", field="certificate")
+        if request.secret_lifetime_days is not None:
+            raise InvalidRequest(
+                "a federated registration has no secret to give a lifetime.", field="secretLifetimeDays"
+            )
+        # No tenant rule beyond the consent itself: this service creates nothing in the tenant and grants
+        # nothing there; the tenant's own admin decides, at the consent URL, what the connector may do.
+        self.connectors.require_configured()
+        context = {"tenantId": request.tenant_id, "integration": profile.id}
+        key = self.registry.registration_key(request.tenant_id, profile.id)
+        async with self.locks.hold(key, self.settings.lock_wait_seconds):
+            found = await self.connectors.onboard(request.tenant_id, profile, context)
+        if found.consent_url is not None:
+            progress("consent", found.pending_reason or "")
+            return OnboardResult(
+                Outcome.PENDING, found.registration, pending_reason=found.pending_reason,
+                retry_after=PENDING_CONSENT_RETRY_AFTER_SECONDS, consent_url=found.consent_url,
+            )  # fmt: skip
+        progress("verify", "a token through the federated exchange holds every granted permission")
+        outcome = Outcome.CREATED if found.first else Outcome.UPDATED if found.ids_written else Outcome.COMPLETE
+        changes = ["client and tenant ids stored"] if found.ids_written else []
+        return OnboardResult(outcome, found.registration, changes=changes)
 
     def _credential_type(
         self,

@@ -40,6 +40,7 @@ from shared.domain.errors import (
 )
 from shared.domain.model import (
     AppRegistration,
+    CredentialType,
     IntegrationProfile,
     NewPassword,
     PasswordPolicy,
@@ -141,6 +142,13 @@ class Rotation:
         # Validate before taking anything: the lock is a blob, and a caller naming random tenants
         # must not leave one behind per guess.
         profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
+        if force:
+            # Only an on-demand call can name a federated registration (the sweep lists none): nothing to rotate.
+            ids = await self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_ID))
+            if ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value:
+                return RotationResult(
+                    tenant, integration, Action.NOTHING_DUE, "a federated registration holds no credential to rotate"
+                )
         if self.access is not None:
             await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from shared.domain.catalog import Catalog
 from shared.domain.errors import RegistrationNotFound
@@ -27,6 +28,9 @@ from shared.domain.registry import Registry, Tag, iso
 from shared.usecases.credentials import known_profile
 from shared.usecases.ownership import examine
 from shared.usecases.replication import together
+
+if TYPE_CHECKING:
+    from shared.usecases.connector import Connectors
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class RegistrationStatus:
         rotation_window_days: float = 30,
     ) -> None:
         self.rotation_window_days = rotation_window_days  # from when a vendor certificate's expiry is reported
+        self.connectors: Connectors | None = None  # the federated type's reader (bootstrap sets it)
         self.registry = registry
         self.catalog = catalog
         self.directory = directory
@@ -104,8 +109,10 @@ class RegistrationStatus:
 
     async def status(self, tenant: str, integration: str) -> RegistrationState:
         """Like `describe`, for a registration that must exist, in a tenant this service may reach."""
-        if self.access is not None:
+        federated = await self._federated(tenant, integration)
+        if self.access is not None and not federated:
             # As onboard does: a tenant that has not consented gets 403 with the consent URL, not a failed read.
+            # (A federated registration has nothing in the tenant to read: its connector's token tells.)
             await self.access.ensure_reachable(tenant)
         state = await self.describe(tenant, integration)
         if (
@@ -118,10 +125,18 @@ class RegistrationStatus:
             )
         return state
 
+    async def _federated(self, tenant: str, integration: str) -> bool:
+        """Whether the registration is the secretless type (its Client ID says so): a connector, nothing in the tenant."""
+        ids = await self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_ID))
+        return ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value
+
     async def describe(self, tenant: str, integration: str) -> RegistrationState:
         """The live state from Entra and Key Vault, including drift; never a secret value."""
         profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
         names = self.registry.secret_names(tenant, profile.id)
+        if self.connectors is not None and await self._federated(tenant, profile.id):
+            records = await read_stored(self.vault, names, with_value=False)
+            return await self.connectors.describe(tenant, profile, records)
         app, stored, certificate, apis = await together(
             self.directory.find_application(tenant, self.registry.unique_name(profile.id)),
             read_stored(self.vault, names, with_value=False),

@@ -28,7 +28,7 @@ import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.domain.catalog import Catalog
@@ -42,6 +42,7 @@ from shared.domain.errors import (
 from shared.domain.model import (
     AppRegistration,
     Assignment,
+    FederatedTrust,
     KeyInfo,
     NewKey,
     NewPassword,
@@ -92,6 +93,7 @@ class FakeApp:
     owners: set[str] = field(default_factory=lambda: {SERVICE_OBJECT_ID})  # the creator owns what it creates
     keys: dict[str, FakeKey] = field(default_factory=dict)  # certificates (keyCredentials), by keyId
     federated_credential_ids: tuple[str, ...] = ()
+    trusts: dict[str, FederatedTrust] = field(default_factory=dict)  # federated credentials in full (connectors)
     sign_in_audience: str = "AzureADMyOrg"
     created: datetime | None = None  # createdDateTime, to the second as Graph gives it
 
@@ -348,6 +350,31 @@ class FakeDirectory(FaultSwitches):
         if app is None or self._lagging("application", app_object_id):
             raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
         return frozenset(app.owners)
+
+    async def federated_trusts(self, tenant_id: str, app_object_id: str) -> tuple[FederatedTrust, ...]:
+        self._enter("federated_trusts", tenant_id=tenant_id, app_object_id=app_object_id)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        return tuple(app.trusts.values())
+
+    async def add_federated_trust(self, tenant_id: str, app_object_id: str, trust: FederatedTrust) -> None:
+        self._enter("add_federated_trust", tenant_id=tenant_id, app_object_id=app_object_id)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None:
+            raise NotReplicatedYet("the app registration", "Request_ResourceNotFound")
+        trust_id = str(uuid.uuid4())
+        app.trusts[trust_id] = replace(trust, id=trust_id)
+        app.federated_credential_ids = (*app.federated_credential_ids, trust_id)
+
+    async def remove_federated_trust(self, tenant_id: str, app_object_id: str, trust_id: str) -> bool:
+        self._enter("remove_federated_trust", tenant_id=tenant_id, app_object_id=app_object_id)
+        app = self._tenant(tenant_id).app_by_object_id(app_object_id)
+        if app is None or trust_id not in app.trusts:
+            return False
+        del app.trusts[trust_id]
+        app.federated_credential_ids = tuple(i for i in app.federated_credential_ids if i != trust_id)
+        return True
 
     async def federated_credentials(self, tenant_id: str, app_object_id: str) -> tuple[str, ...]:
         self._enter("federated_credentials", tenant_id=tenant_id, app_object_id=app_object_id)

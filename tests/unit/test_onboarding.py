@@ -223,10 +223,11 @@ async def test_a_first_onboarding_reads_once_up_front_and_answers_without_readin
 
     assert result.outcome is Outcome.CREATED
     # Key Vault is read once per name (the three secrets and a vendor certificate's record), beside the
-    # tenant's resource APIs and the client certificate; the app is looked up once (an existing one
+    # tenant's resource APIs and the client certificate, and the Client ID once more before the lock (beside
+    # the tenant's reachability: is this a federated registration?); the app is looked up once (an existing one
     # must prove it is this service's before anything is written to it); a service principal this PUT created
     # has no grants to read; nothing could be an orphan. The answer is what the PUT just did, as a GET reads it.
-    assert h.vault.calls["read"] == 4
+    assert h.vault.calls["read"] == 5
     assert h.vault.calls["read_certificate"] == 1
     assert h.vault.calls["stored_key_ids"] == 0
     assert h.directory.calls["find_application"] == 1
