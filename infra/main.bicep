@@ -102,6 +102,12 @@ param rotationSchedule string = '0 0 */6 * * *'
 @description('ALLOW_HOME_TENANT: with the provisioner (vendor-hosted), may callers also manage apps in this home tenant.')
 param allowHomeTenant bool = false
 
+@description('CONNECTOR_TRUST_SUBJECT: object id of the vendor backend\'s managed identity that the connector apps trust (credentialType federated); empty: the federated type is off.')
+param connectorTrustSubject string = ''
+
+@description('CONNECTOR_TRUST_ISSUER: issuer of that identity\'s tokens; empty: this deployment\'s own tenant (the usual case).')
+param connectorTrustIssuer string = ''
+
 @description('SECRET_LIFETIME_DAYS: lifetime of a new client secret, clamped to the tenant\'s policy.')
 @minValue(1)
 @maxValue(3650)
@@ -273,6 +279,8 @@ module functionApp 'app/function.bicep' = {
     homeTenantId: tenant().tenantId
     provisionerClientId: graph.outputs.provisionerClientId
     allowHomeTenant: allowHomeTenant
+    connectorTrustSubject: connectorTrustSubject
+    connectorTrustIssuer: connectorTrustIssuer
     namePrefix: namePrefix
     rotationSchedule: rotationSchedule
     secretLifetimeDays: secretLifetimeDays

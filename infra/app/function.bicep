@@ -26,6 +26,8 @@ param keyVaultUrl string
 param homeTenantId string
 param provisionerClientId string
 param allowHomeTenant bool
+param connectorTrustSubject string
+param connectorTrustIssuer string
 param namePrefix string
 param rotationSchedule string
 param secretLifetimeDays int
@@ -132,6 +134,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ALLOW_HOME_TENANT'
           value: string(allowHomeTenant)
+        }
+        {
+          name: 'CONNECTOR_TRUST_SUBJECT'
+          value: connectorTrustSubject
+        }
+        {
+          name: 'CONNECTOR_TRUST_ISSUER'
+          value: connectorTrustIssuer
         }
         {
           name: 'NAME_PREFIX'

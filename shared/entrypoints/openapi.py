@@ -194,12 +194,14 @@ SCHEMAS: dict[str, Any] = {
             "secretLifetimeDays": {"type": "integer", "minimum": 1, "description": "Clamped to the tenant's policy."},
             "notes": {"type": "string", "minLength": 1, "maxLength": 500},
             "credentialType": {
-                "enum": ["secret", "certificate"],
+                "enum": ["secret", "certificate", "federated"],
                 "description": (
                     "What the app proves itself with; one the integration offers (GET /api/integrations, "
                     "credentialTypes), default its defaultCredentialType. secret: a client secret in Key Vault. "
                     "certificate: a certificate Key Vault creates and keeps (exportable RSA 2048); consumers read "
                     "its PKCS#12 through keyVaultReferences.clientCertificate and sign client assertions. "
+                    "federated: nothing stored; the integration's multi-tenant connector app, consented by the "
+                    "tenant's admin (consentUrl while pending), trusts the vendor backend's workload identity. "
                     "Switching a registration's type keeps the previous credential working for the rotation "
                     "grace period, then removes it. Omitted: the registration's current type, else the default."
                 ),
@@ -247,7 +249,7 @@ SCHEMAS: dict[str, Any] = {
             "credential": {
                 "type": "object",
                 "properties": {
-                    "type": {"enum": ["secret", "certificate"]},
+                    "type": {"enum": ["secret", "certificate", "federated"]},
                     "keyId": NULLABLE_STRING, "hint": NULLABLE_STRING, "expires": NULLABLE_STRING,
                     "thumbprint": {
                         "type": ["string", "null"],
@@ -285,6 +287,10 @@ SCHEMAS: dict[str, Any] = {
                     "outcome": {"enum": ["created", "updated", "complete", "pending"]},
                     "changes": {"type": "array", "items": STRING},
                     "pendingReason": STRING,
+                    "consentUrl": {
+                        "type": "string",
+                        "description": "federated, while pending: where the tenant's admin consents to the connector.",
+                    },
                 },
             },
         ]
@@ -325,6 +331,10 @@ SCHEMAS: dict[str, Any] = {
             "application": {"enum": ["deleted", "purged", "absent"]},
             "secrets": {"type": "object", "additionalProperties": {"enum": ["deleted", "purged", "absent"]}},
             "certificates": {"type": "object", "additionalProperties": {"enum": ["deleted", "purged"]}},
+            "customerAction": {
+                "type": "string",
+                "description": "federated: what only the customer's admin can do (remove the enterprise application).",
+            },
         },
     },
     "Consent": {
