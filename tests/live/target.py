@@ -15,6 +15,7 @@ is what the sweep reads to tell an interrupted earlier run (old) from a concurre
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -36,7 +37,7 @@ import jwt
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.functions.decorators.http import HttpTrigger
-from azure.identity import AzureCliCredential, ClientSecretCredential, ManagedIdentityCredential
+from azure.identity import AzureCliCredential, CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 from azure.identity.aio import AzureCliCredential as AsyncAzureCliCredential
 from azure.keyvault.secrets import SecretClient
 
@@ -185,7 +186,7 @@ class Consumer:
                 secret = client.get_secret(name)
                 self.operations += 1
         assert secret.value
-        if secret.properties.content_type == "application/vnd.entra.client-secret":
+        if secret.properties.content_type in ("application/vnd.entra.client-secret", "application/x-pkcs12"):
             self.seen.add(secret.value)  # client and tenant ids are no secret: answers rightly hold them
         return secret.value, dict(secret.properties.tags or {})
 
@@ -201,6 +202,20 @@ class Consumer:
         credential = ClientSecretCredential(
             tenant, client_id, secret, authority=self.authority, disable_instance_discovery=self.local,
             connection_verify=self.ca_bundle or True,
+        )  # fmt: skip
+        try:
+            with credential:
+                token = credential.get_token(scope)
+        except ClientAuthenticationError:
+            return None
+        return dict(jwt.decode(token.token, options={"verify_signature": False}))
+
+    def certificate_claims(self, tenant: str, client_id: str, pkcs12: str, scope: str) -> dict[str, Any] | None:
+        """The claims of a token got with a certificate read through its reference (base64 PKCS#12), as a
+        consumer's azure-identity CertificateCredential sends it; None when Entra refuses it."""
+        credential = CertificateCredential(
+            tenant, client_id, certificate_data=base64.b64decode(pkcs12), authority=self.authority,
+            disable_instance_discovery=self.local, connection_verify=self.ca_bundle or True,
         )  # fmt: skip
         try:
             with credential:
@@ -362,6 +377,7 @@ class Target(ABC):
         self.run = run
         self.answers: list[Answer] = []  # every answer, searched for secrets
         self.onboarded: dict[tuple[str, str], None] = {}  # what the finalizer must offboard, in order
+        self.extra: dict[tuple[str, str], dict[str, Any]] = {}  # body fields a registration's PUTs carry
 
     @abstractmethod
     async def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer: ...
@@ -397,9 +413,13 @@ class Target(ABC):
             "notes": f"Made by the live suite (tests/live), run {self.run}; its cleanup or a later run removes it.",
         }
 
-    async def put(self, tenant: str, integration: str) -> Answer:
+    async def put(self, tenant: str, integration: str, extra: dict[str, Any] | None = None) -> Answer:
+        """`extra`: more body fields (a credential type); remembered, so the PUTs after it send them too."""
         self.onboarded[tenant, integration] = None  # before sending: an interrupted PUT is cleaned up too
-        return await self.request("PUT", self.path(tenant, integration), self.put_body(integration))
+        if extra is not None:
+            self.extra[tenant, integration] = extra
+        body = self.put_body(integration) | self.extra.get((tenant, integration), {})
+        return await self.request("PUT", self.path(tenant, integration), body)
 
     async def get(self, tenant: str, integration: str) -> Answer:
         return await self.request("GET", self.path(tenant, integration))
@@ -416,6 +436,7 @@ class Target(ABC):
         answer = await self._patiently(lambda: self.request("DELETE", self.path(tenant, integration) + query))
         if answer.status == 200:
             self.onboarded.pop((tenant, integration), None)
+            self.extra.pop((tenant, integration), None)
         return answer
 
     async def catalog_roles(self, integration: str) -> dict[str, set[str]]:
@@ -437,7 +458,7 @@ class Target(ABC):
                 return answer
             await asyncio.sleep(wait)
 
-    async def onboard(self, tenant: str, integration: str) -> list[Answer]:
+    async def onboard(self, tenant: str, integration: str, extra: dict[str, Any] | None = None) -> list[Answer]:
         """PUT until converged, honouring Retry-After; every answer, first to last.
 
         First makes sure the registration is not someone else's: the suite touches only what its own
@@ -455,7 +476,7 @@ class Target(ABC):
                     f"{tenant}/{integration} belongs to live run {owner}, still running or interrupted less than "
                     "LIVE_SWEEP_MIN_AGE_MINUTES ago; the next run's sweep removes it"
                 )
-        answers = [await self.put(tenant, integration)]
+        answers = [await self.put(tenant, integration, extra)]
         deadline = time.monotonic() + self.world.converge_seconds
         while answers[-1].later:
             wait = answers[-1].retry_after()
