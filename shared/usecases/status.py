@@ -265,7 +265,7 @@ class RegistrationStatus:
             drift.append("stored client secret matches no credential on the app")
         elif on_app.end <= self.now():
             drift.append("client secret expired")
-        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        others = _others_on_app(app, on_app is not None)
         return CredentialState(
             key_id=key_id,
             hint=on_app.hint if on_app else None,
@@ -287,7 +287,7 @@ class RegistrationStatus:
             drift.append("vendor certificate expired: the vendor must send a new one")
         elif record.expires is not None and record.expires - now <= timedelta(days=self.rotation_window_days):
             drift.append(f"vendor certificate expires {iso(record.expires)}: the vendor must send a new one")
-        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        others = _others_on_app(app, on_app is not None)
         return CredentialState(
             key_id=key_id,
             hint=None,
@@ -309,7 +309,7 @@ class RegistrationStatus:
             drift.append("stored client certificate matches no certificate on the app")
         elif certificate.expires <= self.now():
             drift.append("client certificate expired")
-        others = (len(app.passwords) + len(app.keys) - (1 if on_app else 0)) if app else 0
+        others = _others_on_app(app, on_app is not None)
         return CredentialState(
             key_id=key_id,
             hint=None,
@@ -319,6 +319,11 @@ class RegistrationStatus:
             type=CredentialType.CERTIFICATE,
             thumbprint=certificate.certificate.thumbprint_sha256,
         ), drift
+
+
+def _others_on_app(app: AppRegistration | None, holds_current: bool) -> int:
+    """Credentials on the app (secrets and certificates) besides the registration's current one."""
+    return (len(app.passwords) + len(app.keys) - (1 if holds_current else 0)) if app else 0
 
 
 def _fallback_type(

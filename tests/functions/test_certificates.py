@@ -7,57 +7,30 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
-from azure.identity import CertificateCredential, ManagedIdentityCredential
-from azure.keyvault.secrets import SecretClient
+from azure.identity import CertificateCredential
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from emulator.launcher import StandIn
-from tests.azurite import Azurite
-from tests.functions.conftest import Api, app_environment, body_of, serving
+from tests.functions.conftest import Api, body_of
 from tests.functions.test_first_contact import password_restrictions
-from tests.functions.test_rotation import DAY, StandInClock, stored, sweep, works
+from tests.functions.test_rotation import DAY, StandInClock, rotating, stored, sweep, vault, works
+
+__all__ = ["rotating"]  # the fixture, shared with test_rotation.py
 
 GRAPH = "https://graph.microsoft.com/.default"
 CERTIFICATE = json.dumps({"credentialType": "certificate"}).encode()
 
 
-@pytest.fixture
-async def rotating(
-    clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Api, StandInClock]]:
-    stand_in = clock_stand_in
-    stand_in.clear_faults()
-    app_environment(
-        monkeypatch, stand_in, "c", azurite,
-        SECRET_LIFETIME_DAYS="60", CERTIFICATE_VALIDITY_MONTHS="2", ROTATION_WINDOW_DAYS="30",
-        ROTATION_GRACE_HOURS="48",
-    )  # fmt: skip
-    clock = StandInClock(stand_in)
-    try:
-        async with serving(stand_in, now=clock.now) as served:
-            yield served, clock
-    finally:
-        stand_in.clear_faults()
-
-
 def certificate_name(api: Api, integration: str) -> str:
     return f"{api.services.settings.name_prefix}-{api.stand_in.home_tenant_id}-{integration}-client-certificate"
-
-
-def vault(api: Api) -> SecretClient:
-    return SecretClient(
-        api.stand_in.vault_url, ManagedIdentityCredential(), verify_challenge_resource=False,
-        connection_verify=api.stand_in.ca_bundle,
-    )  # fmt: skip
 
 
 def pkcs12(api: Api, integration: str, version: str | None = None) -> bytes:

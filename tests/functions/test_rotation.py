@@ -40,14 +40,15 @@ class StandInClock:
 
 
 @pytest.fixture
-async def rotating(
+async def rotating(  # also tests/functions/test_certificates.py's: secrets live 60 days, certificates two months
     clock_stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Api, StandInClock]]:
     stand_in = clock_stand_in
     stand_in.clear_faults()
     app_environment(
         monkeypatch, stand_in, "r", azurite,
-        SECRET_LIFETIME_DAYS="60", ROTATION_WINDOW_DAYS="30", ROTATION_GRACE_HOURS="48",
+        SECRET_LIFETIME_DAYS="60", CERTIFICATE_VALIDITY_MONTHS="2", ROTATION_WINDOW_DAYS="30",
+        ROTATION_GRACE_HOURS="48",
     )  # fmt: skip
     clock = StandInClock(stand_in)
     try:
