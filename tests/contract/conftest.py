@@ -95,7 +95,8 @@ class Ports(abc.ABC):
 
     @abc.abstractmethod
     def set_policy(self, policy: PasswordPolicy) -> None:
-        """The tenant's app management policy restricts new secrets as `policy` says (reset after the test)."""
+        """The tenant's app management policy restricts new secrets and certificates as `policy` says (reset after
+        the test)."""
 
 
 class FakePorts(Ports):
@@ -186,9 +187,17 @@ class StandInPorts(Ports):
             restrictions.append(
                 _restriction("passwordLifetime", lifetime, policy.lifetime_capped_for_apps_created_from)
             )
+        key_restrictions: list[dict[str, Any]] = []
+        if policy.certificate_max_lifetime_days is not None:
+            lifetime = f"P{policy.certificate_max_lifetime_days:g}D"
+            key_restrictions.append(
+                _restriction(
+                    "asymmetricKeyLifetime", lifetime, policy.certificate_lifetime_capped_for_apps_created_from
+                )
+            )
         body = {
             "isEnabled": True,
-            "applicationRestrictions": {"passwordCredentials": restrictions, "keyCredentials": []},
+            "applicationRestrictions": {"passwordCredentials": restrictions, "keyCredentials": key_restrictions},
         }
         self._policy_set = True
         self.stand_in.admin("PUT", f"/tenants/{self.tenant_id}/app-management-policy", body)
