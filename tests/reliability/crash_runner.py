@@ -25,7 +25,16 @@ def main() -> None:
     operation, tenant, integration, mode, value = sys.argv[1:6]
     from shared.domain import audit as audit_module
     from shared.entrypoints.cli import main as cli
-    from shared.usecases import consent, credentials, offboarding, onboarding, ownership, rotation  # noqa: F401 - imported so their `audit` is replaced
+    from shared.usecases import (  # noqa: F401 - imported so their `audit` is replaced
+        certificate_rotation,
+        certificates,
+        consent,
+        credentials,
+        offboarding,
+        onboarding,
+        ownership,
+        rotation,
+    )
 
     events = 0
     names: list[str] = []
@@ -52,7 +61,12 @@ def main() -> None:
         "onboard": ["onboard", "--tenant", tenant, "--integration", integration],
         "rotate": ["rotate", "--tenant", tenant, "--integration", integration, "--retire-immediately"],
         "offboard": ["offboard", "--tenant", tenant, "--integration", integration, "--purge-application"],
-    }[operation]
+        # A certificate registration's flows (the rotation finds the stored type itself).
+        "onboard-certificate": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
+        ],
+        "rotate-certificate": ["rotate", "--tenant", tenant, "--integration", integration, "--retire-immediately"],
+    }[operation]  # fmt: skip
     started = time.monotonic()
     code = cli(args)
     if mode == "calibrate":

@@ -4,10 +4,16 @@ then the same operation run again must converge, with nothing of another registr
 A calibration run of each operation, uninterrupted, counts its changes (audit events) and times it;
 every case must really die (SIGKILL), after a change the calibration saw or at a moment inside its
 time. The random moments are drawn from CRASH_SEED (a new seed each run unless set), which every
-failure names: CRASH_SEED=<seed> draws the same moments again, as shares of the operation's time."""
+failure names: CRASH_SEED=<seed> draws the same moments again, as shares of the operation's time.
+
+A certificate registration's onboarding and rotation are killed the same way: the rerun must leave exactly
+one current key on the app, the one Key Vault's latest certificate holds, no key whose certificate Key
+Vault does not hold (but the previous one, within its grace period), no staging certificate, and the
+stored certificate tagged `verified` only once a token signed with it was got."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -21,11 +27,15 @@ from typing import Any
 
 import jwt
 import pytest
-from azure.core.exceptions import ClientAuthenticationError
-from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
+from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+from azure.keyvault.certificates import CertificateClient
 from azure.keyvault.secrets import SecretClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from emulator.launcher import StandIn
+from shared.domain.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = "sentinel"  # two permissions on two resource APIs: every step is exercised
@@ -35,6 +45,13 @@ OFFBOARD_EVENTS = 5  # application deleted, application purged, 3 secrets delete
 RANDOM_POINTS = 2
 SEED = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))
 EARLIEST, LATEST = 0.05, 0.7  # random moments: this share of the calibrated time, and no later (a slower run dies too)
+# application, service principal, 2 grants beside certificate created and added, client id and tenant id stored
+CERTIFICATE_ONBOARD_EVENTS = 8
+# staging certificate created, added to the app, promoted (rotated), staging deleted, previous retired
+CERTIFICATE_ROTATE_EVENTS = 5
+CERTIFICATE_RANDOM_POINTS = 1
+ROLES = {"Data.Read", "SecurityEvents.Read.All"}  # the profile's, across its two resource APIs
+SCOPES = ("https://api.loganalytics.io/.default", "https://graph.microsoft.com/.default")
 
 
 def run(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,7 +97,7 @@ def stored_secret_roles(stand_in: StandIn, prefix: str) -> set[str] | None:
     )  # fmt: skip
     try:
         roles: set[str] = set()
-        for scope in ("https://api.loganalytics.io/.default", "https://graph.microsoft.com/.default"):
+        for scope in SCOPES:
             token = credential.get_token(scope).token
             roles |= set(jwt.decode(token, options={"verify_signature": False}).get("roles", []))
         return roles
@@ -92,7 +109,7 @@ def assert_converged(stand_in: StandIn, prefix: str) -> None:
     apps, secrets = registration(stand_in, prefix)
     assert len(apps) == 1, apps
     assert len(secrets) == 3
-    assert stored_secret_roles(stand_in, prefix) == {"Data.Read", "SecurityEvents.Read.All"}  # grants == the profile
+    assert stored_secret_roles(stand_in, prefix) == ROLES  # grants == the profile
     service_principals = stand_in.state()["tenants"][stand_in.home_tenant_id]["servicePrincipals"]
     assert [sp["appId"] for sp in service_principals].count(apps[0]["appId"]) == 1
     # No orphan: every credential left on the app is the stored one, or the one the stored version names
@@ -171,3 +188,176 @@ def test_a_killed_operation_converges_when_run_again(
             assert cli(stand_in, prefix, "onboard", "--tenant", tenant, "--integration", INTEGRATION).returncode == 0
         assert_converged(stand_in, prefix)
     assert registration(stand_in, neighbour) == neighbour_before  # nothing of another registration touched
+
+
+# --- a certificate registration: onboarding and rotation killed at every change ---
+
+CERTIFICATE_EVENTS = {
+    "onboard-certificate": CERTIFICATE_ONBOARD_EVENTS,
+    "rotate-certificate": CERTIFICATE_ROTATE_EVENTS,
+}
+CERTIFICATE_CASES = [
+    (op, "after-event", n) for op, count in CERTIFICATE_EVENTS.items() for n in range(1, count + 1)
+] + [(op, "random", i) for op in CERTIFICATE_EVENTS for i in range(CERTIFICATE_RANDOM_POINTS)]
+CERTIFICATE_COMMANDS = {
+    "onboard-certificate": ["onboard", "--credential-type", "certificate"],
+    "rotate-certificate": ["rotate", "--retire-immediately"],
+}
+
+
+def certificate_name(stand_in: StandIn, prefix: str) -> str:
+    return f"{prefix}-{stand_in.home_tenant_id}-{INTEGRATION}-client-certificate"
+
+
+def key_id_of(cer: bytes) -> str:
+    """The keyId this service gives a certificate on an app (derived from its SHA-256 thumbprint)."""
+    return Registry.key_credential_id(x509.load_der_x509_certificate(cer).fingerprint(hashes.SHA256()).hex())
+
+
+class StoredCertificates:
+    """What Key Vault holds of a registration's certificate, read as the app's identity reads it."""
+
+    def __init__(self, stand_in: StandIn, prefix: str) -> None:
+        os.environ.update(stand_in.identity_env())
+        self.stand_in, self.name = stand_in, certificate_name(stand_in, prefix)
+        options: dict[str, Any] = {"verify_challenge_resource": False, "connection_verify": stand_in.ca_bundle}
+        self.certificates = CertificateClient(stand_in.vault_url, ManagedIdentityCredential(), **options)
+        self.secrets = SecretClient(stand_in.vault_url, ManagedIdentityCredential(), **options)
+
+    def latest(self) -> tuple[str, dict[str, str], bytes] | None:
+        """(its key id on the app, its tags, its PKCS#12) of the latest version; None when none is stored."""
+        try:
+            found = self.certificates.get_certificate(self.name)
+        except ResourceNotFoundError:
+            return None
+        assert found.cer is not None and found.properties is not None
+        bundle = self.secrets.get_secret(self.name, found.properties.version).value
+        assert bundle is not None
+        return key_id_of(bytes(found.cer)), dict(found.properties.tags or {}), base64.b64decode(bundle)
+
+    def held_key_ids(self) -> set[str]:
+        """The key ids of every version Key Vault holds under the registration's name."""
+        versions = self.certificates.list_properties_of_certificate_versions(self.name)
+        return {key_id_of(bytes(self.certificates.get_certificate_version(self.name, str(v.version)).cer or b""))
+                for v in versions}  # fmt: skip
+
+    def staged(self) -> bool:
+        try:
+            self.certificates.get_certificate(f"{self.name}-staged")
+        except ResourceNotFoundError:
+            return False
+        return True
+
+
+def certificate_roles(stand_in: StandIn, client_id: str, pkcs12: bytes) -> set[str] | None:
+    """The roles a consumer signing with this certificate gets (None if Entra refuses it)."""
+    credential = CertificateCredential(
+        stand_in.home_tenant_id, client_id, certificate_data=pkcs12, authority=stand_in.authority,
+        disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
+    )  # fmt: skip
+    try:
+        roles: set[str] = set()
+        for scope in SCOPES:
+            roles |= set(jwt.decode(credential.get_token(scope).token, options={"verify_signature": False})["roles"])
+        return roles
+    except ClientAuthenticationError:
+        return None
+
+
+def assert_verified_only_if_proven(stand_in: StandIn, prefix: str) -> None:
+    """Wherever the kill left it: a certificate tagged verified signs in with every granted role."""
+    latest = StoredCertificates(stand_in, prefix).latest()
+    apps, _ = registration(stand_in, prefix)
+    if latest is not None and latest[1].get("verified") == "true":
+        [app] = apps
+        assert certificate_roles(stand_in, str(app["appId"]), latest[2]) == ROLES, latest[1]
+
+
+def assert_certificate_converged(stand_in: StandIn, prefix: str) -> None:
+    apps, secrets = registration(stand_in, prefix)
+    assert len(apps) == 1, apps
+    [app] = apps
+    service_principals = stand_in.state()["tenants"][stand_in.home_tenant_id]["servicePrincipals"]
+    assert [sp["appId"] for sp in service_principals].count(app["appId"]) == 1
+    ids = f"{prefix}-{stand_in.home_tenant_id}-{INTEGRATION}-"
+    assert {f"{ids}client-id", f"{ids}tenant-id"} <= set(secrets), sorted(secrets)
+    assert f"{ids}client-secret" not in secrets and app["passwordKeyIds"] == []  # a certificate registration
+    stored = StoredCertificates(stand_in, prefix)
+    latest = stored.latest()
+    assert latest is not None, "no certificate stored"
+    key_id, tags, pkcs12 = latest
+    assert tags.get("verified") == "true", tags
+    on_app = set(app["keyCredentialIds"])  # type: ignore[call-overload]
+    # Exactly one current key, the latest certificate's; besides it at most its predecessor (in its grace period),
+    # and nothing Key Vault does not hold (a key nobody can sign with).
+    assert key_id in on_app, (on_app, tags)
+    assert on_app <= {key_id, tags.get("previous-key-id")}, (on_app, tags)
+    assert on_app <= stored.held_key_ids(), on_app
+    assert not stored.staged(), "a staging certificate outlived a completed rotation"
+    assert certificate_roles(stand_in, str(app["appId"]), pkcs12) == ROLES
+
+
+@pytest.fixture(scope="module")
+def certificate_calibration(
+    stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """The certificate onboarding, then a rotation of what it made, each run through once."""
+    prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    measured = {}
+    for operation in CERTIFICATE_EVENTS:
+        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
+        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out))
+        assert done.returncode == 0, done.stderr[-2000:]
+        measured[operation] = json.loads(out.read_text())
+    print(f"\ncertificate calibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_certificate_calibration_sees_every_step_the_cases_kill_after(
+    certificate_calibration: dict[str, dict[str, Any]],
+) -> None:
+    assert {op: c["events"] for op, c in certificate_calibration.items()} == CERTIFICATE_EVENTS, certificate_calibration
+
+
+def certificate_registration(stand_in: StandIn, prefix: str) -> tuple[object, ...]:
+    return registration(stand_in, prefix), StoredCertificates(stand_in, prefix).latest()
+
+
+@pytest.fixture(scope="module")
+def certificate_neighbour(stand_in: StandIn) -> tuple[str, tuple[object, ...]]:
+    """A certificate registration beside every case's (one for all: each case checks it is as it was made)."""
+    neighbour = f"n{uuid.uuid4().hex[:10]}"
+    target = ["--tenant", stand_in.home_tenant_id, "--integration", INTEGRATION]
+    assert cli(stand_in, neighbour, *CERTIFICATE_COMMANDS["onboard-certificate"], *target).returncode == 0
+    return neighbour, certificate_registration(stand_in, neighbour)
+
+
+@pytest.mark.parametrize(("operation", "mode", "value"), CERTIFICATE_CASES)
+def test_a_killed_certificate_operation_converges_when_run_again(
+    stand_in: StandIn,
+    certificate_calibration: dict[str, dict[str, Any]],
+    certificate_neighbour: tuple[str, tuple[object, ...]],
+    operation: str,
+    mode: str,
+    value: int,
+) -> None:
+    prefix, tenant = f"k{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    target = ["--tenant", tenant, "--integration", INTEGRATION]
+    if operation == "rotate-certificate":
+        assert cli(stand_in, prefix, *CERTIFICATE_COMMANDS["onboard-certificate"], *target).returncode == 0
+
+    point = kill_point(operation, mode, value, certificate_calibration)
+    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, *map(str, point))
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {certificate_calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
+    assert_verified_only_if_proven(stand_in, prefix)
+
+    again = cli(stand_in, prefix, *CERTIFICATE_COMMANDS[operation], *target)
+    assert again.returncode == 0, again.stderr[-2000:]
+    if operation == "onboard-certificate":  # a second pass removes orphans (ORPHAN_GRACE_MINUTES=0)
+        assert cli(stand_in, prefix, *CERTIFICATE_COMMANDS[operation], *target).returncode == 0
+    assert_certificate_converged(stand_in, prefix)
+    neighbour, neighbour_before = certificate_neighbour
+    assert certificate_registration(stand_in, neighbour) == neighbour_before  # nothing of another registration touched

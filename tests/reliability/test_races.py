@@ -1,4 +1,6 @@
-"""Races on one registration: PUT against DELETE, and the timer, the event and an on-demand rotate at once.
+"""Races on one registration: PUT against DELETE, and the timer, the event and an on-demand rotate at once;
+for a certificate registration, two PUTs at once, a PUT against an on-demand rotation, and the timer
+against Key Vault's certificate event, with a consumer signing in with the stored certificate throughout.
 
 Each race is made to overlap: a latency rule holds the winner inside its writes long enough for every
 other caller to arrive while it works, so only the registration's lock keeps them apart."""
@@ -6,19 +8,29 @@ other caller to arrive while it works, so only the registration's lock keeps the
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
+import azure.functions as func
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.timer import TimerRequest
+from azure.identity import ManagedIdentityCredential
+from azure.keyvault.certificates import CertificateClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from emulator.launcher import StandIn
 from shared import bootstrap
+from shared.domain.registry import Registry
 from shared.settings import load_settings
 from shared.usecases.rotation import RotationResult
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
+from tests.functions.test_certificates import certificate_name, pkcs12, signs_in
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry, secret_name, stored, works
 
 ROUNDS = 6
@@ -97,6 +109,7 @@ async def due_soon(
     app_environment(
         monkeypatch, stand_in, "q", azurite,
         SECRET_LIFETIME_DAYS="60", ROTATION_WINDOW_DAYS="30", ROTATION_GRACE_HOURS="48", LOCK_WAIT_SECONDS="0",
+        CERTIFICATE_VALIDITY_MONTHS="2",
     )  # fmt: skip
     clock = StandInClock(stand_in)
     services = bootstrap.build(load_settings(), now=clock.now)
@@ -169,3 +182,185 @@ async def test_timer_event_and_on_demand_rotate_at_once_make_exactly_one_rotatio
         assert works(api, client_id, latest)
         print(f"round {round_}: {acted}")
     print(f"winners: {winners}")
+
+
+# --- certificate registrations: the same races, converging on one certificate and one key, with no gap ---
+
+CERTIFICATE = json.dumps({"credentialType": "certificate"}).encode()
+CERTIFICATE_ROUNDS = 2
+# Key Vault's certificate creation and Graph's keyCredentials PATCH are the certificate flows' slow writes.
+SLOW_CERTIFICATE_WRITES = [
+    {"kind": "latency", "service": "graph", "method": "PATCH", "latency_ms": 300},
+    {"kind": "latency", "service": "vault", "method": "POST", "latency_ms": 200},
+    {"kind": "latency", "service": "vault", "method": "DELETE", "latency_ms": 300},
+]
+
+
+class CertificateView:
+    """The registration's certificate as a consumer sees it: the latest version's PKCS#12, read through the
+    versionless reference's backing secret, and whether a token request signed with it succeeds."""
+
+    def __init__(self, api: Api, integration: str = "sentinel") -> None:
+        self.api, self.name = api, certificate_name(api, integration)
+        options: dict[str, Any] = {"verify_challenge_resource": False, "connection_verify": api.stand_in.ca_bundle}
+        self.certificates = CertificateClient(api.stand_in.vault_url, ManagedIdentityCredential(), **options)
+
+    def latest(self) -> tuple[str, str, dict[str, str], bytes]:
+        """(version, key id on the app, tags, PKCS#12) of the latest version."""
+        found = self.certificates.get_certificate(self.name)
+        assert found.cer is not None and found.properties is not None
+        version = str(found.properties.version)
+        thumbprint = x509.load_der_x509_certificate(bytes(found.cer)).fingerprint(hashes.SHA256()).hex()
+        return (
+            version,
+            Registry.key_credential_id(thumbprint),
+            dict(found.properties.tags or {}),
+            pkcs12(self.api, "sentinel", version),
+        )
+
+    def versions(self) -> int:
+        return len(list(self.certificates.list_properties_of_certificate_versions(self.name)))
+
+    def held(self) -> set[str]:
+        """The key ids of every version Key Vault holds under the registration's name."""
+        found = set()
+        for properties in self.certificates.list_properties_of_certificate_versions(self.name):
+            cer = self.certificates.get_certificate_version(self.name, str(properties.version)).cer
+            assert cer is not None
+            thumbprint = x509.load_der_x509_certificate(bytes(cer)).fingerprint(hashes.SHA256()).hex()
+            found.add(Registry.key_credential_id(thumbprint))
+        return found
+
+    def staged(self) -> bool:
+        try:
+            self.certificates.get_certificate(f"{self.name}-staged")
+        except ResourceNotFoundError:
+            return False
+        return True
+
+
+async def watching(api: Api, client_id: str, race: Awaitable[Any]) -> tuple[Any, list[str], int]:
+    """Runs the race while a consumer keeps reading the latest certificate and signing in with it:
+    (the race's result, every moment the stored certificate did not work, how many moments were observed)."""
+    view, gaps, seen = CertificateView(api), [], 0
+    done = asyncio.Event()
+
+    async def observe() -> None:
+        nonlocal seen
+        while not done.is_set():
+            version, _, _, bundle = await asyncio.to_thread(view.latest)
+            if not await asyncio.to_thread(signs_in, api, client_id, bundle):
+                gaps.append(version)
+            seen += 1
+
+    observer = asyncio.create_task(observe())
+    try:
+        result = await race
+    finally:
+        done.set()
+        await observer
+    return result, gaps, seen
+
+
+def assert_one_certificate(api: Api, grace: bool) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """One app whose current key is Key Vault's latest certificate, proven, signing in, with no staging certificate
+    left; beside it, while `grace`, only superseded versions Key Vault still holds (waiting for the end of the
+    grace period, which no sweep between rounds has retired), never a key nobody holds: (the app, the latest
+    key id, its tags)."""
+    [app] = api.apps()
+    view = CertificateView(api)
+    _, key_id, tags, bundle = view.latest()
+    assert tags.get("verified") == "true", tags
+    keys = set(app["keyCredentialIds"])
+    assert key_id in keys and keys <= (view.held() if grace else {key_id}), (keys, tags)
+    assert app["passwordKeyIds"] == []
+    assert service_principals_of(api, app["appId"]) == 1
+    assert not CertificateView(api).staged()
+    assert signs_in(api, app["appId"], bundle)
+    return app, key_id, tags
+
+
+async def test_two_certificate_puts_at_once_make_one_certificate_and_one_key(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    api.stand_in.set_faults(SLOW_CERTIFICATE_WRITES)
+    responses = await asyncio.gather(api.put(tenant, "sentinel", CERTIFICATE), api.put(tenant, "sentinel", CERTIFICATE))
+    assert sorted(r.status_code for r in responses) == [200, 201], [body_of(r) for r in responses]
+    app, key_id, _ = assert_one_certificate(api, grace=False)
+    assert app["keyCredentialIds"] == [key_id] and CertificateView(api).versions() == 1
+    assert {body_of(r)["credential"]["keyId"] for r in responses} == {key_id}
+    # Again, on a registration that has its certificate: neither call makes another.
+    again = await asyncio.gather(api.put(tenant, "sentinel", CERTIFICATE), api.put(tenant, "sentinel", CERTIFICATE))
+    assert [r.status_code for r in again] == [200, 200], [body_of(r) for r in again]
+    assert assert_one_certificate(api, grace=False)[1] == key_id and CertificateView(api).versions() == 1
+    assert sum(rule["fired"] for rule in api.stand_in.admin("GET", "/faults")["rules"]) > 0
+
+
+async def test_a_certificate_put_racing_an_on_demand_rotation_leaves_one_current_key_and_no_gap(api: Api) -> None:
+    tenant = api.stand_in.home_tenant_id
+    params = {"tenantId": tenant, "integration": "sentinel"}
+    created = await api.put(tenant, "sentinel", CERTIFICATE)
+    assert created.status_code == 201, body_of(created)
+    client_id = body_of(created)["application"]["clientId"]
+    api.stand_in.set_faults(SLOW_CERTIFICATE_WRITES)
+    for round_ in range(CERTIFICATE_ROUNDS):
+        _, before, _, previous = CertificateView(api).latest()
+        versions = CertificateView(api).versions()
+        put = api.put(tenant, "sentinel", CERTIFICATE)
+        rotate = api.call("rotate_now", "POST", f"tenants/{tenant}/integrations/sentinel/rotate", params)
+        race = asyncio.gather(put, rotate) if round_ % 2 == 0 else asyncio.gather(rotate, put)
+        results, gaps, seen = await watching(api, client_id, race)
+        put_response, rotate_response = results if round_ % 2 == 0 else results[::-1]
+        assert put_response.status_code == 200, body_of(put_response)
+        assert rotate_response.status_code == 200, body_of(rotate_response)
+        assert gaps == [], f"round {round_}: the stored certificate was refused at {len(gaps)} of {seen} moments"
+        _, key_id, tags = assert_one_certificate(api, grace=True)
+        # The rotation made exactly one new certificate, the PUT none; the previous one works through its grace.
+        assert (
+            key_id != before and tags["previous-key-id"] == before and CertificateView(api).versions() == versions + 1
+        )
+        assert signs_in(api, client_id, previous)
+        print(f"round {round_}: {seen} moments observed, no gap")
+
+
+async def test_a_sweep_racing_a_certificate_event_makes_exactly_one_rotation_with_no_gap(
+    due_soon: tuple[Api, StandInClock, dict[str, list[str]]],
+) -> None:
+    api, clock, actions = due_soon
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, "sentinel", CERTIFICATE))
+    client_id = created["application"]["clientId"]
+    api.stand_in.set_faults(SLOW_CERTIFICATE_WRITES)
+    name = certificate_name(api, "sentinel")
+    callers: dict[str, Callable[[], Awaitable[Any]]] = {
+        "timer": lambda: FUNCTIONS["rotation_sweep"](TimerRequest()),
+        "event": lambda: FUNCTIONS["secret_near_expiry"](certificate_near_expiry(api, name)),
+    }
+    for round_ in range(CERTIFICATE_ROUNDS):
+        clock.advance(35 * DAY)  # the certificate (two months) is inside the 30-day window
+        _, before, _, previous = CertificateView(api).latest()
+        versions = CertificateView(api).versions()
+        actions.clear()
+        order = list(callers)[round_ % 2 :] + list(callers)[: round_ % 2]
+        race = asyncio.gather(*(as_caller(c, callers[c]) for c in order))  # type: ignore[arg-type]
+        _, gaps, seen = await watching(api, client_id, race)
+        assert sorted(actions) == sorted(callers) and all(len(a) == 1 for a in actions.values()), actions
+        acted = {c: a[0] for c, a in actions.items()}
+        assert sorted(acted.values()).count("rotated") == 1, (round_, acted)
+        assert set(acted.values()) <= {"rotated", "busy", "nothing-due", "waiting"}, (round_, acted)
+        assert gaps == [], f"round {round_}: the stored certificate was refused at {len(gaps)} of {seen} moments"
+        _, key_id, tags = assert_one_certificate(api, grace=True)
+        assert (
+            key_id != before and tags["previous-key-id"] == before and CertificateView(api).versions() == versions + 1
+        )
+        assert signs_in(api, client_id, previous), "the previous certificate was cut off inside its grace period"
+        print(f"round {round_}: {acted}, {seen} moments observed, no gap")
+
+
+def certificate_near_expiry(api: Api, name: str) -> func.EventGridEvent:
+    """Key Vault's CertificateNearExpiry event for one certificate, as Event Grid delivers it."""
+    return func.EventGridEvent(
+        id=str(uuid.uuid4()), topic="/subscriptions/x/resourceGroups/y/providers/Microsoft.KeyVault/vaults/z",
+        subject=name, event_type="Microsoft.KeyVault.CertificateNearExpiry", event_time=None, data_version="1",
+        data={"Id": f"{api.stand_in.vault_url}/certificates/{name}/abc", "VaultName": "127.0.0.1",
+              "ObjectType": "Certificate", "ObjectName": name, "Version": "abc", "NBF": None, "EXP": 0},
+    )  # fmt: skip
