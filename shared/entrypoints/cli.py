@@ -286,6 +286,8 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
 def _print_result(result: OnboardResult, integration: str) -> None:
     _out()
     _out(f"{result.outcome.value}: {integration} in tenant {result.registration.tenant_id}")
+    if result.consent_url:
+        _out(_row("consent at", result.consent_url))
     for line in _registration_lines(registration_json(result.registration), every_permission=False):
         _out(line)
     _out(_row("changes", ", ".join(result.changes) or "none"))
@@ -356,6 +358,10 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
                 _out(f"application  {gone.application}")
                 for name, outcome in gone.secrets.items():
                     _out(f"secret       {outcome:<8} {name}")
+                for name, outcome in gone.certificates.items():
+                    _out(f"certificate  {outcome:<8} {name}")
+                if gone.customer_action:
+                    _out(f"customer     {gone.customer_action}")
             return EXIT_OK
         if args.command == "status":
             state = registration_json(await services.status.status(tenant, args.integration))

@@ -200,13 +200,11 @@ async def test_offboarding_deletes_the_certificate_with_the_app(rotating: tuple[
 class VendorCertificate:
     """A certificate the vendor issued, with its key: what the vendor's own services sign in with."""
 
-    def __init__(
-        self, clock: StandInClock, days: int = 60, bits: int = 2048, *, starts: datetime | None = None
-    ) -> None:
-        # Dated by the service's clock, which the tests move forward (an earlier test may already have).
+    def __init__(self, now: datetime, days: int = 60, bits: int = 2048, *, starts: datetime | None = None) -> None:
+        # Dated by the service's clock (`now`), which the tests move forward (an earlier test may already have).
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vendor exchange integration")])
-        start = starts or clock.now() - timedelta(minutes=5)
+        start = starts or now - timedelta(minutes=5)
         self.certificate = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start)
@@ -250,7 +248,7 @@ async def test_a_vendor_certificate_is_installed_reported_unproven_and_proven_by
 ) -> None:
     api, clock = rotating
     tenant = api.stand_in.home_tenant_id
-    vendor = VendorCertificate(clock)
+    vendor = VendorCertificate(clock.now())
     response = await api.put(tenant, "sentinel", vendor_body(vendor.pem))
     assert response.status_code == 201, body_of(response)
     created = body_of(response)
@@ -277,7 +275,7 @@ async def test_a_vendor_certificate_with_a_private_key_is_refused_and_the_key_go
     rotating: tuple[Api, StandInClock], caplog: pytest.LogCaptureFixture
 ) -> None:
     api, clock = rotating
-    vendor = VendorCertificate(clock)
+    vendor = VendorCertificate(clock.now())
     with caplog.at_level(logging.DEBUG):
         response = await api.put(api.stand_in.home_tenant_id, "sentinel", vendor_body(vendor.key_pem + vendor.pem))
     assert response.status_code == 400, body_of(response)
@@ -292,8 +290,11 @@ async def test_a_vendor_certificate_with_a_private_key_is_refused_and_the_key_go
 @pytest.mark.parametrize(
     ("make", "why"),
     [
-        (lambda clock: VendorCertificate(clock, bits=1024), "RSA key of at least 2048 bits"),
-        (lambda clock: VendorCertificate(clock, days=10, starts=clock.now() - timedelta(days=30)), "not valid now"),
+        (lambda clock: VendorCertificate(clock.now(), bits=1024), "RSA key of at least 2048 bits"),
+        (
+            lambda clock: VendorCertificate(clock.now(), days=10, starts=clock.now() - timedelta(days=30)),
+            "not valid now",
+        ),
     ],
     ids=["weak key", "expired"],
 )
@@ -318,7 +319,7 @@ async def test_a_vendor_certificate_longer_lived_than_the_policy_allows_is_refus
     ]}}  # fmt: skip
     api.stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", policy)
     try:
-        response = await api.put(tenant, "sentinel", vendor_body(VendorCertificate(clock, days=60).pem))
+        response = await api.put(tenant, "sentinel", vendor_body(VendorCertificate(clock.now(), days=60).pem))
     finally:
         api.stand_in.admin("PUT", f"/tenants/{tenant}/app-management-policy", {"isEnabled": False})
     assert response.status_code == 409 and body_of(response)["type"].endswith("/certificates-refused-by-policy")
@@ -329,7 +330,7 @@ async def test_a_vendor_certificate_is_never_rotated_here_but_its_expiry_is_repo
 ) -> None:
     api, clock = rotating
     tenant = api.stand_in.home_tenant_id
-    first = VendorCertificate(clock, days=60)
+    first = VendorCertificate(clock.now(), days=60)
     created = body_of(await api.put(tenant, "sentinel", vendor_body(first.pem)))
     client_id = created["application"]["clientId"]
 
@@ -346,7 +347,7 @@ async def test_a_vendor_certificate_is_never_rotated_here_but_its_expiry_is_repo
     )  # fmt: skip
     assert response.status_code == 409 and body_of(response)["type"].endswith("/vendor-rotates-certificate")
 
-    second = VendorCertificate(clock, days=90)
+    second = VendorCertificate(clock.now(), days=90)
     replaced = body_of(await api.put(tenant, "sentinel", vendor_body(second.pem)))
     assert replaced["credential"]["keyId"] != created["credential"]["keyId"]
     assert first.signs_in(api, client_id) and second.signs_in(api, client_id), "no gap while consumers move"

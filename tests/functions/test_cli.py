@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ import pytest
 from emulator import local_cli
 from emulator.launcher import StandIn
 from shared.entrypoints.cli import EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE, main
+from tests.functions.conftest import NORTHWIND
+
+DEFENDER_APP_ID = "fc780465-2017-40d4-a0c5-307022471b92"
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = ("resolve", "application", "service principal", "consent", "client secret", "verify")
@@ -211,3 +215,47 @@ def test_offboard_removes_and_a_second_run_reports_nothing_left(
     assert out.startswith("application  deleted") and out.count("secret       deleted") == 3
     code, out, _ = run_main(capsys, "--json", "offboard", *target)
     assert code == EXIT_OK and json.loads(out)["application"] == "absent"
+
+
+def test_each_credential_type_through_the_cli(
+    app_env: StandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """certificate (Key Vault's), a vendor's certificate from a file, and federated: onboard, status, rotate
+    where it applies, offboard."""
+    tenant = app_env.home_tenant_id
+    certificate = ["--tenant", tenant, "--integration", "sentinel"]
+    code, out, err = run_main(capsys, "onboard", *certificate, "--credential-type", "certificate")
+    assert code == EXIT_OK, err
+    code, out, _ = run_main(capsys, "status", *certificate)
+    assert code == EXIT_OK and "certificate, keyId" in out and "client certificate" in out, out
+    code, out, err = run_main(capsys, "rotate", *certificate, "--retire-immediately")
+    assert code == EXIT_OK and "rotated" in out, out + err
+    code, out, _ = run_main(capsys, "offboard", *certificate)
+    assert code == EXIT_OK and "certificate  deleted" in out, out
+
+    from tests.functions.test_certificates import VendorCertificate
+
+    now = datetime.now(UTC) + timedelta(seconds=float(app_env.admin("GET", "/clock")["offset_seconds"]))
+    pem = tmp_path / "vendor.pem"
+    pem.write_text(VendorCertificate(now).pem)
+    vendor = ["--tenant", tenant, "--integration", "m365-defender"]
+    code, out, err = run_main(capsys, "onboard", *vendor, "--certificate-file", str(pem))
+    assert code == EXIT_OK, err
+    code, out, _ = run_main(capsys, "status", *vendor)
+    assert "supplied by" in out and "vendor certificate" in out, out
+    assert run_main(capsys, "offboard", *vendor)[0] == EXIT_OK
+
+    monkeypatch.setenv("CONNECTOR_TRUST_SUBJECT", str(app_env.info["managed_identity_object_id"]))
+    federated = ["--tenant", NORTHWIND, "--integration", "defender-endpoint"]
+    code, out, _ = run_main(capsys, "onboard", *federated, "--credential-type", "federated")
+    assert code == EXIT_PENDING and "consent at" in out and "adminconsent?client_id=" in out, out
+    client_id = out.split("adminconsent?client_id=")[1].split()[0]
+    roles = ["Alert.Read.All", "Machine.Read.All", "AdvancedQuery.Read.All", "File.Read.All", "Ip.Read.All",
+             "Url.Read.All"]  # fmt: skip
+    app_env.admin("POST", f"/tenants/{NORTHWIND}/consent", {"appId": client_id, "roles": {DEFENDER_APP_ID: roles}})
+    code, out, err = run_main(capsys, "onboard", *federated, "--credential-type", "federated")  # the same again
+    assert code == EXIT_OK and "federated" in out, out + err
+    code, out, err = run_main(capsys, "onboard", *federated)  # once onboarded, a rerun keeps its type
+    assert code == EXIT_OK and "complete" in out, out + err
+    code, out, _ = run_main(capsys, "offboard", *federated)
+    assert code == EXIT_OK and "customer" in out and client_id in out, out
