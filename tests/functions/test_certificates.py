@@ -3,7 +3,9 @@ certificates, keyCredentials and certificate client assertions; the stand-in's c
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import uuid
@@ -146,6 +148,8 @@ async def test_switching_from_a_secret_to_a_certificate_leaves_no_gap_and_no_sta
 
     switched = body_of(await api.put(tenant, "sentinel", CERTIFICATE))
     assert switched["credential"]["type"] == "certificate"
+    # A rotation run within the grace period (the sweep would plan the secret as waiting): the secret stays.
+    assert (await api.services.rotation.rotate(tenant, "sentinel")).retired_key_ids == []
     assert works(api, client_id, secret), "consumers still on the secret were cut off without a grace period"
     assert signs_in(api, client_id, pkcs12(api, "sentinel"))
     assert stored(api, "sentinel")[1]["superseded-by"] == "certificate"
@@ -393,3 +397,31 @@ async def test_switching_back_within_the_grace_period_keeps_the_first_credential
     await sweep()
     assert works(api, client_id, secret), "the secret switched back to was retired"
     assert api.apps()[0]["keyCredentialIds"] == []
+
+
+async def test_a_new_certificate_entra_takes_minutes_to_accept_stays_staged_and_is_promoted_only_once_proven(
+    rotating: tuple[Api, StandInClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entra's lag for a new key can outlast VERIFY_TIMEOUT_SECONDS: the sweep leaves the new certificate staged,
+    consumers keep reading the old one through the unchanged reference, and a later sweep proves and promotes it."""
+    api, clock = rotating
+    created = body_of(await api.put(api.stand_in.home_tenant_id, "sentinel", CERTIFICATE))
+    client_id = created["application"]["clientId"]
+    first = pkcs12(api, "sentinel")
+    credentials = api.services.rotation.credentials
+    monkeypatch.setattr(credentials, "settings", dataclasses.replace(credentials.settings, verify_timeout_seconds=0.5))
+    clock.advance(35 * DAY)
+    api.stand_in.set_faults(keyCredential=2500)  # stamped on the new key when it is added
+    try:
+        await sweep()
+    finally:
+        api.stand_in.clear_faults()
+
+    assert pkcs12(api, "sentinel") == first, "promoted before a token proved it"
+    assert vault(api).get_secret(f"{certificate_name(api, 'sentinel')}-staged").value
+    assert len(api.apps()[0]["keyCredentialIds"]) == 2
+
+    await asyncio.sleep(2.6)  # the stand-in's lag, measured on its monotonic clock, runs out
+    await sweep()
+    second = pkcs12(api, "sentinel")
+    assert second != first and signs_in(api, client_id, second) and signs_in(api, client_id, first)

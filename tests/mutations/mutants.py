@@ -160,8 +160,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "onboarding skips the tenant's consent check",
         "shared/usecases/onboarding.py",
-        "            await self.access.ensure_reachable(request.tenant_id)\n",
-        "            pass\n",
+        "        if isinstance(reachable, BaseException):\n            raise reachable\n",
+        "        if isinstance(reachable, BaseException):\n            pass\n",
         (
             "tests/functions/test_customer_tenants.py::test_unconsented_tenant_gets_403_with_the_consent_url_and_nothing_is_created",
         ),
@@ -385,6 +385,53 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if False:\n",
         (
             "tests/contract/test_replication.py::test_upserting_a_service_principal_again_before_it_replicates_is_not_replicated_yet",
+        ),
+    ),
+    # --- credential types (issue 15) ---
+    Mutant(
+        "a new client certificate is marked verified without its proof",
+        "shared/usecases/onboarding.py",
+        "            await self.credentials.prove(tenant, app.app_id, certificate.key, profile)\n",
+        "",
+        (
+            "tests/unit/test_certificates.py",
+            "tests/functions/test_certificates.py::test_a_certificate_registration_is_proven_stored_and_usable_through_its_reference",
+        ),
+    ),
+    Mutant(
+        "certificate rotation promotes a certificate it never proved",
+        "shared/usecases/certificate_rotation.py",
+        "            await self.rotation.credentials.prove(tenant, app.app_id, staged.key, profile)\n",
+        "            pass\n",
+        (
+            "tests/functions/test_certificates.py::test_a_new_certificate_entra_takes_minutes_to_accept_stays_staged_and_is_promoted_only_once_proven",
+        ),
+    ),
+    Mutant(
+        "a superseded credential is retired before its grace period ends",
+        "shared/usecases/superseded.py",
+        "        return retire_now or retire_after is None or retire_after <= self.now()\n",
+        "        return True\n",
+        (
+            "tests/functions/test_certificates.py::test_switching_from_a_secret_to_a_certificate_leaves_no_gap_and_no_stale_secret",
+        ),
+    ),
+    Mutant(
+        "the connector keeps a federated credential someone else added",
+        "shared/usecases/connector.py",
+        "            if not any(trust.same_trust(w) and trust.name == w.name for w in wanted) and trust.id:\n",
+        "            if False:\n",
+        (
+            "tests/functions/test_federated.py::test_a_federated_credential_someone_else_adds_to_the_connector_is_removed",
+        ),
+    ),
+    Mutant(
+        "a vendor certificate sent with its private key is accepted",
+        "shared/adapters/x509.py",
+        "        if any(armour in text for armour in PRIVATE_KEY_ARMOUR) or _is_pkcs12(text):\n",
+        "        if False:\n",
+        (
+            "tests/functions/test_certificates.py::test_a_vendor_certificate_with_a_private_key_is_refused_and_the_key_goes_nowhere",
         ),
     ),
     # --- the stand-in's authorization ---
