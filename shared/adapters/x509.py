@@ -13,27 +13,31 @@ import base64
 import binascii
 import uuid
 from datetime import datetime, timedelta
-
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
+from typing import TYPE_CHECKING
 
 from shared.domain.errors import InvalidRequest, PrivateKeySupplied
 from shared.domain.model import CertificateKey, PublicCertificate, Secret
 
 # Entra reads an assertion valid for 5-10 minutes (the certificate-credentials page above).
 ASSERTION_LIFETIME = timedelta(minutes=10)
-# What a vendor-supplied certificate must be at least.
+# What a vendor-supplied certificate must be at least: RSA bits, and EC curves by name.
 MIN_RSA_BITS = 2048
-ACCEPTED_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+ACCEPTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
+# `cryptography` and PyJWT are imported by the functions that use them, on the first certificate: most
+# invocations never touch one, and a cold start should pay only for what every invocation needs.
 # PEM armour that means a private key is in the text, whatever the key type or encryption.
 PRIVATE_KEY_ARMOUR = ("PRIVATE KEY-----",)
 
 
 def public_certificate(der: bytes) -> PublicCertificate:
     """The certificate's public part with both thumbprints, from its DER bytes."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     certificate = x509.load_der_x509_certificate(der)
     return PublicCertificate(
         der=der,
@@ -47,6 +51,9 @@ def public_certificate(der: bytes) -> PublicCertificate:
 
 def certificate_key(pkcs12_base64: str) -> CertificateKey:
     """A PKCS#12 bundle as Key Vault's backing secret holds it (base64, no password) as a CertificateKey."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     _, certificate, _ = pkcs12.load_key_and_certificates(base64.b64decode(pkcs12_base64), None)
     if certificate is None:
         raise ValueError("the PKCS#12 bundle holds no certificate")
@@ -57,6 +64,10 @@ def certificate_key(pkcs12_base64: str) -> CertificateKey:
 
 def client_assertion(key: CertificateKey, client_id: str, token_endpoint: str, now: datetime) -> str:
     """A signed client assertion for one token request (RFC 7523, with Entra's `x5t#S256` header)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     private_key, _, _ = pkcs12.load_key_and_certificates(base64.b64decode(key.pkcs12.reveal()), None)
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ValueError("Entra's client assertions are signed with an RSA key")
@@ -84,12 +95,17 @@ class X509Reader:
     (Entra's certificate credentials: https://learn.microsoft.com/entra/identity-platform/certificate-credentials)."""
 
     def public_certificate(self, text: str) -> PublicCertificate:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
         if any(armour in text for armour in PRIVATE_KEY_ARMOUR) or _is_pkcs12(text):
             raise PrivateKeySupplied(
                 "certificate must hold only the public certificate; it held a private key, which was discarded "
                 "and not stored or logged.",
                 field="certificate",
             )
+        certificate: Certificate
         try:
             if "-----BEGIN CERTIFICATE-----" in text:
                 if text.count("-----BEGIN CERTIFICATE-----") != 1:
@@ -108,7 +124,7 @@ class X509Reader:
                     f"certificate must have an RSA key of at least {MIN_RSA_BITS} bits.", field="certificate"
                 )
         elif isinstance(key, ec.EllipticCurvePublicKey):
-            if not isinstance(key.curve, ACCEPTED_CURVES):
+            if key.curve.name not in ACCEPTED_CURVES:
                 raise InvalidRequest("certificate must have an EC key on P-256, P-384 or P-521.", field="certificate")
         else:
             raise InvalidRequest("certificate must have an RSA or EC key.", field="certificate")
