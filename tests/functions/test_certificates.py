@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import azure.functions as func
 import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from tests.functions.conftest import Api, body_of
+from tests.functions.conftest import FUNCTIONS, Api, body_of
 from tests.functions.test_first_contact import password_restrictions
 from tests.functions.test_rotation import DAY, StandInClock, rotating, stored, sweep, vault, works
 
@@ -425,3 +426,26 @@ async def test_a_new_certificate_entra_takes_minutes_to_accept_stays_staged_and_
     await sweep()
     second = pkcs12(api, "sentinel")
     assert second != first and signs_in(api, client_id, second) and signs_in(api, client_id, first)
+
+
+async def test_key_vaults_certificate_near_expiry_event_rotates_the_certificate(
+    rotating: tuple[Api, StandInClock],
+) -> None:
+    """Key Vault raises CertificateNearExpiry (ObjectType Certificate, the certificate's name) to the same trigger."""
+    api, clock = rotating
+    created = body_of(await api.put(api.stand_in.home_tenant_id, "sentinel", CERTIFICATE))
+    first = pkcs12(api, "sentinel")
+    clock.advance(35 * DAY)
+    name = certificate_name(api, "sentinel")
+    event = func.EventGridEvent(
+        id=str(uuid.uuid4()), topic="/subscriptions/x/resourceGroups/y/providers/Microsoft.KeyVault/vaults/z",
+        subject=name, event_type="Microsoft.KeyVault.CertificateNearExpiry", event_time=None, data_version="1",
+        data={"Id": f"{api.stand_in.vault_url}/certificates/{name}/abc", "VaultName": "127.0.0.1",
+              "ObjectType": "Certificate", "ObjectName": name, "Version": "abc", "NBF": None, "EXP": 0},
+    )  # fmt: skip
+    await FUNCTIONS["secret_near_expiry"](event)
+    assert pkcs12(api, "sentinel") != first
+    assert (
+        body_of(await api.get(api.stand_in.home_tenant_id, "sentinel"))["credential"]["thumbprint"]
+        != (created["credential"]["thumbprint"])
+    )
