@@ -24,10 +24,11 @@ from shared.adapters.identity import TENANT_CACHE_SIZE, FederatedCredential
 from shared.domain.errors import OnboardingError
 from tests.functions.conftest import NORTHWIND, Api, body_of, consent
 
-TENANTS = 10_000
-CHECKPOINTS = (500, 1_000, 2_000, 4_000, 6_000, 8_000, 10_000)
+# The suite CI runs floods 4,000 tenants (growth measured over the last 2,000); `scripts/long` floods 10,000.
+TENANTS = int(os.environ.get("TENANT_FLOOD", "4000"))
+CHECKPOINTS = tuple(n for n in (500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 10_000) if n < TENANTS) + (TENANTS,)
 MEMORY_FROM = 2_000
-# Kept memory may grow by this much over the last 8,000 unknown tenants: 512 bytes a tenant. Before
+# Kept memory may grow by this much over the unknown tenants after MEMORY_FROM: 512 bytes a tenant over 8,000. Before
 # the caches were bounded each one kept about 300 KiB (a credential with its own connection pool and
 # kept-alive TLS connection, a Graph client).
 MEMORY_GROWTH_BOUND = 4 * 2**20
@@ -64,10 +65,11 @@ def quiet() -> Iterator[None]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
-async def test_ten_thousand_unknown_tenants_leave_credentials_clients_sockets_and_memory_bounded(
+async def test_a_flood_of_unknown_tenants_leaves_credentials_clients_sockets_and_memory_bounded(
     vendor: tuple[Api, str, str], quiet: None
 ) -> None:
-    """10,000 random tenant ids, one after another, each meeting Entra's AADSTS90002 (no such tenant).
+    """TENANT_FLOOD random tenant ids (4,000; 10,000 in scripts/long), one after another, each meeting Entra's
+    AADSTS90002 (no such tenant).
 
     The odd ones through `GET …/integrations/{integration}` (the HTTP path: the tenant's credential,
     and before the reachability check also its Graph client), the even ones through a Graph read

@@ -122,9 +122,20 @@ def assert_converged(stand_in: StandIn, prefix: str) -> None:
 
 
 EVENTS = {"onboard": ONBOARD_EVENTS, "rotate": ROTATE_EVENTS, "offboard": OFFBOARD_EVENTS}
-CASES = [(op, "after-event", n) for op, count in EVENTS.items() for n in range(1, count + 1)] + [
-    (op, "random", i) for op in EVENTS for i in range(RANDOM_POINTS)
-]
+
+
+def every_point(events: dict[str, int], random_points: int) -> list[object]:
+    """Every kill point of every operation, and the random moments. The suite CI runs kills after every other
+    change (the first, the third, ...: each operation's first and every write it could die after alternately)
+    plus the random moments; `scripts/long` runs the rest (`long`)."""
+    return [
+        pytest.param(op, "after-event", n, marks=() if n % 2 else pytest.mark.long)
+        for op, count in events.items()
+        for n in range(1, count + 1)
+    ] + [(op, "random", i) for op in events for i in range(random_points)]
+
+
+CASES = every_point(EVENTS, RANDOM_POINTS)
 
 
 @pytest.fixture(scope="module")
@@ -196,9 +207,7 @@ CERTIFICATE_EVENTS = {
     "onboard-certificate": CERTIFICATE_ONBOARD_EVENTS,
     "rotate-certificate": CERTIFICATE_ROTATE_EVENTS,
 }
-CERTIFICATE_CASES = [
-    (op, "after-event", n) for op, count in CERTIFICATE_EVENTS.items() for n in range(1, count + 1)
-] + [(op, "random", i) for op in CERTIFICATE_EVENTS for i in range(CERTIFICATE_RANDOM_POINTS)]
+CERTIFICATE_CASES = every_point(CERTIFICATE_EVENTS, CERTIFICATE_RANDOM_POINTS)
 CERTIFICATE_COMMANDS = {
     "onboard-certificate": ["onboard", "--credential-type", "certificate"],
     "rotate-certificate": ["rotate", "--retire-immediately"],

@@ -439,6 +439,7 @@ async def certificate_rotating(
         stand_in.clear_faults()
 
 
+@pytest.mark.long  # 40 s; the suite CI runs searches a certificate onboarding's CLI process (above) for key material
 async def test_certificate_flows_leak_no_key_material_at_debug_with_faults(
     certificate_rotating: tuple[Api, StandInClock], everything_logged: Everything
 ) -> None:
