@@ -12,6 +12,9 @@ from collections import OrderedDict
 from typing import Any
 
 import httpx
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
@@ -27,8 +30,10 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from shared.adapters.entra_answers import aadsts, refused, status_of
 from shared.adapters.graph_failures import no_answer, translate
 from shared.adapters.identity import Identity
+from shared.domain.errors import UpstreamError, UpstreamUnavailable
 from shared.settings import Settings
 
 
@@ -54,6 +59,52 @@ def no_sdk_retry() -> RequestConfiguration[Any]:
     return RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
 
 
+# Entra's answers that mean "try again shortly" (https://learn.microsoft.com/entra/identity-platform/reference-error-codes:
+# 90033 "A transient error has occurred", 50196 "The server is busy"), besides any 429 or 5xx.
+TRANSIENT_TOKEN_CODES = frozenset({"90033", "50196"})
+
+
+class GraphToken(AsyncTokenCredential):
+    """The token a Graph request needs, with Entra's refusal told as the project's error.
+
+    kiota fetches the token inside the request, so a ClientAuthenticationError there would pass every
+    Graph failure handler (they read ODataError and transport errors) and reach the caller as a 500. A
+    transient refusal (429, 5xx, AADSTS90033/50196, after azure-identity's own retries) becomes
+    UpstreamUnavailable, which callers answer with Retry-After; any other, UpstreamError naming the code.
+    The credential itself stays the Identity's: this wrapper never closes it."""
+
+    def __init__(self, credential: AsyncTokenCredential, tenant_id: str) -> None:
+        self._credential = credential
+        self._tenant_id = tenant_id
+
+    async def get_token(
+        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:  # fmt: skip
+        try:
+            return await self._credential.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+        except ClientAuthenticationError as error:
+            code, status = aadsts(error), status_of(error)
+            ids = refused(error, code, self._tenant_id)
+            upstream_code = f"AADSTS{code}" if code else None
+            if code in TRANSIENT_TOKEN_CODES or (status is not None and (status == 429 or status >= 500)):
+                raise UpstreamUnavailable(
+                    "Entra's token endpoint is unavailable", "entra", status, upstream_code, upstream_request_ids=ids
+                ) from error
+            raise UpstreamError(
+                "Entra refused the token Graph needs", "entra", status, upstream_code, tenantId=self._tenant_id,
+                upstream_request_ids=ids,
+            ) from error  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+    async def __aexit__(self, *args: object) -> None:
+        return None
+
+
 class GraphClients:
     def __init__(self, settings: Settings, identity: Identity) -> None:
         self._settings = settings
@@ -71,7 +122,9 @@ class GraphClients:
         if kept is not None and kept[0] is credential:
             self._clients.move_to_end(tenant_id)
             return kept[1]
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=[self._settings.graph_scope])
+        auth = AzureIdentityAuthenticationProvider(
+            GraphToken(credential, tenant_id), scopes=[self._settings.graph_scope]
+        )
         adapter = GraphRequestAdapter(auth, client=self.http_client())
         adapter.base_url = self._settings.graph_base_url
         client = GraphServiceClient(request_adapter=adapter)
