@@ -8,6 +8,7 @@ is found by its uniqueName, the secrets by their names.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from shared.domain.audit import audit
@@ -125,21 +126,28 @@ class Offboarding:
 
     async def _remove_certificate(self, name: str, purge: bool, context: dict[str, str]) -> str:
         """A client certificate goes with its backing secret and key (Key Vault deletes all three together)."""
-        outcome = "absent"
-        if await self.vault.delete_certificate(name):
-            outcome = "deleted"
-            audit("certificate.deleted", context, certificateName=name)
-        if purge and await self.vault.purge_certificate(name):
-            outcome = "purged"
-            audit("certificate.purged", context, certificateName=name)
-        return outcome
+        return await _remove(
+            name, purge, context, self.vault.delete_certificate, self.vault.purge_certificate, "certificate"
+        )
 
     async def _remove_secret(self, name: str, purge: bool, context: dict[str, str]) -> str:
-        outcome = "absent"
-        if await self.vault.delete(name):
-            outcome = "deleted"
-            audit("secret.deleted", context, secretName=name)
-        if purge and await self.vault.purge(name):
-            outcome = "purged"
-            audit("secret.purged", context, secretName=name)
-        return outcome
+        return await _remove(name, purge, context, self.vault.delete, self.vault.purge, "secret")
+
+
+async def _remove(
+    name: str,
+    purge: bool,
+    context: dict[str, str],
+    delete: Callable[[str], Awaitable[bool]],
+    purge_deleted: Callable[[str], Awaitable[bool]],
+    kind: str,
+) -> str:
+    """Soft-delete, then purge if asked: absent | deleted | purged, each change audited."""
+    outcome = "absent"
+    if await delete(name):
+        outcome = "deleted"
+        audit(f"{kind}.deleted", context, **{f"{kind}Name": name})
+    if purge and await purge_deleted(name):
+        outcome = "purged"
+        audit(f"{kind}.purged", context, **{f"{kind}Name": name})
+    return outcome
