@@ -5,7 +5,7 @@ loaded on first use (httpx's connection pool imports httpcore and anyio; msgraph
 builders on first navigation; azure-core its aiohttp transport), the managed identity's tokens,
 TLS to Graph and Key Vault, and the lock container. Each step is a read that changes nothing:
 Graph answers with the home tenant's app management policy and a 404 for an app that does not
-exist, Key Vault a 404, and the lock is one no registration uses. Best effort: a step that fails
+exist, Key Vault a 404 (for a secret and for a certificate), and the lock is one no registration uses. Best effort: a step that fails
 is logged and left to the first request, which does the same work anyway.
 """
 
@@ -37,7 +37,11 @@ class WarmUp:
 
     async def run(self) -> None:
         home, registry = self.settings.home_tenant_id, self.settings.registry
-        steps: dict[str, Awaitable[object]] = {"Key Vault": self.vault.read(registry.probe_secret_name)}
+        steps: dict[str, Awaitable[object]] = {
+            "Key Vault": self.vault.read(registry.probe_secret_name),
+            # Every onboarding reads the registration's client certificate: its client, and its challenge, now.
+            "Key Vault certificates": self.vault.read_certificate(registry.probe_secret_name),
+        }
         if self.settings.provisioner_client_id is None or self.settings.allow_home_tenant:
             # Vendor-hosted mode refuses the home tenant by default, and no customer tenant is known
             # yet: there the Graph stack is loaded by the first request.
