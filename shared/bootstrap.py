@@ -79,7 +79,7 @@ def build(
     checker = TokenRoleChecker(settings)
     credentials = Credentials(settings, directory, vault, checker, clock, now)
     certificates = Certificates(settings, directory, vault, clock, now)
-    connectors = Connectors(settings, catalog, directory, vault, identity, clock, now)
+    connectors = Connectors(settings, catalog, directory, vault, identity, clock, now, locks)
     rotation = Rotation(
         settings, catalog, directory, vault, credentials, locks, clock, now, access=identity, certificates=certificates
     )

@@ -172,6 +172,11 @@ class Registry:
         """The key of the registration's lock: one writer per (tenant, integration)."""
         return f"{tenant_id}/{integration}"
 
+    @staticmethod
+    def connector_lock_key(integration: str) -> str:
+        """The lock of an integration's connector app: no registration's key (those hold a tenant id)."""
+        return f"connector/{integration}"
+
     @property
     def credential_prefix(self) -> str:
         """How this service recognises credentials it issued: their display names start with it."""

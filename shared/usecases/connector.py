@@ -35,7 +35,7 @@ from shared.domain.model import (
     SecretKind,
     StoredSecret,
 )
-from shared.domain.ports import ApplicationSpec, ConnectorTokens, Directory, Vault
+from shared.domain.ports import ApplicationSpec, ConnectorTokens, Directory, Locks, Vault
 from shared.domain.registry import Tag
 from shared.domain.retry import Clock
 from shared.settings import Settings
@@ -82,7 +82,9 @@ class Connectors:
         tokens: ConnectorTokens,
         clock: Clock,
         now: Callable[[], datetime],
+        locks: Locks | None = None,
     ) -> None:
+        self.locks = locks
         self.settings = settings
         self.registry = settings.registry
         self.catalog = catalog
@@ -123,7 +125,17 @@ class Connectors:
     async def connector(self, profile: IntegrationProfile, context: dict[str, str]) -> AppRegistration:
         """The integration's connector app, created or converged, trusting exactly the vendor backend and this
         service: a federated credential anyone else added would let its issuer act as the connector in every
-        customer tenant, so it is removed (on an app this service alone owns; anything else is refused)."""
+        customer tenant, so it is removed (on an app this service alone owns; anything else is refused).
+
+        One writer at a time per connector (every tenant's onboarding of the integration converges the same
+        app): two first onboardings at once would both add its federated credentials, whose names Graph keeps
+        unique per app, and one would fail."""
+        if self.locks is None:
+            return await self._connector(profile, context)
+        async with self.locks.hold(self.registry.connector_lock_key(profile.id), self.settings.lock_wait_seconds):
+            return await self._connector(profile, context)
+
+    async def _connector(self, profile: IntegrationProfile, context: dict[str, str]) -> AppRegistration:
         home = self.settings.home_tenant_id
         vendor_subject = self.require_configured()
         unique = self.registry.connector_unique_name(profile.id)

@@ -3,6 +3,7 @@ proven with a real token through the federated exchange; nothing stored but Clie
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -160,3 +161,18 @@ async def test_without_a_trusted_backend_identity_the_federated_type_is_a_400(
     async with serving(stand_in) as api:
         status, problem = await put(api, NORTHWIND, "m365-defender")
     assert status == 400 and problem["field"] == "credentialType", problem
+
+
+async def test_two_tenants_onboarding_at_once_share_one_connector_with_one_set_of_trusts(connectors: Api) -> None:
+    """Every tenant's onboarding converges the same connector: one writer at a time, or both would add its
+    federated credentials and one would fail on the name Graph keeps unique."""
+    api = connectors
+    second = api.stand_in.admin("POST", "/tenants", {"displayName": "Contoso Retail", "resourceApps": ["graph"]})["id"]
+    answers = await asyncio.gather(put(api, NORTHWIND, "m365-defender"), put(api, second, "m365-defender"))
+    assert [status for status, _ in answers] == [202, 202], answers
+    [connector] = home_apps(api)
+    assert {body["application"]["clientId"] for _, body in answers} == {connector["appId"]}
+    directory = api.services.directory
+    assert directory is not None
+    trusts = await directory.federated_trusts(api.stand_in.home_tenant_id, connector["id"])
+    assert [t.name for t in trusts] == ["vendor-backend"], trusts
