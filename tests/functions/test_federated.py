@@ -168,7 +168,15 @@ async def test_two_tenants_onboarding_at_once_share_one_connector_with_one_set_o
     federated credentials and one would fail on the name Graph keeps unique."""
     api = connectors
     second = api.stand_in.admin("POST", "/tenants", {"displayName": "Contoso Retail", "resourceApps": ["graph"]})["id"]
-    answers = await asyncio.gather(put(api, NORTHWIND, "m365-defender"), put(api, second, "m365-defender"))
+    # Reading the connector's federated credentials takes a while: without the lock both onboardings would
+    # read none, then both add them.
+    slow_read = {"kind": "latency", "service": "graph", "method": "GET", "path": "federatedIdentityCredentials$",
+                 "latency_ms": 300}  # fmt: skip
+    api.stand_in.set_faults([slow_read])
+    try:
+        answers = await asyncio.gather(put(api, NORTHWIND, "m365-defender"), put(api, second, "m365-defender"))
+    finally:
+        api.stand_in.clear_faults()
     assert [status for status, _ in answers] == [202, 202], answers
     [connector] = home_apps(api)
     assert {body["application"]["clientId"] for _, body in answers} == {connector["appId"]}

@@ -222,8 +222,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "offboarding leaves the secrets in Key Vault",
         "shared/usecases/offboarding.py",
-        "        if await self.vault.delete(name):\n",
-        "        if False:\n",
+        '        return await _remove(name, purge, context, self.vault.delete, self.vault.purge, "secret")\n',
+        '        return "absent"\n',
         ("tests/functions/test_customer_tenants.py::test_offboarding_leaves_nothing_and_a_second_delete_is_a_no_op",),
     ),
     # --- locks ---
@@ -423,6 +423,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if False:\n",
         (
             "tests/functions/test_federated.py::test_a_federated_credential_someone_else_adds_to_the_connector_is_removed",
+        ),
+    ),
+    Mutant(
+        "tenants onboarding one integration at once converge its connector without its lock",
+        "shared/usecases/connector.py",
+        "        if self.locks is None:\n",
+        "        if True:\n",
+        (
+            "tests/functions/test_federated.py::test_two_tenants_onboarding_at_once_share_one_connector_with_one_set_of_trusts",
         ),
     ),
     Mutant(
