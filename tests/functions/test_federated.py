@@ -184,3 +184,25 @@ async def test_two_tenants_onboarding_at_once_share_one_connector_with_one_set_o
     assert directory is not None
     trusts = await directory.federated_trusts(api.stand_in.home_tenant_id, connector["id"])
     assert [t.name for t in trusts] == ["vendor-backend"], trusts
+
+
+async def test_an_onboarding_that_died_while_trusting_the_backend_is_finished_by_the_next_put(connectors: Api) -> None:
+    """The connector was created but Graph failed adding its federated credential (a 500 after the SDK's retries):
+    the PUT fails, and the next one finds the connector, adds the credential once, and goes on."""
+    api = connectors
+    failing_add = {"kind": "status", "service": "graph", "method": "POST", "path": "federatedIdentityCredentials$",
+                   "status": 500, "count": 4}  # fmt: skip
+    api.stand_in.set_faults([failing_add])
+    try:
+        failed = await api.put(NORTHWIND, "m365-defender", FEDERATED)
+    finally:
+        api.stand_in.clear_faults()
+    assert failed.status_code >= 500, body_of(failed)
+    [connector] = home_apps(api)
+    status, pending = await put(api, NORTHWIND, "m365-defender")
+    assert status == 202 and pending["application"]["clientId"] == connector["appId"], pending
+    assert len(home_apps(api)) == 1
+    directory = api.services.directory
+    assert directory is not None
+    trusts = await directory.federated_trusts(api.stand_in.home_tenant_id, connector["id"])
+    assert [t.name for t in trusts] == ["vendor-backend"], trusts
