@@ -212,7 +212,3 @@ class Registry:
             SecretKind.CLIENT_SECRET.value,
             SecretKind.VENDOR_CERTIFICATE.value,
         )
-
-    def is_managed_client_secret(self, tags: dict[str, str]) -> bool:
-        """Whether a listed secret is a client secret this deployment manages (the sweep's filter)."""
-        return tags.get(Tag.MANAGED_BY) == self.prefix and tags.get(Tag.KIND) == SecretKind.CLIENT_SECRET.value

@@ -41,9 +41,11 @@ def test_a_prefix_with_regex_characters_is_taken_literally() -> None:
     assert dotted.parse_secret_name(f"aXb-{TENANT}-sentinel-client-secret") is None
 
 
-def test_the_sweep_lists_only_this_deployments_client_secrets() -> None:
+def test_the_sweep_lists_only_this_deployments_client_secrets_and_vendor_certificate_records() -> None:
     ours = REGISTRY.tags(TENANT, "sentinel", SecretKind.CLIENT_SECRET, "object", "client")
-    assert REGISTRY.is_managed_client_secret(ours)
-    assert not REGISTRY.is_managed_client_secret(ours | {Tag.MANAGED_BY: "another-deployment"})
-    assert not REGISTRY.is_managed_client_secret(ours | {Tag.KIND: SecretKind.CLIENT_ID.value})
-    assert not REGISTRY.is_managed_client_secret({})
+    assert REGISTRY.is_swept_secret(ours)
+    assert REGISTRY.is_swept_secret(ours | {Tag.KIND: SecretKind.VENDOR_CERTIFICATE.value})
+    assert not REGISTRY.is_swept_secret(ours | {Tag.MANAGED_BY: "another-deployment"})
+    assert not REGISTRY.is_swept_secret(ours | {Tag.KIND: SecretKind.CLIENT_ID.value})
+    assert not REGISTRY.is_swept_secret(ours | {Tag.KIND: Tag.STAGED_KIND})
+    assert not REGISTRY.is_swept_secret({})
