@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.adapters.graph import GraphDirectory
-from shared.adapters.identity import Identity
+from shared.adapters.identity import HomeApps, Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
 from shared.adapters.token_check import TokenRoleChecker
@@ -49,6 +49,7 @@ class Services:
     warm_up: WarmUp
     identity: Identity | None = None
     directory: GraphDirectory | None = None
+    connector_directory: GraphDirectory | None = None  # the home tenant's connector apps only (HomeApps)
     vault: KeyVault | None = None
     locks: Locks | None = None
     checker: TokenRoleChecker | None = None
@@ -56,7 +57,7 @@ class Services:
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
-        for resource in (self.directory, self.vault, self.identity, self.checker):
+        for resource in (self.directory, self.connector_directory, self.vault, self.identity, self.checker):
             if resource is not None:
                 await resource.close()
 
@@ -79,7 +80,9 @@ def build(
     checker = TokenRoleChecker(settings)
     credentials = Credentials(settings, directory, vault, checker, clock, now)
     certificates = Certificates(settings, directory, vault, clock, now)
-    connectors = Connectors(settings, catalog, directory, vault, identity, clock, now, locks)
+    # Connector apps are this service's own, in its home tenant, whatever ALLOW_HOME_TENANT says of callers'.
+    connector_directory = GraphDirectory(settings, HomeApps(identity, settings))
+    connectors = Connectors(settings, catalog, connector_directory, vault, identity, clock, now, locks)
     rotation = Rotation(
         settings, catalog, directory, vault, credentials, locks, clock, now, access=identity, certificates=certificates
     )
@@ -115,6 +118,7 @@ def build(
         warm_up=WarmUp(settings, directory, vault, locks, identity),
         identity=identity,
         directory=directory,
+        connector_directory=connector_directory,
         vault=vault,
         locks=locks,
         checker=checker,

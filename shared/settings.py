@@ -96,6 +96,12 @@ class Settings:
         return f"https://{host}/.default"
 
     @property
+    def home_tenant_refused(self) -> bool:
+        """Whether callers' registrations are kept out of the home tenant: this deployment onboards customers (a
+        provisioner app is configured) and the vendor has not opted the home tenant in (ALLOW_HOME_TENANT)."""
+        return self.provisioner_client_id is not None and not self.allow_home_tenant
+
+    @property
     def is_local(self) -> bool:
         """True against the local stand-in: Entra instance discovery would go to the real cloud."""
         return urlsplit(self.authority_host).hostname in ("127.0.0.1", "localhost", "::1")

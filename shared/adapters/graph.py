@@ -62,7 +62,7 @@ from shared.adapters.graph_models import (
     password_info,
     registration,
 )
-from shared.adapters.identity import Identity
+from shared.adapters.identity import ManagementCredentials
 from shared.domain.errors import (
     CertificatesRefusedByPolicy,
     NotOwned,
@@ -112,7 +112,7 @@ NOT_A_VALID_REFERENCE = "Not a valid reference update"
 class GraphDirectory:
     """The Directory port over Microsoft Graph: one method per call the use cases make."""
 
-    def __init__(self, settings: Settings, identity: Identity) -> None:
+    def __init__(self, settings: Settings, identity: ManagementCredentials) -> None:
         self._settings = settings
         self._identity = identity
         self.clients = GraphClients(settings, identity)

@@ -32,7 +32,7 @@ from msgraph_core import GraphClientFactory
 
 from shared.adapters.entra_answers import aadsts, refused, status_of
 from shared.adapters.graph_failures import no_answer, translate
-from shared.adapters.identity import Identity
+from shared.adapters.identity import ManagementCredentials
 from shared.domain.errors import UpstreamError, UpstreamUnavailable
 from shared.settings import Settings
 
@@ -106,7 +106,7 @@ class GraphToken(AsyncTokenCredential):
 
 
 class GraphClients:
-    def __init__(self, settings: Settings, identity: Identity) -> None:
+    def __init__(self, settings: Settings, identity: ManagementCredentials) -> None:
         self._settings = settings
         self._identity = identity
         # (credential, client) of tenants the identity keeps, least recently used first, no more than it

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
@@ -117,6 +117,10 @@ class Identity:
         # One connection pool for every tenant's token requests: they all go to the same authority.
         self._transport: SharedTransport | None = None
 
+    def managed_credential(self) -> ManagedIdentityCredential:
+        """This service's own managed identity (one per worker)."""
+        return self._managed()
+
     def _managed(self) -> ManagedIdentityCredential:
         if self._managed_identity is None:
             client_id = self._settings.managed_identity_client_id
@@ -130,13 +134,10 @@ class Identity:
         the provisioner app (federated, kept per tenant once it answered: `_settle`) anywhere else."""
         provisioner = self._settings.provisioner_client_id
         if tenant_id == self._settings.home_tenant_id:
-            if provisioner is not None and not self._settings.allow_home_tenant:
+            if self._settings.home_tenant_refused:
                 # A caller onboarding customers must not be able to register apps with application
                 # permissions over the vendor's own directory: the home tenant is opt-in in this mode.
-                raise TenantNotAllowed(
-                    "This deployment manages customer tenants; its home tenant is refused unless ALLOW_HOME_TENANT is true.",
-                    tenantId=tenant_id,
-                )
+                raise TenantNotAllowed.home_tenant(tenant_id)
             return self._managed()
         if provisioner is None:
             raise TenantNotAllowed(
@@ -307,3 +308,39 @@ class Identity:
             self._transport = None
         if self._managed_identity is not None:
             await self._managed_identity.close()
+
+
+class ManagementCredentials(Protocol):
+    """What the Graph adapter asks of an identity: the credential that manages apps in a tenant, and whether that
+    credential is kept (so the client built on it is worth keeping too)."""
+
+    tenant_cache_size: int
+
+    def management_credential(self, tenant_id: str) -> AsyncTokenCredential: ...
+
+    def keeps(self, tenant_id: str, credential: AsyncTokenCredential) -> bool: ...
+
+
+class HomeApps:
+    """The managed identity in the home tenant, for the apps this service keeps there for itself: the federated
+    type's connector apps (shared/usecases/connector.py), and nothing in any other tenant.
+
+    ALLOW_HOME_TENANT keeps callers' registrations, apps granted application permissions over the vendor's own
+    directory, out of the home tenant when this deployment onboards customers. A connector is not one: this
+    service creates it, it holds no credential, and it is granted nothing at home (no service principal there;
+    each customer's admin consents to it in their own tenant). So it is managed at home whatever that setting
+    says, through this narrower door rather than by opening the wide one."""
+
+    tenant_cache_size = 1
+
+    def __init__(self, identity: Identity, settings: Settings) -> None:
+        self._identity = identity
+        self._home = settings.home_tenant_id
+
+    def management_credential(self, tenant_id: str) -> AsyncTokenCredential:
+        if tenant_id != self._home:
+            raise TenantNotAllowed("Connector apps live only in this service's home tenant.", tenantId=tenant_id)
+        return self._identity.managed_credential()
+
+    def keeps(self, tenant_id: str, credential: AsyncTokenCredential) -> bool:
+        return tenant_id == self._home and credential is self._identity.managed_credential()

@@ -91,6 +91,14 @@ class TenantNotAllowed(OnboardingError):
     status = 403
     title = "This tenant may not be onboarded"
 
+    @classmethod
+    def home_tenant(cls, tenant_id: str) -> TenantNotAllowed:
+        """The home tenant, refused to callers of a deployment that onboards customers (Settings.home_tenant_refused)."""
+        return cls(
+            "This deployment manages customer tenants; its home tenant is refused unless ALLOW_HOME_TENANT is true.",
+            tenantId=tenant_id,
+        )
+
 
 class TenantNotFound(OnboardingError):
     problem_type = "tenant-not-found"

@@ -168,7 +168,7 @@ def build_parser(
     onboard.add_argument(
         "--credential-type",
         choices=[t.value for t in CredentialType],
-        help="secret or certificate (default: the registration's own, else the integration's, see `catalog`)",
+        help="secret, certificate or federated (default: the registration's own, else the integration's, see `catalog`)",
     )
     onboard.add_argument(
         "--certificate-file",

@@ -34,7 +34,13 @@ from typing import Any
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.errors import InvalidRequest, NameHeldByDeletedRegistration, SecretsForbiddenByPolicy, UpstreamError
+from shared.domain.errors import (
+    InvalidRequest,
+    NameHeldByDeletedRegistration,
+    SecretsForbiddenByPolicy,
+    TenantNotAllowed,
+    UpstreamError,
+)
 from shared.domain.model import (
     AppRegistration,
     ClientAssertion,
@@ -314,7 +320,10 @@ class Onboarding:
                 "a federated registration has no secret to give a lifetime.", field="secretLifetimeDays"
             )
         # No tenant rule beyond the consent itself: this service creates nothing in the tenant and grants
-        # nothing there; the tenant's own admin decides, at the consent URL, what the connector may do.
+        # nothing there; the tenant's own admin decides, at the consent URL, what the connector may do. But the
+        # home tenant stays opt-in as it is for the other types (ALLOW_HOME_TENANT): the vendor's own directory.
+        if request.tenant_id == self.settings.home_tenant_id and self.settings.home_tenant_refused:
+            raise TenantNotAllowed.home_tenant(request.tenant_id)
         self.connectors.require_configured()
         context = {"tenantId": request.tenant_id, "integration": profile.id}
         key = self.registry.registration_key(request.tenant_id, profile.id)

@@ -17,7 +17,7 @@ from azure.keyvault.secrets import SecretClient
 from emulator.launcher import StandIn
 from shared.domain.model import FederatedTrust
 from tests.azurite import Azurite
-from tests.functions.conftest import NORTHWIND, Api, app_environment, body_of, serving
+from tests.functions.conftest import NORTHWIND, Api, app_environment, body_of, provisioner_app, serving
 
 FEDERATED = json.dumps({"credentialType": "federated"}).encode()
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -206,3 +206,32 @@ async def test_an_onboarding_that_died_while_trusting_the_backend_is_finished_by
     assert directory is not None
     trusts = await directory.federated_trusts(api.stand_in.home_tenant_id, connector["id"])
     assert [t.name for t in trusts] == ["vendor-backend"], trusts
+
+
+async def test_a_deployment_that_onboards_customers_keeps_its_connectors_at_home_and_refuses_callers_there(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vendor-hosted mode (a provisioner app configured, ALLOW_HOME_TENANT unset): the home tenant is refused to
+    callers, yet the connectors, this service's own apps there, are managed; and the customer's admin consents
+    to the connector only (the provisioner app is never consented in this tenant: the type needs nothing of it)."""
+    identity = str(stand_in.info["managed_identity_object_id"])
+    app_environment(monkeypatch, stand_in, "h", azurite, CONNECTOR_TRUST_SUBJECT=identity)
+    monkeypatch.setenv("PROVISIONER_CLIENT_ID", await provisioner_app(stand_in, identity))
+    tenant = stand_in.admin("POST", "/tenants", {"displayName": "Fabrikam", "resourceApps": ["graph"]})["id"]
+    async with serving(stand_in) as api:
+        assert not api.services.settings.allow_home_tenant
+        status, pending = await put(api, tenant, "m365-defender")
+        assert status == 202, pending
+        [connector] = home_apps(api)
+        consent(api, tenant, connector["appId"], M365_ROLES)
+        status, created = await put(api, tenant, "m365-defender")
+        assert status == 201 and created["drift"] == [], created
+        assert set(M365_ROLES) <= backend_token_roles(api, tenant, connector["appId"])
+        read = await api.get(tenant, "m365-defender")
+        assert read.status_code == 200 and body_of(read)["drift"] == [], body_of(read)
+
+        home = stand_in.home_tenant_id
+        for body in (FEDERATED, b""):  # the home tenant stays opt-in, whatever the type
+            status, refused = await put(api, home, "m365-defender", body)
+            assert status == 403 and refused["type"].endswith("tenant-not-allowed"), refused
+        assert [a["id"] for a in home_apps(api)] == [connector["id"]]
