@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from shared.domain.errors import UpstreamError, request_ids_text
+from shared.domain.errors import UpstreamError, UpstreamUnavailable, request_ids_text
 
 logger = logging.getLogger("shared.adapters.identity")  # one logger for Entra's answers, whichever module reads them
 AADSTS = re.compile(r"AADSTS(\d+)")
@@ -23,6 +23,9 @@ AADSTS = re.compile(r"AADSTS(\d+)")
 # https://learn.microsoft.com/entra/identity-platform/reference-error-codes, each also at
 # https://login.microsoftonline.com/error?code=<number>; clients report 7000222 for secrets minutes old).
 REPLICATION_CODES = frozenset({"7000215", "7000222", "700016", "7000229"})
+# Entra's answers that mean "try again shortly" (same page: 90033 "A transient error has occurred",
+# 50196 "The server is busy"), besides any 429 or 5xx.
+TRANSIENT_TOKEN_CODES = frozenset({"90033", "50196"})
 # What Microsoft support asks for about a refused token request: the error response's `trace_id`,
 # `correlation_id` and `timestamp` (the sample error response in the page above). The description
 # repeats them as text ("Trace ID: … Correlation ID: … Timestamp: …"), read only when there is no body.
@@ -58,6 +61,22 @@ def refused(error: ClientAuthenticationError, code: str | None, tenant_id: str) 
         tenant_id, status_of(error), f"AADSTS{code}" if code else "no AADSTS code", request_ids_text(ids),
     )  # fmt: skip
     return ids
+
+
+def token_refusal(error: ClientAuthenticationError, tenant_id: str, what: str) -> UpstreamError:
+    """Entra's refusal of a token this service needs for itself, as the project's error: a transient one (429,
+    5xx, AADSTS90033/50196, after azure-identity's own retries) is UpstreamUnavailable, which callers answer
+    with Retry-After and the sweep retries; any other is UpstreamError naming the code. `what`: whose token."""
+    code, status = aadsts(error), status_of(error)
+    ids = refused(error, code, tenant_id)
+    upstream_code = f"AADSTS{code}" if code else None
+    if code in TRANSIENT_TOKEN_CODES or (status is not None and (status == 429 or status >= 500)):
+        return UpstreamUnavailable(
+            f"Entra's token endpoint is unavailable ({what})", "entra", status, upstream_code, upstream_request_ids=ids
+        )
+    return UpstreamError(
+        f"Entra refused {what}", "entra", status, upstream_code, tenantId=tenant_id, upstream_request_ids=ids
+    )
 
 
 def entra_ids(error: ClientAuthenticationError) -> dict[str, str]:

@@ -35,6 +35,7 @@ from msgraph.generated.models.service_principal import ServicePrincipal
 from shared.adapters.entra_answers import token_claims
 from shared.adapters.graph_client import (
     GraphClients,
+    GraphToken,
     app_by_unique_name,
     create_if_missing,
     no_sdk_retry,
@@ -310,7 +311,8 @@ class GraphDirectory:
         """This service's own object id in the tenant: the `oid` of the token it calls Graph with
         (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference). The token
         is the one the Graph client uses anyway, so this costs no request while it is cached."""
-        token = await self._identity.management_credential(tenant_id).get_token(self._settings.graph_scope)
+        credential = GraphToken(self._identity.management_credential(tenant_id), tenant_id)  # refusals translated
+        token = await credential.get_token(self._settings.graph_scope)
         oid = token_claims(token.token).get("oid")
         if not isinstance(oid, str) or not oid:
             raise UpstreamError("Entra returned a token without an object id", "entra", 200, None, tenantId=tenant_id)

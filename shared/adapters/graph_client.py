@@ -30,10 +30,9 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from shared.adapters.entra_answers import aadsts, refused, status_of
+from shared.adapters.entra_answers import token_refusal
 from shared.adapters.graph_failures import no_answer, translate
 from shared.adapters.identity import ManagementCredentials
-from shared.domain.errors import UpstreamError, UpstreamUnavailable
 from shared.settings import Settings
 
 
@@ -59,11 +58,6 @@ def no_sdk_retry() -> RequestConfiguration[Any]:
     return RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
 
 
-# Entra's answers that mean "try again shortly" (https://learn.microsoft.com/entra/identity-platform/reference-error-codes:
-# 90033 "A transient error has occurred", 50196 "The server is busy"), besides any 429 or 5xx.
-TRANSIENT_TOKEN_CODES = frozenset({"90033", "50196"})
-
-
 class GraphToken(AsyncTokenCredential):
     """The token a Graph request needs, with Entra's refusal told as the project's error.
 
@@ -86,17 +80,7 @@ class GraphToken(AsyncTokenCredential):
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
             )
         except ClientAuthenticationError as error:
-            code, status = aadsts(error), status_of(error)
-            ids = refused(error, code, self._tenant_id)
-            upstream_code = f"AADSTS{code}" if code else None
-            if code in TRANSIENT_TOKEN_CODES or (status is not None and (status == 429 or status >= 500)):
-                raise UpstreamUnavailable(
-                    "Entra's token endpoint is unavailable", "entra", status, upstream_code, upstream_request_ids=ids
-                ) from error
-            raise UpstreamError(
-                "Entra refused the token Graph needs", "entra", status, upstream_code, tenantId=self._tenant_id,
-                upstream_request_ids=ids,
-            ) from error  # fmt: skip
+            raise token_refusal(error, self._tenant_id, "the token Graph needs") from error
 
     async def close(self) -> None:
         return None

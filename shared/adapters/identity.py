@@ -17,7 +17,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ManagedIdentityCredential
 
-from shared.adapters.entra_answers import aadsts, refused, roles_of, status_of, token_claims
+from shared.adapters.entra_answers import aadsts, refused, roles_of, status_of, token_claims, token_refusal
 from shared.adapters.tls import SharedTransport
 from shared.domain.errors import (
     ConsentRequired,
@@ -254,12 +254,21 @@ class Identity:
 
     async def warm_up(self) -> None:
         """The managed identity's token for the exchange that reaches customer tenants, fetched and cached."""
-        await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)
+        await self._exchange_token()
+
+    async def _exchange_token(self) -> str:
+        """The managed identity's token for the federated exchange, a refusal told as the project's error (a
+        transient one as UpstreamUnavailable): it is the assertion every federated token request carries."""
+        try:
+            token: AccessToken = await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)
+        except ClientAuthenticationError as error:
+            raise token_refusal(error, self._settings.home_tenant_id, "the managed identity's token") from error
+        return token.token
 
     async def own_identity(self) -> tuple[str, str]:
         """(issuer, subject) of this service's managed identity tokens for the exchange, read from such a token:
         what a federated credential trusting it must name, in whichever cloud this runs."""
-        claims = token_claims((await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)).token)
+        claims = token_claims(await self._exchange_token())
         issuer, subject = claims.get("iss"), claims.get("sub")
         if not isinstance(issuer, str) or not isinstance(subject, str):
             raise UpstreamError("The managed identity's token has no issuer or subject", "entra", 200, None)
@@ -269,7 +278,7 @@ class Identity:
         """The ConnectorTokens port: a connector app's token in `tenant_id`, its assertion the managed identity's
         token for the exchange (the connector trusts this identity for exactly this proof), and its roles.
         None when the tenant has not consented to the connector (no service principal there)."""
-        assertion = (await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)).token
+        assertion = await self._exchange_token()
         if self._transport is None:
             self._transport = SharedTransport(self._settings.tls_ca_bundle)
         credential = ClientAssertionCredential(
@@ -279,14 +288,9 @@ class Identity:
         try:
             token = await credential.get_token(scope)
         except ClientAuthenticationError as error:
-            code = aadsts(error)
-            if code in NOT_CONSENTED_CODES:
+            if aadsts(error) in NOT_CONSENTED_CODES:
                 return None
-            raise UpstreamError(
-                "Entra refused the connector's token request", "entra", status_of(error),
-                f"AADSTS{code}" if code else None, tenantId=tenant_id,
-                upstream_request_ids=refused(error, code, tenant_id),
-            ) from error  # fmt: skip
+            raise token_refusal(error, tenant_id, "the connector's token request") from error
         except (ServiceRequestError, ServiceResponseError) as error:
             raise UpstreamUnavailable(
                 "Entra's token endpoint did not answer", "entra", None, type(error).__name__
