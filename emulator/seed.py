@@ -186,6 +186,10 @@ def describe(world: World) -> dict[str, Any]:
                     "passwordKeyIds": [c["keyId"] for c in a.get("passwordCredentials", [])],
                     "keyCredentialIds": [c["keyId"] for c in a.get("keyCredentials", [])],
                     "owners": tenant.owners.get(a["id"], []),
+                    "federatedCredentials": [
+                        {k: c.get(k) for k in ("name", "issuer", "subject", "audiences")}
+                        for c in tenant.federated_credentials.get(a["id"], {}).values()
+                    ],
                 }
                 for a in tenant.applications.values()
             ],

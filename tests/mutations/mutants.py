@@ -30,6 +30,7 @@ UNIT_CATALOG = "tests/unit/test_catalog_and_settings.py"
 UNIT_AZURE_SETTINGS = "tests/unit/test_settings_in_azure.py"
 FRAGMENTS = "tests/unit/test_secret_fragments.py"
 VALIDATION = "tests/unit/test_validation_rules.py"
+CRASH_POINTS = "tests/reliability/test_crash_points.py"
 
 MINTED = "        done.minted = True\n        return written, new.secret, new.info\n"
 PROVE_IN_ONBOARDING = "            await self.credentials.prove(tenant, app.app_id, secret, profile)\n"
@@ -443,6 +444,45 @@ MUTANTS: tuple[Mutant, ...] = (
         "        if False:\n",
         (
             "tests/functions/test_certificates.py::test_a_vendor_certificate_with_a_private_key_is_refused_and_the_key_goes_nowhere",
+        ),
+    ),
+    Mutant(
+        "a vendor's replacement certificate forgets the key it replaces",
+        "shared/usecases/onboarding.py",
+        "tags |= {Tag.PREVIOUS_KEY_ID: str(record.tags[Tag.KEY_ID]), Tag.RETIRE_AFTER: iso(retire_after)}",
+        "tags |= {Tag.RETIRE_AFTER: iso(retire_after)}",
+        (
+            f"{CRASH_POINTS}::test_a_killed_vendor_certificate_onboarding_converges_when_run_again"
+            "[replace-vendor-certificate-after-event-1]",
+        ),
+    ),
+    Mutant(
+        "a federated registration stores its ids before the admin has consented",
+        "shared/usecases/connector.py",
+        "        if missing_consent:\n",
+        "        if False:\n",
+        (
+            "tests/functions/test_federated.py::test_a_tenant_onboards_with_nothing_stored_but_ids_once_its_admin_consents",
+        ),
+    ),
+    Mutant(
+        "connectors are managed through the door callers' registrations use (refused at home)",
+        "shared/bootstrap.py",
+        "    connectors = Connectors(settings, catalog, connector_directory, vault,",
+        "    connectors = Connectors(settings, catalog, directory, vault,",
+        (
+            "tests/functions/test_federated.py::"
+            "test_a_deployment_that_onboards_customers_keeps_its_connectors_at_home_and_refuses_callers_there",
+        ),
+    ),
+    Mutant(
+        "a caller may onboard the home tenant federated where it is refused",
+        "shared/usecases/onboarding.py",
+        "        if request.tenant_id == self.settings.home_tenant_id and self.settings.home_tenant_refused:\n",
+        "        if False:\n",
+        (
+            "tests/functions/test_federated.py::"
+            "test_a_deployment_that_onboards_customers_keeps_its_connectors_at_home_and_refuses_callers_there",
         ),
     ),
     # --- the stand-in's authorization ---

@@ -2,6 +2,9 @@
 
 Usage: python -m tests.reliability.crash_runner OPERATION TENANT INTEGRATION (after-event N | after-ms MS | calibrate FILE)
 
+The vendor-certificate operations read the public certificate the vendor hands over from the file that
+CRASH_CERTIFICATE_FILE names (as `--certificate-file` does).
+
 `after-event N` dies right after the Nth audit event (a change just made in Entra or Key Vault),
 i.e. at a step boundary; `after-ms MS` dies MS milliseconds into the operation, anywhere.
 `calibrate FILE` runs the operation through and writes to FILE how many audit events it made and how
@@ -11,8 +14,10 @@ inside it. Settings come from the environment, as in Azure.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import signal
 import sys
 import threading
@@ -23,18 +28,12 @@ from typing import Any
 
 def main() -> None:
     operation, tenant, integration, mode, value = sys.argv[1:6]
+    from shared import usecases
     from shared.domain import audit as audit_module
     from shared.entrypoints.cli import main as cli
-    from shared.usecases import (  # noqa: F401 - imported so their `audit` is replaced
-        certificate_rotation,
-        certificates,
-        consent,
-        credentials,
-        offboarding,
-        onboarding,
-        ownership,
-        rotation,
-    )
+
+    for found in pkgutil.iter_modules(usecases.__path__):  # every use case, so each one's `audit` is replaced
+        importlib.import_module(f"{usecases.__name__}.{found.name}")
 
     events = 0
     names: list[str] = []
@@ -66,6 +65,23 @@ def main() -> None:
             "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
         ],
         "rotate-certificate": ["rotate", "--tenant", tenant, "--integration", integration, "--retire-immediately"],
+        # The secretless type: the connector app and its trusts (before the admin consents), or the proof and the
+        # ids (after); the same command either way.
+        "onboard-federated": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "federated",
+        ],
+        "prove-federated": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "federated",
+        ],
+        # A certificate the vendor issued: its first one, or the one that replaces it (the vendor's rotation).
+        "onboard-vendor-certificate": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
+            "--certificate-file", os.environ.get("CRASH_CERTIFICATE_FILE", ""),
+        ],
+        "replace-vendor-certificate": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
+            "--certificate-file", os.environ.get("CRASH_CERTIFICATE_FILE", ""),
+        ],
     }[operation]  # fmt: skip
     started = time.monotonic()
     code = cli(args)

@@ -1,8 +1,11 @@
 """Chaos soak: onboardings across many customer tenants and rotation sweeps, with a fifth of calls failing.
 
 Faults: 429 with Retry-After, 5xx, dropped connections (before and after the write) and
-replication lag, on Graph, Key Vault and Entra. Every fourth registration asks for a client
-certificate (two-month validity, so the sweeps rotate it as they rotate the secrets). The slice CI runs is small but has the same mix
+replication lag, on Graph, Key Vault and Entra. The registrations mix every credential type: client
+secrets; client certificates Key Vault creates (two-month validity, so the sweeps rotate them as they
+rotate the secrets); certificates the vendor issued (installed, never rotated); and the secretless
+federated type, whose customer admin consents when the first answer asks (two tenants share a
+connector, set up under the same faults). The slice CI runs is small but has the same mix
 (the seeds it was checked with: see the README); the full run is CHAOS_ONBOARDINGS=200 CHAOS_TENANTS=20
 CHAOS_SWEEPS=10, and CHAOS_SEED picks another seed.
 """
@@ -11,29 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import os
 import time
+import traceback
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
-from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+from azure.identity.aio import (
+    CertificateCredential,
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
 from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
 from shared.domain.errors import OnboardingError
-from shared.domain.model import CredentialType
+from shared.domain.model import CredentialType, IntegrationProfile
 from shared.entrypoints.presenters import sweep_json
 from shared.settings import load_settings
 from shared.usecases.onboarding import OnboardRequest, Outcome
+from shared.usecases.status import RegistrationState
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import PROVISIONER_ROLES, provisioner_app
+from tests.functions.test_certificates import VendorCertificate
 from tests.functions.test_rotation import DAY, StandInClock
 
 ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "24"))
@@ -41,7 +53,27 @@ TENANTS = int(os.environ.get("CHAOS_TENANTS", "8"))
 SWEEPS = int(os.environ.get("CHAOS_SWEEPS", "2"))
 SEED = int(os.environ.get("CHAOS_SEED", "11"))
 INTEGRATIONS = ["sentinel", "m365-defender", "defender-endpoint"]
-CERTIFICATE_EVERY = 4  # every 4th registration asks for a client certificate instead of a secret
+BACKEND_SUBJECT = "7d1c4a52-3b8e-4f0a-9e6d-2c5b8a1f4e37"  # the vendor backend the connectors trust
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange/.default"
+
+
+class Kind(enum.Enum):
+    SECRET = "secret"
+    CERTIFICATE = "certificate"  # created by Key Vault, rotated by the sweeps
+    VENDOR = "vendor certificate"  # issued by the vendor, who holds its key
+    FEDERATED = "federated"  # nothing stored but ids
+
+
+def kind_of(index: int) -> Kind:
+    """The credential type of the index-th onboarding: a third of them each of the stronger types, half secrets.
+    (With 8 tenants and 24 onboardings, two federated ones share each of two connectors.)"""
+    if index % 6 == 1:
+        return Kind.FEDERATED
+    if index % 6 == 4:
+        return Kind.VENDOR
+    return Kind.CERTIFICATE if index % 4 == 3 else Kind.SECRET
+
+
 # At least a fifth of each service's calls fail, plus replication lag on every new object.
 CHAOS = [
     {"kind": "status", "service": "graph", "status": 429, "retry_after": 1, "probability": 0.08},
@@ -83,6 +115,7 @@ async def vendor_many(
     monkeypatch.setenv("REPLICATION_TIMEOUT_SECONDS", "20")
     monkeypatch.setenv("VERIFY_TIMEOUT_SECONDS", "20")
     monkeypatch.setenv("ORPHAN_GRACE_MINUTES", "0")
+    monkeypatch.setenv("CONNECTOR_TRUST_SUBJECT", BACKEND_SUBJECT)
     clock = StandInClock(stand_in)
     services = bootstrap.build(load_settings(), now=clock.now)
     try:
@@ -97,7 +130,8 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
 ) -> None:
     services, stand_in, tenants, clock = vendor_many
     targets = [(tenants[i % TENANTS], INTEGRATIONS[(i // TENANTS) % len(INTEGRATIONS)]) for i in range(ONBOARDINGS)]
-    certificates = {target for i, target in enumerate(targets) if i % CERTIFICATE_EVERY == CERTIFICATE_EVERY - 1}
+    kinds = {target: kind_of(i) for i, target in reversed(list(enumerate(targets)))}  # a repeat keeps the first's
+    vendor = {target: VendorCertificate(clock.now(), days=365) for target, kind in kinds.items() if kind is Kind.VENDOR}
     stand_in.set_faults(CHAOS, seed=SEED, application=300, servicePrincipal=300, password=500, appRoleAssignment=200)
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
@@ -107,22 +141,30 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     async def onboard_until_done(tenant: str, integration: str) -> None:
         # A caller retries what failed, as the vendor's backend would: the PUT is idempotent.
         attempts = history.setdefault((tenant, integration), [])
+        kind = kinds[(tenant, integration)]
+        supplied = vendor[(tenant, integration)].pem if kind is Kind.VENDOR else None
+        credential_type = {Kind.SECRET: None, Kind.FEDERATED: CredentialType.FEDERATED}.get(
+            kind, CredentialType.CERTIFICATE
+        )
+        request = OnboardRequest(tenant, integration, credential_type=credential_type, certificate=supplied)
         for _ in range(30):
             try:
-                kind = CredentialType.CERTIFICATE if (tenant, integration) in certificates else None
-                result = await services.onboarding.onboard(OnboardRequest(tenant, integration, credential_type=kind))
+                result = await services.onboarding.onboard(request)
             except OnboardingError as error:
                 outcomes[f"retried after {error.problem_type}"] += 1
                 attempts.append(f"{error.problem_type}: {error.detail}")
                 continue
             except Exception as error:  # noqa: BLE001 - counted: the assertion below demands none
                 unhandled.append(error)
-                attempts.append(f"unhandled {error!r}")
+                # Where it escaped from, so a seed that finds one names the code to fix.
+                attempts.append("unhandled " + "".join(traceback.format_exception(error))[-2000:])
                 return
             outcomes[result.outcome.value] += 1
             attempts.append(f"{result.outcome.value} {result.pending_reason or ''} {result.changes}")
             if result.outcome is not Outcome.PENDING:
                 return
+            if result.consent_url is not None:  # the customer's admin consents when asked (the admin API: no faults)
+                consent(stand_in, tenant, services.catalog.require(integration), result.registration)
         outcomes["gave up"] += 1
 
     limit = asyncio.Semaphore(8)
@@ -143,14 +185,14 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     clock.advance(3 * DAY)  # past every grace period: the next sweep retires what is superseded
     await services.sweep.run()
 
-    broken, duplicates = await verify(services, stand_in, targets, certificates)
-    working = len(set(targets)) - len(broken)
+    broken, duplicates = await verify(services, stand_in, kinds, vendor)
+    working = len(kinds) - len(broken)
     for registration, reason in broken.items():
         print(f"\nnot working: {registration}: {reason}; attempts: {history.get(registration)}")
     print(
         f"\nchaos soak: {len(targets)} onboardings over {TENANTS} tenants, {SWEEPS} sweeps, {injected} faults injected "
         f"in {time.monotonic() - started:.0f} s; outcomes {dict(outcomes)}; sweeps {[s['outcomes'] for s in sweeps]}; "
-        f"{working}/{len(set(targets))} registrations authenticate ({len(certificates)} with a certificate); "
+        f"{working}/{len(kinds)} registrations authenticate ({dict(Counter(k.value for k in kinds.values()))}); "
         f"{duplicates} duplicates; {len(unhandled)} unhandled"
     )
     # The faults were there: every rule fired, and the failures add up to the share the mix promises.
@@ -165,55 +207,90 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     assert unhandled == []
     assert outcomes["gave up"] == 0
     assert duplicates == 0
-    assert working == len(set(targets))
+    assert working == len(kinds)
+
+
+def constant(value: str) -> Callable[[], str]:
+    return lambda: value
+
+
+def consent(stand_in: StandIn, tenant: str, profile: IntegrationProfile, registration: RegistrationState) -> None:
+    """What the customer's admin does at the consent URL: the connector's principal and its roles in their tenant."""
+    assert registration.application is not None
+    roles = {p.resource_app_id: list(p.roles) for p in profile.permissions}
+    stand_in.admin("POST", f"/tenants/{tenant}/consent", {"appId": registration.application.client_id, "roles": roles})
+
+
+def count_duplicates(state: dict[str, Any], home_tenant: str, prefix: str, kinds: dict[tuple[str, str], Kind]) -> int:
+    """Apps or credentials beyond one each: an app per registration with one credential of its own type (a connector
+    per integration, with no credential and exactly its two trusts, for the federated ones)."""
+    duplicates = 0
+    own_credential = {
+        Kind.SECRET: "passwordKeyIds",
+        Kind.CERTIFICATE: "keyCredentialIds",
+        Kind.VENDOR: "keyCredentialIds",
+    }
+    for (tenant, integration), kind in kinds.items():
+        if kind is Kind.FEDERATED:
+            continue
+        apps = [a for a in state["tenants"][tenant]["applications"] if a["uniqueName"] == f"{prefix}-{integration}"]
+        duplicates += max(0, len(apps) - 1)
+        for app in apps:
+            own = own_credential[kind]
+            other = "keyCredentialIds" if own == "passwordKeyIds" else "passwordKeyIds"
+            duplicates += max(0, len(app[own]) - 1) + len(app[other])
+    for integration in {i for (_, i), kind in kinds.items() if kind is Kind.FEDERATED}:
+        home = state["tenants"][home_tenant]["applications"]
+        connectors = [a for a in home if a["uniqueName"] == f"{prefix}-connector-{integration}"]
+        duplicates += max(0, len(connectors) - 1)
+        for connector in connectors:
+            credentials = len(connector["passwordKeyIds"]) + len(connector["keyCredentialIds"])
+            duplicates += credentials + abs(len(connector["federatedCredentials"]) - 2)
+    return duplicates
 
 
 async def verify(
     services: bootstrap.Services,
     stand_in: StandIn,
-    targets: list[tuple[str, str]],
-    certificates: set[tuple[str, str]],
+    kinds: dict[tuple[str, str], Kind],
+    vendor: dict[tuple[str, str], VendorCertificate],
 ) -> tuple[dict[tuple[str, str], str], int]:
-    """(registrations whose stored credential (a secret, or a certificate for those in `certificates`) does not
-    authenticate in its tenant with its profile's roles, and why; apps or credentials beyond one each)."""
-    state = stand_in.state()
+    """(registrations whose stored credential does not authenticate in its tenant with its profile's roles, and why:
+    the stored secret or Key Vault's certificate, the vendor's own key, or the federated exchange; duplicates)."""
     prefix = services.settings.name_prefix
-    duplicates = 0
-    for tenant, integration in set(targets):
-        apps = [a for a in state["tenants"][tenant]["applications"] if a["uniqueName"] == f"{prefix}-{integration}"]
-        duplicates += max(0, len(apps) - 1)
-        for app in apps:
-            # A certificate registration holds one key and no secret; a secret registration one secret.
-            own, other = ("keyCredentialIds", "passwordKeyIds")
-            if (tenant, integration) not in certificates:
-                own, other = other, own
-            duplicates += max(0, len(app[own]) - 1) + len(app[other])
+    duplicates = count_duplicates(stand_in.state(), stand_in.home_tenant_id, prefix, kinds)
     identity = ManagedIdentityCredential()
     vault = SecretClient(
         stand_in.vault_url, identity, verify_challenge_resource=False, connection_verify=stand_in.ca_bundle
     )
     broken: dict[tuple[str, str], str] = {}
     try:
-        for tenant, integration in set(targets):
+        for (tenant, integration), kind in kinds.items():
             options: dict[str, Any] = {
                 "authority": stand_in.authority, "disable_instance_discovery": True,
                 "connection_verify": stand_in.ca_bundle,
             }  # fmt: skip
-            credential: ClientSecretCredential | CertificateCredential
-            kind = "certificate" if (tenant, integration) in certificates else "secret"
+            credential: ClientSecretCredential | CertificateCredential | ClientAssertionCredential
+            names = f"{prefix}-{tenant}-{integration}-"
             try:
-                secret = await vault.get_secret(f"{prefix}-{tenant}-{integration}-client-{kind}")
-                client_id = (await vault.get_secret(f"{prefix}-{tenant}-{integration}-client-id")).value
+                client_id = str((await vault.get_secret(f"{names}client-id")).value)
+                if kind is Kind.SECRET:
+                    secret = str((await vault.get_secret(f"{names}client-secret")).value)
+                    credential = ClientSecretCredential(tenant, client_id, secret, **options)
+                elif kind is Kind.CERTIFICATE:
+                    pkcs12 = base64.b64decode(str((await vault.get_secret(f"{names}client-certificate")).value))
+                    credential = CertificateCredential(tenant, client_id, certificate_data=pkcs12, **options)
+                elif kind is Kind.VENDOR:
+                    await vault.get_secret(f"{names}vendor-certificate")  # recorded, and signed with by the vendor
+                    pem = (vendor[(tenant, integration)].key_pem + vendor[(tenant, integration)].pem).encode()
+                    credential = CertificateCredential(tenant, client_id, certificate_data=pem, **options)
+                else:  # the connector trusts this service's identity (the proof) beside the vendor's backend
+                    assertion = (await identity.get_token(EXCHANGE_AUDIENCE)).token
+                    credential = ClientAssertionCredential(tenant, client_id, constant(assertion), **options)
             except ResourceNotFoundError:
-                broken[(tenant, integration)] = f"no {kind} or client id stored"
+                broken[(tenant, integration)] = f"no {kind.value} or client id stored"
                 continue
-            if kind == "certificate":
-                pkcs12 = base64.b64decode(str(secret.value))
-                credential = CertificateCredential(tenant, str(client_id), certificate_data=pkcs12, **options)
-            else:
-                credential = ClientSecretCredential(tenant, str(client_id), str(secret.value), **options)
-            profile = services.catalog.get(integration)
-            assert profile is not None
+            profile = services.catalog.require(integration)
             try:
                 for resource in profile.permissions:  # a token for each resource API, holding exactly its roles
                     token = await credential.get_token(f"{resource.resource_app_id}/.default")
@@ -223,7 +300,7 @@ async def verify(
                     elif sorted(claims.get("roles", [])) != sorted(resource.roles):
                         broken[(tenant, integration)] = f"roles {claims.get('roles')}, not {sorted(resource.roles)}"
             except ClientAuthenticationError as error:
-                broken[(tenant, integration)] = f"stored {kind} refused: {error.message[:200]}"
+                broken[(tenant, integration)] = f"stored {kind.value} refused: {error.message[:200]}"
             finally:
                 await credential.close()
     finally:

@@ -9,7 +9,13 @@ failure names: CRASH_SEED=<seed> draws the same moments again, as shares of the 
 A certificate registration's onboarding and rotation are killed the same way: the rerun must leave exactly
 one current key on the app, the one Key Vault's latest certificate holds, no key whose certificate Key
 Vault does not hold (but the previous one, within its grace period), no staging certificate, and the
-stored certificate tagged `verified` only once a token signed with it was got."""
+stored certificate tagged `verified` only once a token signed with it was got.
+
+The secretless (federated) type is killed while its connector app and trusts are set up and, once the
+customer's admin has consented, while it proves the consent and stores the ids: the rerun must leave one
+connector with exactly its two trusts and no credential, and ids stored only once a token through the
+exchange held every role. A certificate the vendor issued is killed on its first onboarding and while the
+vendor replaces it: the previous key keeps signing in throughout, and no key is on the app unrecorded."""
 
 from __future__ import annotations
 
@@ -22,20 +28,28 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
-from azure.identity import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+from azure.identity import (
+    CertificateCredential,
+    ClientAssertionCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
 from azure.keyvault.certificates import CertificateClient
 from azure.keyvault.secrets import SecretClient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from emulator.launcher import StandIn
+from shared.domain.catalog import load_catalog
 from shared.domain.registry import Registry
+from tests.functions.test_certificates import VendorCertificate
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = "sentinel"  # two permissions on two resource APIs: every step is exercised
@@ -54,8 +68,8 @@ ROLES = {"Data.Read", "SecurityEvents.Read.All"}  # the profile's, across its tw
 SCOPES = ("https://api.loganalytics.io/.default", "https://graph.microsoft.com/.default")
 
 
-def run(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, **stand_in.app_settings(), NAME_PREFIX=prefix, ORPHAN_GRACE_MINUTES="0")
+def run(stand_in: StandIn, prefix: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **stand_in.app_settings(), NAME_PREFIX=prefix, ORPHAN_GRACE_MINUTES="0", **settings)
     env.pop("AzureWebJobsStorage", None)  # a killed holder's blob lease would block the rerun for 60 s
     return subprocess.run(
         [sys.executable, "-m", "tests.reliability.crash_runner", *args],
@@ -63,8 +77,8 @@ def run(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
-def cli(stand_in: StandIn, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, **stand_in.app_settings(), NAME_PREFIX=prefix, ORPHAN_GRACE_MINUTES="0")
+def cli(stand_in: StandIn, prefix: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, **stand_in.app_settings(), NAME_PREFIX=prefix, ORPHAN_GRACE_MINUTES="0", **settings)
     env.pop("AzureWebJobsStorage", None)
     return subprocess.run(
         [sys.executable, "-m", "shared.entrypoints.cli", *args],
@@ -368,5 +382,312 @@ def test_a_killed_certificate_operation_converges_when_run_again(
     if operation == "onboard-certificate":  # a second pass removes orphans (ORPHAN_GRACE_MINUTES=0)
         assert cli(stand_in, prefix, *CERTIFICATE_COMMANDS[operation], *target).returncode == 0
     assert_certificate_converged(stand_in, prefix)
+    neighbour, neighbour_before = certificate_neighbour
+    assert certificate_registration(stand_in, neighbour) == neighbour_before  # nothing of another registration touched
+
+
+# --- the secretless type: the connector and its trusts killed before the admin consents, the proof after ---
+
+# connector created, the vendor backend trusted, this service trusted (to prove the consent)
+FEDERATED_SETUP_EVENTS = 3
+# Client ID stored, Tenant ID stored, consent proven (a token through the exchange held every role)
+FEDERATED_PROOF_EVENTS = 3
+FEDERATED_EVENTS = {"onboard-federated": FEDERATED_SETUP_EVENTS, "prove-federated": FEDERATED_PROOF_EVENTS}
+FEDERATED_CASES = every_point(FEDERATED_EVENTS, CERTIFICATE_RANDOM_POINTS)
+# The vendor backend's workload identity: any identity but this service's own, so the connector trusts two.
+BACKEND_SUBJECT = "7d1c4a52-3b8e-4f0a-9e6d-2c5b8a1f4e37"
+FEDERATED = ["onboard", "--credential-type", "federated", "--integration", INTEGRATION]
+EXCHANGE_AUDIENCE = "api://AzureADTokenExchange/.default"
+
+
+def customer_tenant(stand_in: StandIn) -> str:
+    """A customer's tenant: the connector lives in the home tenant and is consented in this one."""
+    return stand_in.customer_tenant_ids[0]
+
+
+def connectors(stand_in: StandIn, prefix: str) -> list[dict[str, Any]]:
+    home = stand_in.state()["tenants"][stand_in.home_tenant_id]
+    return [a for a in home["applications"] if a["uniqueName"] == f"{prefix}-connector-{INTEGRATION}"]
+
+
+def customer_admin_consents(stand_in: StandIn, prefix: str, tenant: str) -> None:
+    """What the customer's admin does at the consent URL: the connector's principal and its roles in their tenant."""
+    [connector] = connectors(stand_in, prefix)
+    profile = load_catalog().require(INTEGRATION)
+    roles = {p.resource_app_id: list(p.roles) for p in profile.permissions}
+    stand_in.admin("POST", f"/tenants/{tenant}/consent", {"appId": connector["appId"], "roles": roles})
+
+
+def stored_ids(stand_in: StandIn, prefix: str, tenant: str) -> dict[str, str]:
+    """The registration's records in Key Vault, by kind, with their values (ids only: nothing secret is stored)."""
+    os.environ.update(stand_in.identity_env())
+    vault = SecretClient(stand_in.vault_url, ManagedIdentityCredential(), verify_challenge_resource=False,
+                         connection_verify=stand_in.ca_bundle)  # fmt: skip
+    base = f"{prefix}-{tenant}-{INTEGRATION}-"
+    return {
+        str(p.name).removeprefix(base): str(vault.get_secret(str(p.name)).value)
+        for p in vault.list_properties_of_secrets()
+        if str(p.name).startswith(base)
+    }
+
+
+def exchange_roles(stand_in: StandIn, tenant: str, client_id: str) -> set[str] | None:
+    """The roles a workload the connector trusts gets in the customer's tenant (None if Entra refuses)."""
+    os.environ.update(stand_in.identity_env())
+    identity = ManagedIdentityCredential()  # this service's identity: the connector's second trust
+    credential = ClientAssertionCredential(
+        tenant, client_id, lambda: identity.get_token(EXCHANGE_AUDIENCE).token, authority=stand_in.authority,
+        disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
+    )  # fmt: skip
+    try:
+        roles: set[str] = set()
+        for scope in SCOPES:
+            claims = jwt.decode(credential.get_token(scope).token, options={"verify_signature": False})
+            assert claims["tid"] == tenant, claims
+            roles |= set(claims.get("roles", []))
+        return roles
+    except ClientAuthenticationError:
+        return None
+
+
+def assert_ids_stored_only_if_proven(stand_in: StandIn, prefix: str, tenant: str) -> None:
+    """Wherever the kill left it: a stored Client ID is a connector consented with every role."""
+    stored = stored_ids(stand_in, prefix, tenant)
+    assert set(stored) <= {"client-id", "tenant-id"}, stored
+    if "client-id" in stored:
+        assert exchange_roles(stand_in, tenant, stored["client-id"]) == ROLES, stored
+
+
+def assert_federated_converged(stand_in: StandIn, prefix: str, tenant: str) -> None:
+    [connector] = connectors(stand_in, prefix)
+    assert connector["signInAudience"] == "AzureADMultipleOrgs", connector
+    assert connector["passwordKeyIds"] == [] and connector["keyCredentialIds"] == []  # nothing to leak
+    identity = str(stand_in.info["managed_identity_object_id"])
+    trusted = sorted(c["subject"] for c in connector["federatedCredentials"])
+    assert trusted == sorted([BACKEND_SUBJECT, identity]), connector["federatedCredentials"]
+    principals = stand_in.state()["tenants"][tenant]["servicePrincipals"]
+    assert [sp["appId"] for sp in principals].count(connector["appId"]) == 1
+    assert stored_ids(stand_in, prefix, tenant) == {"client-id": connector["appId"], "tenant-id": tenant}
+    assert exchange_roles(stand_in, tenant, connector["appId"]) == ROLES
+
+
+@pytest.fixture(scope="module")
+def federated_calibration(
+    stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """The connector set up (pending the admin's consent), the admin consents, then the proof: each run through."""
+    prefix, tenant = f"c{uuid.uuid4().hex[:10]}", customer_tenant(stand_in)
+    measured = {}
+    for operation, exit_code in (("onboard-federated", 3), ("prove-federated", 0)):
+        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
+        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out),
+                   CONNECTOR_TRUST_SUBJECT=BACKEND_SUBJECT)  # fmt: skip
+        assert done.returncode == exit_code, done.stderr[-2000:]
+        measured[operation] = json.loads(out.read_text())
+        if operation == "onboard-federated":
+            customer_admin_consents(stand_in, prefix, tenant)
+    print(f"\nfederated calibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_federated_calibration_sees_every_step_the_cases_kill_after(
+    federated_calibration: dict[str, dict[str, Any]],
+) -> None:
+    assert {op: c["events"] for op, c in federated_calibration.items()} == FEDERATED_EVENTS, federated_calibration
+
+
+def federated_registration(stand_in: StandIn, prefix: str, tenant: str) -> tuple[object, ...]:
+    return connectors(stand_in, prefix), stored_ids(stand_in, prefix, tenant)
+
+
+@pytest.fixture(scope="module")
+def federated_neighbour(stand_in: StandIn) -> tuple[str, tuple[object, ...]]:
+    """A federated registration (its own connector) beside every case's, consented and proven."""
+    neighbour, tenant = f"n{uuid.uuid4().hex[:10]}", customer_tenant(stand_in)
+    trust = {"CONNECTOR_TRUST_SUBJECT": BACKEND_SUBJECT}
+    assert cli(stand_in, neighbour, *FEDERATED, "--tenant", tenant, **trust).returncode == 3  # pending consent
+    customer_admin_consents(stand_in, neighbour, tenant)
+    assert cli(stand_in, neighbour, *FEDERATED, "--tenant", tenant, **trust).returncode == 0
+    return neighbour, federated_registration(stand_in, neighbour, tenant)
+
+
+@pytest.mark.parametrize(("operation", "mode", "value"), FEDERATED_CASES)
+def test_a_killed_federated_onboarding_converges_when_run_again(
+    stand_in: StandIn,
+    federated_calibration: dict[str, dict[str, Any]],
+    federated_neighbour: tuple[str, tuple[object, ...]],
+    operation: str,
+    mode: str,
+    value: int,
+) -> None:
+    prefix, tenant = f"k{uuid.uuid4().hex[:10]}", customer_tenant(stand_in)
+    trust = {"CONNECTOR_TRUST_SUBJECT": BACKEND_SUBJECT}
+    if operation == "prove-federated":  # the connector is set up and the admin has consented
+        assert cli(stand_in, prefix, *FEDERATED, "--tenant", tenant, **trust).returncode == 3
+        customer_admin_consents(stand_in, prefix, tenant)
+
+    point = kill_point(operation, mode, value, federated_calibration)
+    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, *map(str, point), **trust)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {federated_calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
+    assert_ids_stored_only_if_proven(stand_in, prefix, tenant)
+    assert len(connectors(stand_in, prefix)) <= 1
+
+    if operation == "onboard-federated":  # the rerun finishes the connector and waits for the admin again
+        pending = cli(stand_in, prefix, *FEDERATED, "--tenant", tenant, **trust)
+        assert pending.returncode == 3, pending.stderr[-2000:]
+        assert stored_ids(stand_in, prefix, tenant) == {}
+        customer_admin_consents(stand_in, prefix, tenant)
+    again = cli(stand_in, prefix, *FEDERATED, "--tenant", tenant, **trust)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert_federated_converged(stand_in, prefix, tenant)
+    neighbour, neighbour_before = federated_neighbour
+    assert federated_registration(stand_in, neighbour, tenant) == neighbour_before
+
+
+# --- a certificate the vendor issued: its first onboarding, and the vendor's replacement of it ---
+
+# application, its record stored, service principal, 2 grants, its key added, client id and tenant id stored
+VENDOR_ONBOARD_EVENTS = 8
+# the new certificate's record stored (naming the previous key), its key added beside the previous one
+VENDOR_REPLACE_EVENTS = 2
+VENDOR_EVENTS = {
+    "onboard-vendor-certificate": VENDOR_ONBOARD_EVENTS,
+    "replace-vendor-certificate": VENDOR_REPLACE_EVENTS,
+}
+VENDOR_CASES = every_point(VENDOR_EVENTS, CERTIFICATE_RANDOM_POINTS)
+
+
+class VendorFiles:
+    """Certificates the vendor issued, with their keys, and the public halves as files it hands over."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def issue(self) -> tuple[VendorCertificate, str]:
+        certificate = VendorCertificate(datetime.now(UTC), days=365)
+        path = self.directory / f"{uuid.uuid4().hex}.pem"
+        path.write_text(certificate.pem)
+        return certificate, str(path)
+
+
+@pytest.fixture(scope="module")
+def vendor_files(tmp_path_factory: pytest.TempPathFactory) -> VendorFiles:
+    return VendorFiles(tmp_path_factory.mktemp("vendor"))
+
+
+def vendor_onboard(stand_in: StandIn, prefix: str, path: str) -> subprocess.CompletedProcess[str]:
+    args = ["--tenant", stand_in.home_tenant_id, "--integration", INTEGRATION, "--certificate-file", path]
+    return cli(stand_in, prefix, "onboard", "--credential-type", "certificate", *args)
+
+
+def vendor_record(stand_in: StandIn, prefix: str) -> dict[str, str] | None:
+    """The tags of the latest version of the registration's record of the vendor's certificate."""
+    _, secrets = registration(stand_in, prefix)
+    record = secrets.get(f"{prefix}-{stand_in.home_tenant_id}-{INTEGRATION}-vendor-certificate")
+    return None if record is None else dict(record["versions"][-1]["tags"])  # type: ignore[index]
+
+
+def vendor_key_id(certificate: VendorCertificate) -> str:
+    return Registry.key_credential_id(certificate.certificate.fingerprint(hashes.SHA256()).hex())
+
+
+def vendor_roles(stand_in: StandIn, client_id: str, certificate: VendorCertificate) -> set[str] | None:
+    """The roles the vendor's own services get signing with the certificate's key (None if Entra refuses it)."""
+    credential = CertificateCredential(
+        stand_in.home_tenant_id, client_id, certificate_data=(certificate.key_pem + certificate.pem).encode(),
+        authority=stand_in.authority, disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
+    )  # fmt: skip
+    try:
+        roles: set[str] = set()
+        for scope in SCOPES:
+            roles |= set(jwt.decode(credential.get_token(scope).token, options={"verify_signature": False})["roles"])
+        return roles
+    except ClientAuthenticationError:
+        return None
+
+
+def assert_vendor_converged(
+    stand_in: StandIn, prefix: str, current: VendorCertificate, previous: VendorCertificate | None
+) -> None:
+    apps, secrets = registration(stand_in, prefix)
+    [app] = apps
+    service_principals = stand_in.state()["tenants"][stand_in.home_tenant_id]["servicePrincipals"]
+    assert [sp["appId"] for sp in service_principals].count(app["appId"]) == 1
+    ids = f"{prefix}-{stand_in.home_tenant_id}-{INTEGRATION}-"
+    assert set(secrets) == {f"{ids}client-id", f"{ids}tenant-id", f"{ids}vendor-certificate"}, sorted(secrets)
+    assert app["passwordKeyIds"] == []  # no secret beside the vendor's certificate
+    tags = vendor_record(stand_in, prefix)
+    assert tags is not None
+    assert tags["key-id"] == vendor_key_id(current) and tags["verified"] == "false", tags  # unproven: no assertion
+    # The current key, and within its grace period the one it replaced: the vendor's services signing with either
+    # keep working; nothing else is on the app.
+    expected = {vendor_key_id(current)} | ({vendor_key_id(previous)} if previous else set())
+    assert set(app["keyCredentialIds"]) == expected, (app["keyCredentialIds"], tags)  # type: ignore[call-overload]
+    assert tags.get("previous-key-id") == (vendor_key_id(previous) if previous else None), tags
+    for certificate in (current, previous) if previous else (current,):
+        assert vendor_roles(stand_in, str(app["appId"]), certificate) == ROLES
+
+
+@pytest.fixture(scope="module")
+def vendor_calibration(
+    stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory, vendor_files: VendorFiles
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """The vendor's first certificate onboarded, then a second one replacing it: each run through once."""
+    prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    measured = {}
+    for operation in VENDOR_EVENTS:
+        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
+        _, path = vendor_files.issue()
+        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out),
+                   CRASH_CERTIFICATE_FILE=path)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        measured[operation] = json.loads(out.read_text())
+    print(f"\nvendor certificate calibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_vendor_calibration_sees_every_step_the_cases_kill_after(vendor_calibration: dict[str, dict[str, Any]]) -> None:
+    assert {op: c["events"] for op, c in vendor_calibration.items()} == VENDOR_EVENTS, vendor_calibration
+
+
+@pytest.mark.parametrize(("operation", "mode", "value"), VENDOR_CASES)
+def test_a_killed_vendor_certificate_onboarding_converges_when_run_again(
+    stand_in: StandIn,
+    vendor_calibration: dict[str, dict[str, Any]],
+    vendor_files: VendorFiles,
+    certificate_neighbour: tuple[str, tuple[object, ...]],
+    operation: str,
+    mode: str,
+    value: int,
+) -> None:
+    prefix, tenant = f"k{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    previous = None
+    if operation == "replace-vendor-certificate":
+        previous, first = vendor_files.issue()
+        assert vendor_onboard(stand_in, prefix, first).returncode == 0
+    current, path = vendor_files.issue()
+
+    point = kill_point(operation, mode, value, vendor_calibration)
+    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, *map(str, point), CRASH_CERTIFICATE_FILE=path)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {vendor_calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
+    apps, _ = registration(stand_in, prefix)
+    if previous is not None:  # mid-replacement, the vendor's services signing with the previous key never stop
+        [app] = apps
+        assert vendor_roles(stand_in, str(app["appId"]), previous) == ROLES
+    # Recorded before it goes on the app: no key of the vendor's on the app that Key Vault does not record.
+    tags = vendor_record(stand_in, prefix) or {}
+    for app in apps:
+        assert set(app["keyCredentialIds"]) <= {tags.get("key-id"), tags.get("previous-key-id")}, (app, tags)  # type: ignore[call-overload]
+
+    again = vendor_onboard(stand_in, prefix, path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert vendor_onboard(stand_in, prefix, path).returncode == 0  # a second pass removes orphans
+    assert_vendor_converged(stand_in, prefix, current, previous)
     neighbour, neighbour_before = certificate_neighbour
     assert certificate_registration(stand_in, neighbour) == neighbour_before  # nothing of another registration touched

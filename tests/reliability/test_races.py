@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -30,7 +31,7 @@ from shared.settings import load_settings
 from shared.usecases.rotation import RotationResult
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
-from tests.functions.test_certificates import certificate_name, pkcs12, signs_in
+from tests.functions.test_certificates import VendorCertificate, certificate_name, pkcs12, signs_in, vendor_body
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry, secret_name, stored, works
 
 ROUNDS = 6
@@ -364,3 +365,66 @@ def certificate_near_expiry(api: Api, name: str) -> func.EventGridEvent:
         data={"Id": f"{api.stand_in.vault_url}/certificates/{name}/abc", "VaultName": "127.0.0.1",
               "ObjectType": "Certificate", "ObjectName": name, "Version": "abc", "NBF": None, "EXP": 0},
     )  # fmt: skip
+
+
+# --- certificates the vendor issued: the same one sent twice at once, and two of them racing ---
+
+SLOW_VENDOR_WRITES = [  # the record's write and the PATCH of keyCredentials, each long enough to overlap
+    {"kind": "latency", "service": "graph", "method": "PATCH", "latency_ms": 300},
+    {"kind": "latency", "service": "vault", "method": "PUT", "latency_ms": 200},
+]
+
+
+def vendor_record(api: Api) -> list[dict[str, str]]:
+    """The tags of every version of the registration's record of the vendor's certificate, oldest first."""
+    name = secret_name(api, "sentinel").replace("-client-secret", "-vendor-certificate")
+    return [dict(v["tags"]) for v in api.stand_in.state()["vault"]["secrets"][name]["versions"]]
+
+
+def key_of(certificate: VendorCertificate) -> str:
+    return Registry.key_credential_id(certificate.certificate.fingerprint(hashes.SHA256()).hex())
+
+
+async def test_the_same_vendor_certificate_sent_twice_at_once_is_recorded_once_and_put_on_the_app_once(
+    api: Api,
+) -> None:
+    tenant = api.stand_in.home_tenant_id
+    vendor = VendorCertificate(datetime.now(UTC), days=365)
+    api.stand_in.set_faults(SLOW_VENDOR_WRITES)
+    body = vendor_body(vendor.pem)
+    responses = await asyncio.gather(api.put(tenant, "sentinel", body), api.put(tenant, "sentinel", body))
+    assert sorted(r.status_code for r in responses) == [200, 201], [body_of(r) for r in responses]
+    [app] = api.apps()
+    assert app["keyCredentialIds"] == [key_of(vendor)] and app["passwordKeyIds"] == []
+    assert [tags["key-id"] for tags in vendor_record(api)] == [key_of(vendor)]
+    assert service_principals_of(api, app["appId"]) == 1
+    assert vendor.signs_in(api, app["appId"])
+    assert sum(rule["fired"] for rule in api.stand_in.admin("GET", "/faults")["rules"]) > 0
+
+
+async def test_two_vendor_certificates_racing_leave_one_current_the_other_in_grace_and_no_third_key(
+    api: Api,
+) -> None:
+    """The vendor replaced its certificate while the PUT of the first was still in flight: the calls are taken
+    one after the other, so whichever ran second is current and the first stays on the app for the grace
+    period. Both keep signing in; nothing else is on the app or recorded."""
+    tenant = api.stand_in.home_tenant_id
+    first, second = (VendorCertificate(datetime.now(UTC), days=365) for _ in range(2))
+    api.stand_in.set_faults(SLOW_VENDOR_WRITES)
+    responses = await asyncio.gather(
+        api.put(tenant, "sentinel", vendor_body(first.pem)), api.put(tenant, "sentinel", vendor_body(second.pem))
+    )
+    assert sorted(r.status_code for r in responses) == [200, 201], [body_of(r) for r in responses]
+    [app] = api.apps()
+    assert set(app["keyCredentialIds"]) == {key_of(first), key_of(second)}, app["keyCredentialIds"]
+    versions = vendor_record(api)
+    assert len(versions) == 2, versions
+    current, replaced = versions[-1]["key-id"], versions[0]["key-id"]
+    assert {current, replaced} == {key_of(first), key_of(second)}
+    assert versions[-1]["previous-key-id"] == replaced and versions[-1].get("retire-after"), versions[-1]
+    for certificate in (first, second):
+        assert certificate.signs_in(api, app["appId"])
+    read = body_of(await api.get(tenant, "sentinel"))
+    assert read["credential"]["thumbprint"].lower() in {
+        c.certificate.fingerprint(hashes.SHA256()).hex() for c in (first, second) if key_of(c) == current
+    }, read["credential"]
