@@ -485,6 +485,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_deployment_that_onboards_customers_keeps_its_connectors_at_home_and_refuses_callers_there",
         ),
     ),
+    Mutant(
+        "onboarding logs the vendor's signed assertion at DEBUG",
+        "shared/usecases/onboarding.py",
+        "        if proof is not None and not verified:\n",
+        '        logger.debug("vendor proof %s", proof)\n        if proof is not None and not verified:\n',
+        (
+            "tests/reliability/test_secret_hygiene.py::"
+            "test_vendor_certificate_and_federated_flows_leak_no_key_or_proof_at_debug",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

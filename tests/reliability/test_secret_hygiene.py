@@ -20,6 +20,7 @@ in DER and PEM, in any of the encodings above, and the `PRIVATE KEY` armour of a
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import subprocess
@@ -46,7 +47,8 @@ from emulator.launcher import StandIn
 from tests.appinsights import Ingestion, running_ingestion
 from tests.azurite import Azurite
 from tests.fakes.certificates import self_signed
-from tests.functions.conftest import FUNCTIONS, Api, app_environment, serving
+from tests.functions.conftest import FUNCTIONS, NORTHWIND, Api, app_environment, serving
+from tests.functions.test_certificates import VendorCertificate, vendor_body
 from tests.functions.test_cli import ENTRA_SECRET_MARK, REPO
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry
 from tests.reliability.test_races import certificate_near_expiry
@@ -506,3 +508,73 @@ async def test_certificate_flows_leak_no_key_material_at_debug_with_faults(
     assert len(bundles) >= 7, len(bundles)
     assert debug > 0, "DEBUG records were captured"
     assert leaks([], texts, key_needles(bundles)) == []
+
+
+@pytest.fixture
+async def trusting(stand_in: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
+    """The registered functions, their connectors trusting this service's identity (the federated type)."""
+    stand_in.clear_faults()
+    identity = str(stand_in.info["managed_identity_object_id"])
+    app_environment(monkeypatch, stand_in, "v", azurite, CONNECTOR_TRUST_SUBJECT=identity)
+    async with serving(stand_in) as served:
+        yield served
+
+
+async def test_vendor_certificate_and_federated_flows_leak_no_key_or_proof_at_debug(
+    trusting: Api, everything_logged: Everything
+) -> None:
+    """A vendor's certificate installed, proven by its signed assertion (a credential for ten minutes: a token
+    can be got with it), and once sent with its private key (refused); a federated onboarding, consented, read
+    and offboarded: neither the vendor's key in any form nor any piece of its assertion's signature appears in
+    a log record, a response or an exception."""
+    api = trusting
+    stand_in, tenant = api.stand_in, api.stand_in.home_tenant_id
+    seen: list[str] = []
+
+    async def call(invoke: Awaitable[func.HttpResponse]) -> dict[str, Any]:
+        try:
+            response = await invoke
+        except Exception as error:  # what escapes is searched like everything else, then fails the test
+            seen.append("".join(traceback.format_exception(error)))
+            raise
+        seen.append(f"{response.status_code} {dict(response.headers)} {response.get_body().decode()}")
+        return {"status": response.status_code, **json.loads(response.get_body() or b"{}")}
+
+    vendor = VendorCertificate(datetime.now(UTC), days=365)
+    installed = await call(api.put(tenant, "sentinel", vendor_body(vendor.pem)))
+    assert installed["status"] == 201, installed
+    proof = vendor.assertion(api, installed["application"]["clientId"])
+    proven = await call(api.put(tenant, "sentinel", vendor_body(vendor.pem, proof)))
+    assert proven["status"] == 200 and proven["credential"]["verified"] is True, proven
+    refused = await call(api.put(tenant, "sentinel", vendor_body(vendor.key_pem + vendor.pem)))
+    assert refused["status"] == 400, refused
+    assert (await call(api.get(tenant, "sentinel")))["status"] == 200
+
+    # The federated type: the assertions it sends are the managed identity's tokens, for Entra's token endpoint only.
+    federated = b'{"credentialType": "federated"}'
+    pending = await call(api.put(NORTHWIND, "m365-defender", federated))
+    assert pending["status"] == 202, pending
+    profile = api.services.catalog.require("m365-defender")
+    roles = {p.resource_app_id: list(p.roles) for p in profile.permissions}
+    stand_in.admin(
+        "POST", f"/tenants/{NORTHWIND}/consent", {"appId": pending["application"]["clientId"], "roles": roles}
+    )
+    assert (await call(api.put(NORTHWIND, "m365-defender", federated)))["status"] == 201
+    assert (await call(api.get(NORTHWIND, "m365-defender")))["status"] == 200
+    route = {"tenantId": NORTHWIND, "integration": "m365-defender"}
+    offboarded = await call(
+        api.call("offboard_integration", "DELETE", f"tenants/{NORTHWIND}/integrations/m365-defender", route)
+    )
+    assert offboarded["status"] == 200, offboarded
+
+    bundle = pkcs12.serialize_key_and_certificates(
+        None, vendor.key, vendor.certificate, None, serialization.NoEncryption()
+    )
+    signature = proof.rsplit(".", 1)[1]
+    texts = everything_logged.texts + seen
+    debug = sum(1 for text in everything_logged.texts if " DEBUG " in text)
+    print(
+        f"\nvendor and federated hygiene: searched {len(texts) // 2} log records ({debug} at DEBUG), {len(seen)} responses"
+    )
+    assert debug > 0, "DEBUG records were captured"
+    assert leaks([signature], texts, key_needles([bundle])) == []
