@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.domain.errors import UnknownIntegration
-from shared.domain.model import CredentialType, IntegrationProfile, ResourcePermissions
+from shared.domain.model import AddOn, CredentialType, IntegrationProfile, ResourcePermissions
 from shared.domain.registry import INTEGRATION_ID
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -29,12 +29,20 @@ CATALOG_FILE = Path(__file__).with_name("catalog.json")
 # `full_access_as_app`): what a role may be is the allow-list's decision, not the pattern's.
 ROLE_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{1,119}$")
 MAX_REASON = 500
+# The add-ons a registration has are recorded as one Key Vault tag (their ids, comma-separated), and a tag's
+# value holds at most 256 characters (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
+MAX_ADD_ON_TAG = 256
+PLACEHOLDERS = re.compile(r"\{(\w+)\}")
+STEP_FIELDS = {"appId", "servicePrincipalId", "tenantId"}
 
 # A role may be reviewed as "read" only if its value says it reads: `<Resource>.Read[.<Scope>]` or
 # `.ReadBasic` (Graph's resource.operation.constraint naming,
 # https://learn.microsoft.com/security/zero-trust/develop/protected-api-example), and it does not read
 # credentials that let the holder act as someone else.
-READ_ONLY_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\.(Read|ReadBasic)(\.[A-Za-z0-9-]+)?$")
+# Defender for Cloud Apps publishes its one read role in lower case (`investigation.read`, as its service principal's
+# appRoles and so the token's `roles` carry it; https://learn.microsoft.com/defender-cloud-apps/api-authentication-application
+# writes it Investigation.read): that exact operation is read too.
+READ_ONLY_VALUE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*\.(Read|ReadBasic|read)(\.[A-Za-z0-9-]+)?$")
 CREDENTIAL_READS = (
     "DeviceLocalCredential.Read*",  # local administrator passwords of every device (Windows LAPS)
     "BitlockerKey.Read*",  # BitLocker recovery keys
@@ -132,6 +140,18 @@ class Catalog:
                     "credentialTypes": [str(t) for t in p.credential_types],
                     "defaultCredentialType": str(p.default_credential_type),
                     "permissions": [_resource_json(r) for r in p.permissions],
+                    "addOns": [
+                        {
+                            "id": a.id,
+                            "displayName": a.display_name,
+                            "description": a.description,
+                            "highImpact": {"reason": a.high_impact_reason} if a.high_impact_reason else None,
+                            "credentialTypes": [str(t) for t in a.credential_types or p.credential_types],
+                            "remainingStep": a.remaining_step,
+                            "permissions": [_resource_json(r) for r in a.permissions],
+                        }
+                        for a in p.add_ons
+                    ],
                 }
                 for p in self
             ]
@@ -166,7 +186,12 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
         if profile.id in profiles:
             raise CatalogError(f"{path.name}: integration id {profile.id!r} appears twice")
         profiles[profile.id] = profile
-    used = {(r.resource_app_id, value) for p in profiles.values() for r in p.permissions for value in r.roles}
+    used = {
+        (r.resource_app_id, value)
+        for p in profiles.values()
+        for r in (*p.permissions, *(r for a in p.add_ons for r in a.permissions))
+        for value in r.roles
+    }
     unused = sorted(f"{value} ({app_id})" for app_id, value in set(allowed) - used)
     if unused:
         # The list stays as small as what is granted, so every line of it is worth a reviewer's time.
@@ -225,7 +250,16 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
         raise CatalogError(f"{where}: must be an object")
     _only(
         entry,
-        {"id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "defaultCredentialType"},
+        {
+            "id",
+            "displayName",
+            "description",
+            "highImpact",
+            "permissions",
+            "credentialTypes",
+            "defaultCredentialType",
+            "addOns",
+        },
         where,
     )
     profile_id = entry.get("id")
@@ -249,10 +283,66 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
     if high_impact_reason is not None and not any(r.high_impact for r in resources):
         raise CatalogError(f"{where}.highImpact: the profile asks for no high-impact role; remove the marking")
     types, default = _credential_types(entry, where)
+    add_ons = _add_ons(entry.get("addOns", []), allowed, types, f"{where}.addOns")
     return IntegrationProfile(
         profile_id, display_name, description, tuple(resources), high_impact_reason,
-        credential_types=types, default_credential_type=default,
+        credential_types=types, default_credential_type=default, add_ons=add_ons,
     )  # fmt: skip
+
+
+def _add_ons(
+    entries: Any, allowed: Mapping[tuple[str, str], AllowedPermission], offered: tuple[CredentialType, ...], where: str
+) -> tuple[AddOn, ...]:
+    """A connection's opt-in add-ons: each named, with its own reviewed permissions, its own high-impact reason
+    when it asks for a high-impact role, the credential types it works with (within the connection's), and what
+    the customer's admin must still do after it is granted, if anything."""
+    if not isinstance(entries, list):
+        raise CatalogError(f"{where}: a list")
+    add_ons: list[AddOn] = []
+    for index, entry in enumerate(entries):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{at}: must be an object")
+        _only(
+            entry,
+            {"id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "remainingStep"},
+            at,
+        )
+        add_on_id, display_name, description = entry.get("id"), entry.get("displayName"), entry.get("description", "")
+        if not isinstance(add_on_id, str) or not INTEGRATION_ID.match(add_on_id):
+            raise CatalogError(f"{at}.id: 3-32 lowercase letters, digits or hyphens")
+        if any(a.id == add_on_id for a in add_ons):
+            raise CatalogError(f"{at}.id: {add_on_id!r} appears twice")
+        if not isinstance(display_name, str) or not 1 <= len(display_name) <= 100:
+            raise CatalogError(f"{at}.displayName: a string of 1-100 characters")
+        if not isinstance(description, str) or len(description) > 500:
+            raise CatalogError(f"{at}.description: a string of at most 500 characters")
+        reason = _high_impact(entry.get("highImpact"), f"{at}.highImpact")
+        permissions = entry.get("permissions")
+        if not isinstance(permissions, list) or not permissions:
+            raise CatalogError(f"{at}.permissions: a non-empty list")
+        resources = [
+            _resource(p, allowed, reason is not None, f"{at}.permissions[{i}]") for i, p in enumerate(permissions)
+        ]
+        if len({r.resource_app_id for r in resources}) != len(resources):
+            raise CatalogError(f"{at}.permissions: each resource API may appear once")
+        if reason is not None and not any(r.high_impact for r in resources):
+            raise CatalogError(f"{at}.highImpact: the add-on asks for no high-impact role; remove the marking")
+        types: tuple[CredentialType, ...] = ()
+        if "credentialTypes" in entry:
+            types, _ = _credential_types(entry, at)
+            if not set(types) <= set(offered):
+                raise CatalogError(f"{at}.credentialTypes: within the connection's {[str(t) for t in offered]}")
+        step = entry.get("remainingStep")
+        if step is not None and (
+            not isinstance(step, str) or not step.strip() or len(step) > 2000
+            or not set(PLACEHOLDERS.findall(step)) <= STEP_FIELDS
+        ):  # fmt: skip
+            raise CatalogError(f"{at}.remainingStep: text of 1-2000 characters; placeholders {sorted(STEP_FIELDS)}")
+        add_ons.append(AddOn(add_on_id, display_name, description, tuple(resources), reason, types, step))
+    if len(",".join(a.id for a in add_ons)) > MAX_ADD_ON_TAG:
+        raise CatalogError(f"{where}: their ids together must fit one Key Vault tag ({MAX_ADD_ON_TAG} characters)")
+    return tuple(add_ons)
 
 
 def _credential_types(entry: dict[str, Any], where: str) -> tuple[tuple[CredentialType, ...], CredentialType]:
@@ -290,8 +380,14 @@ def _resource(
     name, scope, roles = entry.get("resourceName"), entry.get("tokenScope"), entry.get("roles")
     if not isinstance(name, str) or not name:
         raise CatalogError(f"{where}.resourceName: required")
-    if not isinstance(scope, str) or not scope.startswith("https://") or not scope.endswith("/.default"):
-        raise CatalogError(f"{where}.tokenScope: an https resource URI ending in /.default")
+    # The resource's application ID URI, or its app id where that is what its API documents (Defender for Cloud
+    # Apps: https://learn.microsoft.com/defender-cloud-apps/api-authentication-application), then /.default.
+    if (
+        not isinstance(scope, str)
+        or not scope.endswith("/.default")
+        or not (scope.startswith("https://") or scope == f"{app_id}/.default")
+    ):
+        raise CatalogError(f"{where}.tokenScope: an https resource URI, or the resource's app id, then /.default")
     if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and ROLE_VALUE.match(r) for r in roles):
         raise CatalogError(f"{where}.roles: a non-empty list of app role values")
     if len(set(roles)) != len(roles):

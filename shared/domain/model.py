@@ -7,8 +7,8 @@ show it, so a stray log line or exception message cannot leak it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -88,7 +88,28 @@ class ResourcePermissions:
 
 
 @dataclass(frozen=True)
+class AddOn:
+    """An opt-in part of a connection: more permissions on the same app, granted only when a caller names it.
+
+    `credential_types` narrows what the connection offers (Exchange Online's app-only access takes a
+    certificate); empty means any. `remaining_step` is what the customer's admin must still do that this
+    service may not (an Exchange role for the app), with `{appId}`, `{servicePrincipalId}` and `{tenantId}`
+    filled in when it is reported."""
+
+    id: str
+    display_name: str
+    description: str
+    permissions: tuple[ResourcePermissions, ...]
+    high_impact_reason: str | None = None
+    credential_types: tuple[CredentialType, ...] = ()
+    remaining_step: str | None = None
+
+
+@dataclass(frozen=True)
 class IntegrationProfile:
+    """A connection in the catalog: its base permissions and the add-ons it offers. `with_add_ons` gives the
+    profile one registration has: `permissions` then hold the base and its chosen add-ons' together."""
+
     id: str
     display_name: str
     description: str
@@ -100,9 +121,61 @@ class IntegrationProfile:
     # What a caller may choose for this integration, and what it gets when it does not choose.
     credential_types: tuple[CredentialType, ...] = (CredentialType.SECRET,)
     default_credential_type: CredentialType = CredentialType.SECRET
+    add_ons: tuple[AddOn, ...] = ()  # what the connection offers
+    chosen: tuple[str, ...] = ()  # the add-ons this registration has, in the catalog's order
+    base: tuple[ResourcePermissions, ...] | None = None  # the connection's own permissions, once add-ons are merged
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}
+
+    def add_on(self, add_on_id: str) -> AddOn | None:
+        return next((a for a in self.add_ons if a.id == add_on_id), None)
+
+    @property
+    def base_permissions(self) -> tuple[ResourcePermissions, ...]:
+        return self.permissions if self.base is None else self.base
+
+    def with_add_ons(self, add_on_ids: Iterable[str]) -> IntegrationProfile:
+        """This connection with the named add-ons (ids it offers; others are the caller's to refuse first): their
+        permissions merged into the base per resource API, and the credential types every one of them accepts."""
+        wanted = set(add_on_ids)
+        chosen = tuple(a for a in self.add_ons if a.id in wanted)
+        merged: dict[str, ResourcePermissions] = {p.resource_app_id: p for p in self.base_permissions}
+        types = list(self.credential_types)
+        for add_on in chosen:
+            for extra in add_on.permissions:
+                have = merged.get(extra.resource_app_id)
+                if have is None:
+                    merged[extra.resource_app_id] = extra
+                    continue
+                merged[extra.resource_app_id] = replace(
+                    have,
+                    roles=(*have.roles, *(r for r in extra.roles if r not in have.roles)),
+                    role_ids={**extra.role_ids, **have.role_ids},
+                    high_impact={**extra.high_impact, **have.high_impact},
+                )
+            if add_on.credential_types:
+                types = [t for t in types if t in add_on.credential_types]
+        # No type every add-on accepts: an empty tuple, which the caller refuses naming the add-ons.
+        default = self.default_credential_type if self.default_credential_type in types or not types else types[0]
+        return replace(
+            self,
+            permissions=tuple(merged.values()),
+            chosen=tuple(a.id for a in chosen),
+            base=self.base_permissions,
+            credential_types=tuple(types),
+            default_credential_type=default,
+        )
+
+    def source_of(self, resource_app_id: str, role: str) -> str | None:
+        """Which chosen add-on brings this role (None: the connection's base permissions)."""
+        if any(p.resource_app_id == resource_app_id and role in p.roles for p in self.base_permissions):
+            return None
+        for add_on_id in self.chosen:
+            add_on = self.add_on(add_on_id)
+            if add_on and any(p.resource_app_id == resource_app_id and role in p.roles for p in add_on.permissions):
+                return add_on_id
+        return None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.domain.catalog import CATALOG_FILE, CatalogError, load_catalog
+from shared.domain.model import CredentialType
 from shared.settings import SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -272,7 +273,7 @@ def test_each_role_carries_its_reviewed_id_for_the_run_time_check() -> None:
     catalog = load_catalog(CATALOG_FILE)
     reviewed = {(a.resource_app_id, a.value): a.id for a in catalog.allowed_permissions}
     for p in catalog:
-        for r in p.permissions:
+        for r in (*p.permissions, *(r for a in p.add_ons for r in a.permissions)):
             assert dict(r.role_ids) == {role: reviewed[r.resource_app_id, role] for role in r.roles}
 
 
@@ -286,7 +287,10 @@ def test_the_allow_list_agrees_with_the_stand_in() -> None:
         if entry.resource_app_id in served:
             assert served[entry.resource_app_id].get(entry.value) == entry.id, (entry.resource_app_id, entry.value)
             checked.add(entry.resource_app_id)
-    assert checked == {r.resource_app_id for p in catalog for r in p.permissions}
+    asked = {
+        r.resource_app_id for p in catalog for r in (*p.permissions, *(r for a in p.add_ons for r in a.permissions))
+    }
+    assert checked == asked
 
 
 def test_the_catalog_shows_each_profiles_high_impact_reason_and_each_roles_impact() -> None:
@@ -342,3 +346,56 @@ def test_defaults_and_derived_values() -> None:
     assert settings.graph_scope == "https://graph.microsoft.com/.default" and not settings.is_local
     assert settings.storage_blob_uri == "https://stonboarding01.blob.core.windows.net"
     assert settings.provisioner_client_id is None
+
+
+# --- add-ons: each one reviewed like a profile ---
+
+
+def add_on(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"id": "live", "displayName": "Live response", "permissions": [
+        resource(DEFENDER, "Machine.LiveResponse")], "highImpact": HIGH_IMPACT}  # fmt: skip
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("add_ons", "message"),
+    [
+        ([add_on(highImpact=None)], "Machine.LiveResponse is high impact"),
+        ([add_on(permissions=[resource(GRAPH, "User.Read.All")])], "asks for no high-impact role"),
+        ([add_on(permissions=[resource(DEFENDER, "Machine.Isolate")])], "not in allowedPermissions"),
+        ([add_on(), add_on()], "appears twice"),
+        ([add_on(id="Live")], "lowercase letters"),
+        ([add_on(credentialTypes=["federated"])], "within the connection's"),
+        ([add_on(remainingStep="run this as {password}")], "placeholders"),
+        ([add_on(surprise=True)], "unknown fields ['surprise']"),
+        ([add_on(id=f"add-on-{n:02d}-{'x' * 20}") for n in range(9)], "one Key Vault tag"),
+    ],
+)
+def test_an_add_on_is_reviewed_like_a_profile(tmp_path: Path, add_ons: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        load_catalog(catalog_with(tmp_path, [profile(addOns=add_ons)], [USER_READ_ALL, LIVE_RESPONSE]))
+
+
+def test_an_add_on_merges_into_the_same_app_and_narrows_the_credential_types(tmp_path: Path) -> None:
+    catalog = load_catalog(
+        catalog_with(
+            tmp_path,
+            [profile(credentialTypes=["secret", "certificate"],
+                     addOns=[add_on(credentialTypes=["certificate"], remainingStep="grant {appId} in {tenantId}")])],
+            [USER_READ_ALL, LIVE_RESPONSE],
+        )
+    )  # fmt: skip
+    connection = catalog.require("example")
+    assert connection.high_impact_reason is None and connection.all_roles() == {(GRAPH, "User.Read.All")}
+    with_live = connection.with_add_ons(["live"])
+    assert with_live.all_roles() == {(GRAPH, "User.Read.All"), (DEFENDER, "Machine.LiveResponse")}
+    assert with_live.credential_types == (CredentialType.CERTIFICATE,)
+    assert with_live.default_credential_type is CredentialType.CERTIFICATE
+    assert (
+        with_live.source_of(DEFENDER, "Machine.LiveResponse") == "live"
+        and with_live.source_of(GRAPH, "User.Read.All") is None
+    )
+    assert with_live.with_add_ons([]).all_roles() == connection.all_roles(), "removing it returns to the base"
+    listed = catalog.to_json()["integrations"][0]["addOns"][0]
+    assert listed["highImpact"] == HIGH_IMPACT and listed["credentialTypes"] == ["certificate"]
