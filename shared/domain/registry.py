@@ -58,6 +58,8 @@ class Tag:
     STAGED_KIND: Final = "staged-client-secret"  # the `kind` of a staging secret (never a consumer's)
     # On the Client ID secret: which credential type the registration uses now (shared/domain/model.py).
     CREDENTIAL_TYPE: Final = "credential-type"
+    # On the Client ID and Tenant ID secrets: the add-ons the registration has, comma-separated (none: absent).
+    ADD_ONS: Final = "add-ons"
     # On a client certificate (a Key Vault certificate, not a secret): its `kind`, and the SHA-256 thumbprint
     # of the certificate a staging certificate holds (rotation's journal for certificates).
     CERTIFICATE_KIND: Final = "client-certificate"

@@ -6,6 +6,7 @@ import re
 import uuid
 
 from shared.domain.model import CredentialType
+from shared.domain.registry import INTEGRATION_ID  # add-on ids follow the catalog's id rule
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON string, escapes included (the "unrolled loop" form: linear, no backtracking), and a bracket.
@@ -46,6 +47,19 @@ def credential_type(value: object) -> CredentialType:
     if not isinstance(value, str) or value not in names:
         raise InvalidValue(f"must be one of {', '.join(names)}")
     return CredentialType(value)
+
+
+MAX_ADD_ONS = 16
+
+
+def add_on_ids(value: object) -> tuple[str, ...]:
+    """A list of distinct add-on ids (at most 16); which ones the integration offers is the use case's question."""
+    if (
+        not isinstance(value, list) or len(value) > MAX_ADD_ONS
+        or not all(isinstance(v, str) and INTEGRATION_ID.match(v) for v in value) or len(set(value)) != len(value)
+    ):  # fmt: skip
+        raise InvalidValue(f"must be a list of at most {MAX_ADD_ONS} distinct add-on ids (see GET /api/integrations)")
+    return tuple(value)
 
 
 # A PEM certificate (RFC 7468) or its base64 DER: printable ASCII and line breaks, nothing else.

@@ -176,6 +176,13 @@ def build_parser(
         metavar="PATH",
         help="a public certificate the vendor holds the key of (PEM or base64 DER), instead of one Key Vault creates",
     )
+    onboard.add_argument(
+        "--add-ons",
+        type=_add_ons,
+        metavar="IDS",
+        help="comma-separated add-ons of the integration on the same app (see `catalog`); '' for none "
+        "(default: the registration's own, none for a new one)",
+    )
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
 
     offboard = command(
@@ -214,6 +221,13 @@ def _progress_line(step: str, detail: str) -> str:
     return f"{MARKERS.get(step, '✓')} {step:<{STEP_WIDTH}}  {detail}"
 
 
+def _add_ons(raw: str) -> tuple[str, ...]:
+    try:
+        return validation.add_on_ids([v.strip() for v in raw.split(",") if v.strip()])
+    except validation.InvalidValue as problem:
+        raise argparse.ArgumentTypeError(str(problem)) from None
+
+
 def _certificate_file(path: str) -> str:
     """The file's text as the PUT's `certificate`; what it holds is checked by onboarding (never printed)."""
     try:
@@ -236,6 +250,12 @@ def _print_catalog(catalog: Catalog) -> None:
         _out(f"{profile.id}  {profile.display_name}")
         for resource in profile.permissions:
             _out(f"  {resource.resource_name} ({len(resource.roles)}): {', '.join(resource.roles)}")
+        for add_on in profile.add_ons:
+            marks = [f"high impact: {add_on.high_impact_reason}"] if add_on.high_impact_reason else []
+            marks += [f"credential: {', '.join(map(str, add_on.credential_types))}"] if add_on.credential_types else []
+            _out(f"  add-on {add_on.id}: {add_on.display_name}" + (f" ({'; '.join(marks)})" if marks else ""))
+            for resource in add_on.permissions:
+                _out(f"    {resource.resource_name}: {', '.join(resource.roles)}")
 
 
 def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> list[str]:
@@ -252,8 +272,14 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
         _row("service principal", state.get("servicePrincipalId")),
         _row("permissions", f"{granted} of {len(permissions)} granted"),
     ]
+    add_ons = state.get("addOns") or []
+    lines.append(_row("add-ons", ", ".join(add_ons) or "none"))
     if every_permission:
-        lines += [f"    {'✓' if p['granted'] else '✗'} {p['resource']}: {p['permission']}" for p in permissions]
+        lines += [
+            f"    {'✓' if p['granted'] else '✗'} {p['resource']}: {p['permission']}"
+            + (f"  (add-on {p['addOn']})" if p.get("addOn") else "")
+            for p in permissions
+        ]
     lines += [
         _row(
             "credential", credential.get("keyId") and f"{credential.get('type', 'secret')}, keyId {credential['keyId']}"
@@ -279,6 +305,7 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
             else []
         ),
         _row("drift", "; ".join(state.get("drift") or []) or "none"),
+        *[_row("remaining step", step) for step in state.get("remainingSteps") or []],
     ]
     return lines
 
@@ -383,6 +410,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
             notes=args.notes,
             credential_type=CredentialType(args.credential_type) if args.credential_type else None,
             certificate=args.certificate_file,
+            add_ons=args.add_ons,
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:

@@ -30,7 +30,9 @@ from shared.usecases.onboarding import OnboardRequest, Outcome
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
-BODY_FIELDS = {"displayName", "secretLifetimeDays", "notes", "credentialType", "certificate", "certificateProof"}
+BODY_FIELDS = {
+    "displayName", "secretLifetimeDays", "notes", "credentialType", "certificate", "certificateProof", "addOns",
+}  # fmt: skip
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
 
@@ -49,6 +51,7 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         credential_type=_credential_type(body),
         certificate=_checked(body, "certificate", validation.certificate_text),
         certificate_proof=_checked(body, "certificateProof", validation.client_assertion),
+        add_ons=_add_ons(body),
     )
     result = await services().onboarding.onboard(request)
     headers = {}
@@ -131,6 +134,15 @@ def _credential_type(body: dict[str, Any]) -> CredentialType | None:
         return validation.credential_type(body["credentialType"])
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"credentialType {problem}.", field="credentialType") from None
+
+
+def _add_ons(body: dict[str, Any]) -> tuple[str, ...] | None:
+    if body.get("addOns") is None:
+        return None
+    try:
+        return validation.add_on_ids(body["addOns"])
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"addOns {problem}.", field="addOns") from None
 
 
 def _lifetime(body: dict[str, Any]) -> int | None:

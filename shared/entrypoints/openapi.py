@@ -225,17 +225,33 @@ SCHEMAS: dict[str, Any] = {
                     "is proven by a real token request; without it the credential is reported verified: false."
                 ),
             },
+            "addOns": {
+                "type": "array",
+                "maxItems": 16,
+                "uniqueItems": True,
+                "items": {"type": "string", "pattern": "^[a-z][a-z0-9-]{1,30}[a-z0-9]$"},
+                "description": (
+                    "Opt-in parts of the connection on the same app (GET /api/integrations, addOns): their "
+                    "permissions are granted beside the base ones. Adding or removing one later converges the app: "
+                    "grants added and revoked. High-impact add-ons are never implied; each is granted only when "
+                    "named here. Some take only some credential types (Exchange Online: a certificate). Omitted: "
+                    "the registration's current add-ons (none for a new one); []: none. Not offered with federated."
+                ),
+            },
         },
     },
     "Permission": {
         "type": "object",
         "required": ["resource", "resourceAppId", "permission", "granted"],
-        "properties": {"resource": STRING, "resourceAppId": STRING, "permission": STRING, "granted": {"type": "boolean"}},
+        "properties": {
+            "resource": STRING, "resourceAppId": STRING, "permission": STRING, "granted": {"type": "boolean"},
+            "addOn": {**NULLABLE_STRING, "description": "The add-on that brings it; null: the base permissions."},
+        },
     },
     "Registration": {
         "type": "object",
         "required": ["tenantId", "integration", "uniqueName", "application", "servicePrincipalId", "permissions",
-                     "credential", "keyVaultReferences", "drift"],
+                     "credential", "keyVaultReferences", "drift", "addOns", "remainingSteps"],
         "properties": {
             "tenantId": STRING,
             "integration": STRING,
@@ -275,6 +291,13 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "drift": {"type": "array", "items": STRING},
+            "addOns": {"type": "array", "items": STRING, "description": "The add-ons this registration has."},
+            "remainingSteps": {
+                "type": "array",
+                "items": STRING,
+                "description": "What the customer's admin must still do that this service may not (an add-on's "
+                "remaining step, such as an Exchange role for the app), with this registration's ids filled in.",
+            },
         },
     },
     "OnboardResult": {
@@ -365,6 +388,24 @@ SCHEMAS: dict[str, Any] = {
                             "properties": {"reason": STRING},
                         },
                         "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/CatalogPermissions"}},
+                        "addOns": {
+                            "type": "array",
+                            "description": "Opt-in parts a caller names in the PUT's addOns.",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "displayName", "description", "highImpact", "credentialTypes",
+                                             "remainingStep", "permissions"],
+                                "properties": {
+                                    "id": STRING, "displayName": STRING, "description": STRING,
+                                    "highImpact": {"type": ["object", "null"], "properties": {"reason": STRING}},
+                                    "credentialTypes": {"type": "array", "items": STRING},
+                                    "remainingStep": NULLABLE_STRING,
+                                    "permissions": {
+                                        "type": "array", "items": {"$ref": "#/components/schemas/CatalogPermissions"},
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
             }

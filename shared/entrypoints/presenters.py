@@ -34,9 +34,11 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
                 "resourceAppId": p.resource_app_id,
                 "permission": p.permission,
                 "granted": p.granted,
+                "addOn": p.add_on,  # null: the connection's base permissions
             }
             for p in state.permissions
         ],
+        "addOns": list(state.add_ons),
         "credential": {
             "type": credential.type.value,
             "keyId": credential.key_id,
@@ -56,6 +58,7 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             **({"vendorCertificate": references.vendor_certificate} if references.vendor_certificate else {}),
         },
         "drift": list(state.drift),
+        "remainingSteps": list(state.remaining_steps),
     }
 
 

@@ -44,11 +44,21 @@ async def known_profile(
     from Key Vault's record (onboarding a new one is refused). UnknownIntegration otherwise."""
     profile = catalog.get(integration)
     if profile is not None:
-        return profile
+        if not profile.add_ons:
+            return profile
+        # The add-ons this registration has, as its Client ID records them (one that left the catalog is dropped).
+        ids = await vault.read(registry.secret_name(tenant_id, integration, SecretKind.CLIENT_ID))
+        return profile.with_add_ons(recorded_add_ons(ids))
     names = registry.secret_names(tenant_id, integration).values()
     if not any(await asyncio.gather(*(vault.read(name) for name in names))):
         catalog.require(integration)  # raises UnknownIntegration
     return IntegrationProfile(integration, integration, "No longer in the catalog.", (), in_catalog=False)
+
+
+def recorded_add_ons(ids: StoredSecret | None) -> tuple[str, ...]:
+    """The add-ons a registration has, from its Client ID's `add-ons` tag (none before it is onboarded)."""
+    value = ids.tags.get(Tag.ADD_ONS, "") if ids is not None else ""
+    return tuple(v for v in value.split(",") if v)
 
 
 class Credentials:

@@ -73,7 +73,7 @@ from shared.settings import Settings
 from shared.usecases.certificates import Certificates, check_vendor_certificate, pem, validity_months
 from shared.usecases.connector import Connectors
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
-from shared.usecases.credentials import CONTENT_TYPES, Credentials
+from shared.usecases.credentials import CONTENT_TYPES, Credentials, recorded_add_ons
 from shared.usecases.ownership import require_ours
 from shared.usecases.replication import StillReplicating, together, within_replication
 from shared.usecases.status import RegistrationState, RegistrationStatus, read_stored
@@ -102,6 +102,7 @@ class OnboardRequest:
     credential_type: CredentialType | None = None  # None: the registration's own, else the catalog's default
     certificate: str | None = None  # a public certificate the vendor supplies (PEM or base64 DER)
     certificate_proof: str | None = None  # a client assertion signed with that certificate's key
+    add_ons: tuple[str, ...] | None = None  # None: the registration's own add-ons (none for a new one)
 
 
 @dataclass
@@ -157,20 +158,28 @@ class Onboarding:
     async def onboard(self, request: OnboardRequest, progress: Progress = _no_progress) -> OnboardResult:
         """Serialized per registration: a concurrent identical PUT waits, then finds the work done."""
         profile = self.catalog.require(request.integration)
-        # Side by side: whether this is a federated registration (which needs nothing of the tenant but its
-        # admin's consent to the connector) and whether this service can reach the tenant to create its app.
-        # A tenant that has not consented gets 403 with the consent URL, and nothing is created.
-        federated, reachable = await asyncio.gather(
-            self._is_federated(request, profile),
+        # Side by side: the registration's Client ID record (its type: a federated registration needs nothing of
+        # the tenant but its admin's consent to the connector; its add-ons) and whether this service can reach
+        # the tenant to create its app. A tenant that has not consented gets 403 with the consent URL, and
+        # nothing is created.
+        ids, reachable = await asyncio.gather(
+            self._ids_record(request, profile),
             self.access.ensure_reachable(request.tenant_id) if self.access is not None else _nothing(),
             return_exceptions=True,
         )
-        if isinstance(federated, BaseException):
-            raise federated
-        if federated:
+        if isinstance(ids, BaseException):
+            raise ids
+        if _is_federated(request, ids):
+            if request.add_ons:
+                raise InvalidRequest(
+                    "add-ons are not offered with credentialType federated: its connector app is shared by every "
+                    "tenant, so it cannot hold one tenant's add-ons. Choose secret or certificate for add-ons.",
+                    field="addOns",
+                )
             return await self._onboard_federated(request, profile, progress)
         if isinstance(reachable, BaseException):
             raise reachable
+        profile = _with_add_ons(profile, request.add_ons, ids)
         key = self.registry.registration_key(request.tenant_id, profile.id)
         async with self.locks.hold(key, self.settings.lock_wait_seconds):
             return await self._onboard(request, profile, progress)
@@ -294,13 +303,13 @@ class Onboarding:
         )
         return OnboardResult(outcome, registration, changes=changes)
 
-    async def _is_federated(self, request: OnboardRequest, profile: IntegrationProfile) -> bool:
-        if request.credential_type is not None:
-            return request.credential_type is CredentialType.FEDERATED
-        if request.certificate is not None:
-            return False
-        ids = await self.vault.read(self.registry.secret_name(request.tenant_id, profile.id, SecretKind.CLIENT_ID))
-        return ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value
+    async def _ids_record(self, request: OnboardRequest, profile: IntegrationProfile) -> StoredSecret | None:
+        """The Client ID record, when the request leaves something to it: the type (none named, no certificate
+        sent) or the add-ons (none named). None when the request names both, or nothing is recorded."""
+        names_type = request.credential_type is not None or request.certificate is not None
+        if names_type and (request.add_ons is not None or not profile.add_ons):
+            return None
+        return await self.vault.read(self.registry.secret_name(request.tenant_id, profile.id, SecretKind.CLIENT_ID))
 
     async def _onboard_federated(
         self, request: OnboardRequest, profile: IntegrationProfile, progress: Progress
@@ -359,6 +368,15 @@ class Onboarding:
             kind = CredentialType.SECRET if current == CredentialType.SECRET.value else CredentialType.CERTIFICATE
         else:
             kind = profile.default_credential_type
+        if kind not in profile.credential_types and profile.chosen:
+            # The connection offers it, an add-on does not take it (Exchange Online's app-only access takes a
+            # certificate): the caller says which type, never this service behind its back.
+            allowed = ", ".join(str(t) for t in profile.credential_types) or "no type in common"
+            raise InvalidRequest(
+                f"add-ons {', '.join(profile.chosen)} work with credentialType {allowed}, not {kind!s}; "
+                "name the credentialType with them.",
+                field="addOns" if request.credential_type is None else "credentialType",
+            )
         if kind not in profile.credential_types:
             allowed = ", ".join(str(t) for t in profile.credential_types)
             raise InvalidRequest(
@@ -804,6 +822,8 @@ class Onboarding:
         async def ensure(kind: SecretKind, value: str) -> int:
             name = self.registry.secret_name(tenant, profile.id, kind)
             tags = self._tags(tenant, profile, app, kind) | {Tag.CREDENTIAL_TYPE: credential_type}
+            if profile.chosen:
+                tags[Tag.ADD_ONS] = ",".join(profile.chosen)
             current = stored[kind]
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
                 return 0
@@ -848,6 +868,31 @@ class Onboarding:
 
 # The tags `_supersede` sets, which a credential that becomes current again sheds.
 SUPERSEDED_MARKS = (Tag.SUPERSEDED_BY, Tag.RETIRE_AFTER)
+
+
+def _is_federated(request: OnboardRequest, ids: StoredSecret | None) -> bool:
+    """The type the request names, else the one the Client ID records (a vendor certificate sent: not federated)."""
+    if request.credential_type is not None:
+        return request.credential_type is CredentialType.FEDERATED
+    if request.certificate is not None:
+        return False
+    return ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value
+
+
+def _with_add_ons(
+    profile: IntegrationProfile, requested: tuple[str, ...] | None, ids: StoredSecret | None
+) -> IntegrationProfile:
+    """The profile of this registration: the add-ons the request names, else the ones it has. A named add-on the
+    connection does not offer is a 400; a recorded one that left the catalog is dropped (and its grants revoked)."""
+    if requested is None:
+        return profile.with_add_ons(recorded_add_ons(ids))
+    unknown = [a for a in requested if profile.add_on(a) is None]
+    if unknown:
+        offered = ", ".join(a.id for a in profile.add_ons) or "none"
+        raise InvalidRequest(
+            f"addOns: {', '.join(unknown)} not offered for {profile.id} (offered: {offered}).", field="addOns"
+        )
+    return profile.with_add_ons(requested)
 
 
 def _current_type(stored: dict[SecretKind, StoredSecret | None]) -> str | None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.domain.catalog import Catalog
+from shared.domain.catalog import PLACEHOLDERS, Catalog
 from shared.domain.errors import RegistrationNotFound
 from shared.domain.model import (
     AppRegistration,
@@ -46,6 +46,7 @@ class PermissionState:
     resource_app_id: str
     permission: str
     granted: bool
+    add_on: str | None = None  # the add-on that brings it (None: the connection's base permissions)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class RegistrationState:
     credential: CredentialState
     references: References
     drift: list[str]
+    add_ons: tuple[str, ...] = ()
+    # What the customer's admin must still do that this service may not (an add-on's remaining step), ids filled in.
+    remaining_steps: list[str] = field(default_factory=list)
 
 
 class RegistrationStatus:
@@ -199,7 +203,15 @@ class RegistrationStatus:
             for role in p.roles:
                 role_id = api.roles_by_value.get(role) if api else None
                 granted_now = bool(api and role_id and (api.object_id, role_id) in granted)
-                permissions.append(PermissionState(p.resource_name, p.resource_app_id, role, granted_now))
+                permissions.append(
+                    PermissionState(
+                        p.resource_name,
+                        p.resource_app_id,
+                        role,
+                        granted_now,
+                        profile.source_of(p.resource_app_id, role),
+                    )
+                )
         drift = [f"application not provably this service's alone: {problem}" for problem in not_ours]
         if not profile.in_catalog:
             drift.append("integration no longer in the catalog: offboard it")
@@ -251,6 +263,8 @@ class RegistrationStatus:
                 vendor_certificate=self.vault.reference(vendor.name) if vendor else None,
             ),
             drift=drift,
+            add_ons=profile.chosen,
+            remaining_steps=remaining_steps(profile, tenant, app, sp_id),
         )
 
     def _secret_state(
@@ -345,3 +359,18 @@ async def read_stored(
     """What Key Vault holds under each of a registration's secret names (None: nothing)."""
     found = await asyncio.gather(*(vault.read(name, with_value=with_value) for name in names.values()))
     return dict(zip(names, found, strict=True))
+
+
+def remaining_steps(
+    profile: IntegrationProfile, tenant: str, app: AppRegistration | None, sp_id: str | None
+) -> list[str]:
+    """The chosen add-ons' remaining steps, with this registration's ids in them (none before its app exists)."""
+    if app is None:
+        return []
+    ids = {"appId": app.app_id, "servicePrincipalId": sp_id or "(its service principal)", "tenantId": tenant}
+    steps = []
+    for add_on_id in profile.chosen:
+        add_on = profile.add_on(add_on_id)
+        if add_on is not None and add_on.remaining_step:
+            steps.append(PLACEHOLDERS.sub(lambda m: ids.get(m.group(1), m.group(0)), add_on.remaining_step))
+    return steps

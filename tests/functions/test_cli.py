@@ -259,3 +259,23 @@ def test_each_credential_type_through_the_cli(
     assert code == EXIT_OK and "complete" in out, out + err
     code, out, _ = run_main(capsys, "offboard", *federated)
     assert code == EXIT_OK and "customer" in out and client_id in out, out
+
+
+def test_add_ons_through_the_cli(app_env: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    """--add-ons names them (on the same app), a run without it keeps them, '' removes them; the catalog, the
+    result and status show which permission each add-on brings, and an add-on not offered exits 1."""
+    target = ["--tenant", app_env.home_tenant_id, "--integration", "m365-defender"]
+    code, out, _ = run_main(capsys, "catalog")
+    assert code == EXIT_OK and "add-on defender-xdr:" in out and "add-on live-response:" in out and "high impact" in out
+    code, out, err = run_main(capsys, "onboard", *target, "--add-ons", "defender-xdr")
+    assert code == EXIT_OK, err
+    assert "add-ons            defender-xdr" in out
+    code, out, _ = run_main(capsys, "onboard", *target)  # keeps them
+    assert code == EXIT_OK and "complete: m365-defender" in out and "add-ons            defender-xdr" in out
+    code, out, _ = run_main(capsys, "status", *target)
+    assert "✓ Microsoft Threat Protection: Incident.Read.All  (add-on defender-xdr)" in out
+    code, out, err = run_main(capsys, "onboard", *target, "--add-ons", "")
+    assert code == EXIT_OK, err
+    assert "add-ons            none" in out
+    code, _, err = run_main(capsys, "onboard", *target, "--add-ons", "no-such-add-on")
+    assert code == EXIT_FAILED and "[invalid-request]" in err and "offered:" in err

@@ -495,6 +495,23 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_vendor_certificate_and_federated_flows_leak_no_key_or_proof_at_debug",
         ),
     ),
+    Mutant(
+        "every add-on a connection offers is granted, named or not",
+        "shared/domain/model.py",
+        "        chosen = tuple(a for a in self.add_ons if a.id in wanted)\n",
+        "        chosen = self.add_ons\n",
+        ("tests/functions/test_add_ons.py::test_high_impact_add_ons_are_never_implied",),
+    ),
+    Mutant(
+        "the add-ons a registration has are not recorded (a plain PUT drops them)",
+        "shared/usecases/onboarding.py",
+        '                tags[Tag.ADD_ONS] = ",".join(profile.chosen)\n',
+        "                pass\n",
+        (
+            "tests/functions/test_add_ons.py::"
+            "test_add_ons_are_granted_on_the_same_app_kept_by_a_plain_put_and_removed_by_naming_fewer",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

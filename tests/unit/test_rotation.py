@@ -917,10 +917,16 @@ async def test_the_sweep_streams_a_large_listing_with_bounded_concurrency_and_re
     assert starts[0][0] < summary.scanned // 10
     assert max(planned - started for started, (_, planned) in enumerate(starts, start=1)) <= 2 * concurrency + 1
     # Planning read no secret: the only reads are the rotations' own, for the registrations acted on (each reads
-    # its client secret and the record a vendor's certificate would have).
+    # its client secret and the record a vendor's certificate would have, and, for a connection that offers
+    # add-ons, its Client ID, which records the add-ons it has).
     reads = h.vault.calls_of("read")[reads_from:]
     vendor_record = [h.rotation.registry.secret_name(*k, SecretKind.VENDOR_CERTIFICATE) for k in due]
-    assert sorted(str(c["name"]) for c in reads) == sorted([*(name_of(h, *k) for k in due), *vendor_record])
+    add_ons = [
+        h.rotation.registry.secret_name(*k, SecretKind.CLIENT_ID)
+        for k in due
+        if h.rotation.catalog.require(k[1]).add_ons
+    ]
+    assert sorted(str(c["name"]) for c in reads) == sorted([*(name_of(h, *k) for k in due), *vendor_record, *add_ons])
     for tenant, integration in due:
         assert_serving(h, tenant, integration)
 
