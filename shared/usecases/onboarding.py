@@ -670,6 +670,8 @@ class Onboarding:
             )
         if not converged and not spec.matches(existing):
             await self.directory.update_application(tenant, existing.object_id, spec)
+            # Its permissions (an add-on named or dropped, a catalog change), name or notes now follow the spec.
+            audit("application.updated", context, appObjectId=existing.object_id, clientId=existing.app_id)
             done.app_updated = True
             existing = replace(
                 existing,

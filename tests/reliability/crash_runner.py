@@ -78,6 +78,10 @@ def main() -> None:
             "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
             "--certificate-file", os.environ.get("CRASH_CERTIFICATE_FILE", ""),
         ],
+        # The add-ons CRASH_ADD_ONS names (comma-separated; empty: none), converged on the registration's app.
+        "change-add-ons": [
+            "onboard", "--tenant", tenant, "--integration", integration, "--add-ons", os.environ.get("CRASH_ADD_ONS", ""),
+        ],
         "replace-vendor-certificate": [
             "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
             "--certificate-file", os.environ.get("CRASH_CERTIFICATE_FILE", ""),

@@ -53,6 +53,7 @@ TENANTS = int(os.environ.get("CHAOS_TENANTS", "8"))
 SWEEPS = int(os.environ.get("CHAOS_SWEEPS", "2"))
 SEED = int(os.environ.get("CHAOS_SEED", "11"))
 INTEGRATIONS = ["sentinel", "m365-defender", "defender-endpoint"]
+WITH_ADD_ONS = ("defender-xdr", "cloud-apps")  # two more resource APIs on the same app
 BACKEND_SUBJECT = "7d1c4a52-3b8e-4f0a-9e6d-2c5b8a1f4e37"  # the vendor backend the connectors trust
 EXCHANGE_AUDIENCE = "api://AzureADTokenExchange/.default"
 
@@ -101,7 +102,10 @@ async def vendor_many(
         tenant = stand_in.admin(
             "POST",
             "/tenants",
-            {"displayName": f"Chaos {index}", "resourceApps": ["graph", "logAnalytics", "defenderEndpoint"]},
+            {
+                "displayName": f"Chaos {index}",
+                "resourceApps": ["graph", "logAnalytics", "defenderEndpoint", "threatProtection", "cloudApps"],
+            },
         )["id"]
         stand_in.admin(
             "POST", f"/tenants/{tenant}/consent", {"appId": provisioner, "roles": {GRAPH_APP_ID: PROVISIONER_ROLES}}
@@ -132,6 +136,10 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     targets = [(tenants[i % TENANTS], INTEGRATIONS[(i // TENANTS) % len(INTEGRATIONS)]) for i in range(ONBOARDINGS)]
     kinds = {target: kind_of(i) for i, target in reversed(list(enumerate(targets)))}  # a repeat keeps the first's
     vendor = {target: VendorCertificate(clock.now(), days=365) for target, kind in kinds.items() if kind is Kind.VENDOR}
+    # Every m365-defender registration but the federated ones (add-ons need an app of their own) has two add-ons.
+    add_ons: dict[tuple[str, str], tuple[str, ...]] = {
+        t: WITH_ADD_ONS if t[1] == "m365-defender" and k is not Kind.FEDERATED else () for t, k in kinds.items()
+    }
     stand_in.set_faults(CHAOS, seed=SEED, application=300, servicePrincipal=300, password=500, appRoleAssignment=200)
     started = time.monotonic()
     outcomes: Counter[str] = Counter()
@@ -146,7 +154,10 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
         credential_type = {Kind.SECRET: None, Kind.FEDERATED: CredentialType.FEDERATED}.get(
             kind, CredentialType.CERTIFICATE
         )
-        request = OnboardRequest(tenant, integration, credential_type=credential_type, certificate=supplied)
+        request = OnboardRequest(
+            tenant, integration, credential_type=credential_type, certificate=supplied,
+            add_ons=add_ons[(tenant, integration)] or None,
+        )  # fmt: skip
         for _ in range(30):
             try:
                 result = await services.onboarding.onboard(request)
@@ -185,7 +196,7 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     clock.advance(3 * DAY)  # past every grace period: the next sweep retires what is superseded
     await services.sweep.run()
 
-    broken, duplicates = await verify(services, stand_in, kinds, vendor)
+    broken, duplicates = await verify(services, stand_in, kinds, vendor, add_ons)
     working = len(kinds) - len(broken)
     for registration, reason in broken.items():
         print(f"\nnot working: {registration}: {reason}; attempts: {history.get(registration)}")
@@ -254,6 +265,7 @@ async def verify(
     stand_in: StandIn,
     kinds: dict[tuple[str, str], Kind],
     vendor: dict[tuple[str, str], VendorCertificate],
+    add_ons: dict[tuple[str, str], tuple[str, ...]],
 ) -> tuple[dict[tuple[str, str], str], int]:
     """(registrations whose stored credential does not authenticate in its tenant with its profile's roles, and why:
     the stored secret or Key Vault's certificate, the vendor's own key, or the federated exchange; duplicates)."""
@@ -290,7 +302,7 @@ async def verify(
             except ResourceNotFoundError:
                 broken[(tenant, integration)] = f"no {kind.value} or client id stored"
                 continue
-            profile = services.catalog.require(integration)
+            profile = services.catalog.require(integration).with_add_ons(add_ons[(tenant, integration)])
             try:
                 for resource in profile.permissions:  # a token for each resource API, holding exactly its roles
                     token = await credential.get_token(f"{resource.resource_app_id}/.default")

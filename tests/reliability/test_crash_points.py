@@ -90,10 +90,12 @@ def cli(stand_in: StandIn, prefix: str, *args: str, **settings: str) -> subproce
     )
 
 
-def registration(stand_in: StandIn, prefix: str) -> tuple[list[dict[str, object]], dict[str, object]]:
+def registration(
+    stand_in: StandIn, prefix: str, integration: str = INTEGRATION
+) -> tuple[list[dict[str, object]], dict[str, object]]:
     state = stand_in.state()
     tenant = state["tenants"][stand_in.home_tenant_id]
-    apps = [a for a in tenant["applications"] if a["uniqueName"] == f"{prefix}-{INTEGRATION}"]
+    apps = [a for a in tenant["applications"] if a["uniqueName"] == f"{prefix}-{integration}"]
     secrets = {n: v for n, v in state["vault"]["secrets"].items() if n.startswith(prefix)}
     return apps, secrets
 
@@ -691,3 +693,98 @@ def test_a_killed_vendor_certificate_onboarding_converges_when_run_again(
     assert_vendor_converged(stand_in, prefix, current, previous)
     neighbour, neighbour_before = certificate_neighbour
     assert certificate_registration(stand_in, neighbour) == neighbour_before  # nothing of another registration touched
+
+
+# --- add-ons named and dropped on a registration's app ---
+
+CONNECTION = "m365-defender"  # the connection that offers add-ons
+ADD_ONS = "defender-xdr,cloud-apps"  # two resource APIs beside the base one
+# the app's permissions updated, 3 grants added (or revoked), Client ID and Tenant ID stored with the new add-ons tag
+ADD_ON_EVENTS = {"add-add-ons": 6, "drop-add-ons": 6}
+ADD_ON_CASES = every_point(ADD_ON_EVENTS, CERTIFICATE_RANDOM_POINTS)
+ADD_ON_SCOPES = {
+    "https://graph.microsoft.com/.default": None,
+    "https://api.security.microsoft.com/.default": "defender-xdr",
+    "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default": "cloud-apps",
+}
+
+
+def add_ons_of(operation: str) -> tuple[str, str]:
+    """(the add-ons the registration has before, the ones the operation names)."""
+    return ("", ADD_ONS) if operation == "add-add-ons" else (ADD_ONS, "")
+
+
+def connection_cli(stand_in: StandIn, prefix: str, add_ons: str) -> subprocess.CompletedProcess[str]:
+    target = ["--tenant", stand_in.home_tenant_id, "--integration", CONNECTION]
+    return cli(stand_in, prefix, "onboard", *target, "--add-ons", add_ons)
+
+
+def connection_roles(stand_in: StandIn, prefix: str) -> dict[str | None, set[str]]:
+    """The roles a token from the stored secret holds, by the add-on that brings them (None: the base)."""
+    name = f"{prefix}-{stand_in.home_tenant_id}-{CONNECTION}-client-secret"
+    os.environ.update(stand_in.identity_env())
+    vault = SecretClient(stand_in.vault_url, ManagedIdentityCredential(), verify_challenge_resource=False,
+                         connection_verify=stand_in.ca_bundle)  # fmt: skip
+    secret = vault.get_secret(name)
+    credential = ClientSecretCredential(
+        stand_in.home_tenant_id, (secret.properties.tags or {})["client-id"], str(secret.value),
+        authority=stand_in.authority, disable_instance_discovery=True, connection_verify=stand_in.ca_bundle,
+    )  # fmt: skip
+    return {
+        add_on: set(jwt.decode(credential.get_token(scope).token, options={"verify_signature": False}).get("roles", []))
+        for scope, add_on in ADD_ON_SCOPES.items()
+    }
+
+
+def recorded_add_ons(stand_in: StandIn, prefix: str) -> str | None:
+    _, secrets = registration(stand_in, prefix, CONNECTION)
+    ids = secrets[f"{prefix}-{stand_in.home_tenant_id}-{CONNECTION}-client-id"]
+    return ids["versions"][-1]["tags"].get("add-ons")  # type: ignore[index,no-any-return]
+
+
+@pytest.fixture(scope="module")
+def add_on_calibration(
+    stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """A registration with no add-ons given two, then the two dropped: each change run through once."""
+    prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    assert connection_cli(stand_in, prefix, "").returncode == 0
+    measured = {}
+    for operation in ADD_ON_EVENTS:
+        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
+        done = run(stand_in, prefix, "change-add-ons", tenant, CONNECTION, "calibrate", str(out),
+                   CRASH_ADD_ONS=add_ons_of(operation)[1])  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        measured[operation] = json.loads(out.read_text())
+    print(f"\nadd-on calibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_add_on_calibration_sees_every_step_the_cases_kill_after(add_on_calibration: dict[str, dict[str, Any]]) -> None:
+    assert {op: c["events"] for op, c in add_on_calibration.items()} == ADD_ON_EVENTS, add_on_calibration
+
+
+@pytest.mark.parametrize(("operation", "mode", "value"), ADD_ON_CASES)
+def test_a_killed_add_on_change_converges_when_run_again(
+    stand_in: StandIn, add_on_calibration: dict[str, dict[str, Any]], operation: str, mode: str, value: int
+) -> None:
+    """Killed between the grants and the Key Vault write (or anywhere): the same PUT again leaves the app holding
+    exactly the base and the named add-ons, the Client ID recording them, and the stored secret working."""
+    prefix, tenant = f"k{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
+    before, after = add_ons_of(operation)
+    assert connection_cli(stand_in, prefix, before).returncode == 0
+    point = kill_point(operation, mode, value, add_on_calibration)
+    killed = run(stand_in, prefix, "change-add-ons", tenant, CONNECTION, *map(str, point), CRASH_ADD_ONS=after)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {add_on_calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
+    again = connection_cli(stand_in, prefix, after)
+    assert again.returncode == 0, again.stderr[-2000:]
+    apps, secrets = registration(stand_in, prefix, CONNECTION)
+    assert len(apps) == 1 and len(secrets) == 3, (apps, sorted(secrets))
+    assert recorded_add_ons(stand_in, prefix) == (after or None)
+    roles = connection_roles(stand_in, prefix)
+    assert roles["defender-xdr"] == ({"Incident.Read.All", "AdvancedHunting.Read.All"} if after else set())
+    assert roles["cloud-apps"] == ({"investigation.read"} if after else set())
+    assert "AuditLog.Read.All" in roles[None] and "User.RevokeSessions.All" not in roles[None]
