@@ -137,6 +137,11 @@ class Catalog:
                     "displayName": p.display_name,
                     "description": p.description,
                     "highImpact": {"reason": p.high_impact_reason} if p.high_impact_reason else None,
+                    "supersededBy": (
+                        {"integration": p.superseded_by[0], "addOns": list(p.superseded_by[1])}
+                        if p.superseded_by
+                        else None
+                    ),
                     "credentialTypes": [str(t) for t in p.credential_types],
                     "defaultCredentialType": str(p.default_credential_type),
                     "permissions": [_resource_json(r) for r in p.permissions],
@@ -186,6 +191,7 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
         if profile.id in profiles:
             raise CatalogError(f"{path.name}: integration id {profile.id!r} appears twice")
         profiles[profile.id] = profile
+    _check_successors(profiles, f"{path.name}: integrations")
     used = {
         (r.resource_app_id, value)
         for p in profiles.values()
@@ -259,6 +265,7 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
             "credentialTypes",
             "defaultCredentialType",
             "addOns",
+            "supersededBy",
         },
         where,
     )
@@ -287,7 +294,40 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
     return IntegrationProfile(
         profile_id, display_name, description, tuple(resources), high_impact_reason,
         credential_types=types, default_credential_type=default, add_ons=add_ons,
+        superseded_by=_superseded_by(entry.get("supersededBy"), f"{where}.supersededBy"),
     )  # fmt: skip
+
+
+def _superseded_by(entry: Any, where: str) -> tuple[str, tuple[str, ...]] | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: an object naming an integration and its add-ons")
+    _only(entry, {"integration", "addOns"}, where)
+    integration, add_ons = entry.get("integration"), entry.get("addOns", [])
+    if not isinstance(integration, str) or not INTEGRATION_ID.match(integration):
+        raise CatalogError(f"{where}.integration: an integration id")
+    if not isinstance(add_ons, list) or not all(isinstance(a, str) for a in add_ons):
+        raise CatalogError(f"{where}.addOns: a list of add-on ids")
+    return integration, tuple(add_ons)
+
+
+def _check_successors(profiles: Mapping[str, IntegrationProfile], where: str) -> None:
+    """A superseded profile names a connection, and add-ons it offers, that grant at least what it grants: moving a
+    registration to them loses no access."""
+    for profile in profiles.values():
+        if profile.superseded_by is None:
+            continue
+        integration, add_ons = profile.superseded_by
+        successor = profiles.get(integration)
+        if successor is None or successor.superseded_by is not None:
+            raise CatalogError(f"{where}: {profile.id} is superseded by {integration!r}, not a current integration")
+        unknown = [a for a in add_ons if successor.add_on(a) is None]
+        if unknown:
+            raise CatalogError(f"{where}: {profile.id}'s successor {integration} offers no add-on {', '.join(unknown)}")
+        missing = profile.all_roles() - successor.with_add_ons(add_ons).all_roles()
+        if missing:
+            raise CatalogError(f"{where}: {profile.id}'s successor does not grant {sorted(r for _, r in missing)}")
 
 
 def _add_ons(

@@ -124,6 +124,8 @@ class IntegrationProfile:
     add_ons: tuple[AddOn, ...] = ()  # what the connection offers
     chosen: tuple[str, ...] = ()  # the add-ons this registration has, in the catalog's order
     base: tuple[ResourcePermissions, ...] | None = None  # the connection's own permissions, once add-ons are merged
+    # A profile kept for the registrations made with it: the connection and add-ons that grant what it grants.
+    superseded_by: tuple[str, tuple[str, ...]] | None = None
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}

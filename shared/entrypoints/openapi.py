@@ -292,6 +292,13 @@ SCHEMAS: dict[str, Any] = {
             },
             "drift": {"type": "array", "items": STRING},
             "addOns": {"type": "array", "items": STRING, "description": "The add-ons this registration has."},
+            "supersededBy": {
+                "type": ["object", "null"],
+                "description": "Set when the registration's integration is kept only for the registrations made "
+                "with it: the integration and add-ons to onboard instead (then move consumers to its references "
+                "and offboard this one).",
+                "properties": {"integration": STRING, "addOns": {"type": "array", "items": STRING}},
+            },
             "remainingSteps": {
                 "type": "array",
                 "items": STRING,

@@ -39,6 +39,12 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             for p in state.permissions
         ],
         "addOns": list(state.add_ons),
+        # Set on a registration of a profile kept for the registrations made with it: where to move it.
+        "supersededBy": (
+            {"integration": state.superseded_by[0], "addOns": list(state.superseded_by[1])}
+            if state.superseded_by
+            else None
+        ),
         "credential": {
             "type": credential.type.value,
             "keyId": credential.key_id,

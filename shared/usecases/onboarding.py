@@ -169,6 +169,15 @@ class Onboarding:
         )
         if isinstance(ids, BaseException):
             raise ids
+        if profile.superseded_by is not None and ids is None:
+            # Kept for the registrations made with it, which go on converging; a new one takes the current shape.
+            successor, add_ons = profile.superseded_by
+            raise InvalidRequest(
+                f"{profile.id} is kept only for the registrations made with it: onboard {successor}"
+                + (f" with addOns {list(add_ons)}" if add_ons else "")
+                + " instead (the same permissions on one app).",
+                field="integration",
+            )
         if _is_federated(request, ids):
             if request.add_ons:
                 raise InvalidRequest(
@@ -307,7 +316,7 @@ class Onboarding:
         """The Client ID record, when the request leaves something to it: the type (none named, no certificate
         sent) or the add-ons (none named). None when the request names both, or nothing is recorded."""
         names_type = request.credential_type is not None or request.certificate is not None
-        if names_type and (request.add_ons is not None or not profile.add_ons):
+        if names_type and (request.add_ons is not None or not profile.add_ons) and profile.superseded_by is None:
             return None
         return await self.vault.read(self.registry.secret_name(request.tenant_id, profile.id, SecretKind.CLIENT_ID))
 

@@ -87,6 +87,7 @@ class RegistrationState:
     references: References
     drift: list[str]
     add_ons: tuple[str, ...] = ()
+    superseded_by: tuple[str, tuple[str, ...]] | None = None  # the profile's successor (catalog supersededBy)
     # What the customer's admin must still do that this service may not (an add-on's remaining step), ids filled in.
     remaining_steps: list[str] = field(default_factory=list)
 
@@ -264,6 +265,7 @@ class RegistrationStatus:
             ),
             drift=drift,
             add_ons=profile.chosen,
+            superseded_by=profile.superseded_by,
             remaining_steps=remaining_steps(profile, tenant, app, sp_id),
         )
 

@@ -4,12 +4,18 @@ permissions, converged when they change, never implied; Exchange's remaining ste
 from __future__ import annotations
 
 import json
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import jwt
+import pytest
 from azure.identity import ClientSecretCredential
 
-from tests.functions.conftest import Api, body_of
+from emulator.launcher import StandIn
+from shared.domain.catalog import Catalog, load_catalog
+from tests.azurite import Azurite
+from tests.functions.conftest import Api, app_environment, body_of, serving
 from tests.functions.test_rotation import stored
 
 MTP = "8ee8fdad-f234-4243-8f3b-15c294843740"
@@ -138,3 +144,36 @@ async def test_exchange_takes_a_certificate_and_reports_the_admins_remaining_ste
     assert state["application"]["clientId"] in step and state["servicePrincipalId"] in step, step
     assert "{" not in step, "every placeholder filled in"
     assert body_of(await api.get(tenant, "m365-defender"))["remainingSteps"] == [step]
+
+
+async def test_a_superseded_profile_keeps_its_registrations_and_sends_new_ones_to_its_successor(
+    stand_in: StandIn, clean_faults: StandIn, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """defender-endpoint-live-response is now defender-endpoint with the live-response add-on: a registration made
+    with it goes on converging and says where to move; a new one is sent to the successor."""
+    tenant, legacy = stand_in.home_tenant_id, "defender-endpoint-live-response"
+    catalog = load_catalog()
+    before = Catalog(
+        {p.id: replace(p, superseded_by=None) if p.id == legacy else p for p in catalog}, catalog.allowed_permissions
+    )
+    app_environment(monkeypatch, stand_in, "s", azurite)
+    async with serving(stand_in, catalog=before) as api:  # made before the catalog superseded it
+        assert (await api.put(tenant, legacy)).status_code == 201
+    async with serving(stand_in) as api:
+        again = await api.put(tenant, legacy)
+        assert again.status_code == 200 and body_of(again)["outcome"] == "complete", body_of(again)
+        read = body_of(await api.get(tenant, legacy))
+        assert read["supersededBy"] == {"integration": "defender-endpoint", "addOns": ["live-response"]}
+        assert read["drift"] == [] and all(p["granted"] for p in read["permissions"])
+        listed = body_of(await api.call("list_integrations", "GET", "integrations"))["integrations"]
+        assert {i["id"]: i["supersededBy"] for i in listed}[legacy] == read["supersededBy"]
+    monkeypatch.setenv("NAME_PREFIX", f"n{uuid.uuid4().hex[:10]}")  # a deployment with no such registration
+    async with serving(stand_in) as api:
+        refused = await api.put(tenant, legacy)
+        problem = body_of(refused)
+        assert refused.status_code == 400 and problem["field"] == "integration", problem
+        assert "defender-endpoint" in problem["detail"] and "live-response" in problem["detail"]
+        assert api.apps() == []
+        moved = await api.put(tenant, "defender-endpoint", body(addOns=["live-response"]))
+        assert moved.status_code == 201, body_of(moved)
+        assert {p["permission"] for p in body_of(moved)["permissions"]} >= {"Machine.LiveResponse", "Alert.Read.All"}

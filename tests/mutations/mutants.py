@@ -512,6 +512,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_add_ons_are_granted_on_the_same_app_kept_by_a_plain_put_and_removed_by_naming_fewer",
         ),
     ),
+    Mutant(
+        "a superseded profile takes new registrations",
+        "shared/usecases/onboarding.py",
+        "        if profile.superseded_by is not None and ids is None:\n",
+        "        if False:\n",
+        (
+            "tests/functions/test_add_ons.py::"
+            "test_a_superseded_profile_keeps_its_registrations_and_sends_new_ones_to_its_successor",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

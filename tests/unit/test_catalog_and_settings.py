@@ -399,3 +399,22 @@ def test_an_add_on_merges_into_the_same_app_and_narrows_the_credential_types(tmp
     assert with_live.with_add_ons([]).all_roles() == connection.all_roles(), "removing it returns to the base"
     listed = catalog.to_json()["integrations"][0]["addOns"][0]
     assert listed["highImpact"] == HIGH_IMPACT and listed["credentialTypes"] == ["certificate"]
+
+
+@pytest.mark.parametrize(
+    ("superseded_by", "message"),
+    [
+        ({"integration": "nowhere"}, "not a current integration"),
+        ({"integration": "example", "addOns": ["absent"]}, "offers no add-on absent"),
+        ({"integration": "example"}, "does not grant ['Machine.LiveResponse']"),
+    ],
+)
+def test_a_superseded_profile_names_a_successor_that_grants_all_it_grants(
+    tmp_path: Path, superseded_by: dict[str, Any], message: str
+) -> None:
+    legacy = profile(id="legacy", permissions=[resource(DEFENDER, "Machine.LiveResponse")], highImpact=HIGH_IMPACT,
+                     supersededBy=superseded_by)  # fmt: skip
+    with pytest.raises(CatalogError, match=re.escape(message)):
+        load_catalog(catalog_with(tmp_path, [profile(addOns=[add_on()]), legacy], [USER_READ_ALL, LIVE_RESPONSE]))
+    fine = {**legacy, "supersededBy": {"integration": "example", "addOns": ["live"]}}
+    assert load_catalog(catalog_with(tmp_path, [profile(addOns=[add_on()]), fine], [USER_READ_ALL, LIVE_RESPONSE]))
