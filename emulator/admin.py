@@ -1,4 +1,4 @@
-"""The stand-in's own control API under /_emulator: seed tenants, set policies, faults and the clock.
+"""The stand-in's own control API under /_emulator: seed tenants, workspaces and RBAC, set policies, faults and the clock.
 
 Off unless the process starts with --admin. Every call but /health needs the admin key the
 ready line prints, so nothing else on the machine can rewrite the world a test relies on.
@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .arm import add_workspace
+from .arm_assignments import add_role_assignment
 from .bulk import seed_registrations
 from .faults import FaultInjector, RequestLog
 from .graph import service_principal_from
@@ -59,6 +61,8 @@ class AdminApi:
             ("/_emulator/faults", self.faults_endpoint, ["GET", "PUT", "DELETE"]),
             ("/_emulator/clock", self.clock, ["GET", "POST"]),
             ("/_emulator/vault/role-assignments", self.vault_role, ["PUT"]),
+            ("/_emulator/workspaces", self.workspaces, ["POST"]),
+            ("/_emulator/roleAssignments", self.role_assignments, ["GET", "POST"]),
         ]
         routes += [Route(path, self._guard(handler), methods=methods) for path, handler, methods in guarded]
         return routes
@@ -195,6 +199,38 @@ class AdminApi:
             self.world.vault.role_assignments[principal_id] = role
         self.world.touch()
         return JSONResponse(self.world.vault.role_assignments)
+
+    async def workspaces(self, request: Request) -> JSONResponse:
+        """A Log Analytics workspace: {tenantId, subscriptionId, resourceGroup, name, location?} (emulator/arm.py)."""
+        workspace = add_workspace(self.world, await _json(request))
+        return JSONResponse({k: workspace[k] for k in ("id", "customerId", "name")}, status_code=201)
+
+    async def role_assignments(self, request: Request) -> JSONResponse:
+        """Azure role assignments as the customer's admin makes them in the portal, or listed (?scope= exact).
+
+        Body: {scope, roleDefinitionId (GUID or id), principalId, principalType, condition?, name?}. A condition
+        outside the documented delegation subset is refused (emulator/arm_conditions.py)."""
+        if request.method == "GET":
+            scope = (request.query_params.get("scope") or "").rstrip("/").lower()
+            listed = [
+                a
+                for a in self.world.arm.role_assignments.values()
+                if not scope or a["properties"]["scope"].lower() == scope
+            ]
+            return JSONResponse({"value": listed})
+        body = await _json(request)
+        assignment = add_role_assignment(
+            self.world,
+            body["scope"],
+            body["roleDefinitionId"],
+            body["principalId"],
+            body.get("principalType", "ServicePrincipal"),
+            name=body.get("name"),
+            condition=body.get("condition"),
+            conditionVersion=body.get("conditionVersion"),
+            description=body.get("description"),
+        )
+        return JSONResponse(assignment, status_code=201)
 
     def _tenant(self, request: Request) -> Any:
         tenant = self.world.tenant(request.path_params["tenant"])

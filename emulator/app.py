@@ -1,4 +1,4 @@
-"""Assembles the stand-in's ASGI apps: the HTTPS app (Entra, Graph, Key Vault, admin) and the identity app."""
+"""Assembles the stand-in's ASGI apps: the HTTPS app (Entra, Graph, Key Vault, ARM, Log Analytics, admin) and the identity app."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .admin import AdminApi
+from .arm import ArmService
+from .arm_rbac import arm_error
 from .entra import EntraService
 from .errors import ServiceError, graph_error, vault_error
 from .faults import FaultInjector, FaultMiddleware, RequestLog, service_of
 from .graph import GraphService
 from .keyvault import KeyVaultService
 from .keyvault_certificates import KeyVaultCertificates
+from .log_analytics import LogAnalyticsService, la_error
 from .state import World
 from .tokens import TokenService
 
@@ -69,6 +72,13 @@ def _no_route(status: int, service: str, method: str, path: str) -> Response:
         return vault_error(
             status, "BadParameter", f"The request URI {path} with method {method} is not supported."
         ).response
+    if service == "arm":
+        return arm_error(
+            None, status, "InvalidRequestUri", f"The request URI {path} with method {method} is not supported."
+        ).response
+    if service == "loganalytics":
+        # "Path not found" on https://learn.microsoft.com/azure/azure-monitor/logs/api/errors
+        return la_error(404, "PathNotFoundError", "The requested path does not exist").response
     return JSONResponse({"error": "not_found" if status == 404 else "method_not_allowed"}, status_code=status)
 
 
@@ -87,6 +97,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         return graph_error(None, 500, "generalException", "An unexpected error occurred.").response
     if service == "vault":
         return vault_error(500, "InternalServerError", "An unexpected error occurred.").response
+    if service == "arm":
+        return arm_error(None, 500, "InternalServerError", "An unexpected error occurred.").response
+    if service == "loganalytics":
+        return la_error(500, "InternalServerError", "An unexpected error occurred.").response
     return JSONResponse({"error": "server_error"}, status_code=500)
 
 
@@ -102,6 +116,8 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
     vault = KeyVaultService(world, tokens, public_base)
     routes += vault.routes()
     routes += KeyVaultCertificates(vault).routes()
+    routes += ArmService(world, tokens).routes()
+    routes += LogAnalyticsService(world, tokens).routes()
     routes += entra.routes()
     handlers = {ServiceError: _service_error, HTTPException: _http_exception, Exception: _unexpected}
     https = Starlette(routes=routes, exception_handlers=handlers)

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import injected_error
 
-SERVICES = ("graph", "vault", "entra", "identity", "*")
+SERVICES = ("graph", "vault", "entra", "identity", "arm", "loganalytics", "*")
 KINDS = ("latency", "status", "drop")
 
 
@@ -31,6 +31,10 @@ def service_of(path: str) -> str:
         return "vault"
     if path.startswith("/msi/"):
         return "identity"
+    if path.startswith("/subscriptions/"):
+        return "arm"
+    if path.startswith("/v1/workspaces/"):
+        return "loganalytics"
     if path.startswith("/_emulator"):
         return "admin"
     return "entra"

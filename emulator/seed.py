@@ -225,4 +225,9 @@ def describe(world: World) -> dict[str, Any]:
             "deletedSecrets": sorted(r.name for r in world.vault.deleted_secrets.values()),
             "roleAssignments": world.vault.role_assignments,
         },
+        "arm": {
+            "subscriptions": world.arm.subscriptions,
+            "workspaces": list(world.arm.workspaces.values()),
+            "roleAssignments": list(world.arm.role_assignments.values()),
+        },
     }

@@ -352,6 +352,8 @@ class Replication:
         "certificateCreation",
         "certificateDeletion",
         "certificateRecovery",
+        # Azure RBAC: a role assignment takes effect for authorization only after this lag (arm_rbac.py).
+        "roleAssignment",
     )
 
     def __init__(self) -> None:
@@ -385,6 +387,23 @@ class Replication:
         return max(0.0, due - monotonic_ms()) if due is not None else 0.0
 
 
+@dataclass
+class Arm:
+    """Azure Resource Manager's share of the world (arm.py): subscriptions, workspaces, role assignments.
+
+    Keys are lower-cased resource ids, since ARM compares resource ids case-insensitively; the values
+    keep the casing they were created with, as ARM returns it."""
+
+    subscriptions: dict[str, str] = field(default_factory=dict)  # subscription id -> tenant id
+    workspaces: dict[str, JsonObject] = field(default_factory=dict)
+    # Role assignments in ARM's own JSON shape (id, name, type, properties), by lower-cased id.
+    role_assignments: dict[str, JsonObject] = field(default_factory=dict)
+
+    def workspace_by_customer_id(self, customer_id: str) -> JsonObject | None:
+        wanted = customer_id.lower()
+        return next((w for w in self.workspaces.values() if w["customerId"] == wanted), None)
+
+
 class World:
     """Everything the stand-in serves, plus its clocks; one per process."""
 
@@ -394,6 +413,7 @@ class World:
         self.vault = vault
         self.clock = DirectoryClock()
         self.replication = Replication()
+        self.arm = Arm()
         # Managed identities this host can mint tokens for: client id -> (tenant id, SP object id).
         self.managed_identities: dict[str, tuple[str, str]] = {}
         self.default_managed_identity: str | None = None
@@ -418,6 +438,7 @@ class World:
             "vault": asdict(self.vault),
             "managed_identities": {k: list(v) for k, v in self.managed_identities.items()},
             "default_managed_identity": self.default_managed_identity,
+            "arm": asdict(self.arm),
         }
 
     @classmethod
@@ -443,6 +464,7 @@ class World:
             world.tenants[tid] = Tenant(**tenant_data)
         world.managed_identities = {k: (v[0], v[1]) for k, v in data["managed_identities"].items()}
         world.default_managed_identity = data.get("default_managed_identity")
+        world.arm = Arm(**data.get("arm", {}))  # state files from before ARM carry none
         return world
 
     def save(self, path: Path) -> None:
