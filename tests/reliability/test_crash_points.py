@@ -141,14 +141,18 @@ EVENTS = {"onboard": ONBOARD_EVENTS, "rotate": ROTATE_EVENTS, "offboard": OFFBOA
 
 
 def every_point(events: dict[str, int], random_points: int) -> list[object]:
-    """Every kill point of every operation, and the random moments. The suite CI runs kills after every other
-    change (the first, the third, ...: each operation's first and every write it could die after alternately)
-    plus the random moments; `scripts/long` runs the rest (`long`)."""
+    """Every kill point of every operation, and the random moments. The suite CI runs kills each operation after
+    its first change and after its middle one, and at its first random moment; `scripts/long` runs every change
+    and every random moment (`long`), so each point is still killed at, on a slower cadence."""
     return [
-        pytest.param(op, "after-event", n, marks=() if n % 2 else pytest.mark.long)
+        pytest.param(op, "after-event", n, marks=() if n in (1, count // 2 + 1) else pytest.mark.long)
         for op, count in events.items()
         for n in range(1, count + 1)
-    ] + [(op, "random", i) for op in events for i in range(random_points)]
+    ] + [
+        pytest.param(op, "random", i, marks=() if i == 0 else pytest.mark.long)
+        for op in events
+        for i in range(random_points)
+    ]
 
 
 CASES = every_point(EVENTS, RANDOM_POINTS)
