@@ -2,7 +2,8 @@
 
 Shapes follow the REST specs in Azure/azure-rest-api-specs; errors are ARM's `{"error": {"code", "message"}}`
 with `x-ms-request-id` and `x-ms-correlation-request-id` (arm_rbac.arm_error). Authorization is Azure RBAC
-(arm_rbac.py) with the delegation conditions of arm_conditions.py; role assignments are arm_assignments.py.
+(arm_rbac.py) with the delegation conditions of arm_conditions.py; role assignments are arm_assignments.py, the
+permissions and role assignment lists arm_lists.py.
 Each behaviour and its source is a row in emulator/FIDELITY.md ("Azure Resource Manager").
 """
 
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from . import arm_lists
 from .arm_assignments import RoleAssignmentCalls
 from .arm_rbac import arm_error, authorize, with_ids
 from .state import JsonObject, World
@@ -105,6 +107,10 @@ class ArmService:
         sub = SUBSCRIPTION.match(path)
         assert sub is not None  # the route's prefix
         caller = self._authenticate(request, sub["sub"])
+        if request.method == "GET" and (match := arm_lists.PERMISSIONS_PATH.match(path)):
+            return with_ids(request, arm_lists.permissions(self.world, request, caller, match["scope"]))
+        if request.method == "GET" and (match := arm_lists.ASSIGNMENTS_PATH.match(path)):
+            return with_ids(request, arm_lists.role_assignments(self.world, request, caller, match["scope"]))
         if match := ASSIGNMENT_PATH.match(path):
             calls = RoleAssignmentCalls(self.world, request, caller, match["scope"], match["name"])
             return with_ids(request, await calls.run())

@@ -326,3 +326,62 @@ async def test_injected_arm_faults_reach_the_caller(arm: Arm, clean_faults: Stan
     clean_faults.set_faults([{"kind": "status", "service": "arm", "status": 503, "count": 1}])
     response = await arm.call("GET", workspace["id"])
     assert response.status_code == 503
+
+
+def permissions_path(scope: str) -> str:
+    return f"{scope}/providers/Microsoft.Authorization/permissions"
+
+
+async def test_permissions_list_one_entry_per_propagated_role_at_or_above_the_scope(
+    arm: Arm, clean_faults: StandIn, me: str, connector: str, unique: str
+) -> None:
+    stand_in = clean_faults
+    workspace = new_workspace(stand_in, unique)
+    resource_group = workspace["id"].split("/providers/")[0]
+    none = await arm.call("GET", permissions_path(workspace["id"]))
+    assert none.status_code == 200 and none.json() == {"value": []}  # listing one's own needs no role
+    assert none.headers["x-ms-request-id"]
+
+    assign(stand_in, workspace["id"], RBAC_ADMINISTRATOR, me, condition=DELEGATION)
+    assign(stand_in, resource_group, LOG_ANALYTICS_READER, me)
+    assign(stand_in, workspace["id"], OWNER, connector)  # someone else's role is not listed
+    listed = (await arm.call("GET", permissions_path(workspace["id"]))).json()["value"]
+    assert len(listed) == 2
+    for entry in listed:
+        assert set(entry) == {"actions", "notActions", "dataActions", "notDataActions"}  # no condition field
+    delegation = next(e for e in listed if "Microsoft.Authorization/roleAssignments/write" in e["actions"])
+    assert delegation["notActions"] == []
+    at_group = (await arm.call("GET", permissions_path(resource_group))).json()["value"]
+    assert len(at_group) == 1  # the workspace's role does not reach up
+
+    stand_in.set_faults(roleAssignment=60_000)
+    assign(stand_in, workspace["id"], SENTINEL_READER, me)  # still propagating: not listed yet
+    assert len((await arm.call("GET", permissions_path(workspace["id"]))).json()["value"]) == 2
+
+
+async def test_role_assignments_list_for_a_principal_reaches_above_and_below_the_scope(
+    arm: Arm, stand_in: StandIn, me: str, connector: str, unique: str
+) -> None:
+    workspace = new_workspace(stand_in, unique)
+    resource_group = workspace["id"].split("/providers/")[0]
+    base = f"{resource_group}/providers/Microsoft.Authorization/roleAssignments"
+    refused = await arm.call("GET", base)
+    assert refused.status_code == 403 and error_code(refused) == "AuthorizationFailed"  # needs roleAssignments/read
+
+    assign(stand_in, resource_group, RBAC_ADMINISTRATOR, me)
+    below = assign(stand_in, workspace["id"], SENTINEL_READER, connector)
+    above = assign(stand_in, resource_group, LOG_ANALYTICS_READER, connector)
+    mine = f"principalId eq '{connector}'"
+    listed = await arm.client.send_request(
+        HttpRequest("GET", arm.base + base, params={"api-version": API_VERSION, "$filter": mine})
+    )
+    assert listed.status_code == 200
+    assert {a["id"] for a in listed.json()["value"]} == {below["id"], above["id"]}
+    at_workspace = f"{workspace['id']}/providers/Microsoft.Authorization/roleAssignments"
+    scoped = await arm.client.send_request(
+        HttpRequest("GET", arm.base + at_workspace, params={"api-version": API_VERSION, "$filter": "atScope()"})
+    )
+    ids = {a["id"] for a in scoped.json()["value"]}
+    assert {below["id"], above["id"]} <= ids and all(
+        a["properties"]["scope"] in (workspace["id"], resource_group) for a in scoped.json()["value"]
+    )
