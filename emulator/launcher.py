@@ -61,6 +61,8 @@ class StandIn:
             "HOME_TENANT_ID": self.home_tenant_id,
             "MANAGED_IDENTITY_CLIENT_ID": str(self.info["managed_identity_client_id"]),
             "GRAPH_BASE_URL": self.graph_url,
+            "RESOURCE_MANAGER_URL": self.authority,  # one host serves every service (emulator/app.py)
+            "LOG_ANALYTICS_URL": self.authority,
             "AUTHORITY_HOST": self.authority,
             "TLS_CA_BUNDLE": self.ca_bundle,
             "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",

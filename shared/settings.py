@@ -33,6 +33,14 @@ CLOUD_AUTHORITY_HOSTS = frozenset({"login.microsoftonline.com", "login.microsoft
 CLOUD_GRAPH_HOSTS = frozenset(
     {"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
 )
+# Azure Resource Manager's and the Log Analytics query API's endpoints, per cloud:
+# https://learn.microsoft.com/azure/azure-resource-manager/management/overview (management.azure.com; US Government
+# management.usgovcloudapi.net; China management.chinacloudapi.cn) and
+# https://learn.microsoft.com/azure/azure-monitor/logs/api/access-api (api.loganalytics.io; .us; .azure.cn).
+CLOUD_RESOURCE_MANAGER_HOSTS = frozenset(
+    {"management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn"}
+)
+CLOUD_LOG_ANALYTICS_HOSTS = frozenset({"api.loganalytics.io", "api.loganalytics.us", "api.loganalytics.azure.cn"})
 # A vault is https://{name}.{suffix}, with the DNS suffixes of
 # https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates and the name rules of
 # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault
@@ -77,6 +85,9 @@ class Settings:
     connector_trust_issuer: str | None = None
     # Vendor-hosted mode manages customers' tenants; the vendor's own is refused unless this says otherwise.
     allow_home_tenant: bool = False
+    # Sentinel workspace access: Azure Resource Manager (role assignments) and the Log Analytics query API.
+    resource_manager_url: str = "https://management.azure.com"
+    log_analytics_url: str = "https://api.loganalytics.io"
 
     @cached_property
     def registry(self) -> Registry:
@@ -94,6 +105,16 @@ class Settings:
         parts = urlsplit(self.graph_base_url)
         host = "graph.microsoft.com" if parts.hostname in ("127.0.0.1", "localhost", "::1") else parts.netloc
         return f"https://{host}/.default"
+
+    @property
+    def resource_manager_scope(self) -> str:
+        """The token scope for Azure Resource Manager in this cloud (its public host when run against the stand-in)."""
+        return f"{_public(self.resource_manager_url, 'management.azure.com')}/.default"
+
+    @property
+    def log_analytics_audience(self) -> str:
+        """The token audience the Log Analytics query API expects in this cloud."""
+        return _public(self.log_analytics_url, "api.loganalytics.io")
 
     @property
     def home_tenant_refused(self) -> bool:
@@ -207,6 +228,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     ),
     "CONNECTOR_TRUST_ISSUER": ("", "issuer of that identity's tokens (empty: this service's own identity's issuer)"),
     "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
+    "RESOURCE_MANAGER_URL": ("https://management.azure.com", "Azure Resource Manager (Sentinel workspace roles)"),
+    "LOG_ANALYTICS_URL": ("https://api.loganalytics.io", "Log Analytics query API (the Sentinel access proof)"),
 }
 
 
@@ -238,6 +261,10 @@ def _refuse_local_only(env: Mapping[str, str]) -> None:
 def _require_cloud_endpoints(settings: Settings) -> None:
     _require_host("AUTHORITY_HOST", settings.authority_host, CLOUD_AUTHORITY_HOSTS, path_allowed=False)
     _require_host("GRAPH_BASE_URL", settings.graph_base_url, CLOUD_GRAPH_HOSTS, path_allowed=True)
+    _require_host(
+        "RESOURCE_MANAGER_URL", settings.resource_manager_url, CLOUD_RESOURCE_MANAGER_HOSTS, path_allowed=False
+    )
+    _require_host("LOG_ANALYTICS_URL", settings.log_analytics_url, CLOUD_LOG_ANALYTICS_HOSTS, path_allowed=False)
     parts = urlsplit(settings.key_vault_url)
     host = parts.netloc.lower()
     if not CLOUD_VAULT_HOST.fullmatch(host) or parts.path.strip("/") or parts.query or parts.fragment:
@@ -289,6 +316,12 @@ def _load(env: Mapping[str, str]) -> Settings:
         connector_trust_subject=_optional(env, "CONNECTOR_TRUST_SUBJECT", _guid),
         connector_trust_issuer=_optional(env, "CONNECTOR_TRUST_ISSUER", _https_url),
         allow_home_tenant=_bool(env, "ALLOW_HOME_TENANT", False),
+        resource_manager_url=_https_url(
+            "RESOURCE_MANAGER_URL", env.get("RESOURCE_MANAGER_URL", "").strip() or "https://management.azure.com"
+        ).rstrip("/"),
+        log_analytics_url=_https_url(
+            "LOG_ANALYTICS_URL", env.get("LOG_ANALYTICS_URL", "").strip() or "https://api.loganalytics.io"
+        ).rstrip("/"),
     )
 
 
@@ -302,3 +335,11 @@ def _blob_uri(env: Mapping[str, str]) -> str | None:
             raise SettingsError("AzureWebJobsStorage__accountName", "must be 3-24 lowercase letters and digits")
         return f"https://{account}.blob.core.windows.net"
     return None
+
+
+def _public(url: str, public_host: str) -> str:
+    """`https://{host}` of `url`, or of the public cloud's host when `url` is the local stand-in's address (its
+    tokens carry the audiences Azure's do)."""
+    parts = urlsplit(url)
+    host = public_host if parts.hostname in ("127.0.0.1", "localhost", "::1") else parts.netloc
+    return f"https://{host}"

@@ -216,3 +216,19 @@ class UpstreamTimeout(UpstreamError):
     problem_type = "upstream-timeout"
     status = 504
     title = "An Azure service did not answer in time"
+
+
+class WorkspaceNotFound(OnboardingError):
+    problem_type = "workspace-not-found"
+    status = 404
+    title = "The Log Analytics workspace does not exist"
+
+
+class WorkspaceAccessMissing(OnboardingError):
+    """This service may not read the workspace or assign the Sentinel role on it: the customer's admin must grant it
+    Role Based Access Control Administrator on the workspace, limited by a condition (docs/sentinel.md); the
+    problem carries what to run (`grantCommand`)."""
+
+    problem_type = "workspace-access-missing"
+    status = 403
+    title = "This service may not assign the Sentinel role on the workspace"

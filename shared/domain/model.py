@@ -390,3 +390,13 @@ class SecretSummary:
 PROVISIONER_ROLES = frozenset(
     {"Application.ReadWrite.OwnedBy", "Application.Read.All", "AppRoleAssignment.ReadWrite.All"}
 )
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A Log Analytics workspace as Azure Resource Manager shows it: its resource id, its name, and the workspace
+    (customer) id its query API is addressed by."""
+
+    resource_id: str
+    name: str
+    customer_id: str

@@ -24,6 +24,7 @@ from shared.domain.model import (
     SecretSummary,
     StoredCertificate,
     StoredSecret,
+    Workspace,
 )
 
 
@@ -265,6 +266,46 @@ class Vault(Protocol):
 
     def client_certificates(self) -> AsyncIterator[SecretSummary]:
         """Every client certificate this deployment manages (by tags), streamed page by page."""
+        ...
+
+
+class Workspaces(Protocol):
+    """Log Analytics workspaces in a customer's Azure subscription: read and role assignments through Azure Resource
+    Manager as this service (its identity in that tenant: shared/adapters/identity.py), queries through the Log
+    Analytics API as the registration's app (its new credential). Raise WorkspaceNotFound, WorkspaceAccessMissing,
+    UpstreamError or UpstreamUnavailable."""
+
+    async def workspace(self, tenant_id: str, resource_id: str) -> Workspace:
+        """The workspace; WorkspaceNotFound (404), WorkspaceAccessMissing when this service may not read it."""
+        ...
+
+    async def may_assign_roles(self, tenant_id: str, resource_id: str) -> bool:
+        """Whether this service holds `Microsoft.Authorization/roleAssignments/write` at the workspace (ARM's
+        permissions list: a role's conditions are checked only when it assigns, so True is necessary, not enough)."""
+        ...
+
+    async def assign_role(
+        self, tenant_id: str, scope: str, name: str, role_definition_id: str, principal_id: str
+    ) -> str:
+        """Assign the role (a GUID) to the service principal at `scope` under the assignment `name` (a GUID this
+        service derives, so a retry finds its own); its full id. Idempotent: an identical assignment under
+        another name counts as done. NotReplicatedYet while ARM does not know the principal yet;
+        WorkspaceAccessMissing when refused (a missing role, or a condition the request does not meet)."""
+        ...
+
+    async def role_assigned(self, tenant_id: str, assignment_id: str) -> bool:
+        """Whether the assignment (its full id) exists."""
+        ...
+
+    async def remove_role_assignment(self, tenant_id: str, assignment_id: str) -> bool:
+        """Delete the assignment; False when it was not there."""
+        ...
+
+    async def query_allowed(
+        self, tenant_id: str, customer_id: str, client_id: str, credential: ClientCredential
+    ) -> bool:
+        """Whether a real query through the Log Analytics API, signed in as the app with `credential`, is answered:
+        False while the workspace refuses it (its role not yet effective: Azure RBAC takes minutes to propagate)."""
         ...
 
 

@@ -50,7 +50,8 @@ PROBLEM_TYPES = (
     "registration-busy", "registration-not-found", "registration-not-owned", "resource-api-missing",
     "secret-lifetime-exceeds-policy", "secrets-forbidden-by-policy", "tenant-not-allowed", "tenant-not-found",
     "unique-name-held-by-deleted-app", "unknown-integration", "unsupported-media-type", "upstream-error",
-    "upstream-timeout", "upstream-unavailable", "vendor-rotates-certificate",
+    "upstream-timeout", "upstream-unavailable", "vendor-rotates-certificate", "workspace-access-missing",
+    "workspace-not-found",
 )  # fmt: skip
 
 COMMON_ERRORS = {

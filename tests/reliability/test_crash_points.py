@@ -140,7 +140,7 @@ def assert_converged(stand_in: StandIn, prefix: str) -> None:
 EVENTS = {"onboard": ONBOARD_EVENTS, "rotate": ROTATE_EVENTS, "offboard": OFFBOARD_EVENTS}
 
 
-def every_point(events: dict[str, int], random_points: int) -> list[object]:
+def every_point(events: dict[str, int], random_points: int) -> list[Any]:
     """Every kill point of every operation, and the random moments. The suite CI runs kills each operation after
     its first change and after its middle one, and at its first random moment; `scripts/long` runs every change
     and every random moment (`long`), so each point is still killed at, on a slower cadence."""
