@@ -1,4 +1,4 @@
-"""The request ids of a failed azure-core call (Key Vault, Storage): what a support ticket to Microsoft names.
+"""The request ids of a failed azure-core call (Key Vault, Storage, ARM): what a support ticket to Microsoft names.
 
 Storage stamps every answer with `x-ms-request-id`, the id its own logs file it under, and echoes the
 caller's `x-ms-client-request-id` (documented on each operation's response headers, e.g.
@@ -7,7 +7,8 @@ https://learn.microsoft.com/rest/api/storageservices/lease-blob). For Key Vault 
 recorded sessions show no `x-ms-request-id` (azure-sdk-for-python, azure-keyvault-secrets
 test_example_secret_crud_operations[7.3]): unknown, so both are read when present. azure-core's
 RequestIdPolicy sends `x-ms-client-request-id` on every request, so when an answer does not echo it the
-request the SDK sent still says it. Only these two headers are read: never a body, never another header.
+request the SDK sent still says it. Only these two headers (and, for ARM, its correlation id) are read: never
+a body, never another header.
 """
 
 from __future__ import annotations
@@ -18,16 +19,22 @@ from azure.core.exceptions import AzureError
 
 REQUEST_ID = "x-ms-request-id"
 CLIENT_REQUEST_ID = "x-ms-client-request-id"
+# Azure Resource Manager files a request under the `x-ms-correlation-request-id` its front door adds (the
+# caller's, if it sent one) besides the provider's `x-ms-request-id` (Azure/azure-resource-manager-rpc,
+# v1.0/common-api-details.md): ARM's callers ask for it too.
+CORRELATION_REQUEST_ID = "x-ms-correlation-request-id"
 
 
-def request_ids(error: AzureError) -> dict[str, str]:
-    """`x-ms-request-id` and `x-ms-client-request-id` of the failed answer, those that are known."""
+def request_ids(error: AzureError, also: tuple[str, ...] = ()) -> dict[str, str]:
+    """`x-ms-request-id` and `x-ms-client-request-id` of the failed answer (and the headers `also` names), those
+    that are known."""
     response = getattr(error, "response", None)  # None when no answer came (ServiceRequestError, ...)
     answered = getattr(response, "headers", None)
     sent = getattr(getattr(response, "request", None), "headers", None)
     ids = {
         REQUEST_ID: _header(answered, REQUEST_ID),
         CLIENT_REQUEST_ID: _header(answered, CLIENT_REQUEST_ID) or _header(sent, CLIENT_REQUEST_ID),
+        **{name: _header(answered, name) for name in also},
     }
     return {name: value for name, value in ids.items() if value}
 

@@ -12,9 +12,7 @@ from collections import OrderedDict
 from typing import Any
 
 import httpx
-from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
@@ -30,9 +28,9 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from shared.adapters.entra_answers import token_refusal
 from shared.adapters.graph_failures import no_answer, translate
 from shared.adapters.identity import ManagementCredentials
+from shared.adapters.service_token import ServiceToken
 from shared.settings import Settings
 
 
@@ -58,35 +56,11 @@ def no_sdk_retry() -> RequestConfiguration[Any]:
     return RequestConfiguration(options=[RetryHandlerOption(max_retries=0)])
 
 
-class GraphToken(AsyncTokenCredential):
-    """The token a Graph request needs, with Entra's refusal told as the project's error.
-
-    kiota fetches the token inside the request, so a ClientAuthenticationError there would pass every
-    Graph failure handler (they read ODataError and transport errors) and reach the caller as a 500. A
-    transient refusal (429, 5xx, AADSTS90033/50196, after azure-identity's own retries) becomes
-    UpstreamUnavailable, which callers answer with Retry-After; any other, UpstreamError naming the code.
-    The credential itself stays the Identity's: this wrapper never closes it."""
+class GraphToken(ServiceToken):
+    """The token a Graph request needs (kiota fetches it inside the request: shared/adapters/service_token.py)."""
 
     def __init__(self, credential: AsyncTokenCredential, tenant_id: str) -> None:
-        self._credential = credential
-        self._tenant_id = tenant_id
-
-    async def get_token(
-        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:  # fmt: skip
-        try:
-            return await self._credential.get_token(
-                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-            )
-        except ClientAuthenticationError as error:
-            raise token_refusal(error, self._tenant_id, "the token Graph needs") from error
-
-    async def close(self) -> None:
-        return None
-
-    async def __aexit__(self, *args: object) -> None:
-        return None
+        super().__init__(credential, tenant_id, "the token Graph needs")
 
 
 class GraphClients:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential
@@ -47,6 +48,33 @@ for _name in (
     logging.getLogger(_name).addFilter(_ExpectedVerificationFailures())
 
 
+def app_credential(
+    settings: Settings, tenant_id: str, client_id: str, proof: ClientCredential, transport: dict[str, Any]
+) -> tuple[ClientSecretCredential | ClientAssertionCredential, frozenset[str]]:
+    """An azure-identity credential signing in as the app with `proof`, and the AADSTS codes that mean "Entra
+    has not replicated this app or credential yet" for it. `transport`: a SharedTransport's lend(). The
+    caller closes the credential."""
+    options = {
+        "authority": settings.authority_host,
+        "disable_instance_discovery": settings.is_local,
+        **transport,
+    }
+    if isinstance(proof, CertificateKey):
+        key = proof
+        # The audience Entra checks: its token endpoint for the tenant (the certificate-credentials page).
+        endpoint = f"{settings.authority_host.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
+        signed = ClientAssertionCredential(
+            tenant_id, client_id, lambda: client_assertion(key, client_id, endpoint, datetime.now(UTC)), **options
+        )
+        return signed, REPLICATION_CODES | NEW_KEY_CODES
+    if isinstance(proof, ClientAssertion):
+        vendor = proof.assertion
+        return ClientAssertionCredential(
+            tenant_id, client_id, vendor.reveal, **options
+        ), REPLICATION_CODES | NEW_KEY_CODES
+    return ClientSecretCredential(tenant_id, client_id, proof.reveal(), **options), REPLICATION_CODES
+
+
 class TokenRoleChecker:
     """Proves a credential works by asking Entra for a token, and reads the roles granted in it."""
 
@@ -63,27 +91,9 @@ class TokenRoleChecker:
     ) -> set[str]:
         if self._transport is None:
             self._transport = SharedTransport(self._settings.tls_ca_bundle)
-        options = {
-            "authority": self._settings.authority_host,
-            "disable_instance_discovery": self._settings.is_local,
-            **self._transport.lend(),
-        }
-        credential: ClientSecretCredential | ClientAssertionCredential
-        replication = REPLICATION_CODES
-        if isinstance(credential_to_prove, CertificateKey):
-            key = credential_to_prove
-            # The audience Entra checks: its token endpoint for the tenant (the certificate-credentials page).
-            endpoint = f"{self._settings.authority_host.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
-            credential = ClientAssertionCredential(
-                tenant_id, client_id, lambda: client_assertion(key, client_id, endpoint, datetime.now(UTC)), **options
-            )
-            replication = REPLICATION_CODES | NEW_KEY_CODES
-        elif isinstance(credential_to_prove, ClientAssertion):
-            signed = credential_to_prove.assertion
-            credential = ClientAssertionCredential(tenant_id, client_id, signed.reveal, **options)
-            replication = REPLICATION_CODES | NEW_KEY_CODES
-        else:
-            credential = ClientSecretCredential(tenant_id, client_id, credential_to_prove.reveal(), **options)
+        credential, replication = app_credential(
+            self._settings, tenant_id, client_id, credential_to_prove, self._transport.lend()
+        )
         try:
             token = await credential.get_token(scope)
         except ClientAuthenticationError as error:

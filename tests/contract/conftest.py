@@ -2,11 +2,12 @@
 
 Owns the `ports` fixture, parametrized over:
 
-- "fake": the in-memory fakes of tests/fakes (`FakeDirectory`, `FakeVault`, `FakeChecker`) on the real
-  clock, their switches (replication steps, throttling, policy) set through the fakes' own seeding methods;
-- "stand-in": the real adapters (`GraphDirectory`, `KeyVault`, `TokenRoleChecker`) through the unmodified
-  Microsoft SDKs against the session's stand-in (tests/conftest.py), its switches set through the stand-in's
-  admin API (faults, replication lag, app management policy).
+- "fake": the in-memory fakes of tests/fakes (`FakeDirectory`, `FakeVault`, `FakeChecker`, `FakeWorkspaces`) on
+  the real clock, their switches (replication steps, throttling, policy) set through the fakes' own seeding
+  methods;
+- "stand-in": the real adapters (`GraphDirectory`, `KeyVault`, `TokenRoleChecker`, `ArmWorkspaces`) through the
+  unmodified Microsoft SDKs against the session's stand-in (tests/conftest.py), its switches set through the
+  stand-in's admin API (faults, replication lag, app management policy, workspaces and Azure role assignments).
 
 A test calls only the ports' methods and names only the project's values and errors; how each world is
 told to lag, throttle or refuse is this module's business. Each test gets a fresh name prefix, so tests
@@ -29,11 +30,21 @@ from shared.adapters.graph import GraphDirectory
 from shared.adapters.identity import Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.token_check import TokenRoleChecker
+from shared.adapters.workspaces import ArmWorkspaces
 from shared.domain.catalog import load_catalog
-from shared.domain.model import PasswordPolicy, ResourceApi
-from shared.domain.ports import ApplicationSpec, CredentialChecker, Directory, Vault
+from shared.domain.model import ClientCredential, PasswordPolicy, ResourceApi
+from shared.domain.ports import ApplicationSpec, CredentialChecker, Directory, NotReplicatedYet, Vault, Workspaces
 from shared.settings import load_settings
-from tests.fakes import GRAPH_APP_ID, HOME_TENANT, VAULT_URL, FakeChecker, FakeDirectory, FakeVault
+from tests.fakes import (
+    GRAPH_APP_ID,
+    HOME_TENANT,
+    SERVICE_OBJECT_ID,
+    VAULT_URL,
+    FakeChecker,
+    FakeDirectory,
+    FakeVault,
+    FakeWorkspaces,
+)
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # Role values every Graph service principal offers in both worlds (the fake's come from the catalog,
@@ -41,6 +52,11 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 ROLE_VALUES = ("User.Read.All", "Group.Read.All")
 # Long enough for a handful of requests to meet it, short enough to wait out.
 STAND_IN_LAG_SECONDS = 0.6
+
+# The subscription holding each test's workspace: the stand-in's home tenant owns it (tests/emulator/test_arm.py
+# makes the same one), the fake's is any id.
+HOME_SUBSCRIPTION = str(uuid.uuid5(uuid.NAMESPACE_URL, "stand-in/home-subscription"))
+LOG_ANALYTICS_SCOPE = "https://api.loganalytics.io/.default"
 
 Throttleable = Literal["find_application", "add_password", "grant"]
 LagKind = Literal["application", "servicePrincipal", "password"]
@@ -58,13 +74,28 @@ async def graph_api(ports: Ports) -> ResourceApi:
     return api
 
 
+def delegation_condition(roles: tuple[str, ...]) -> str:
+    """ "Constrain roles and principal types" for writes and deletes
+    (https://learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-examples)."""
+    listed = "{" + ", ".join(roles) + "}"
+    return " AND ".join(
+        f"((!(ActionMatches{{'Microsoft.Authorization/roleAssignments/{action}'}})) OR "
+        f"(@{source}[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {listed} "
+        f"AND @{source}[Microsoft.Authorization/roleAssignments:PrincipalType] "
+        "ForAnyOfAnyValues:StringEqualsIgnoreCase {'ServicePrincipal'}))"
+        for action, source in (("write", "Request"), ("delete", "Resource"))
+    )
+
+
 class Ports(abc.ABC):
-    """One implementation of the Directory, Vault and CredentialChecker ports, and its switches."""
+    """One implementation of the Directory, Vault, CredentialChecker and Workspaces ports, and its switches."""
 
     name: str
     directory: Directory
     vault: Vault
     checker: CredentialChecker
+    workspaces: Workspaces
+    service_object_id: str  # this service's principal in the tenant: the one ARM authorizes
     tenant_id: str
     prefix: str
 
@@ -79,6 +110,16 @@ class Ports(abc.ABC):
             notes="created by tests/contract",
             required_roles=((GRAPH_APP_ID, roles),) if roles else (),
         )
+
+    @abc.abstractmethod
+    def new_workspace(self, label: str) -> str:
+        """A Log Analytics workspace no other test uses, in a subscription of the tenant; its resource id."""
+
+    @abc.abstractmethod
+    def give(self, scope: str, role: str, principal_id: str, delegates: tuple[str, ...] | None = None) -> str:
+        """The customer's admin assigns `role` (a GUID) to a service principal at `scope`, outside this service;
+        with `delegates`, under the documented condition letting its holder assign and delete only those roles,
+        only to service principals. The assignment's id."""
 
     @abc.abstractmethod
     def lag(self, *kinds: LagKind) -> None:
@@ -111,6 +152,30 @@ class FakePorts(Ports):
         self.fake_vault = FakeVault(VAULT_URL, name_prefix=self.prefix)
         self.fake_checker = FakeChecker(self.fake_directory, catalog)
         self.directory, self.vault, self.checker = self.fake_directory, self.fake_vault, self.fake_checker
+        self.service_object_id = SERVICE_OBJECT_ID
+        self.fake_workspaces = FakeWorkspaces(SERVICE_OBJECT_ID, self._sign_in, self._principal_known)
+        self.workspaces = self.fake_workspaces
+
+    async def _sign_in(self, tenant_id: str, client_id: str, credential: ClientCredential) -> str | None:
+        """The app's principal when `credential` gets it a Log Analytics token holding Data.Read."""
+        try:
+            roles = await self.fake_checker.granted_roles(tenant_id, client_id, credential, LOG_ANALYTICS_SCOPE)
+        except NotReplicatedYet:
+            return None
+        return (
+            self.fake_directory.tenants[tenant_id].service_principals.get(client_id) if "Data.Read" in roles else None
+        )
+
+    def _principal_known(self, tenant_id: str, principal_id: str) -> bool:
+        return principal_id in self.fake_directory.tenants[tenant_id].service_principals.values()
+
+    def new_workspace(self, label: str) -> str:
+        unique = self.unique(label)
+        return self.fake_workspaces.add_workspace(self.tenant_id, HOME_SUBSCRIPTION, f"rg-{unique}", unique).resource_id
+
+    def give(self, scope: str, role: str, principal_id: str, delegates: tuple[str, ...] | None = None) -> str:
+        allowed = frozenset(delegates) if delegates is not None else None
+        return self.fake_workspaces.add_assignment(scope, role, principal_id, allowed)
 
     def lag(self, *kinds: LagKind) -> None:
         if {"application", "servicePrincipal"} & set(kinds):
@@ -155,9 +220,33 @@ class StandInPorts(Ports):
         self.key_vault = KeyVault(settings, self.identity)
         self.token_check = TokenRoleChecker(settings)
         self.directory, self.vault, self.checker = self.graph, self.key_vault, self.token_check
+        self.arm = ArmWorkspaces(settings, self.identity)
+        self.workspaces = self.arm
+        self.service_object_id = str(stand_in.info["managed_identity_object_id"])
         self._rules: list[dict[str, Any]] = []
         self._lag_ms: dict[str, float] = {}
         self._policy_set = False
+
+    def new_workspace(self, label: str) -> str:
+        unique = self.unique(label)
+        body = {
+            "tenantId": self.tenant_id,
+            "subscriptionId": HOME_SUBSCRIPTION,
+            "resourceGroup": f"rg-{unique}",
+            "name": unique,
+        }
+        return str(self.stand_in.admin("POST", "/workspaces", body)["id"])
+
+    def give(self, scope: str, role: str, principal_id: str, delegates: tuple[str, ...] | None = None) -> str:
+        body = {
+            "scope": scope,
+            "roleDefinitionId": role,
+            "principalId": principal_id,
+            "principalType": "ServicePrincipal",
+        }
+        if delegates is not None:
+            body["condition"] = delegation_condition(delegates)
+        return str(self.stand_in.admin("POST", "/roleAssignments", body)["id"])
 
     def lag(self, *kinds: LagKind) -> None:
         self._lag_ms = dict.fromkeys(kinds, STAND_IN_LAG_SECONDS * 1000)
@@ -212,7 +301,7 @@ class StandInPorts(Ports):
         if self._policy_set:
             self.stand_in.admin("PUT", f"/tenants/{self.tenant_id}/app-management-policy", DEFAULT_POLICY)
         await self.token_check.close()
-        for resource in (self.graph, self.key_vault, self.identity):
+        for resource in (self.graph, self.key_vault, self.arm, self.identity):
             await resource.close()
 
 

@@ -8,6 +8,7 @@
 - checker.py: `FakeChecker` (a token request proving a secret or a certificate);
 - certificates.py: `self_signed`, real X.509 certificates (and their PKCS#12) from a session-wide key pool;
 - locks.py: `CountingLocks`;
+- workspaces.py: `FakeWorkspaces` (Log Analytics workspaces, Azure role assignments, the query API);
 - harness.py: `make_onboarding`, `make_rotation` and the seeders.
 
 This module re-exports the public names: tests import `from tests.fakes import ...`. tests/contract/ runs
@@ -51,6 +52,7 @@ from tests.fakes.ids import (
 from tests.fakes.locks import CountingLocks
 from tests.fakes.switches import Call, FaultSwitches, When
 from tests.fakes.vault import CertificateVersion, FakeVault, VaultVersion, YieldingVault
+from tests.fakes.workspaces import FakeWorkspaces
 
 __all__ = [
     "BASE_ENV",
@@ -75,6 +77,7 @@ __all__ = [
     "FakePassword",
     "FakeTenant",
     "FakeVault",
+    "FakeWorkspaces",
     "FaultSwitches",
     "Harness",
     "HoldableChecker",
