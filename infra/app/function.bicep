@@ -86,7 +86,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // Exactly the settings the app reads, plus the Functions platform's; nothing else (tests/infra compares
       // these names with shared/settings.py). No value is a secret, so no Key Vault reference is needed: the
       // Application Insights connection string alone cannot send telemetry (local authentication is off).
-      // Not set, so their defaults apply: GRAPH_BASE_URL, AUTHORITY_HOST (public cloud), TLS_CA_BUNDLE,
+      // Not set, so their defaults apply: GRAPH_BASE_URL, AUTHORITY_HOST, RESOURCE_MANAGER_URL,
+      // LOG_ANALYTICS_URL (public cloud), TLS_CA_BUNDLE,
       // KEY_VAULT_VERIFY_CHALLENGE_RESOURCE (local stand-in only), AzureWebJobsStorage (a connection string
       // with a key: local development only) and AzureWebJobsStorage__accountName (the blobServiceUri form
       // is used instead: it also works outside the public cloud). Flex Consumption rejects

@@ -80,6 +80,8 @@ REPLICATION_ANSWERS = ("Not a valid reference update", "Request_ResourceNotFound
 NOT_DEPLOYED = {
     "GRAPH_BASE_URL": "the public cloud's Graph endpoint is the default",
     "AUTHORITY_HOST": "the public cloud's Entra authority is the default",
+    "RESOURCE_MANAGER_URL": "the public cloud's Azure Resource Manager is the default",
+    "LOG_ANALYTICS_URL": "the public cloud's Log Analytics query API is the default",
     "TLS_CA_BUNDLE": "the local stand-in's CA; Azure endpoints chain to public roots",
     "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false only against the local stand-in",
     "AzureWebJobsStorage": "a connection string holds an account key: local development (Azurite) only",

@@ -141,3 +141,31 @@ def test_the_local_stand_in_still_runs_without_website_site_name(tmp_path: Path)
     assert not settings.key_vault_verify_challenge_resource
     with pytest.raises(SettingsError):  # the same settings in Azure: refused
         load_settings(LOCAL | {"TLS_CA_BUNDLE": str(bundle), "WEBSITE_SITE_NAME": "func-x"})
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("RESOURCE_MANAGER_URL", "https://management.example.com"),
+        ("RESOURCE_MANAGER_URL", "https://127.0.0.1:8443"),
+        ("RESOURCE_MANAGER_URL", "https://management.azure.com/subscriptions"),
+        ("LOG_ANALYTICS_URL", "https://api.loganalytics.io.example.com"),
+        ("LOG_ANALYTICS_URL", "http://api.loganalytics.io"),
+    ],
+)
+def test_resource_manager_and_log_analytics_are_microsofts_own_hosts_in_azure(name: str, url: str) -> None:
+    """The app's own ARM token and a new app's credential go to these hosts: only Microsoft's, in Azure."""
+    assert refused({name: url}) == name
+
+
+def test_each_cloud_has_its_resource_manager_and_log_analytics_hosts_and_audiences() -> None:
+    settings = load_settings(
+        AZURE
+        | {
+            "RESOURCE_MANAGER_URL": "https://management.usgovcloudapi.net",
+            "LOG_ANALYTICS_URL": "https://api.loganalytics.us",
+        }
+    )
+    assert settings.resource_manager_scope == "https://management.usgovcloudapi.net/.default"
+    assert settings.log_analytics_audience == "https://api.loganalytics.us"
+    assert load_settings(AZURE).resource_manager_scope == "https://management.azure.com/.default"
