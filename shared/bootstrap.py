@@ -17,6 +17,7 @@ from shared.adapters.identity import HomeApps, Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
 from shared.adapters.token_check import TokenRoleChecker
+from shared.adapters.workspaces import ArmWorkspaces
 from shared.adapters.x509 import X509Reader
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.ports import Locks
@@ -32,6 +33,7 @@ from shared.usecases.status import RegistrationStatus
 from shared.usecases.sweep import Sweep
 from shared.usecases.tenant_access import TenantConsent
 from shared.usecases.warm_up import WarmUp
+from shared.usecases.workspace_access import WorkspaceAccess
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,13 @@ class Services:
     vault: KeyVault | None = None
     locks: Locks | None = None
     checker: TokenRoleChecker | None = None
+    workspaces: ArmWorkspaces | None = None
 
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
-        for resource in (self.directory, self.connector_directory, self.vault, self.identity, self.checker):
+        resources = (self.directory, self.connector_directory, self.vault, self.identity, self.checker, self.workspaces)
+        for resource in resources:
             if resource is not None:
                 await resource.close()
 
@@ -91,6 +95,10 @@ def build(
         rotation_window_days=settings.rotation_window_days,
     )  # fmt: skip
     status.connectors = connectors
+    workspaces = ArmWorkspaces(settings, identity)
+    # The Sentinel connection's workspace: reached through ARM as this service, queried as the app.
+    workspace_access = WorkspaceAccess(settings, vault, workspaces, clock, now, directory.caller_object_id)
+    status.workspace_access = workspace_access
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
         settings,
@@ -109,11 +117,14 @@ def build(
             certificates=certificates,
             reader=X509Reader(),
             connectors=connectors,
+            workspace_access=workspace_access,
         ),
         status=status,
         rotation=rotation,
         sweep=Sweep(settings, rotation, vault, clock, now),
-        offboarding=Offboarding(settings, catalog, directory, vault, locks, access=identity),
+        offboarding=Offboarding(
+            settings, catalog, directory, vault, locks, access=identity, workspace_access=workspace_access
+        ),
         tenant_consent=TenantConsent(settings, identity),
         warm_up=WarmUp(settings, directory, vault, locks, identity),
         identity=identity,
@@ -122,6 +133,7 @@ def build(
         vault=vault,
         locks=locks,
         checker=checker,
+        workspaces=workspaces,
     )
 
 

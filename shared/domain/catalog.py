@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.domain.errors import UnknownIntegration
-from shared.domain.model import AddOn, CredentialType, IntegrationProfile, ResourcePermissions
+from shared.domain.model import AddOn, CredentialType, IntegrationProfile, ResourcePermissions, WorkspaceRole
 from shared.domain.registry import INTEGRATION_ID
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -88,6 +88,14 @@ TENANT_TAKEOVER_GRAPH_IDS = {
     "29c18626-4985-4dcd-85c0-193eef327366": "Policy.ReadWrite.AuthenticationMethod",
 }
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# The only Azure roles a catalog may give an app on a customer's workspace: Microsoft Sentinel's own
+# (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security). The customer's admin lets
+# this service assign exactly these, by a condition on its Role Based Access Control Administrator role
+# (docs/sentinel.md): anything else would be refused there too.
+SENTINEL_ROLES = {
+    "8d289c81-5878-46d4-8554-54e1e3d8b5cb": "Microsoft Sentinel Reader",
+    "3e150937-b8fe-4cfb-8069-0eaf05ecd056": "Microsoft Sentinel Responder",
+}
 
 Impact = Literal["read", "high"]
 
@@ -144,6 +152,15 @@ class Catalog:
                     ),
                     "credentialTypes": [str(t) for t in p.credential_types],
                     "defaultCredentialType": str(p.default_credential_type),
+                    "workspaceRoles": [
+                        {
+                            "id": r.id,
+                            "displayName": r.display_name,
+                            "roleDefinitionId": r.role_definition_id,
+                            "highImpact": {"reason": r.high_impact_reason} if r.high_impact_reason else None,
+                        }
+                        for r in p.workspace_roles
+                    ],
                     "permissions": [_resource_json(r) for r in p.permissions],
                     "addOns": [
                         {
@@ -266,6 +283,7 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
             "defaultCredentialType",
             "addOns",
             "supersededBy",
+            "workspaceRoles",
         },
         where,
     )
@@ -295,7 +313,32 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
         profile_id, display_name, description, tuple(resources), high_impact_reason,
         credential_types=types, default_credential_type=default, add_ons=add_ons,
         superseded_by=_superseded_by(entry.get("supersededBy"), f"{where}.supersededBy"),
+        workspace_roles=_workspace_roles(entry.get("workspaceRoles", []), f"{where}.workspaceRoles"),
     )  # fmt: skip
+
+
+def _workspace_roles(entries: Any, where: str) -> tuple[WorkspaceRole, ...]:
+    """The Sentinel roles a connection may give its app on a customer's workspace; the first is the default, so it
+    may not be high impact (a caller names a high-impact one)."""
+    if not isinstance(entries, list):
+        raise CatalogError(f"{where}: a list")
+    roles: list[WorkspaceRole] = []
+    for index, entry in enumerate(entries):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{at}: must be an object")
+        _only(entry, {"id", "displayName", "roleDefinitionId", "highImpact"}, at)
+        role_id, name = entry.get("id"), entry.get("displayName")
+        if not isinstance(role_id, str) or not INTEGRATION_ID.match(role_id) or any(r.id == role_id for r in roles):
+            raise CatalogError(f"{at}.id: a distinct id of 3-32 lowercase letters, digits or hyphens")
+        definition = _guid(entry.get("roleDefinitionId"), f"{at}.roleDefinitionId")
+        if SENTINEL_ROLES.get(definition) != name:
+            raise CatalogError(f"{at}: only Microsoft Sentinel's roles, by their id and name: {SENTINEL_ROLES}")
+        reason = _high_impact(entry.get("highImpact"), f"{at}.highImpact")
+        if index == 0 and reason is not None:
+            raise CatalogError(f"{at}: the first role is the default, so it may not be high impact")
+        roles.append(WorkspaceRole(role_id, SENTINEL_ROLES[definition], definition, reason))
+    return tuple(roles)
 
 
 def _superseded_by(entry: Any, where: str) -> tuple[str, tuple[str, ...]] | None:

@@ -106,6 +106,17 @@ class AddOn:
 
 
 @dataclass(frozen=True)
+class WorkspaceRole:
+    """An Azure role this service may assign a registration's app on the customer's Log Analytics workspace (the
+    Sentinel connection): what a caller names (`id`), and the built-in role definition it is."""
+
+    id: str
+    display_name: str
+    role_definition_id: str
+    high_impact_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class IntegrationProfile:
     """A connection in the catalog: its base permissions and the add-ons it offers. `with_add_ons` gives the
     profile one registration has: `permissions` then hold the base and its chosen add-ons' together."""
@@ -126,6 +137,11 @@ class IntegrationProfile:
     base: tuple[ResourcePermissions, ...] | None = None  # the connection's own permissions, once add-ons are merged
     # A profile kept for the registrations made with it: the connection and add-ons that grant what it grants.
     superseded_by: tuple[str, tuple[str, ...]] | None = None
+    # Roles on a customer's workspace the connection may give its app (the first is the default; none: no workspace).
+    workspace_roles: tuple[WorkspaceRole, ...] = ()
+
+    def workspace_role(self, role_id: str) -> WorkspaceRole | None:
+        return next((r for r in self.workspace_roles if r.id == role_id), None)
 
     def all_roles(self) -> set[tuple[str, str]]:
         return {(p.resource_app_id, role) for p in self.permissions for role in p.roles}
@@ -361,6 +377,20 @@ class SecretKind(StrEnum):
     CLIENT_SECRET = "client-secret"  # noqa: S105 - a kind of secret, not a secret
     # The public certificate a vendor supplied (PEM): not secret, but the record of what is on the app.
     VENDOR_CERTIFICATE = "vendor-certificate"
+    # The Sentinel connection's workspace: its workspace (customer) id and its name, beside the credentials.
+    WORKSPACE_ID = "workspace-id"
+    WORKSPACE_NAME = "workspace-name"
+
+
+# What every registration has (read together on each onboarding and status); a Sentinel registration's workspace
+# records are read apart, by the workspace step, so no other registration pays for them.
+REGISTRATION_KINDS = (
+    SecretKind.CLIENT_ID,
+    SecretKind.TENANT_ID,
+    SecretKind.CLIENT_SECRET,
+    SecretKind.VENDOR_CERTIFICATE,
+)
+WORKSPACE_KINDS = (SecretKind.WORKSPACE_ID, SecretKind.WORKSPACE_NAME)
 
 
 @dataclass(frozen=True)

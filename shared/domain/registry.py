@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from shared.domain.model import SecretKind
+from shared.domain.model import REGISTRATION_KINDS, SecretKind
 
 # A catalog integration id: lowercase letters, digits and hyphens, 3-32 characters. It appears in
 # the app's uniqueName and in Key Vault secret names (which allow 0-9, a-z, A-Z and '-':
@@ -60,6 +61,11 @@ class Tag:
     CREDENTIAL_TYPE: Final = "credential-type"
     # On the Client ID and Tenant ID secrets: the add-ons the registration has, comma-separated (none: absent).
     ADD_ONS: Final = "add-ons"
+    # On the workspace id secret: the workspace's resource id, the role given there and its assignment (offboarding
+    # removes it).
+    WORKSPACE_RESOURCE_ID: Final = "workspace-resource-id"
+    WORKSPACE_ROLE: Final = "workspace-role"
+    ROLE_ASSIGNMENT_ID: Final = "role-assignment-id"
     # On a client certificate (a Key Vault certificate, not a secret): its `kind`, and the SHA-256 thumbprint
     # of the certificate a staging certificate holds (rotation's journal for certificates).
     CERTIFICATE_KIND: Final = "client-certificate"
@@ -157,8 +163,16 @@ class Registry:
         same certificate twice (a retry after a lost answer) converges on one key credential."""
         return str(uuid.uuid5(_KEY_ID_NAMESPACE, thumbprint_sha256.upper()))
 
-    def secret_names(self, tenant_id: str, integration: str) -> dict[SecretKind, str]:
-        return {kind: self.secret_name(tenant_id, integration, kind) for kind in SecretKind}
+    @staticmethod
+    def role_assignment_name(scope: str, principal_id: str, role_definition_id: str) -> str:
+        """The name (a GUID) of the role assignment this service makes: derived from what it assigns, so a retry
+        after a lost answer, or after a crash, puts the same assignment again instead of a second one."""
+        return str(uuid.uuid5(_KEY_ID_NAMESPACE, f"{scope.lower()}|{principal_id}|{role_definition_id}"))
+
+    def secret_names(
+        self, tenant_id: str, integration: str, kinds: Iterable[SecretKind] = REGISTRATION_KINDS
+    ) -> dict[SecretKind, str]:
+        return {kind: self.secret_name(tenant_id, integration, kind) for kind in kinds}
 
     def parse_secret_name(self, name: str) -> SecretRef | None:
         """The inverse of `secret_name`, for names this deployment wrote; None for any other name."""

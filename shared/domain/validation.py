@@ -49,6 +49,34 @@ def credential_type(value: object) -> CredentialType:
     return CredentialType(value)
 
 
+# A Log Analytics workspace's resource id, nothing else (https://learn.microsoft.com/azure/azure-resource-manager/
+# management/resource-name-rules: resource group names 1-90 of letters, digits, `-_.()` not ending in `.`;
+# Microsoft.OperationalInsights/workspaces names 4-63 of letters, digits and `-`, starting and ending alphanumeric).
+WORKSPACE_RESOURCE_ID = re.compile(
+    r"^/subscriptions/(?P<subscription>[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12})"
+    r"/resourceGroups/(?P<group>[-\w.()]{0,89}[-\w()])"
+    r"/providers/Microsoft\.OperationalInsights/workspaces/(?P<name>[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9])$",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def workspace_resource_id(value: object) -> str:
+    """A Log Analytics workspace's Azure resource id; whether it exists and may be reached is ARM's answer."""
+    if not isinstance(value, str) or not WORKSPACE_RESOURCE_ID.match(value):
+        raise InvalidValue(
+            "must be a Log Analytics workspace's resource id: /subscriptions/{id}/resourceGroups/{group}"
+            "/providers/Microsoft.OperationalInsights/workspaces/{name}"
+        )
+    return value
+
+
+def catalog_id(value: object) -> str:
+    """An id from the catalog (an integration, an add-on, a workspace role); which exist is the use case's question."""
+    if not isinstance(value, str) or not INTEGRATION_ID.match(value):
+        raise InvalidValue("must be an id from the catalog (see GET /api/integrations)")
+    return value
+
+
 MAX_ADD_ONS = 16
 
 

@@ -30,6 +30,7 @@ from shared.entrypoints.presenters import (
 )
 from shared.settings import Settings, SettingsError, load_settings
 from shared.usecases.onboarding import OnboardRequest, OnboardResult, Outcome
+from shared.usecases.workspace_access import WorkspaceRequest
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,15 @@ def build_parser(
         help="comma-separated add-ons of the integration on the same app (see `catalog`); '' for none "
         "(default: the registration's own, none for a new one)",
     )
+    onboard.add_argument(
+        "--workspace",
+        type=_workspace_id,
+        metavar="RESOURCE_ID",
+        help="sentinel: the customer's Log Analytics workspace (its Azure resource id); the app gets a Sentinel role",
+    )
+    onboard.add_argument(
+        "--workspace-role", type=_catalog_id, metavar="ID", help="sentinel: a workspace role id (default: the first)"
+    )
     command("status", "The live state in Entra ID and Key Vault, including drift.", target)
 
     offboard = command(
@@ -219,6 +229,20 @@ def _err(line: str) -> None:
 
 def _progress_line(step: str, detail: str) -> str:
     return f"{MARKERS.get(step, '✓')} {step:<{STEP_WIDTH}}  {detail}"
+
+
+def _workspace_id(raw: str) -> str:
+    try:
+        return validation.workspace_resource_id(raw)
+    except validation.InvalidValue as problem:
+        raise argparse.ArgumentTypeError(str(problem)) from None
+
+
+def _catalog_id(raw: str) -> str:
+    try:
+        return validation.catalog_id(raw)
+    except validation.InvalidValue as problem:
+        raise argparse.ArgumentTypeError(str(problem)) from None
 
 
 def _add_ons(raw: str) -> tuple[str, ...]:
@@ -307,6 +331,11 @@ def _registration_lines(state: Mapping[str, Any], *, every_permission: bool) -> 
         _row("drift", "; ".join(state.get("drift") or []) or "none"),
         *[_row("remaining step", step) for step in state.get("remainingSteps") or []],
     ]
+    workspace = state.get("workspace")
+    if workspace:
+        proven = "proven by a query as the app" if workspace["proven"] else "not proven"
+        lines.insert(-1, _row("workspace", f"{workspace['name']} ({workspace['workspaceId']}): {workspace['role']}, "
+                                          f"{'assigned' if workspace['assigned'] else 'NOT assigned'}, {proven}"))  # fmt: skip
     return lines
 
 
@@ -411,6 +440,7 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
             credential_type=CredentialType(args.credential_type) if args.credential_type else None,
             certificate=args.certificate_file,
             add_ons=args.add_ons,
+            workspace=WorkspaceRequest(args.workspace, args.workspace_role) if args.workspace else None,
         )
         result = await services.onboarding.onboard(request, progress)
         if args.json:
@@ -495,6 +525,8 @@ def main(
                 args.command_parser.error("name --tenant and --integration, or sweep with --all")
             if args.dry_run:
                 args.command_parser.error("--dry-run goes with --all")
+        if args.command == "onboard" and args.workspace_role and not args.workspace:
+            args.command_parser.error("--workspace-role goes with --workspace")
     except SystemExit as stop:  # argparse's way out (usage errors, --help); a return code for callers of main()
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)

@@ -27,11 +27,13 @@ from shared.entrypoints.http_common import (
 from shared.entrypoints.openapi import openapi_document
 from shared.entrypoints.presenters import consent_json, offboard_json, onboard_json, registration_json
 from shared.usecases.onboarding import OnboardRequest, Outcome
+from shared.usecases.workspace_access import WorkspaceRequest
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
 
 BODY_FIELDS = {
     "displayName", "secretLifetimeDays", "notes", "credentialType", "certificate", "certificateProof", "addOns",
+    "workspace",
 }  # fmt: skip
 STATUS_BY_OUTCOME = {Outcome.CREATED: 201, Outcome.UPDATED: 200, Outcome.COMPLETE: 200, Outcome.PENDING: 202}
 
@@ -52,6 +54,7 @@ async def onboard_integration(req: func.HttpRequest) -> func.HttpResponse:
         certificate=_checked(body, "certificate", validation.certificate_text),
         certificate_proof=_checked(body, "certificateProof", validation.client_assertion),
         add_ons=_add_ons(body),
+        workspace=_workspace(body),
     )
     result = await services().onboarding.onboard(request)
     headers = {}
@@ -134,6 +137,23 @@ def _credential_type(body: dict[str, Any]) -> CredentialType | None:
         return validation.credential_type(body["credentialType"])
     except validation.InvalidValue as problem:
         raise InvalidRequest(f"credentialType {problem}.", field="credentialType") from None
+
+
+def _workspace(body: dict[str, Any]) -> WorkspaceRequest | None:
+    """`{"resourceId": "...", "role": "reader"}`: the Sentinel connection's workspace, and the catalog's role id."""
+    value = body.get("workspace")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= {"resourceId", "role"} or "resourceId" not in value:
+        raise InvalidRequest(
+            'workspace must be {"resourceId": "...", "role": "..."} (role optional).', field="workspace"
+        )
+    try:
+        resource_id = validation.workspace_resource_id(value["resourceId"])
+        role = validation.catalog_id(value["role"]) if value.get("role") is not None else None
+    except validation.InvalidValue as problem:
+        raise InvalidRequest(f"workspace {problem}.", field="workspace") from None
+    return WorkspaceRequest(resource_id, role)
 
 
 def _add_ons(body: dict[str, Any]) -> tuple[str, ...] | None:

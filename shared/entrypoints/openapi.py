@@ -226,6 +226,26 @@ SCHEMAS: dict[str, Any] = {
                     "is proven by a real token request; without it the credential is reported verified: false."
                 ),
             },
+            "workspace": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["resourceId"],
+                "properties": {
+                    "resourceId": {
+                        "type": "string",
+                        "description": "/subscriptions/{id}/resourceGroups/{group}/providers/"
+                        "Microsoft.OperationalInsights/workspaces/{name}",
+                    },
+                    "role": {"type": "string", "description": "A workspaceRoles id of the integration (default: its first)."},
+                },
+                "description": (
+                    "sentinel only: the customer's Log Analytics workspace. Before anything is created this service "
+                    "checks it may assign the Sentinel role there (else 403 workspace-access-missing with "
+                    "grantCommand); then it gives the app the role, proves it with a query as the app (202 while "
+                    "Azure RBAC propagates), and stores the workspace id and name beside the credentials. Omitted: "
+                    "the registration's own workspace, if any."
+                ),
+            },
             "addOns": {
                 "type": "array",
                 "maxItems": 16,
@@ -289,10 +309,22 @@ SCHEMAS: dict[str, Any] = {
                         "type": "string",
                         "description": "The vendor-supplied public certificate as stored (PEM); no key.",
                     },
+                    "workspaceId": {"type": "string", "description": "sentinel: the workspace (customer) id."},
+                    "workspaceName": {"type": "string", "description": "sentinel: the workspace's name."},
                 },
             },
             "drift": {"type": "array", "items": STRING},
             "addOns": {"type": "array", "items": STRING, "description": "The add-ons this registration has."},
+            "workspace": {
+                "type": ["object", "null"],
+                "description": "sentinel: the customer's Log Analytics workspace and the Sentinel role the app has "
+                "there; proven: a query as the app was answered (a vendor certificate without certificateProof: "
+                "not proven).",
+                "properties": {
+                    "resourceId": STRING, "name": NULLABLE_STRING, "workspaceId": NULLABLE_STRING, "role": STRING,
+                    "roleAssignmentId": NULLABLE_STRING, "assigned": {"type": "boolean"}, "proven": {"type": "boolean"},
+                },
+            },
             "supersededBy": {
                 "type": ["object", "null"],
                 "description": "Set when the registration's integration is kept only for the registrations made "
@@ -366,6 +398,10 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": "federated: what only the customer's admin can do (remove the enterprise application).",
             },
+            "workspaceRole": {
+                "enum": ["removed", "absent"],
+                "description": "sentinel with a workspace: the Sentinel role this service assigned there.",
+            },
         },
     },
     "Consent": {
@@ -396,6 +432,15 @@ SCHEMAS: dict[str, Any] = {
                             "properties": {"reason": STRING},
                         },
                         "permissions": {"type": "array", "items": {"$ref": "#/components/schemas/CatalogPermissions"}},
+                        "workspaceRoles": {
+                            "type": "array",
+                            "description": "sentinel: the roles a PUT's workspace.role may name (the first is the "
+                            "default; a high-impact one only when named).",
+                            "items": {"type": "object", "properties": {
+                                "id": STRING, "displayName": STRING, "roleDefinitionId": STRING,
+                                "highImpact": {"type": ["object", "null"], "properties": {"reason": STRING}},
+                            }},
+                        },
                         "addOns": {
                             "type": "array",
                             "description": "Opt-in parts a caller names in the PUT's addOns.",

@@ -62,9 +62,24 @@ def registration_json(state: RegistrationState) -> dict[str, Any]:
             # Only on a registration with a certificate: a secret registration's body is as it always was.
             **({"clientCertificate": references.client_certificate} if references.client_certificate else {}),
             **({"vendorCertificate": references.vendor_certificate} if references.vendor_certificate else {}),
+            **({"workspaceId": references.workspace_id} if references.workspace_id else {}),
+            **({"workspaceName": references.workspace_name} if references.workspace_name else {}),
         },
         "drift": list(state.drift),
         "remainingSteps": list(state.remaining_steps),
+        "workspace": (
+            {
+                "resourceId": state.workspace.resource_id,
+                "name": state.workspace.name,
+                "workspaceId": state.workspace.customer_id,
+                "role": state.workspace.role,
+                "roleAssignmentId": state.workspace.assignment_id,
+                "assigned": state.workspace.assigned,
+                "proven": state.workspace.proven,
+            }
+            if state.workspace
+            else None
+        ),
     }
 
 
@@ -91,6 +106,7 @@ def offboard_json(result: OffboardResult) -> dict[str, Any]:
         "secrets": result.secrets,
         "certificates": result.certificates,
         **({"customerAction": result.customer_action} if result.customer_action else {}),
+        **({"workspaceRole": result.workspace_role} if result.workspace_role else {}),
     }
 
 

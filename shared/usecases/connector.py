@@ -200,8 +200,8 @@ class Connectors:
         """Keep the connector in shape, then prove the tenant's consent with a real token per resource API;
         Client ID and Tenant ID are stored only once every permission is in the token."""
         names = self.registry.secret_names(tenant, profile.id)
-        stored = await asyncio.gather(*(self.vault.read(names[k]) for k in SecretKind))
-        records = dict(zip(SecretKind, stored, strict=True))
+        stored = await asyncio.gather(*(self.vault.read(name) for name in names.values()))
+        records = dict(zip(names, stored, strict=True))
         if any(records[k] is not None for k in (SecretKind.CLIENT_SECRET, SecretKind.VENDOR_CERTIFICATE)) or (
             await self.vault.read_certificate(self.registry.certificate_name(tenant, profile.id))
         ):

@@ -33,6 +33,8 @@ CONTENT_TYPES = {
     SecretKind.TENANT_ID: "application/vnd.entra.tenant-id",
     SecretKind.CLIENT_SECRET: "application/vnd.entra.client-secret",
     SecretKind.VENDOR_CERTIFICATE: "application/x-pem-file",
+    SecretKind.WORKSPACE_ID: "application/vnd.loganalytics.workspace-id",
+    SecretKind.WORKSPACE_NAME: "application/vnd.loganalytics.workspace-name",
 }
 
 

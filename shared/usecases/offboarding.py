@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
-from shared.domain.model import CredentialType, SecretKind, StoredSecret
+from shared.domain.model import REGISTRATION_KINDS, WORKSPACE_KINDS, CredentialType, SecretKind, StoredSecret
 from shared.domain.ports import Directory, Locks, TenantAccess, Vault
 from shared.domain.registry import Tag
 from shared.settings import Settings
 from shared.usecases.credentials import known_profile
+from shared.usecases.workspace_access import WorkspaceAccess
 
 
 @dataclass
@@ -30,18 +31,21 @@ class OffboardResult:
     certificates: dict[str, str] = field(default_factory=dict)
     # What only the customer's admin can do (a federated registration's consent is theirs to withdraw).
     customer_action: str | None = None
+    # The Sentinel role this service assigned on the customer's workspace: removed | absent (None: no workspace)
+    workspace_role: str | None = None
 
     @property
     def changed(self) -> bool:
         return (
             self.application != "absent" or any(v != "absent" for v in self.secrets.values()) or bool(self.certificates)
-        )
+            or self.workspace_role == "removed"
+        )  # fmt: skip
 
 
 class Offboarding:
     def __init__(
         self, settings: Settings, catalog: Catalog, directory: Directory, vault: Vault, locks: Locks,
-        access: TenantAccess | None = None,
+        access: TenantAccess | None = None, workspace_access: WorkspaceAccess | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.registry = settings.registry
@@ -50,12 +54,13 @@ class Offboarding:
         self.vault = vault
         self.locks = locks
         self.access = access
+        self.workspace_access = workspace_access
 
     async def offboard(
         self, tenant: str, integration: str, *, purge_application: bool = False, purge_secrets: bool = False
     ) -> OffboardResult:
         # An integration that has left the catalog is still offboarded from Key Vault's record.
-        await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
+        profile = await known_profile(self.catalog, self.vault, self.registry, tenant, integration)
         context = {"tenantId": tenant, "integration": integration}
         ids = await self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_ID))
         if ids is not None and ids.tags.get(Tag.CREDENTIAL_TYPE) == CredentialType.FEDERATED.value:
@@ -66,6 +71,13 @@ class Offboarding:
             self.registry.registration_key(tenant, integration), self.settings.lock_wait_seconds
         ):
             result = OffboardResult(tenant, integration, "absent")
+            workspace = self.workspace_access if profile.workspace_roles else None
+            workspace_records = await workspace.stored(tenant, profile) if workspace else {}
+            if workspace is not None and workspace_records.get(SecretKind.WORKSPACE_ID) is not None:
+                # Before the app: its service principal goes with it, and an assignment to a deleted principal
+                # lingers on the workspace as "unknown" until someone removes it by hand.
+                role_removed = await workspace.remove(tenant, workspace_records, context)
+                result.workspace_role = "removed" if role_removed else "absent"
             unique = self.registry.unique_name(integration)
             app = await self.directory.find_application(tenant, unique)
             # Deleting the app also removes its service principal (and with it the grants) and every
@@ -79,7 +91,11 @@ class Offboarding:
                 if deleted_id and await self.directory.purge_deleted_application(tenant, deleted_id):
                     result.application = "purged"
                     audit("application.purged", context, appObjectId=deleted_id)
-            every = self.registry.secret_names(tenant, integration)
+            every = self.registry.secret_names(
+                tenant,
+                integration,
+                (*REGISTRATION_KINDS, *(WORKSPACE_KINDS if any(workspace_records.values()) else ())),
+            )
             names = [name for kind, name in every.items() if kind is not SecretKind.VENDOR_CERTIFICATE]
             # Reported only when there was one: a rotation's staging secret (it holds a secret's text) and the
             # record of a vendor's certificate.

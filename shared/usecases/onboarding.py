@@ -44,6 +44,7 @@ from shared.domain.errors import (
 from shared.domain.model import (
     AppRegistration,
     ClientAssertion,
+    ClientCredential,
     CredentialType,
     IntegrationProfile,
     KeyInfo,
@@ -77,6 +78,7 @@ from shared.usecases.credentials import CONTENT_TYPES, Credentials, recorded_add
 from shared.usecases.ownership import require_ours
 from shared.usecases.replication import StillReplicating, together, within_replication
 from shared.usecases.status import RegistrationState, RegistrationStatus, read_stored
+from shared.usecases.workspace_access import WorkspaceAccess, WorkspaceRequest, WorkspaceState
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class OnboardRequest:
     certificate: str | None = None  # a public certificate the vendor supplies (PEM or base64 DER)
     certificate_proof: str | None = None  # a client assertion signed with that certificate's key
     add_ons: tuple[str, ...] | None = None  # None: the registration's own add-ons (none for a new one)
+    workspace: WorkspaceRequest | None = None  # None: the registration's own workspace, if it has one
 
 
 @dataclass
@@ -139,8 +142,10 @@ class Onboarding:
         certificates: Certificates | None = None,
         reader: CertificateReader | None = None,
         connectors: Connectors | None = None,
+        workspace_access: WorkspaceAccess | None = None,
     ) -> None:
         self.connectors = connectors
+        self.workspace_access = workspace_access
         self.settings = settings
         self.registry = settings.registry
         self.catalog = catalog
@@ -169,6 +174,8 @@ class Onboarding:
         )
         if isinstance(ids, BaseException):
             raise ids
+        if request.workspace is not None and (not profile.workspace_roles or self.workspace_access is None):
+            raise InvalidRequest(f"{profile.id} takes no workspace.", field="workspace")
         if profile.superseded_by is not None and ids is None:
             # Kept for the registrations made with it, which go on converging; a new one takes the current shape.
             successor, add_ons = profile.superseded_by
@@ -179,6 +186,11 @@ class Onboarding:
                 field="integration",
             )
         if _is_federated(request, ids):
+            if request.workspace is not None:
+                raise InvalidRequest(
+                    "a workspace role is not offered with credentialType federated yet: choose secret or certificate.",
+                    field="workspace",
+                )
             if request.add_ons:
                 raise InvalidRequest(
                     "add-ons are not offered with credentialType federated: its connector app is shared by every "
@@ -206,11 +218,13 @@ class Onboarding:
         # what Key Vault already holds for this registration (which decides what to mint and write).
         # The client certificate with its key when this call may have to prove it.
         wants_key = request.credential_type is CredentialType.CERTIFICATE and supplied is None
-        apis, policy, stored, stored_certificate = await together(
+        workspace_access = self.workspace_access if profile.workspace_roles else None
+        apis, policy, stored, stored_certificate, workspace_records = await together(
             resolve(self.directory, tenant, profile),
             self.directory.password_policy(tenant),
             read_stored(self.vault, names),
             self.vault.read_certificate(certificate_name, with_key=wants_key),
+            workspace_access.stored(tenant, profile) if workspace_access else _no_records(),
         )
         kind, vendor = self._credential_type(request, profile, stored, supplied is not None)
         if vendor and supplied is None:
@@ -247,6 +261,18 @@ class Onboarding:
         else:
             months = validity_months(self.settings, policy, context)
 
+        # The workspace (named now, or the registration's own): read, and this service's right to assign roles on it
+        # checked, before anything is created.
+        workspace = role = None
+        recorded_workspace = workspace_records.get(SecretKind.WORKSPACE_ID)
+        resource_id = request.workspace.resource_id if request.workspace else None
+        if resource_id is None and recorded_workspace is not None:
+            resource_id = recorded_workspace.tags.get(Tag.WORKSPACE_RESOURCE_ID)
+        if workspace_access is not None and resource_id:
+            role = workspace_access.role(profile, request.workspace, recorded_workspace)
+            workspace = await workspace_access.check(tenant, profile, resource_id, role)
+            progress("workspace", f"{workspace.name}: this service may give the app {role.display_name}")
+
         spec = self._spec(request, profile, apis)
         done = _Done()
         certificate: StoredCertificate | None = None
@@ -278,6 +304,23 @@ class Onboarding:
                     tenant, profile, app, apis, months, stored, stored_certificate, context, done, progress
                 )
                 await self._supersede(stored, None, context, done, keep=None)
+            if workspace_access is not None and workspace is not None and role is not None:
+                # The app's own credential proves the role with a query; a vendor's certificate only with its
+                # signed assertion (this service holds no key of it).
+                if secret_stored is not None and secret_stored.value is None:  # as written: read its text back
+                    secret_stored = await self.vault.read(secret_stored.name, with_value=True) or secret_stored
+                proof: ClientCredential | None = (
+                    secret_stored.value if secret_stored is not None
+                    else certificate.key if certificate is not None
+                    else ClientAssertion(Secret(request.certificate_proof)) if request.certificate_proof
+                    else None
+                )  # fmt: skip
+                done.workspace = await workspace_access.converge(
+                    tenant, profile, workspace, role, app, sp_id, proof, workspace_records, context
+                )
+                progress("workspace", f"{role.display_name} on {workspace.name}" + (
+                    ", proven by a query as the app" if done.workspace.proven else ", not proven (no key here)"
+                ))  # fmt: skip
         except StillReplicating as pending:
             progress("pending", pending.reason)
             return OnboardResult(
@@ -310,6 +353,8 @@ class Onboarding:
                 else None
             ),
         )
+        if done.workspace is not None:
+            registration = await self.status.with_workspace(tenant, profile, registration, done.workspace)
         return OnboardResult(outcome, registration, changes=changes)
 
     async def _ids_record(self, request: OnboardRequest, profile: IntegrationProfile) -> StoredSecret | None:
@@ -881,6 +926,10 @@ class Onboarding:
 SUPERSEDED_MARKS = (Tag.SUPERSEDED_BY, Tag.RETIRE_AFTER)
 
 
+async def _no_records() -> dict[SecretKind, StoredSecret | None]:
+    return {}
+
+
 def _is_federated(request: OnboardRequest, ids: StoredSecret | None) -> bool:
     """The type the request names, else the one the Client ID records (a vendor certificate sent: not federated)."""
     if request.credential_type is not None:
@@ -943,6 +992,7 @@ class _Done:
     vendor_proven: bool = False
     ids_written: int = 0
     orphans_removed: int = 0
+    workspace: WorkspaceState | None = None  # the Sentinel workspace, once its role is assigned (and proven)
 
     def changes(self) -> list[str]:
         return [
@@ -964,6 +1014,7 @@ class _Done:
                 ("vendor certificate stored", self.vendor_stored),
                 ("vendor certificate proven", self.vendor_proven),
                 ("client and tenant ids stored", self.ids_written),
+                ("Sentinel role on the workspace assigned", self.workspace is not None and self.workspace.changed),
                 (f"{self.orphans_removed} orphaned secrets removed", self.orphans_removed),
             )
             if happened

@@ -22,6 +22,7 @@ A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
 D = TypeVar("D")
+E = TypeVar("E")
 PENDING_RETRY_AFTER_SECONDS = 5
 
 
@@ -75,6 +76,12 @@ async def together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /) -> tupl
 
 @overload
 async def together(a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], d: Awaitable[D], /) -> tuple[A, B, C, D]: ...
+
+
+@overload
+async def together(
+    a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], d: Awaitable[D], e: Awaitable[E], /
+) -> tuple[A, B, C, D, E]: ...
 
 
 async def together(*steps: Awaitable[Any]) -> tuple[Any, ...]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.domain.catalog import PLACEHOLDERS, Catalog
 from shared.domain.errors import RegistrationNotFound
 from shared.domain.model import (
+    WORKSPACE_KINDS,
     AppRegistration,
     CredentialType,
     IntegrationProfile,
@@ -28,6 +29,7 @@ from shared.domain.registry import Registry, Tag, iso
 from shared.usecases.credentials import known_profile
 from shared.usecases.ownership import examine
 from shared.usecases.replication import together
+from shared.usecases.workspace_access import WorkspaceAccess, WorkspaceState
 
 if TYPE_CHECKING:
     from shared.usecases.connector import Connectors
@@ -71,6 +73,8 @@ class References:
     client_secret: str | None
     client_certificate: str | None = None
     vendor_certificate: str | None = None  # the public certificate the vendor supplied (PEM)
+    workspace_id: str | None = None  # the Sentinel connection's workspace (customer) id and name
+    workspace_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class RegistrationState:
     drift: list[str]
     add_ons: tuple[str, ...] = ()
     superseded_by: tuple[str, tuple[str, ...]] | None = None  # the profile's successor (catalog supersededBy)
+    workspace: WorkspaceState | None = None  # the Sentinel connection's workspace and its role, when it has one
     # What the customer's admin must still do that this service may not (an add-on's remaining step), ids filled in.
     remaining_steps: list[str] = field(default_factory=list)
 
@@ -105,6 +110,7 @@ class RegistrationStatus:
     ) -> None:
         self.rotation_window_days = rotation_window_days  # from when a vendor certificate's expiry is reported
         self.connectors: Connectors | None = None  # the federated type's reader (bootstrap sets it)
+        self.workspace_access: WorkspaceAccess | None = None  # the Sentinel workspace's reader (bootstrap sets it)
         self.registry = registry
         self.catalog = catalog
         self.directory = directory
@@ -162,7 +168,7 @@ class RegistrationStatus:
                 assignments = await self.directory.assignments(tenant, sp_id)
             except NotReplicatedYet:
                 assignments = []
-        return self.state(
+        state = self.state(
             tenant,
             profile,
             app,
@@ -176,6 +182,30 @@ class RegistrationStatus:
             vendor=stored[SecretKind.VENDOR_CERTIFICATE],
             current=ids.tags.get(Tag.CREDENTIAL_TYPE) if (ids := stored[SecretKind.CLIENT_ID]) else None,
         )
+        return await self.with_workspace(tenant, profile, state)
+
+    async def with_workspace(
+        self, tenant: str, profile: IntegrationProfile, state: RegistrationState, known: WorkspaceState | None = None
+    ) -> RegistrationState:
+        """The registration with its workspace: as onboarding just left it (`known`), else as Key Vault records it,
+        its role assignment read back from Azure Resource Manager (missing: drift)."""
+        if self.workspace_access is None or not profile.workspace_roles:
+            return state
+        workspace = known
+        if workspace is None:
+            workspace = await self.workspace_access.state(tenant, await self.workspace_access.stored(tenant, profile))
+        if workspace is None:
+            return state
+        drift = list(state.drift)
+        if not workspace.assigned:
+            drift.append("the Sentinel role on the workspace is missing: PUT again to assign it")
+        names = self.registry.secret_names(tenant, profile.id, WORKSPACE_KINDS)
+        references = replace(
+            state.references,
+            workspace_id=self.vault.reference(names[SecretKind.WORKSPACE_ID]),
+            workspace_name=self.vault.reference(names[SecretKind.WORKSPACE_NAME]),
+        )
+        return replace(state, workspace=workspace, drift=drift, references=references)
 
     def state(
         self,

@@ -522,6 +522,26 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_superseded_profile_keeps_its_registrations_and_sends_new_ones_to_its_successor",
         ),
     ),
+    Mutant(
+        "a Sentinel onboarding does not check it may assign the role before creating the app",
+        "shared/usecases/workspace_access.py",
+        "            if await self.workspaces.may_assign_roles(tenant, resource_id):\n",
+        "            if True:\n",
+        (
+            "tests/functions/test_sentinel_workspace.py::"
+            "test_without_the_customers_grant_nothing_is_created_and_the_problem_says_what_to_grant",
+        ),
+    ),
+    Mutant(
+        "offboarding leaves the Sentinel role on the workspace",
+        "shared/usecases/offboarding.py",
+        "                role_removed = await workspace.remove(tenant, workspace_records, context)\n",
+        "                role_removed = False\n",
+        (
+            "tests/functions/test_sentinel_workspace.py::"
+            "test_a_sentinel_onboarding_ends_with_a_proven_query_and_offboarding_removes_the_role",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

@@ -78,6 +78,11 @@ def main() -> None:
             "onboard", "--tenant", tenant, "--integration", integration, "--credential-type", "certificate",
             "--certificate-file", os.environ.get("CRASH_CERTIFICATE_FILE", ""),
         ],
+        # A Sentinel registration with the workspace CRASH_WORKSPACE names: its role assigned, proven, recorded.
+        "onboard-workspace": [
+            "onboard", "--tenant", tenant, "--integration", integration,
+            "--workspace", os.environ.get("CRASH_WORKSPACE", ""),
+        ],
         # The add-ons CRASH_ADD_ONS names (comma-separated; empty: none), converged on the registration's app.
         "change-add-ons": [
             "onboard", "--tenant", tenant, "--integration", integration, "--add-ons", os.environ.get("CRASH_ADD_ONS", ""),

@@ -121,10 +121,10 @@ def stored_secret_roles(stand_in: StandIn, prefix: str) -> set[str] | None:
         return None
 
 
-def assert_converged(stand_in: StandIn, prefix: str) -> None:
+def assert_converged(stand_in: StandIn, prefix: str, records: int = 3) -> None:
     apps, secrets = registration(stand_in, prefix)
     assert len(apps) == 1, apps
-    assert len(secrets) == 3
+    assert len(secrets) == records, sorted(secrets)
     assert stored_secret_roles(stand_in, prefix) == ROLES  # grants == the profile
     service_principals = stand_in.state()["tenants"][stand_in.home_tenant_id]["servicePrincipals"]
     assert [sp["appId"] for sp in service_principals].count(apps[0]["appId"]) == 1
@@ -792,3 +792,92 @@ def test_a_killed_add_on_change_converges_when_run_again(
     assert roles["defender-xdr"] == ({"Incident.Read.All", "AdvancedHunting.Read.All"} if after else set())
     assert roles["cloud-apps"] == ({"investigation.read"} if after else set())
     assert "AuditLog.Read.All" in roles[None] and "User.RevokeSessions.All" not in roles[None]
+
+
+# --- a Sentinel registration given its workspace role ---
+
+# application, service principal, secret created, 2 grants, 3 secrets stored, the workspace role assigned, then the
+# workspace id and name stored
+WORKSPACE_EVENTS = {"onboard-workspace": 11}
+ROLE_ASSIGNED = 9  # the change after which a kill leaves the role on the workspace and nothing of it in Key Vault
+WORKSPACE_CASES = [
+    pytest.param(op, mode, value, marks=() if (mode, value) == ("after-event", ROLE_ASSIGNED) else param.marks)
+    for param in every_point(WORKSPACE_EVENTS, CERTIFICATE_RANDOM_POINTS)
+    for op, mode, value in [param.values]
+]
+SENTINEL_ROLE_IDS = "8d289c81-5878-46d4-8554-54e1e3d8b5cb, 3e150937-b8fe-4cfb-8069-0eaf05ecd056"
+
+
+def granted_workspace(stand_in: StandIn) -> dict[str, Any]:
+    """A workspace whose customer's admin granted this service what docs/sentinel.md asks."""
+    from shared.usecases.workspace_access import CONDITION, RBAC_ADMINISTRATOR
+
+    unique = uuid.uuid4().hex[:8]
+    workspace: dict[str, Any] = stand_in.admin("POST", "/workspaces", {
+        "tenantId": stand_in.home_tenant_id, "subscriptionId": str(uuid.uuid5(uuid.NAMESPACE_URL, "crash")),
+        "resourceGroup": f"rg-{unique}", "name": f"law-{unique}",
+    })  # fmt: skip
+    stand_in.admin("POST", "/roleAssignments", {
+        "scope": workspace["id"], "roleDefinitionId": RBAC_ADMINISTRATOR, "principalType": "ServicePrincipal",
+        "principalId": str(stand_in.info["managed_identity_object_id"]),
+        "condition": CONDITION.format(roles=SENTINEL_ROLE_IDS),
+    })  # fmt: skip
+    return workspace
+
+
+def sentinel_roles_on(stand_in: StandIn, workspace: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = stand_in.admin("GET", f"/roleAssignments?scope={workspace['id']}")["value"]
+    return [
+        a for a in listed if not a["properties"]["roleDefinitionId"].endswith("f58310d9-a9f6-439a-9e8d-f62e7b41a168")
+    ]
+
+
+@pytest.fixture(scope="module")
+def workspace_calibration(
+    stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
+    prefix, workspace = f"c{uuid.uuid4().hex[:10]}", granted_workspace(stand_in)
+    out = tmp_path_factory.mktemp("calibration") / "onboard-workspace.json"
+    done = run(stand_in, prefix, "onboard-workspace", stand_in.home_tenant_id, INTEGRATION, "calibrate", str(out),
+               CRASH_WORKSPACE=workspace["id"])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    measured = {"onboard-workspace": json.loads(out.read_text())}
+    print(f"\nworkspace calibration: {measured}; CRASH_SEED={SEED}")
+    yield measured
+
+
+def test_workspace_calibration_sees_every_step_the_cases_kill_after(
+    workspace_calibration: dict[str, dict[str, Any]],
+) -> None:
+    measured = workspace_calibration["onboard-workspace"]
+    assert measured["events"] == WORKSPACE_EVENTS["onboard-workspace"], measured
+    assert measured["names"][ROLE_ASSIGNED - 1] == "workspace.role.assigned", measured
+
+
+@pytest.mark.parametrize(("operation", "mode", "value"), WORKSPACE_CASES)
+def test_a_killed_workspace_onboarding_converges_when_run_again(
+    stand_in: StandIn, workspace_calibration: dict[str, dict[str, Any]], operation: str, mode: str, value: int
+) -> None:
+    """Killed anywhere, notably between the role assignment and the Key Vault write: the same PUT again leaves one
+    Sentinel role on the workspace for the app's service principal, recorded in Key Vault, and proven."""
+    prefix, tenant, workspace = f"k{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id, granted_workspace(stand_in)
+    point = kill_point(operation, mode, value, workspace_calibration)
+    killed = run(stand_in, prefix, operation, tenant, INTEGRATION, *map(str, point), CRASH_WORKSPACE=workspace["id"])
+    assert killed.returncode == -signal.SIGKILL, (
+        f"not killed at {point} (CRASH_SEED={SEED}, calibration {workspace_calibration[operation]}): "
+        f"exit {killed.returncode}\n{killed.stderr[-2000:]}"
+    )
+    again = cli(stand_in, prefix, "onboard", "--tenant", tenant, "--integration", INTEGRATION,
+                "--workspace", workspace["id"])  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "assigned, proven by a query as the app" in again.stdout, again.stdout[-2000:]
+    assert cli(stand_in, prefix, "onboard", "--tenant", tenant, "--integration", INTEGRATION).returncode == 0
+    assert_converged(stand_in, prefix, records=5)  # the three, and the workspace id and name
+    [app] = registration(stand_in, prefix)[0]
+    principals = stand_in.state()["tenants"][tenant]["servicePrincipals"]
+    [principal] = [sp["id"] for sp in principals if sp["appId"] == app["appId"]]
+    [role] = sentinel_roles_on(stand_in, workspace)
+    assert role["properties"]["principalId"] == principal
+    records = {n: v for n, v in stand_in.state()["vault"]["secrets"].items() if n.startswith(f"{prefix}-")}
+    recorded = records[f"{prefix}-{tenant}-{INTEGRATION}-workspace-id"]["versions"][-1]["tags"]
+    assert recorded["role-assignment-id"] == role["id"], (recorded, role)

@@ -90,7 +90,7 @@ def after_the_first() -> Callable[[Call], bool]:
 
 def names(h: Harness, tenant: str = TENANT, integration: str = M365) -> dict[SecretKind, str]:
     """The three secrets of a client-secret registration (a vendor certificate's record is not one of them)."""
-    kinds = [kind for kind in SecretKind if kind is not SecretKind.VENDOR_CERTIFICATE]
+    kinds = (SecretKind.CLIENT_ID, SecretKind.TENANT_ID, SecretKind.CLIENT_SECRET)
     return {kind: h.onboarding.registry.secret_name(tenant, integration, kind) for kind in kinds}
 
 
