@@ -34,6 +34,8 @@ import pytest
 from azure.identity import ManagedIdentityCredential
 
 from emulator.launcher import StandIn
+from shared.domain.catalog import load_catalog
+from shared.usecases.workspace_access import CONDITION, RBAC_ADMINISTRATOR
 from tests.azurite import Azurite
 from tests.functions.conftest import NORTHWIND, consent, provisioner_app
 from tests.live.target import (
@@ -84,6 +86,16 @@ async def stand_in_world(stand_in: StandIn, azurite: Azurite) -> World:
         lambda: ManagedIdentityCredential(), stand_in.authority, stand_in.ca_bundle, False,
         environment=stand_in.identity_env(),
     )  # fmt: skip
+    # A workspace whose admin granted this service what docs/sentinel.md asks (the managed identity: the home tenant).
+    workspace = stand_in.admin("POST", "/workspaces", {
+        "tenantId": stand_in.home_tenant_id, "subscriptionId": "6f0b9c1e-2d3a-4b5c-8d7e-9f0a1b2c3d4e",
+        "resourceGroup": "rg-live", "name": "law-live",
+    })  # fmt: skip
+    roles = ", ".join(r.role_definition_id for r in load_catalog().require("sentinel").workspace_roles)
+    stand_in.admin("POST", "/roleAssignments", {
+        "scope": workspace["id"], "roleDefinitionId": RBAC_ADMINISTRATOR, "principalType": "ServicePrincipal",
+        "principalId": str(stand_in.info["managed_identity_object_id"]), "condition": CONDITION.format(roles=roles),
+    })  # fmt: skip
     return World(
         "the stand-in",
         tenant=stand_in.home_tenant_id,
@@ -94,6 +106,7 @@ async def stand_in_world(stand_in: StandIn, azurite: Azurite) -> World:
         converge_seconds=60,
         settle_seconds=0,  # the stand-in refuses a removed credential at once
         stand_in=stand_in,
+        sentinel_workspace=str(workspace["id"]),
     )
 
 

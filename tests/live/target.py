@@ -260,6 +260,9 @@ class World:
     converge_seconds: float = 300  # how long a PUT answering 202 is repeated
     settle_seconds: float = 120  # how long Entra may take to stop honouring a removed credential
     stand_in: StandIn | None = None  # in CI: the stand-in, whose admin API counts requests and injects faults
+    # A Log Analytics workspace in LIVE_TENANT_ID's subscription whose admin granted what docs/sentinel.md asks
+    # (LIVE_SENTINEL_WORKSPACE, its resource id); None: the Sentinel workspace flow skips.
+    sentinel_workspace: str | None = None
 
     def tenants(self) -> list[str]:
         return [self.tenant, *[t for t in self.customers if t != self.tenant]]
@@ -283,6 +286,7 @@ def world_from_environment(env: Mapping[str, str]) -> World:
         "customers": customers,
         "integration": env.get("LIVE_INTEGRATION", "").strip() or "m365-defender",
         "purge_secrets": env.get("LIVE_PURGE_SECRETS", "").strip().lower() == "true",
+        "sentinel_workspace": env.get("LIVE_SENTINEL_WORKSPACE", "").strip() or None,
     }
     if target == "http":
         url, key = env.get("LIVE_FUNCTION_URL", "").strip(), env.get("LIVE_FUNCTION_KEY", "").strip()
