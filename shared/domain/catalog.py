@@ -287,30 +287,11 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
         },
         where,
     )
-    profile_id = entry.get("id")
-    if not isinstance(profile_id, str) or not INTEGRATION_ID.match(profile_id):
-        raise CatalogError(f"{where}.id: 3-32 lowercase letters, digits or hyphens")
-    display_name, description = entry.get("displayName"), entry.get("description", "")
-    if not isinstance(display_name, str) or not 1 <= len(display_name) <= 100:
-        raise CatalogError(f"{where}.displayName: a string of 1-100 characters")
-    if not isinstance(description, str) or len(description) > 500:
-        raise CatalogError(f"{where}.description: a string of at most 500 characters")
-    high_impact_reason = _high_impact(entry.get("highImpact"), f"{where}.highImpact")
-    permissions = entry.get("permissions")
-    if not isinstance(permissions, list) or not permissions:
-        raise CatalogError(f"{where}.permissions: a non-empty list")
-    resources = [
-        _resource(p, allowed, high_impact_reason is not None, f"{where}.permissions[{i}]")
-        for i, p in enumerate(permissions)
-    ]
-    if len({r.resource_app_id for r in resources}) != len(resources):
-        raise CatalogError(f"{where}.permissions: each resource API may appear once")
-    if high_impact_reason is not None and not any(r.high_impact for r in resources):
-        raise CatalogError(f"{where}.highImpact: the profile asks for no high-impact role; remove the marking")
+    profile_id, display_name, description, high_impact_reason, resources = _granting(entry, allowed, where, "profile")
     types, default = _credential_types(entry, where)
     add_ons = _add_ons(entry.get("addOns", []), allowed, types, f"{where}.addOns")
     return IntegrationProfile(
-        profile_id, display_name, description, tuple(resources), high_impact_reason,
+        profile_id, display_name, description, resources, high_impact_reason,
         credential_types=types, default_credential_type=default, add_ons=add_ons,
         superseded_by=_superseded_by(entry.get("supersededBy"), f"{where}.supersededBy"),
         workspace_roles=_workspace_roles(entry.get("workspaceRoles", []), f"{where}.workspaceRoles"),
@@ -373,6 +354,33 @@ def _check_successors(profiles: Mapping[str, IntegrationProfile], where: str) ->
             raise CatalogError(f"{where}: {profile.id}'s successor does not grant {sorted(r for _, r in missing)}")
 
 
+def _granting(
+    entry: dict[str, Any], allowed: Mapping[tuple[str, str], AllowedPermission], where: str, kind: str
+) -> tuple[str, str, str, str | None, tuple[ResourcePermissions, ...]]:
+    """What a profile and an add-on have alike: (id, display name, description, high-impact reason, permissions),
+    each resource API once, a high-impact role only where the entry declares highImpact, and that declaration
+    only where it asks for one."""
+    entry_id, display_name, description = entry.get("id"), entry.get("displayName"), entry.get("description", "")
+    if not isinstance(entry_id, str) or not INTEGRATION_ID.match(entry_id):
+        raise CatalogError(f"{where}.id: 3-32 lowercase letters, digits or hyphens")
+    if not isinstance(display_name, str) or not 1 <= len(display_name) <= 100:
+        raise CatalogError(f"{where}.displayName: a string of 1-100 characters")
+    if not isinstance(description, str) or len(description) > 500:
+        raise CatalogError(f"{where}.description: a string of at most 500 characters")
+    reason = _high_impact(entry.get("highImpact"), f"{where}.highImpact")
+    permissions = entry.get("permissions")
+    if not isinstance(permissions, list) or not permissions:
+        raise CatalogError(f"{where}.permissions: a non-empty list")
+    resources = tuple(
+        _resource(p, allowed, reason is not None, f"{where}.permissions[{i}]") for i, p in enumerate(permissions)
+    )
+    if len({r.resource_app_id for r in resources}) != len(resources):
+        raise CatalogError(f"{where}.permissions: each resource API may appear once")
+    if reason is not None and not any(r.high_impact for r in resources):
+        raise CatalogError(f"{where}.highImpact: the {kind} asks for no high-impact role; remove the marking")
+    return entry_id, display_name, description, reason, resources
+
+
 def _add_ons(
     entries: Any, allowed: Mapping[tuple[str, str], AllowedPermission], offered: tuple[CredentialType, ...], where: str
 ) -> tuple[AddOn, ...]:
@@ -391,26 +399,9 @@ def _add_ons(
             {"id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "remainingStep"},
             at,
         )
-        add_on_id, display_name, description = entry.get("id"), entry.get("displayName"), entry.get("description", "")
-        if not isinstance(add_on_id, str) or not INTEGRATION_ID.match(add_on_id):
-            raise CatalogError(f"{at}.id: 3-32 lowercase letters, digits or hyphens")
+        add_on_id, display_name, description, reason, resources = _granting(entry, allowed, at, "add-on")
         if any(a.id == add_on_id for a in add_ons):
             raise CatalogError(f"{at}.id: {add_on_id!r} appears twice")
-        if not isinstance(display_name, str) or not 1 <= len(display_name) <= 100:
-            raise CatalogError(f"{at}.displayName: a string of 1-100 characters")
-        if not isinstance(description, str) or len(description) > 500:
-            raise CatalogError(f"{at}.description: a string of at most 500 characters")
-        reason = _high_impact(entry.get("highImpact"), f"{at}.highImpact")
-        permissions = entry.get("permissions")
-        if not isinstance(permissions, list) or not permissions:
-            raise CatalogError(f"{at}.permissions: a non-empty list")
-        resources = [
-            _resource(p, allowed, reason is not None, f"{at}.permissions[{i}]") for i, p in enumerate(permissions)
-        ]
-        if len({r.resource_app_id for r in resources}) != len(resources):
-            raise CatalogError(f"{at}.permissions: each resource API may appear once")
-        if reason is not None and not any(r.high_impact for r in resources):
-            raise CatalogError(f"{at}.highImpact: the add-on asks for no high-impact role; remove the marking")
         types: tuple[CredentialType, ...] = ()
         if "credentialTypes" in entry:
             types, _ = _credential_types(entry, at)
@@ -422,7 +413,7 @@ def _add_ons(
             or not set(PLACEHOLDERS.findall(step)) <= STEP_FIELDS
         ):  # fmt: skip
             raise CatalogError(f"{at}.remainingStep: text of 1-2000 characters; placeholders {sorted(STEP_FIELDS)}")
-        add_ons.append(AddOn(add_on_id, display_name, description, tuple(resources), reason, types, step))
+        add_ons.append(AddOn(add_on_id, display_name, description, resources, reason, types, step))
     if len(",".join(a.id for a in add_ons)) > MAX_ADD_ON_TAG:
         raise CatalogError(f"{where}: their ids together must fit one Key Vault tag ({MAX_ADD_ON_TAG} characters)")
     return tuple(add_ons)
