@@ -48,7 +48,7 @@ from tests.functions.conftest import PROVISIONER_ROLES, provisioner_app
 from tests.functions.test_certificates import VendorCertificate
 from tests.functions.test_rotation import DAY, StandInClock
 
-ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "24"))
+ONBOARDINGS = int(os.environ.get("CHAOS_ONBOARDINGS", "16"))
 TENANTS = int(os.environ.get("CHAOS_TENANTS", "8"))
 SWEEPS = int(os.environ.get("CHAOS_SWEEPS", "2"))
 SEED = int(os.environ.get("CHAOS_SEED", "11"))

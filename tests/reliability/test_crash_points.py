@@ -90,6 +90,24 @@ def cli(stand_in: StandIn, prefix: str, *args: str, **settings: str) -> subproce
     )
 
 
+def calibrate(
+    stand_in: StandIn,
+    tmp: pytest.TempPathFactory,
+    prefix: str,
+    tenant: str,
+    integration: str,
+    operation: str,
+    exit_code: int = 0,
+    **settings: str,
+) -> dict[str, Any]:
+    """One operation run through by crash_runner (calibrate mode): its audit events, their names and its time."""
+    out = tmp.mktemp("calibration") / f"{operation}.json"
+    done = run(stand_in, prefix, operation, tenant, integration, "calibrate", str(out), **settings)
+    assert done.returncode == exit_code, done.stderr[-2000:]
+    measured: dict[str, Any] = json.loads(out.read_text())
+    return measured
+
+
 def registration(
     stand_in: StandIn, prefix: str, integration: str = INTEGRATION
 ) -> tuple[list[dict[str, object]], dict[str, object]]:
@@ -142,10 +160,10 @@ EVENTS = {"onboard": ONBOARD_EVENTS, "rotate": ROTATE_EVENTS, "offboard": OFFBOA
 
 def every_point(events: dict[str, int], random_points: int) -> list[Any]:
     """Every kill point of every operation, and the random moments. The suite CI runs kills each operation after
-    its first change and after its middle one, and at its first random moment; `scripts/long` runs every change
-    and every random moment (`long`), so each point is still killed at, on a slower cadence."""
+    its first change and at its first random moment (a share of its time drawn from CRASH_SEED, so each run
+    kills it somewhere else); `scripts/long` runs every change and every random moment (`long`)."""
     return [
-        pytest.param(op, "after-event", n, marks=() if n in (1, count // 2 + 1) else pytest.mark.long)
+        pytest.param(op, "after-event", n, marks=() if n == 1 else pytest.mark.long)
         for op, count in events.items()
         for n in range(1, count + 1)
     ] + [
@@ -164,10 +182,7 @@ def calibration(stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory) -> 
     prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
     measured = {}
     for operation in EVENTS:  # onboard, then rotate and offboard what it made, as the cases do
-        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
-        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out))
-        assert done.returncode == 0, done.stderr[-2000:]
-        measured[operation] = json.loads(out.read_text())
+        measured[operation] = calibrate(stand_in, tmp_path_factory, prefix, tenant, INTEGRATION, operation)
     print(f"\ncalibration: {measured}; CRASH_SEED={SEED}")
     yield measured
 
@@ -334,10 +349,7 @@ def certificate_calibration(
     prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
     measured = {}
     for operation in CERTIFICATE_EVENTS:
-        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
-        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out))
-        assert done.returncode == 0, done.stderr[-2000:]
-        measured[operation] = json.loads(out.read_text())
+        measured[operation] = calibrate(stand_in, tmp_path_factory, prefix, tenant, INTEGRATION, operation)
     print(f"\ncertificate calibration: {measured}; CRASH_SEED={SEED}")
     yield measured
 
@@ -485,11 +497,8 @@ def federated_calibration(
     prefix, tenant = f"c{uuid.uuid4().hex[:10]}", customer_tenant(stand_in)
     measured = {}
     for operation, exit_code in (("onboard-federated", 3), ("prove-federated", 0)):
-        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
-        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out),
-                   CONNECTOR_TRUST_SUBJECT=BACKEND_SUBJECT)  # fmt: skip
-        assert done.returncode == exit_code, done.stderr[-2000:]
-        measured[operation] = json.loads(out.read_text())
+        measured[operation] = calibrate(stand_in, tmp_path_factory, prefix, tenant, INTEGRATION, operation, exit_code,
+                                        CONNECTOR_TRUST_SUBJECT=BACKEND_SUBJECT)  # fmt: skip
         if operation == "onboard-federated":
             customer_admin_consents(stand_in, prefix, tenant)
     print(f"\nfederated calibration: {measured}; CRASH_SEED={SEED}")
@@ -645,12 +654,9 @@ def vendor_calibration(
     prefix, tenant = f"c{uuid.uuid4().hex[:10]}", stand_in.home_tenant_id
     measured = {}
     for operation in VENDOR_EVENTS:
-        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
         _, path = vendor_files.issue()
-        done = run(stand_in, prefix, operation, tenant, INTEGRATION, "calibrate", str(out),
-                   CRASH_CERTIFICATE_FILE=path)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        measured[operation] = json.loads(out.read_text())
+        measured[operation] = calibrate(stand_in, tmp_path_factory, prefix, tenant, INTEGRATION, operation,
+                                        CRASH_CERTIFICATE_FILE=path)  # fmt: skip
     print(f"\nvendor certificate calibration: {measured}; CRASH_SEED={SEED}")
     yield measured
 
@@ -755,11 +761,8 @@ def add_on_calibration(
     assert connection_cli(stand_in, prefix, "").returncode == 0
     measured = {}
     for operation in ADD_ON_EVENTS:
-        out = tmp_path_factory.mktemp("calibration") / f"{operation}.json"
-        done = run(stand_in, prefix, "change-add-ons", tenant, CONNECTION, "calibrate", str(out),
-                   CRASH_ADD_ONS=add_ons_of(operation)[1])  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
-        measured[operation] = json.loads(out.read_text())
+        measured[operation] = calibrate(stand_in, tmp_path_factory, prefix, tenant, CONNECTION, "change-add-ons",
+                                        CRASH_ADD_ONS=add_ons_of(operation)[1])  # fmt: skip
     print(f"\nadd-on calibration: {measured}; CRASH_SEED={SEED}")
     yield measured
 
@@ -837,11 +840,8 @@ def workspace_calibration(
     stand_in: StandIn, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, dict[str, Any]]]:
     prefix, workspace = f"c{uuid.uuid4().hex[:10]}", granted_workspace(stand_in)
-    out = tmp_path_factory.mktemp("calibration") / "onboard-workspace.json"
-    done = run(stand_in, prefix, "onboard-workspace", stand_in.home_tenant_id, INTEGRATION, "calibrate", str(out),
-               CRASH_WORKSPACE=workspace["id"])  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    measured = {"onboard-workspace": json.loads(out.read_text())}
+    measured = {"onboard-workspace": calibrate(stand_in, tmp_path_factory, prefix, stand_in.home_tenant_id,
+                                               INTEGRATION, "onboard-workspace", CRASH_WORKSPACE=workspace["id"])}  # fmt: skip
     print(f"\nworkspace calibration: {measured}; CRASH_SEED={SEED}")
     yield measured
 

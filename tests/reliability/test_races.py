@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar
@@ -34,7 +35,7 @@ from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
 from tests.functions.test_certificates import VendorCertificate, certificate_name, pkcs12, signs_in, vendor_body
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry, secret_name, stored, works
 
-ROUNDS = 6
+ROUNDS = int(os.environ.get("RACE_ROUNDS", "4"))  # scripts/long: 12
 # The winner's writes are slow, so every racer reaches the lock while the winner still holds it.
 SLOW_WRITES = [
     {"kind": "latency", "service": "graph", "method": "POST", "path": "addPassword", "latency_ms": 400},
