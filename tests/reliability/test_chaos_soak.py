@@ -5,7 +5,9 @@ replication lag, on Graph, Key Vault and Entra. The registrations mix every cred
 secrets; client certificates Key Vault creates (two-month validity, so the sweeps rotate them as they
 rotate the secrets); certificates the vendor issued (installed, never rotated); and the secretless
 federated type, whose customer admin consents when the first answer asks (two tenants share a
-connector, set up under the same faults). The slice CI runs is small but has the same mix
+connector, set up under the same faults). Sentinel registrations name their tenant's workspace: their
+Sentinel role is assigned, proven by a query and recorded while Azure Resource Manager and the Log
+Analytics API fail their first calls. The slice CI runs is small but has the same mix
 (the seeds it was checked with: see the README); the full run is CHAOS_ONBOARDINGS=200 CHAOS_TENANTS=20
 CHAOS_SWEEPS=10, and CHAOS_SEED picks another seed.
 """
@@ -36,12 +38,14 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
+from shared.domain.catalog import load_catalog
 from shared.domain.errors import OnboardingError
 from shared.domain.model import CredentialType, IntegrationProfile
 from shared.entrypoints.presenters import sweep_json
 from shared.settings import load_settings
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from shared.usecases.status import RegistrationState
+from shared.usecases.workspace_access import CONDITION, RBAC_ADMINISTRATOR, WorkspaceRequest
 from tests.azurite import Azurite
 from tests.emulator.directory import GRAPH_APP_ID
 from tests.functions.conftest import PROVISIONER_ROLES, provisioner_app
@@ -85,6 +89,10 @@ CHAOS = [
     {"kind": "status", "service": "vault", "status": 500, "probability": 0.06},
     {"kind": "drop", "service": "vault", "drop": "after", "probability": 0.04},
     {"kind": "status", "service": "entra", "path": "/oauth2/", "status": 503, "probability": 0.20},
+    # Azure Resource Manager and the Log Analytics query API (the Sentinel workspaces): their first calls fail.
+    {"kind": "status", "service": "arm", "status": 503, "count": 3},
+    {"kind": "status", "service": "arm", "status": 429, "retry_after": 1, "count": 2},
+    {"kind": "status", "service": "loganalytics", "status": 503, "count": 2},
 ]
 
 
@@ -104,7 +112,14 @@ async def vendor_many(
             "/tenants",
             {
                 "displayName": f"Chaos {index}",
-                "resourceApps": ["graph", "logAnalytics", "defenderEndpoint", "threatProtection", "cloudApps"],
+                "resourceApps": [
+                    "graph",
+                    "logAnalytics",
+                    "defenderEndpoint",
+                    "threatProtection",
+                    "cloudApps",
+                    "azureServiceManagement",
+                ],
             },
         )["id"]
         stand_in.admin(
@@ -133,6 +148,9 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     vendor_many: tuple[bootstrap.Services, StandIn, list[str], StandInClock],
 ) -> None:
     services, stand_in, tenants, clock = vendor_many
+    workspaces = {
+        tenant: granted_workspace(stand_in, tenant, str(services.settings.provisioner_client_id)) for tenant in tenants
+    }
     targets = [(tenants[i % TENANTS], INTEGRATIONS[(i // TENANTS) % len(INTEGRATIONS)]) for i in range(ONBOARDINGS)]
     kinds = {target: kind_of(i) for i, target in reversed(list(enumerate(targets)))}  # a repeat keeps the first's
     vendor = {target: VendorCertificate(clock.now(), days=365) for target, kind in kinds.items() if kind is Kind.VENDOR}
@@ -154,9 +172,14 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
         credential_type = {Kind.SECRET: None, Kind.FEDERATED: CredentialType.FEDERATED}.get(
             kind, CredentialType.CERTIFICATE
         )
+        workspace = (
+            WorkspaceRequest(workspaces[tenant]["id"])
+            if integration == "sentinel" and kind is not Kind.FEDERATED
+            else None
+        )
         request = OnboardRequest(
             tenant, integration, credential_type=credential_type, certificate=supplied,
-            add_ons=add_ons[(tenant, integration)] or None,
+            add_ons=add_ons[(tenant, integration)] or None, workspace=workspace,
         )  # fmt: skip
         for _ in range(30):
             try:
@@ -197,6 +220,7 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     await services.sweep.run()
 
     broken, duplicates = await verify(services, stand_in, kinds, vendor, add_ons)
+    broken |= workspace_roles(stand_in, services.settings.name_prefix, kinds, workspaces)
     working = len(kinds) - len(broken)
     for registration, reason in broken.items():
         print(f"\nnot working: {registration}: {reason}; attempts: {history.get(registration)}")
@@ -219,6 +243,51 @@ async def test_chaos_soak_loses_nothing_and_duplicates_nothing(
     assert outcomes["gave up"] == 0
     assert duplicates == 0
     assert working == len(kinds)
+
+
+def granted_workspace(stand_in: StandIn, tenant: str, provisioner: str) -> dict[str, Any]:
+    """A Sentinel workspace in the tenant whose admin granted the provisioner what docs/sentinel.md asks."""
+    principal = next(
+        sp["id"] for sp in stand_in.state()["tenants"][tenant]["servicePrincipals"] if sp["appId"] == provisioner
+    )
+    workspace: dict[str, Any] = stand_in.admin("POST", "/workspaces", {
+        "tenantId": tenant, "subscriptionId": str(uuid.uuid5(uuid.NAMESPACE_URL, tenant)), "resourceGroup": "rg-chaos",
+        "name": f"law-{tenant[:8]}",
+    })  # fmt: skip
+    roles = ", ".join(r.role_definition_id for r in load_catalog().require("sentinel").workspace_roles)
+    stand_in.admin("POST", "/roleAssignments", {
+        "scope": workspace["id"], "roleDefinitionId": RBAC_ADMINISTRATOR, "principalType": "ServicePrincipal",
+        "principalId": principal, "condition": CONDITION.format(roles=roles),
+    })  # fmt: skip
+    return workspace
+
+
+def workspace_roles(
+    stand_in: StandIn, prefix: str, kinds: dict[tuple[str, str], Kind], workspaces: dict[str, dict[str, Any]]
+) -> dict[tuple[str, str], str]:
+    """Sentinel registrations whose app does not hold exactly one Sentinel role on its workspace, recorded in Key
+    Vault with the workspace's id, and why."""
+    state, broken = stand_in.state(), {}
+    for (tenant, integration), kind in kinds.items():
+        if integration != "sentinel" or kind is Kind.FEDERATED:
+            continue
+        apps = [a for a in state["tenants"][tenant]["applications"] if a["uniqueName"] == f"{prefix}-sentinel"]
+        principals = [
+            sp["id"] for sp in state["tenants"][tenant]["servicePrincipals"] if apps and sp["appId"] == apps[0]["appId"]
+        ]
+        if not principals:
+            broken[(tenant, integration)] = "no app or service principal"
+            continue
+        principal = principals[0]
+        workspace = workspaces[tenant]
+        listed = stand_in.admin("GET", f"/roleAssignments?scope={workspace['id']}")["value"]
+        held = [a for a in listed if a["properties"]["principalId"] == principal]
+        record = state["vault"]["secrets"].get(f"{prefix}-{tenant}-sentinel-workspace-id")
+        if len(held) != 1:
+            broken[(tenant, integration)] = f"{len(held)} Sentinel roles on the workspace"
+        elif record is None or record["versions"][-1]["tags"].get("role-assignment-id") != held[0]["id"]:
+            broken[(tenant, integration)] = "the workspace's role assignment is not the one Key Vault records"
+    return broken
 
 
 def constant(value: str) -> Callable[[], str]:
