@@ -70,8 +70,8 @@ class Kind(enum.Enum):
 
 
 def kind_of(index: int) -> Kind:
-    """The credential type of the index-th onboarding: a third of them each of the stronger types, half secrets.
-    (With 8 tenants and 24 onboardings, two federated ones share each of two connectors.)"""
+    """The credential type of the index-th onboarding: half secrets, and about a sixth each of the stronger types.
+    (With 8 tenants and the CI slice's 16 onboardings, two federated ones share the sentinel connector.)"""
     if index % 6 == 1:
         return Kind.FEDERATED
     if index % 6 == 4:
