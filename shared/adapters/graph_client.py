@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -29,7 +28,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from shared.adapters.graph_failures import no_answer, translate
-from shared.adapters.identity import ManagementCredentials
+from shared.adapters.identity import ManagementCredentials, TenantClients
 from shared.adapters.service_token import ServiceToken
 from shared.settings import Settings
 
@@ -67,34 +66,21 @@ class GraphClients:
     def __init__(self, settings: Settings, identity: ManagementCredentials) -> None:
         self._settings = settings
         self._identity = identity
-        # (credential, client) of tenants the identity keeps, least recently used first, no more than it
-        # keeps credentials: a client is worth keeping while its credential, and its tokens, are.
-        self._clients: OrderedDict[str, tuple[object, GraphServiceClient]] = OrderedDict()
+        self._clients = TenantClients(identity, self._build)
         self._http: httpx.AsyncClient | None = None
         self._pool: httpx.AsyncHTTPTransport | None = None
 
     def client(self, tenant_id: str) -> GraphServiceClient:
         """One Graph client per kept tenant (on its credential and token cache), all on one HTTP client."""
-        credential = self._identity.management_credential(tenant_id)
-        kept = self._clients.get(tenant_id)
-        if kept is not None and kept[0] is credential:
-            self._clients.move_to_end(tenant_id)
-            return kept[1]
+        return self._clients.get(tenant_id)
+
+    def _build(self, credential: AsyncTokenCredential, tenant_id: str) -> GraphServiceClient:
         auth = AzureIdentityAuthenticationProvider(
             GraphToken(credential, tenant_id), scopes=[self._settings.graph_scope]
         )
         adapter = GraphRequestAdapter(auth, client=self.http_client())
         adapter.base_url = self._settings.graph_base_url
-        client = GraphServiceClient(request_adapter=adapter)
-        if self._identity.keeps(tenant_id, credential):
-            self._clients[tenant_id] = (credential, client)
-            self._clients.move_to_end(tenant_id)
-            while len(self._clients) > self._identity.tenant_cache_size:
-                self._clients.popitem(last=False)  # nothing to close: every client sends through http_client()
-        else:
-            # A tenant that has not answered yet (or was evicted): this client serves this call only.
-            self._clients.pop(tenant_id, None)
-        return client
+        return GraphServiceClient(request_adapter=adapter)
 
     def http_client(self) -> httpx.AsyncClient:
         """The middleware and connection pool every tenant's client shares: Graph is one host whatever the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
@@ -30,6 +30,7 @@ from shared.domain.model import PROVISIONER_ROLES
 from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
+C = TypeVar("C")  # a client built per tenant (TenantClients)
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
 # AADSTS90002 InvalidTenantName: "The tenant name wasn't found in the data store"
 # (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): a mistyped or made-up id.
@@ -348,3 +349,37 @@ class HomeApps:
 
     def keeps(self, tenant_id: str, credential: AsyncTokenCredential) -> bool:
         return tenant_id == self._home and credential is self._identity.managed_credential()
+
+
+class TenantClients(Generic[C]):
+    """One client per tenant whose credential the identity keeps, built on that credential (and so on its token
+    cache), least recently used out once there are as many as it keeps credentials: a client is worth keeping
+    while its credential, and its tokens, are. A tenant that has not answered yet (or was evicted) gets a client
+    for that call only. The clients share their caller's transport, so dropping one closes nothing."""
+
+    def __init__(self, identity: ManagementCredentials, build: Callable[[AsyncTokenCredential, str], C]) -> None:
+        self._identity = identity
+        self._build = build
+        self._kept: OrderedDict[str, tuple[AsyncTokenCredential, C]] = OrderedDict()
+
+    def get(self, tenant_id: str) -> C:
+        credential = self._identity.management_credential(tenant_id)
+        kept = self._kept.get(tenant_id)
+        if kept is not None and kept[0] is credential:
+            self._kept.move_to_end(tenant_id)
+            return kept[1]
+        client = self._build(credential, tenant_id)
+        if self._identity.keeps(tenant_id, credential):
+            self._kept[tenant_id] = (credential, client)
+            self._kept.move_to_end(tenant_id)
+            while len(self._kept) > self._identity.tenant_cache_size:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.pop(tenant_id, None)
+        return client
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def clear(self) -> None:
+        self._kept.clear()

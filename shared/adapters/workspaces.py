@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from azure.core import AsyncPipelineClient
@@ -38,7 +37,7 @@ from azure.core.rest import AsyncHttpResponse, HttpRequest
 
 from shared.adapters.azure_core_errors import CORRELATION_REQUEST_ID, request_ids
 from shared.adapters.entra_answers import aadsts, token_refusal
-from shared.adapters.identity import Identity
+from shared.adapters.identity import Identity, TenantClients
 from shared.adapters.service_token import ServiceToken
 from shared.adapters.tls import SharedTransport
 from shared.adapters.token_check import app_credential
@@ -121,11 +120,8 @@ class ArmWorkspaces:
         # One connection pool for every ARM client, token request and query: ARM is one host whatever the
         # tenant (the token says which), and each query's credential is new (shared/adapters/tls.py).
         self._transport: SharedTransport | None = None
-        # (credential, client) per tenant the identity keeps a credential for, least recently used first:
-        # a client is worth keeping while its credential, and its bearer policy's cached token, are.
-        self._clients: OrderedDict[str, tuple[object, AsyncPipelineClient[HttpRequest, AsyncHttpResponse]]] = (
-            OrderedDict()
-        )
+        # One pipeline per kept tenant: its bearer policy caches the tenant's ARM token.
+        self._clients = TenantClients(identity, self._pipeline)
 
     # --- Azure Resource Manager ---
 
@@ -259,30 +255,13 @@ class ArmWorkspaces:
 
     async def _request(self, tenant_id: str, request: HttpRequest, doing: str) -> AsyncHttpResponse:
         try:
-            return await self._client(tenant_id).send_request(request)  # the body is read (stream=False)
+            return await self._clients.get(tenant_id).send_request(request)  # the body is read (stream=False)
         except (ServiceRequestError, ServiceResponseError) as error:
             raise _no_answer(error, "arm", doing, tenant_id) from error
 
     def _fail(self, response: AsyncHttpResponse, doing: str, tenant_id: str, resource: str) -> NoReturn:
         error = _error(response)
         raise _translate(error, doing, tenant_id, resource) from error
-
-    def _client(self, tenant_id: str) -> AsyncPipelineClient[HttpRequest, AsyncHttpResponse]:
-        """One pipeline per kept tenant (its credential and cached token), all on one transport."""
-        credential = self._identity.management_credential(tenant_id)
-        kept = self._clients.get(tenant_id)
-        if kept is not None and kept[0] is credential:
-            self._clients.move_to_end(tenant_id)
-            return kept[1]
-        client = self._pipeline(credential, tenant_id)
-        if self._identity.keeps(tenant_id, credential):
-            self._clients[tenant_id] = (credential, client)
-            self._clients.move_to_end(tenant_id)
-            while len(self._clients) > self._identity.tenant_cache_size:
-                self._clients.popitem(last=False)  # nothing to close: the transport is shared, only lent
-        else:  # a tenant that has not answered yet: this client serves this call only
-            self._clients.pop(tenant_id, None)
-        return client
 
     def _pipeline(
         self, credential: AsyncTokenCredential, tenant_id: str
