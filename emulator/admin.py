@@ -56,6 +56,7 @@ class AdminApi:
                 ["PUT", "DELETE"],
             ),
             ("/_emulator/tenants/{tenant}/consent", self.consent, ["POST"]),
+            ("/_emulator/tenants/{tenant}/directory-roles", self.directory_roles, ["POST", "DELETE"]),
             ("/_emulator/registrations", self.registrations, ["POST"]),
             ("/_emulator/requests", self.request_log, ["GET", "DELETE"]),
             ("/_emulator/faults", self.faults_endpoint, ["GET", "PUT", "DELETE"]),
@@ -152,6 +153,26 @@ class AdminApi:
             grant_app_roles(self.world, tenant, sp["id"], resource_app_id, list(values))
         self.world.touch()
         return JSONResponse({"servicePrincipalId": sp["id"]}, status_code=201)
+
+    async def directory_roles(self, request: Request) -> JSONResponse:
+        """A customer's admin assigns (POST) or removes (DELETE) an Entra role, by template id, to an app's service
+        principal in the tenant, as Roles and administrators does; its tokens carry the role in `wids`.
+
+        Body: {"appId": "...", "roleTemplateId": "<GUID>"}
+        """
+        tenant = self._tenant(request)
+        body = await _json(request)
+        sp = tenant.service_principal_by_app_id(body["appId"])
+        if sp is None:
+            raise ValueError(f"no service principal for appId {body['appId']} in the tenant")
+        template_id = str(uuid.UUID(body["roleTemplateId"]))
+        held = tenant.directory_roles.setdefault(sp["id"], [])
+        if request.method == "POST" and template_id not in held:
+            held.append(template_id)
+        elif request.method == "DELETE" and template_id in held:
+            held.remove(template_id)
+        self.world.touch()
+        return JSONResponse({"servicePrincipalId": sp["id"], "roleTemplateIds": list(held)})
 
     async def registrations(self, request: Request) -> JSONResponse:
         """Bulk: registrations as the product leaves them after onboarding, some due, some retiring (emulator/bulk.py)."""

@@ -181,6 +181,7 @@ class EntraService:
             app_id=client_id,
             roles=roles,
             display_name=client_sp.get("displayName", ""),
+            directory_roles=tenant.directory_roles.get(client_sp["id"]),
         )
         lifetime = expires - _now_s()
         return JSONResponse(

@@ -61,6 +61,8 @@ class Tenant:
     certificate_keys: dict[str, str] = field(default_factory=dict)
     # application object id -> the appManagementPolicy assigned to it (overrides the tenant default).
     app_policies: dict[str, JsonObject] = field(default_factory=dict)
+    # service principal object id -> template ids of the Entra roles a customer's admin assigned it.
+    directory_roles: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Not a dataclass field, so snapshots never carry it; built from the tables on first use.

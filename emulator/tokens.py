@@ -33,6 +33,10 @@ def v2_issuer(tenant_id: str) -> str:
     return f"https://login.microsoftonline.com/{tenant_id}/v2.0"
 
 
+# The template id in the `wids` of service principals' tokens besides their assigned roles (see `issue`).
+DEFAULT_SERVICE_PRINCIPAL_ROLE = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who a verified bearer token says is calling."""
@@ -78,6 +82,7 @@ class TokenService:
         roles: list[str],
         display_name: str = "",
         subject: str | None = None,
+        directory_roles: list[str] | None = None,
     ) -> tuple[str, int]:
         now = int(time.time())
         expires = now + TOKEN_LIFETIME_SECONDS
@@ -102,6 +107,11 @@ class TokenService:
             claims["app_displayname"] = display_name
         if roles:
             claims["roles"] = sorted(roles)
+        if directory_roles:
+            # An app's Entra roles by template id, with the id every service principal's token carries beside
+            # them (a recorded app-only token: https://github.com/microsoftgraph/msgraph-sdk-powershell/issues/1782).
+            # Without an assigned role the claim is left out: whether Entra sends that id alone is unknown.
+            claims["wids"] = sorted({*directory_roles, DEFAULT_SERVICE_PRINCIPAL_ROLE})
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
         return token, expires
 

@@ -122,5 +122,19 @@ def token_claims(access_token: str) -> dict[str, Any]:
 
 def roles_of(access_token: str) -> set[str]:
     """The token's `roles` claim."""
-    roles = token_claims(access_token).get("roles", [])
-    return {str(role) for role in roles} if isinstance(roles, list) else set()
+    return _string_list(token_claims(access_token), "roles")
+
+
+def directory_roles_of(access_token: str) -> set[str]:
+    """The token's `wids` claim, lower-cased: the template ids of the Entra roles its subject holds. An app's own
+    token carries the roles assigned to its service principal: Exchange Online reads them from there
+    (https://learn.microsoft.com/powershell/exchange/app-only-auth-powershell-v2, "the directory role ... is
+    returned in the access token"; a recorded app token with `wids` in
+    https://github.com/microsoftgraph/msgraph-sdk-powershell/issues/1782). A claim may be absent
+    (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference): absent reads as none."""
+    return {role.lower() for role in _string_list(token_claims(access_token), "wids")}
+
+
+def _string_list(claims: dict[str, Any], name: str) -> set[str]:
+    values = claims.get(name, [])
+    return {str(value) for value in values} if isinstance(values, list) else set()

@@ -11,7 +11,15 @@ from typing import Any
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.identity.aio import ClientAssertionCredential, ClientSecretCredential
 
-from shared.adapters.entra_answers import REPLICATION_CODES, aadsts, aadsts_text, refused, roles_of, status_of
+from shared.adapters.entra_answers import (
+    REPLICATION_CODES,
+    aadsts,
+    aadsts_text,
+    directory_roles_of,
+    refused,
+    roles_of,
+    status_of,
+)
 from shared.adapters.tls import SharedTransport
 from shared.adapters.x509 import client_assertion
 from shared.domain.errors import UpstreamError, UpstreamUnavailable
@@ -89,6 +97,15 @@ class TokenRoleChecker:
     async def granted_roles(
         self, tenant_id: str, client_id: str, credential_to_prove: ClientCredential, scope: str
     ) -> set[str]:
+        return roles_of(await self._token(tenant_id, client_id, credential_to_prove, scope))
+
+    async def directory_roles(
+        self, tenant_id: str, client_id: str, credential_to_prove: ClientCredential, scope: str
+    ) -> set[str]:
+        return directory_roles_of(await self._token(tenant_id, client_id, credential_to_prove, scope))
+
+    async def _token(self, tenant_id: str, client_id: str, credential_to_prove: ClientCredential, scope: str) -> str:
+        """A fresh token for `scope`, signed in as the app with `credential_to_prove`."""
         if self._transport is None:
             self._transport = SharedTransport(self._settings.tls_ca_bundle)
         credential, replication = app_credential(
@@ -113,7 +130,7 @@ class TokenRoleChecker:
             ) from error
         finally:
             await credential.close()
-        return roles_of(token.token)
+        return token.token
 
     async def close(self) -> None:
         if self._transport is not None:

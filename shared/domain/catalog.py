@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shared.domain.errors import UnknownIntegration
-from shared.domain.model import AddOn, CredentialType, IntegrationProfile, ResourcePermissions, WorkspaceRole
+from shared.domain.model import (
+    AddOn,
+    CredentialType,
+    DirectoryRole,
+    IntegrationProfile,
+    ResourcePermissions,
+    WorkspaceRole,
+)
 from shared.domain.registry import INTEGRATION_ID
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -34,6 +41,8 @@ MAX_REASON = 500
 MAX_ADD_ON_TAG = 256
 PLACEHOLDERS = re.compile(r"\{(\w+)\}")
 STEP_FIELDS = {"appId", "servicePrincipalId", "tenantId"}
+MAX_DIRECTORY_ROLES = 20
+MAX_ROLE_NAME = 120
 
 # A role may be reviewed as "read" only if its value says it reads: `<Resource>.Read[.<Scope>]` or
 # `.ReadBasic` (Graph's resource.operation.constraint naming,
@@ -170,6 +179,9 @@ class Catalog:
                             "highImpact": {"reason": a.high_impact_reason} if a.high_impact_reason else None,
                             "credentialTypes": [str(t) for t in a.credential_types or p.credential_types],
                             "remainingStep": a.remaining_step,
+                            "remainingStepDoneWith": [
+                                {"templateId": r.template_id, "displayName": r.display_name} for r in a.step_done_with
+                            ],
                             "permissions": [_resource_json(r) for r in a.permissions],
                         }
                         for a in p.add_ons
@@ -396,9 +408,12 @@ def _add_ons(
             raise CatalogError(f"{at}: must be an object")
         _only(
             entry,
-            {"id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "remainingStep"},
+            {
+                "id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "remainingStep",
+                "remainingStepDoneWith",
+            },
             at,
-        )
+        )  # fmt: skip
         add_on_id, display_name, description, reason, resources = _granting(entry, allowed, at, "add-on")
         if any(a.id == add_on_id for a in add_ons):
             raise CatalogError(f"{at}.id: {add_on_id!r} appears twice")
@@ -413,10 +428,32 @@ def _add_ons(
             or not set(PLACEHOLDERS.findall(step)) <= STEP_FIELDS
         ):  # fmt: skip
             raise CatalogError(f"{at}.remainingStep: text of 1-2000 characters; placeholders {sorted(STEP_FIELDS)}")
-        add_ons.append(AddOn(add_on_id, display_name, description, resources, reason, types, step))
+        done_with = _directory_roles(entry.get("remainingStepDoneWith", []), f"{at}.remainingStepDoneWith")
+        if done_with and step is None:
+            raise CatalogError(f"{at}.remainingStepDoneWith: only with a remainingStep")
+        add_ons.append(AddOn(add_on_id, display_name, description, resources, reason, types, step, done_with))
     if len(",".join(a.id for a in add_ons)) > MAX_ADD_ON_TAG:
         raise CatalogError(f"{where}: their ids together must fit one Key Vault tag ({MAX_ADD_ON_TAG} characters)")
     return tuple(add_ons)
+
+
+def _directory_roles(entries: Any, where: str) -> tuple[DirectoryRole, ...]:
+    """Entra built-in roles by template id (a GUID, each once) and display name."""
+    if not isinstance(entries, list) or len(entries) > MAX_DIRECTORY_ROLES:
+        raise CatalogError(f"{where}: a list of at most {MAX_DIRECTORY_ROLES} roles")
+    roles: list[DirectoryRole] = []
+    for index, entry in enumerate(entries):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{at}: an object with templateId and displayName")
+        _only(entry, {"templateId", "displayName"}, at)
+        template_id, name = _guid(entry.get("templateId"), f"{at}.templateId"), entry.get("displayName")
+        if any(r.template_id == template_id for r in roles):
+            raise CatalogError(f"{at}.templateId: {template_id} appears twice")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_ROLE_NAME:
+            raise CatalogError(f"{at}.displayName: a string of 1-{MAX_ROLE_NAME} characters")
+        roles.append(DirectoryRole(template_id, name))
+    return tuple(roles)
 
 
 def _credential_types(entry: dict[str, Any], where: str) -> tuple[tuple[CredentialType, ...], CredentialType]:

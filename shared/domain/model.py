@@ -88,13 +88,22 @@ class ResourcePermissions:
 
 
 @dataclass(frozen=True)
+class DirectoryRole:
+    """A Microsoft Entra built-in role, by the template id its tokens' `wids` claim carries."""
+
+    template_id: str
+    display_name: str
+
+
+@dataclass(frozen=True)
 class AddOn:
     """An opt-in part of a connection: more permissions on the same app, granted only when a caller names it.
 
     `credential_types` narrows what the connection offers (Exchange Online's app-only access takes a
     certificate); empty means any. `remaining_step` is what the customer's admin must still do that this
     service may not (an Exchange role for the app), with `{appId}`, `{servicePrincipalId}` and `{tenantId}`
-    filled in when it is reported."""
+    filled in when it is reported. `step_done_with` are the Entra roles that, once the app's own token carries
+    one, show that step done; empty means this service cannot see it done."""
 
     id: str
     display_name: str
@@ -103,6 +112,7 @@ class AddOn:
     high_impact_reason: str | None = None
     credential_types: tuple[CredentialType, ...] = ()
     remaining_step: str | None = None
+    step_done_with: tuple[DirectoryRole, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,12 @@ class CredentialChecker(Protocol):
         """The `roles` of a token obtained with these credentials; NotReplicatedYet while Entra catches up."""
         ...
 
+    async def directory_roles(
+        self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str
+    ) -> set[str]:
+        """The template ids of the Entra roles the app holds: its token's `wids` claim (empty when absent)."""
+        ...
+
 
 class Vault(Protocol):
     async def read(self, name: str, with_value: bool = False) -> StoredSecret | None: ...

@@ -61,6 +61,8 @@ class Tag:
     CREDENTIAL_TYPE: Final = "credential-type"
     # On the Client ID and Tenant ID secrets: the add-ons the registration has, comma-separated (none: absent).
     ADD_ONS: Final = "add-ons"
+    # On the Client ID secret: the add-ons whose remaining step the app's own token last showed done (none: absent).
+    STEPS_DONE: Final = "steps-done"
     # On the workspace id secret: the workspace's resource id, the role given there and its assignment (offboarding
     # removes it).
     WORKSPACE_RESOURCE_ID: Final = "workspace-resource-id"

@@ -336,7 +336,8 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": STRING,
                 "description": "What the customer's admin must still do that this service may not (an add-on's "
-                "remaining step, such as an Exchange role for the app), with this registration's ids filled in.",
+                "remaining step, such as an Exchange role for the app), with this registration's ids filled in. "
+                "Listed until a PUT sees it done (the catalog's remainingStepDoneWith).",
             },
         },
     },
@@ -447,12 +448,20 @@ SCHEMAS: dict[str, Any] = {
                             "items": {
                                 "type": "object",
                                 "required": ["id", "displayName", "description", "highImpact", "credentialTypes",
-                                             "remainingStep", "permissions"],
+                                             "remainingStep", "remainingStepDoneWith", "permissions"],
                                 "properties": {
                                     "id": STRING, "displayName": STRING, "description": STRING,
                                     "highImpact": {"type": ["object", "null"], "properties": {"reason": STRING}},
                                     "credentialTypes": {"type": "array", "items": STRING},
                                     "remainingStep": NULLABLE_STRING,
+                                    "remainingStepDoneWith": {
+                                        "type": "array",
+                                        "description": "The Microsoft Entra roles that show the remaining step done "
+                                        "once the app's own token carries one (its wids claim); checked at each PUT. "
+                                        "Empty: this service cannot see the step done.",
+                                        "items": {"type": "object", "required": ["templateId", "displayName"],
+                                                  "properties": {"templateId": STRING, "displayName": STRING}},
+                                    },
                                     "permissions": {
                                         "type": "array", "items": {"$ref": "#/components/schemas/CatalogPermissions"},
                                     },

@@ -76,6 +76,7 @@ from shared.usecases.connector import Connectors
 from shared.usecases.consent import Tally, converge, resolve, wanted_grants
 from shared.usecases.credentials import CONTENT_TYPES, Credentials, recorded_add_ons
 from shared.usecases.ownership import require_ours
+from shared.usecases.remaining_steps import check_steps, confirmable_add_ons, recorded_steps_done, steps_tag
 from shared.usecases.replication import StillReplicating, together, within_replication
 from shared.usecases.status import RegistrationState, RegistrationStatus, read_stored
 from shared.usecases.workspace_access import WorkspaceAccess, WorkspaceRequest, WorkspaceState
@@ -304,17 +305,20 @@ class Onboarding:
                     tenant, profile, app, apis, months, stored, stored_certificate, context, done, progress
                 )
                 await self._supersede(stored, None, context, done, keep=None)
-            if workspace_access is not None and workspace is not None and role is not None:
-                # The app's own credential proves the role with a query; a vendor's certificate only with its
-                # signed assertion (this service holds no key of it).
+            # What signs in as the app from here on, when something does: its own credential, or a vendor's
+            # certificate only through its signed assertion (this service holds no key of it).
+            proof: ClientCredential | None = None
+            if (workspace is not None and role is not None) or confirmable_add_ons(profile):
                 if secret_stored is not None and secret_stored.value is None:  # as written: read its text back
                     secret_stored = await self.vault.read(secret_stored.name, with_value=True) or secret_stored
-                proof: ClientCredential | None = (
+                proof = (
                     secret_stored.value if secret_stored is not None
                     else certificate.key if certificate is not None
                     else ClientAssertion(Secret(request.certificate_proof)) if request.certificate_proof
                     else None
                 )  # fmt: skip
+            steps_done = await self._steps_done(tenant, profile, app, proof, stored[SecretKind.CLIENT_ID], context)
+            if workspace_access is not None and workspace is not None and role is not None:
                 done.workspace = await workspace_access.converge(
                     tenant, profile, workspace, role, app, sp_id, proof, workspace_records, context
                 )
@@ -352,10 +356,34 @@ class Onboarding:
                 if supplied is not None
                 else None
             ),
+            steps_done=steps_done,
         )
         if done.workspace is not None:
             registration = await self.status.with_workspace(tenant, profile, registration, done.workspace)
         return OnboardResult(outcome, registration, changes=changes)
+
+    async def _steps_done(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        app: AppRegistration,
+        proof: ClientCredential | None,
+        ids: StoredSecret | None,
+        context: dict[str, str],
+    ) -> frozenset[str]:
+        """The add-ons' remaining steps the app's token shows done now, recorded on the Client ID when that changed
+        (its latest version: `_write_ids` may have just written one)."""
+        recorded = recorded_steps_done(ids)
+        steps_done = await check_steps(
+            self.credentials.checker, self.settings.graph_scope, tenant, profile, app.app_id, proof, recorded, context
+        )
+        if steps_done != recorded:
+            name = self.registry.secret_name(tenant, profile.id, SecretKind.CLIENT_ID)
+            latest = await self.vault.read(name)
+            if latest is not None:
+                tags = {k: v for k, v in latest.tags.items() if k != Tag.STEPS_DONE} | steps_tag(steps_done)
+                await self.vault.update_tags(name, latest.version, tags)
+        return steps_done
 
     async def _ids_record(self, request: OnboardRequest, profile: IntegrationProfile) -> StoredSecret | None:
         """The Client ID record, when the request leaves something to it: the type (none named, no certificate
@@ -881,6 +909,8 @@ class Onboarding:
             if profile.chosen:
                 tags[Tag.ADD_ONS] = ",".join(profile.chosen)
             current = stored[kind]
+            if kind is SecretKind.CLIENT_ID:  # kept as recorded: _steps_done brings it up to date
+                tags |= steps_tag(recorded_steps_done(current))
             if current is not None and current.value == Secret(value) and dict(current.tags) == tags:
                 return 0
             # No expiry: a stale `exp` on an id would break the references after a rotation.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.domain.catalog import PLACEHOLDERS, Catalog
+from shared.domain.catalog import Catalog
 from shared.domain.errors import RegistrationNotFound
 from shared.domain.model import (
     WORKSPACE_KINDS,
@@ -28,6 +28,7 @@ from shared.domain.ports import Directory, NotReplicatedYet, TenantAccess, Vault
 from shared.domain.registry import Registry, Tag, iso
 from shared.usecases.credentials import known_profile
 from shared.usecases.ownership import examine
+from shared.usecases.remaining_steps import recorded_steps_done, remaining_steps
 from shared.usecases.replication import together
 from shared.usecases.workspace_access import WorkspaceAccess, WorkspaceState
 
@@ -181,6 +182,7 @@ class RegistrationStatus:
             certificate=certificate,
             vendor=stored[SecretKind.VENDOR_CERTIFICATE],
             current=ids.tags.get(Tag.CREDENTIAL_TYPE) if (ids := stored[SecretKind.CLIENT_ID]) else None,
+            steps_done=recorded_steps_done(ids),
         )
         return await self.with_workspace(tenant, profile, state)
 
@@ -222,6 +224,7 @@ class RegistrationStatus:
         certificate: StoredCertificate | None = None,
         vendor: StoredSecret | None = None,
         current: str | None = None,
+        steps_done: frozenset[str] = frozenset(),
     ) -> RegistrationState:
         """The registration from what was read (describe) or just converged (onboard).
 
@@ -296,7 +299,7 @@ class RegistrationStatus:
             drift=drift,
             add_ons=profile.chosen,
             superseded_by=profile.superseded_by,
-            remaining_steps=remaining_steps(profile, tenant, app, sp_id),
+            remaining_steps=remaining_steps(profile, tenant, app, sp_id, steps_done),
         )
 
     def _secret_state(
@@ -391,18 +394,3 @@ async def read_stored(
     """What Key Vault holds under each of a registration's secret names (None: nothing)."""
     found = await asyncio.gather(*(vault.read(name, with_value=with_value) for name in names.values()))
     return dict(zip(names, found, strict=True))
-
-
-def remaining_steps(
-    profile: IntegrationProfile, tenant: str, app: AppRegistration | None, sp_id: str | None
-) -> list[str]:
-    """The chosen add-ons' remaining steps, with this registration's ids in them (none before its app exists)."""
-    if app is None:
-        return []
-    ids = {"appId": app.app_id, "servicePrincipalId": sp_id or "(its service principal)", "tenantId": tenant}
-    steps = []
-    for add_on_id in profile.chosen:
-        add_on = profile.add_on(add_on_id)
-        if add_on is not None and add_on.remaining_step:
-            steps.append(PLACEHOLDERS.sub(lambda m: ids.get(m.group(1), m.group(0)), add_on.remaining_step))
-    return steps

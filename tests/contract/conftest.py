@@ -122,6 +122,10 @@ class Ports(abc.ABC):
         only to service principals. The assignment's id."""
 
     @abc.abstractmethod
+    def assign_directory_role(self, client_id: str, template_id: str) -> None:
+        """The customer's admin assigns the app's service principal an Entra role (Roles and administrators)."""
+
+    @abc.abstractmethod
     def lag(self, *kinds: LagKind) -> None:
         """From now on, objects of these kinds written are invisible to reads and dependent calls until
         `settle()` (Entra's replication lag)."""
@@ -176,6 +180,9 @@ class FakePorts(Ports):
     def give(self, scope: str, role: str, principal_id: str, delegates: tuple[str, ...] | None = None) -> str:
         allowed = frozenset(delegates) if delegates is not None else None
         return self.fake_workspaces.add_assignment(scope, role, principal_id, allowed)
+
+    def assign_directory_role(self, client_id: str, template_id: str) -> None:
+        self.fake_checker.held_directory_roles.setdefault((self.tenant_id, client_id), set()).add(template_id)
 
     def lag(self, *kinds: LagKind) -> None:
         if {"application", "servicePrincipal"} & set(kinds):
@@ -247,6 +254,10 @@ class StandInPorts(Ports):
         if delegates is not None:
             body["condition"] = delegation_condition(delegates)
         return str(self.stand_in.admin("POST", "/roleAssignments", body)["id"])
+
+    def assign_directory_role(self, client_id: str, template_id: str) -> None:
+        body = {"appId": client_id, "roleTemplateId": template_id}
+        self.stand_in.admin("POST", f"/tenants/{self.tenant_id}/directory-roles", body)
 
     def lag(self, *kinds: LagKind) -> None:
         self._lag_ms = dict.fromkeys(kinds, STAND_IN_LAG_SECONDS * 1000)

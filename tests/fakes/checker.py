@@ -37,6 +37,8 @@ class FakeChecker(FaultSwitches):
         self.directory = directory
         self.not_replicated = 0
         self.rejected = 0
+        # (tenant id, client id) -> template ids of the Entra roles the app's service principal holds.
+        self.held_directory_roles: dict[tuple[str, str], set[str]] = {}
         self._resources = {p.token_scope: p.resource_app_id for profile in catalog for p in profile.permissions}
 
     def not_replicated_for(self, attempts: int) -> None:
@@ -117,6 +119,12 @@ class FakeChecker(FaultSwitches):
                 raise NotReplicatedYet("the new client secret", self._refusal_code(tenant_id, client_id, credential))
         resource = self._resources[scope]
         return self.directory.granted_values(tenant_id, client_id).get(resource, set())
+
+    async def directory_roles(
+        self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str
+    ) -> set[str]:
+        await self.granted_roles(tenant_id, client_id, credential, scope)  # the same sign-in, the same refusals
+        return set(self.held_directory_roles.get((tenant_id, client_id), set()))
 
 
 class HoldableChecker(FakeChecker):

@@ -4,6 +4,7 @@ permissions, converged when they change, never implied; Exchange's remaining ste
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -16,6 +17,7 @@ from emulator.launcher import StandIn
 from shared.domain.catalog import Catalog, load_catalog
 from tests.azurite import Azurite
 from tests.functions.conftest import Api, app_environment, body_of, serving
+from tests.functions.test_audit import events
 from tests.functions.test_rotation import stored
 
 MTP = "8ee8fdad-f234-4243-8f3b-15c294843740"
@@ -23,6 +25,9 @@ MTP_SCOPE = "https://api.security.microsoft.com/.default"
 CLOUD_APPS_SCOPE = "05a65629-4c1b-48c1-a78b-804c4abdd4af/.default"
 ATP_SCOPE = "https://api.securitycenter.microsoft.com/.default"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# Entra role template ids: https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference
+EXCHANGE_ADMINISTRATOR = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+APPLICATION_ADMINISTRATOR = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3"
 
 
 def body(**fields: Any) -> bytes:
@@ -143,6 +148,42 @@ async def test_exchange_takes_a_certificate_and_reports_the_admins_remaining_ste
     [step] = state["remainingSteps"]
     assert state["application"]["clientId"] in step and state["servicePrincipalId"] in step, step
     assert "{" not in step, "every placeholder filled in"
+    assert body_of(await api.get(tenant, "m365-defender"))["remainingSteps"] == [step]
+
+
+async def test_exchanges_step_is_reported_until_the_apps_own_token_carries_an_exchange_role(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = api.stand_in.home_tenant_id
+    created = body_of(await api.put(tenant, "m365-defender", body(addOns=["exchange"])))
+    [step] = created["remainingSteps"]
+    client_id = created["application"]["clientId"]
+
+    def admin(method: str, role: str) -> None:
+        api.stand_in.admin(method, f"/tenants/{tenant}/directory-roles", {"appId": client_id, "roleTemplateId": role})
+
+    async def steps_after_put() -> list[str]:
+        response = await api.put(tenant, "m365-defender")  # a plain PUT: keeps the add-ons, checks the step again
+        assert response.status_code == 200, body_of(response)
+        return list(body_of(response)["remainingSteps"])
+
+    admin("POST", APPLICATION_ADMINISTRATOR)  # a role Exchange does not read
+    assert await steps_after_put() == [step]
+
+    admin("POST", EXCHANGE_ADMINISTRATOR)
+    assert body_of(await api.get(tenant, "m365-defender"))["remainingSteps"] == [step], "a GET only reads"
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
+        assert await steps_after_put() == []
+        assert await steps_after_put() == []
+    done = [e for e in events(caplog) if e["operation"] == "step.done"]
+    assert [(e["addOn"], e["directoryRoles"]) for e in done] == [("exchange", "Exchange Administrator")], "once"
+    assert body_of(await api.get(tenant, "m365-defender"))["remainingSteps"] == []
+
+    admin("DELETE", EXCHANGE_ADMINISTRATOR)  # the admin takes it back: the step is open again
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
+        assert await steps_after_put() == [step]
+    assert [e["operation"] for e in events(caplog) if e["operation"].startswith("step.")] == ["step.reopened"]
     assert body_of(await api.get(tenant, "m365-defender"))["remainingSteps"] == [step]
 
 

@@ -542,6 +542,26 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_sentinel_onboarding_ends_with_a_proven_query_and_offboarding_removes_the_role",
         ),
     ),
+    Mutant(
+        "a remaining step is never seen done",
+        "shared/usecases/remaining_steps.py",
+        "        if seen:\n",
+        "        if False:\n",
+        (
+            "tests/functions/test_add_ons.py::"
+            "test_exchanges_step_is_reported_until_the_apps_own_token_carries_an_exchange_role",
+        ),
+    ),
+    Mutant(
+        "a remaining step once seen done stays done",
+        "shared/usecases/onboarding.py",
+        "        if steps_done != recorded:\n",
+        "        if steps_done - recorded:\n",
+        (
+            "tests/functions/test_add_ons.py::"
+            "test_exchanges_step_is_reported_until_the_apps_own_token_carries_an_exchange_role",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

@@ -351,6 +351,9 @@ def test_defaults_and_derived_values() -> None:
 # --- add-ons: each one reviewed like a profile ---
 
 
+EXCHANGE_ADMIN = {"templateId": "29232cdf-9323-42fd-ade2-1d097af3e4de", "displayName": "Exchange Administrator"}
+
+
 def add_on(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"id": "live", "displayName": "Live response", "permissions": [
         resource(DEFENDER, "Machine.LiveResponse")], "highImpact": HIGH_IMPACT}  # fmt: skip
@@ -370,6 +373,11 @@ def add_on(**overrides: Any) -> dict[str, Any]:
         ([add_on(remainingStep="run this as {password}")], "placeholders"),
         ([add_on(surprise=True)], "unknown fields ['surprise']"),
         ([add_on(id=f"add-on-{n:02d}-{'x' * 20}") for n in range(9)], "one Key Vault tag"),
+        ([add_on(remainingStepDoneWith=[EXCHANGE_ADMIN])], "only with a remainingStep"),
+        ([add_on(remainingStep="x", remainingStepDoneWith=[EXCHANGE_ADMIN, EXCHANGE_ADMIN])], "appears twice"),
+        ([add_on(remainingStep="x", remainingStepDoneWith=[EXCHANGE_ADMIN | {"templateId": "admin"}])], "GUID"),
+        ([add_on(remainingStep="x", remainingStepDoneWith=[EXCHANGE_ADMIN | {"displayName": ""}])], "displayName"),
+        ([add_on(remainingStep="x", remainingStepDoneWith=[EXCHANGE_ADMIN | {"scope": "/"}])], "unknown fields"),
     ],
 )
 def test_an_add_on_is_reviewed_like_a_profile(tmp_path: Path, add_ons: list[dict[str, Any]], message: str) -> None:

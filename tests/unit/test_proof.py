@@ -25,6 +25,11 @@ class TokenRoles:
         self.asked.append(scope)
         return set(self.roles[scope])
 
+    async def directory_roles(
+        self, tenant_id: str, client_id: str, credential: ClientCredential, scope: str
+    ) -> set[str]:
+        return set()
+
 
 def profile(integration: str) -> IntegrationProfile:
     found = load_catalog().get(integration)
