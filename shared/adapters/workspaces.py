@@ -49,7 +49,7 @@ from shared.domain.errors import (
     WorkspaceNotFound,
     request_ids_text,
 )
-from shared.domain.model import ClientCredential, Workspace
+from shared.domain.model import ClientCredential, HeldAssignment, Workspace
 from shared.domain.ports import NotReplicatedYet
 from shared.settings import Settings
 
@@ -143,6 +143,28 @@ class ArmWorkspaces:
         path = f"{resource_id}/providers/Microsoft.Authorization/permissions"
         entries = await self._list(tenant_id, path, {}, "listing this service's permissions", resource_id)
         return any(permits(entry, ASSIGN_ACTION) for entry in entries)
+
+    async def held_assignments(self, tenant_id: str, scope: str, principal_id: str) -> list[HeldAssignment]:
+        """RoleAssignments_ListForScope with `principalId eq`, which answers assignments at, above and below the
+        scope (https://learn.microsoft.com/rest/api/authorization/role-assignments/list-for-scope): those below
+        are left out. Each carries `condition` (RoleAssignmentProperties, 2022-04-01)."""
+        scope = _arm_id(scope)
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
+        params = {"$filter": f"principalId eq '{principal_id}'"}
+        held = []
+        for assignment in await self._list(tenant_id, path, params, "listing this service's role assignments", scope):
+            props = assignment.get("properties") or {}
+            at = str(props.get("scope", "")).rstrip("/").lower()  # "/" (the root) becomes "", above everything
+            if scope.lower() == at or scope.lower().startswith(at + "/"):
+                condition = props.get("condition")
+                held.append(
+                    HeldAssignment(
+                        at or "/",
+                        _role_guid(str(props.get("roleDefinitionId", ""))),
+                        str(condition) if condition else None,
+                    )
+                )
+        return held
 
     async def assign_role(
         self, tenant_id: str, scope: str, name: str, role_definition_id: str, principal_id: str

@@ -433,6 +433,15 @@ PROVISIONER_ROLES = frozenset(
 
 
 @dataclass(frozen=True)
+class HeldAssignment:
+    """An Azure role assignment a principal holds at or above a scope: its role (a GUID) and its ABAC condition."""
+
+    scope: str
+    role_definition_id: str
+    condition: str | None
+
+
+@dataclass(frozen=True)
 class Workspace:
     """A Log Analytics workspace as Azure Resource Manager shows it: its resource id, its name, and the workspace
     (customer) id its query API is addressed by."""

@@ -14,6 +14,7 @@ from shared.domain.model import (
     CertificateKey,
     ClientCredential,
     FederatedTrust,
+    HeldAssignment,
     KeyInfo,
     NewKey,
     NewPassword,
@@ -288,6 +289,10 @@ class Workspaces(Protocol):
     async def may_assign_roles(self, tenant_id: str, resource_id: str) -> bool:
         """Whether this service holds `Microsoft.Authorization/roleAssignments/write` at the workspace (ARM's
         permissions list: a role's conditions are checked only when it assigns, so True is necessary, not enough)."""
+        ...
+
+    async def held_assignments(self, tenant_id: str, scope: str, principal_id: str) -> list[HeldAssignment]:
+        """The principal's role assignments at or above `scope`, with their conditions (ARM's list for a scope)."""
         ...
 
     async def assign_role(

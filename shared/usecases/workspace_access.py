@@ -18,12 +18,14 @@ automated onboarding must not hide. So, for a PUT that names a workspace:
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.audit import audit
-from shared.domain.errors import InvalidRequest, WorkspaceAccessMissing
+from shared.domain.errors import InvalidRequest, OnboardingError, WorkspaceAccessMissing
 from shared.domain.model import (
     WORKSPACE_KINDS,
     AppRegistration,
@@ -55,6 +57,25 @@ CONDITION = (
     "{{'ServicePrincipal'}}))"
 )
 RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"  # Role Based Access Control Administrator (built-in)
+# The clause of such a condition naming the roles its holder may assign, in the documented shape (the examples page
+# above; the attribute: https://learn.microsoft.com/azure/role-based-access-control/conditions-authorization-actions-attributes).
+ASSIGNABLE_ROLES = re.compile(
+    r"@Request\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\]\s+ForAnyOfAnyValues:GuidEquals\s*\{([^}]*)\}",
+    re.IGNORECASE,
+)
+logger = logging.getLogger(__name__)
+
+
+def condition_allows(condition: str | None, role_definition_id: str) -> bool | None:
+    """Whether a role assignment's condition lets its holder assign the role (a GUID): True without a condition;
+    False when it names the roles it allows and not this one; None when it is in another shape (ARM decides)."""
+    if not condition:
+        return True
+    clauses = ASSIGNABLE_ROLES.findall(condition)
+    if not clauses:
+        return None
+    allowed = {guid.strip().lower() for clause in clauses for guid in clause.split(",")}
+    return role_definition_id.lower() in allowed
 
 
 @dataclass(frozen=True)
@@ -116,21 +137,50 @@ class WorkspaceAccess:
         return role
 
     async def check(self, tenant: str, profile: IntegrationProfile, resource_id: str, role: WorkspaceRole) -> Workspace:
-        """Before anything is created: the workspace exists, and this service may assign roles there."""
+        """Before anything is created: the workspace exists, this service may assign roles there, and the condition
+        on that right, when it names the roles it allows, names this one."""
+        excluded = False
         try:
             workspace = await self.workspaces.workspace(tenant, resource_id)
             if await self.workspaces.may_assign_roles(tenant, resource_id):
-                return workspace
+                excluded = await self._condition_excludes(tenant, resource_id, role)
+                if not excluded:
+                    return workspace
         except WorkspaceAccessMissing:
             pass
+        principal = await self._service_principal(tenant)
+        if excluded:
+            raise WorkspaceAccessMissing(
+                f"This service may assign roles on the workspace, but the condition on that right does not allow "
+                f"{role.display_name}. The customer's admin replaces the condition with one that allows exactly the "
+                "Sentinel roles to service principals: run grantCommand (docs/sentinel.md).",
+                tenantId=tenant,
+                workspaceResourceId=resource_id,
+                role=role.id,
+                grantCommand=self.grant_command(profile, resource_id, principal),
+            )
         raise WorkspaceAccessMissing(
             "This service may not assign Sentinel roles on the workspace. The customer's admin grants it Role Based "
             "Access Control Administrator on the workspace only, with a condition that allows exactly the Sentinel "
             "roles to service principals: run grantCommand (docs/sentinel.md).",
             tenantId=tenant,
             workspaceResourceId=resource_id,
-            grantCommand=self.grant_command(profile, resource_id, await self._service_principal(tenant)),
+            grantCommand=self.grant_command(profile, resource_id, principal),
         )
+
+    async def _condition_excludes(self, tenant: str, resource_id: str, role: WorkspaceRole) -> bool:
+        """Whether every assignment this service holds at or above the workspace carries a condition that names the
+        roles it lets its holder assign, without this one. ARM checks a condition only when it assigns, after the
+        app exists; read here, the usual misfit (a condition written before the catalog offered the role) is
+        refused before anything is created. Anything else (no condition, another shape, the list unreadable) is
+        left to ARM."""
+        try:
+            principal = await self.service_object_id(tenant)
+            held = await self.workspaces.held_assignments(tenant, resource_id, principal)
+        except (OnboardingError, NotReplicatedYet) as error:
+            logger.info("Could not read this service's role assignments on %s: %s", resource_id, type(error).__name__)
+            return False
+        return bool(held) and all(condition_allows(a.condition, role.role_definition_id) is False for a in held)
 
     def grant_command(self, profile: IntegrationProfile, resource_id: str, principal: str) -> str:
         """The Azure CLI command that grants this service what it needs on the workspace, and nothing more."""

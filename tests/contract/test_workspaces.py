@@ -109,6 +109,18 @@ async def test_a_role_the_condition_does_not_allow_is_refused(ports: Ports) -> N
         await ports.workspaces.assign_role(ports.tenant_id, bare, str(uuid.uuid4()), SENTINEL_READER, principal)
 
 
+async def test_held_assignments_are_those_at_or_above_the_scope_with_their_conditions(ports: Ports) -> None:
+    scope = delegated_workspace(ports)
+    _, _, principal = await connector(ports)
+    await ports.workspaces.assign_role(ports.tenant_id, scope, str(uuid.uuid4()), SENTINEL_READER, principal)
+
+    [held] = await ports.workspaces.held_assignments(ports.tenant_id, scope, ports.service_object_id)
+    assert held.role_definition_id == RBAC_ADMINISTRATOR and held.scope.lower() == scope.lower()
+    assert held.condition is not None and all(role in held.condition for role in SENTINEL_ROLES)
+    [app_role] = await ports.workspaces.held_assignments(ports.tenant_id, scope, principal)
+    assert (app_role.role_definition_id, app_role.condition) == (SENTINEL_READER, None)
+
+
 async def test_removing_an_assignment_reports_whether_it_was_there(ports: Ports) -> None:
     scope = delegated_workspace(ports)
     _, _, principal = await connector(ports)

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.domain.errors import UpstreamError, WorkspaceAccessMissing, WorkspaceNotFound
-from shared.domain.model import ClientCredential, Workspace
+from shared.domain.model import ClientCredential, HeldAssignment, Workspace
 from shared.domain.ports import NotReplicatedYet
+from shared.usecases.workspace_access import CONDITION
 from tests.fakes.directory import SERVICE_OBJECT_ID
 from tests.fakes.switches import FaultSwitches
 
@@ -127,6 +128,18 @@ class FakeWorkspaces(FaultSwitches):
     async def may_assign_roles(self, tenant_id: str, resource_id: str) -> bool:
         self._enter("may_assign_roles", tenant_id=tenant_id, resource_id=resource_id)
         return any(_allows(a.role, WRITE) for a in self._held(resource_id))  # conditions are not consulted
+
+    async def held_assignments(self, tenant_id: str, scope: str, principal_id: str) -> list[HeldAssignment]:
+        self._enter("held_assignments", tenant_id=tenant_id, scope=scope)
+        return [
+            HeldAssignment(
+                a.scope,
+                a.role,
+                CONDITION.format(roles=", ".join(sorted(a.delegates))) if a.delegates is not None else None,
+            )
+            for a in self.assignments.values()
+            if a.principal_id.lower() == principal_id.lower() and _covers(a.scope, scope)
+        ]
 
     async def assign_role(
         self, tenant_id: str, scope: str, name: str, role_definition_id: str, principal_id: str

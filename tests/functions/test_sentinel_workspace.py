@@ -71,6 +71,21 @@ async def test_without_the_customers_grant_nothing_is_created_and_the_problem_sa
     assert api.apps() == []
 
 
+async def test_a_condition_that_leaves_out_the_chosen_role_is_refused_before_anything_is_created(api: Api) -> None:
+    """ARM checks a condition only when it assigns, after the app exists; read beforehand, the common misfit (a grant
+    written for the reader role alone, the PUT asking for responder) creates nothing."""
+    tenant, workspace = api.stand_in.home_tenant_id, new_workspace(api)
+    customer_admin_grants(api, workspace, roles=READER_ONLY)
+    response = await api.put(tenant, "sentinel", body(workspace={"resourceId": workspace["id"], "role": "responder"}))
+    problem = body_of(response)
+    assert response.status_code == 403 and problem["type"].endswith("workspace-access-missing"), problem
+    assert problem["role"] == "responder" and SENTINEL_ROLE_IDS in problem["grantCommand"]
+    assert api.apps() == [] and assignments_on(api, workspace) == []
+
+    allowed = await api.put(tenant, "sentinel", body(workspace={"resourceId": workspace["id"]}))  # reader: allowed
+    assert allowed.status_code == 201, body_of(allowed)
+
+
 async def test_a_sentinel_onboarding_ends_with_a_proven_query_and_offboarding_removes_the_role(api: Api) -> None:
     tenant, workspace = api.stand_in.home_tenant_id, new_workspace(api)
     customer_admin_grants(api, workspace)

@@ -562,6 +562,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_exchanges_step_is_reported_until_the_apps_own_token_carries_an_exchange_role",
         ),
     ),
+    Mutant(
+        "a condition that leaves out the chosen role is left to ARM",
+        "shared/usecases/workspace_access.py",
+        "                excluded = await self._condition_excludes(tenant, resource_id, role)\n",
+        "                excluded = False\n",
+        (
+            "tests/functions/test_sentinel_workspace.py::"
+            "test_a_condition_that_leaves_out_the_chosen_role_is_refused_before_anything_is_created",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",
