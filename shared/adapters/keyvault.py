@@ -35,8 +35,16 @@ from shared.adapters.azure_core_errors import request_ids
 from shared.adapters.identity import Identity
 from shared.adapters.tls import azure_transport
 from shared.adapters.x509 import certificate_key, public_certificate
-from shared.domain.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, request_ids_text
-from shared.domain.model import CertificateKey, Secret, SecretSummary, StoredCertificate, StoredSecret
+from shared.domain.errors import InvalidRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable, request_ids_text
+from shared.domain.model import (
+    CertificateKey,
+    Listing,
+    RecordPage,
+    Secret,
+    SecretSummary,
+    StoredCertificate,
+    StoredSecret,
+)
 from shared.domain.registry import Tag
 from shared.settings import Settings
 
@@ -163,35 +171,69 @@ class KeyVault:
         return True
 
     async def client_secrets(self) -> AsyncIterator[SecretSummary]:
-        """Streams the vault's listing (25 per page) and keeps only this deployment's client secrets.
+        """This deployment's client secrets and vendor certificate records, streamed from the listing."""
+        async for record in self._records(Listing.SECRETS):
+            if self._settings.registry.is_swept_secret(dict(record.tags)):
+                yield record
 
-        Listing returns tags and expiry without values, so planning a sweep reads no secret at all.
-        Pages go through the client's own pipeline (challenge auth, retries) but are read as JSON:
-        the SDK's model deserialization cost about 1 ms of CPU per listed secret, which made the
-        sweep of a large vault CPU-bound where it should wait only on Key Vault's pages.
-        """
-        vault_host = urlsplit(self._settings.key_vault_url).hostname
-        url: str | None = "/secrets"
-        while url is not None:
-            try:
-                response = await self.client.send_request(HttpRequest("GET", url))
-                response.raise_for_status()
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                raise _translate(error, "listing secrets") from error
-            page = response.json()
-            for item in page.get("value") or []:
-                tags = item.get("tags") or {}
-                if self._settings.registry.is_swept_secret(tags):
-                    expires = (item.get("attributes") or {}).get("exp")
-                    yield SecretSummary(
+    async def record_page(self, listing: Listing, link: str | None) -> RecordPage:
+        """One listing page (25 items: Key Vault's default), read as JSON through the client's own pipeline
+        (challenge auth, retries): the SDK's model deserialization cost about 1 ms of CPU per listed item, which
+        made a large vault's listing CPU-bound where it should wait only on Key Vault's pages. Listing returns
+        tags and expiry without values, so no secret is read."""
+        client = self.client if listing is Listing.SECRETS else self.certificates
+        url = self._listing_link(listing, link)
+        doing = f"listing {listing.value}"
+        try:
+            response = await client.send_request(HttpRequest("GET", url))
+            response.raise_for_status()
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            raise _translate(error, doing) from error
+        page = response.json()
+        records = []
+        for item in page.get("value") or []:
+            tags = item.get("tags") or {}
+            if isinstance(item, dict) and tags.get(Tag.MANAGED_BY) == self._settings.registry.prefix:
+                expires = (item.get("attributes") or {}).get("exp")
+                records.append(
+                    SecretSummary(
                         str(item["id"]).rstrip("/").rsplit("/", 1)[-1],
                         dict(tags),
                         datetime.fromtimestamp(expires, UTC) if expires is not None else None,
                     )
-            url = page.get("nextLink") or None
-            if url is not None and urlsplit(url).hostname != vault_host:
-                # The bearer token goes wherever nextLink points: only ever back to this vault.
-                raise UpstreamError("Key Vault's nextLink points away from the vault", "keyvault", 200, None)
+                )
+        next_link = page.get("nextLink") or None
+        if next_link is not None and not self._is_listing_link(listing, str(next_link)):
+            # The bearer token goes wherever nextLink points: only ever back to this vault's own listing.
+            raise UpstreamError(f"Key Vault's nextLink points away from the vault while {doing}", "keyvault", 200, None)
+        return RecordPage(tuple(records), next_link)
+
+    def _listing_link(self, listing: Listing, link: str | None) -> str:
+        if link is None:
+            return f"/{listing.value}"
+        if not self._is_listing_link(listing, link):
+            raise InvalidRequest("The continuation token is not one this service gave.", field="continuationToken")
+        return link
+
+    def _is_listing_link(self, listing: Listing, link: str) -> bool:
+        """A link to a page of this vault's listing of that kind (its host and path, nothing else)."""
+        parts, vault = urlsplit(link), urlsplit(self._settings.key_vault_url)
+        return (
+            parts.scheme == "https"
+            and parts.hostname == vault.hostname
+            and parts.path.rstrip("/") == f"/{listing.value}"
+            and not parts.fragment
+        )
+
+    async def _records(self, listing: Listing) -> AsyncIterator[SecretSummary]:
+        link: str | None = None
+        while True:
+            page = await self.record_page(listing, link)
+            for record in page.records:
+                yield record
+            if page.next_link is None:
+                return
+            link = page.next_link
 
     # --- certificates ---
     async def create_certificate(
@@ -306,13 +348,9 @@ class KeyVault:
 
     async def client_certificates(self) -> AsyncIterator[SecretSummary]:
         """This deployment's client certificates, with their tags and expiry, from the vault's listing."""
-        try:
-            async for properties in self.certificates.list_properties_of_certificates():
-                tags = dict(properties.tags or {})
-                if self._settings.registry.is_managed_client_certificate(tags):
-                    yield SecretSummary(str(properties.name), tags, properties.expires_on)
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "listing certificates") from error
+        async for record in self._records(Listing.CERTIFICATES):
+            if self._settings.registry.is_managed_client_certificate(dict(record.tags)):
+                yield record
 
     def _stored_certificate(self, name: str, found: KeyVaultCertificate) -> StoredCertificate:
         if not found.cer or found.properties is None:

@@ -424,6 +424,22 @@ class SecretSummary:
     expires: datetime | None
 
 
+class Listing(StrEnum):
+    """Key Vault's two listings of a deployment's records: secrets, and certificates (listed apart)."""
+
+    SECRETS = "secrets"
+    CERTIFICATES = "certificates"
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a Key Vault listing, this deployment's records only (metadata, no value), and the link to the next
+    page (None: the listing is done)."""
+
+    records: tuple[SecretSummary, ...]
+    next_link: str | None
+
+
 # What the provisioner app needs in a customer tenant: create apps it then owns, and grant consent, which
 # Graph documents as AppRoleAssignment.ReadWrite.All *and* Application.Read.All
 # (https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto).

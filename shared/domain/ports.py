@@ -16,10 +16,12 @@ from shared.domain.model import (
     FederatedTrust,
     HeldAssignment,
     KeyInfo,
+    Listing,
     NewKey,
     NewPassword,
     PasswordPolicy,
     PublicCertificate,
+    RecordPage,
     ResourceApi,
     RoleRef,
     SecretSummary,
@@ -273,6 +275,12 @@ class Vault(Protocol):
 
     def client_certificates(self) -> AsyncIterator[SecretSummary]:
         """Every client certificate this deployment manages (by tags), streamed page by page."""
+        ...
+
+    async def record_page(self, listing: Listing, link: str | None) -> RecordPage:
+        """One page of a listing (`link`: a previous page's `next_link`; None: the first), this deployment's records
+        only. InvalidRequest for a link that is not this vault's own listing of that kind (links come back from
+        callers as continuation tokens)."""
         ...
 
 

@@ -98,6 +98,7 @@ class Ports(abc.ABC):
     service_object_id: str  # this service's principal in the tenant: the one ARM authorizes
     tenant_id: str
     prefix: str
+    vault_url: str  # the vault's own base URL: its listing links start with it
 
     def unique(self, label: str) -> str:
         """A name no other test uses: an app's uniqueName or a secret's name (letters, digits, dashes)."""
@@ -154,6 +155,7 @@ class FakePorts(Ports):
         self.fake_directory = FakeDirectory(catalog, lambda: datetime.now(UTC))
         self.fake_directory.add_tenant(self.tenant_id)
         self.fake_vault = FakeVault(VAULT_URL, name_prefix=self.prefix)
+        self.vault_url = VAULT_URL
         self.fake_checker = FakeChecker(self.fake_directory, catalog)
         self.directory, self.vault, self.checker = self.fake_directory, self.fake_vault, self.fake_checker
         self.service_object_id = SERVICE_OBJECT_ID
@@ -225,6 +227,7 @@ class StandInPorts(Ports):
         self.identity = Identity(settings)
         self.graph = GraphDirectory(settings, self.identity)
         self.key_vault = KeyVault(settings, self.identity)
+        self.vault_url = settings.key_vault_url
         self.token_check = TokenRoleChecker(settings)
         self.directory, self.vault, self.checker = self.graph, self.key_vault, self.token_check
         self.arm = ArmWorkspaces(settings, self.identity)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain.errors import UpstreamError
-from shared.domain.model import Secret
+from shared.domain.errors import InvalidRequest, UpstreamError
+from shared.domain.model import Listing, Secret
 from tests.contract.conftest import Ports
 
 
@@ -144,3 +144,23 @@ async def test_client_secrets_lists_this_deployments_client_secrets_latest_versi
     listed = {s.name: (s.tags["key-id"], s.expires) async for s in ports.vault.client_secrets()}
 
     assert listed == {mine: ("k-mine", expires), rotated: ("k-new", None)}
+
+
+async def test_record_pages_hold_this_deployments_records_only_and_take_back_only_their_own_links(ports: Ports) -> None:
+    mine = {ports.unique(f"r{n:02d}") for n in range(30)}  # more than one listing page (25) of this deployment's
+    for name in mine:
+        await ports.vault.write(name, "v", "text/plain", client_secret_tags(ports, "k") | {"kind": "client-id"}, None)
+    await ports.vault.write(ports.unique("theirs"), "v", "text/plain", client_secret_tags(ports, "k", "other"), None)
+
+    seen: list[str] = []
+    link: str | None = None
+    for _ in range(10_000):
+        page = await ports.vault.record_page(Listing.SECRETS, link)
+        seen += [record.name for record in page.records]
+        assert all(record.tags["managed-by"] == ports.prefix for record in page.records)
+        if (link := page.next_link) is None:
+            break
+    assert set(seen) == mine and len(seen) == len(mine), "each record once, nobody else's"
+    for foreign in ("https://elsewhere.example/secrets", f"{ports.vault_url}/secrets/{next(iter(mine))}"):
+        with pytest.raises(InvalidRequest):
+            await ports.vault.record_page(Listing.SECRETS, foreign)

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.adapters.x509 import certificate_key, public_certificate
-from shared.domain.errors import UpstreamError
-from shared.domain.model import CertificateKey, Secret, SecretSummary, StoredCertificate, StoredSecret
+from shared.domain.errors import InvalidRequest, UpstreamError
+from shared.domain.model import (
+    CertificateKey,
+    Listing,
+    RecordPage,
+    Secret,
+    SecretSummary,
+    StoredCertificate,
+    StoredSecret,
+)
 from shared.domain.registry import Registry, Tag
 from shared.settings import SETTINGS
 from tests.fakes.certificates import self_signed
@@ -284,6 +292,29 @@ class FakeVault(FaultSwitches):
             latest = self.certificates[name][-1]
             if Registry(self.name_prefix).is_managed_client_certificate(latest.tags):
                 yield SecretSummary(name, dict(latest.tags), public_certificate(latest.der).not_after)
+
+    async def record_page(self, listing: Listing, link: str | None) -> RecordPage:
+        """Pages of 25 in name order, resumed after the last name a page held (as the stand-in does); only this
+        vault's own links are taken back."""
+        self._enter("record_page", listing=listing.value, link=link)
+        prefix = f"{VAULT_URL}/{listing.value}?after="
+        if link is not None and not link.startswith(prefix):
+            raise InvalidRequest("The continuation token is not one this service gave.", field="continuationToken")
+        after = link[len(prefix) :] if link is not None else ""
+        if listing is Listing.SECRETS:
+            latest = {name: (v[-1].tags, v[-1].expires) for name, v in self.versions.items() if v}
+        else:
+            latest = {
+                n: (v[-1].tags, public_certificate(v[-1].der).not_after) for n, v in self.certificates.items() if v
+            }
+        names = [name for name in sorted(latest) if name > after]
+        page, rest = names[:25], names[25:]
+        records = tuple(
+            SecretSummary(name, dict(latest[name][0]), latest[name][1])
+            for name in page
+            if latest[name][0].get(Tag.MANAGED_BY) == self.name_prefix
+        )
+        return RecordPage(records, f"{prefix}{page[-1]}" if rest else None)
 
     def _recover_certificate(self, name: str) -> None:
         self.certificates[name] = self.deleted_certificates.pop(name)
