@@ -57,6 +57,10 @@ class Tag:
     ROTATED_AT: Final = "rotated-at"
     RETIRE_AFTER: Final = "retire-after"  # superseded credentials are removed after this moment
     STAGED_KIND: Final = "staged-client-secret"  # the `kind` of a staging secret (never a consumer's)
+    # On the current credential's record: the problem the last rotation ended with, when, and how many rotations in
+    # a row did ("<problem type> <timestamp> <count>": one tag, as a rotated secret's tags come close to the 15 Key
+    # Vault allows); the fleet view's `failing` and `consent-revoked`. A rotation that ends well sheds it.
+    LAST_PROBLEM: Final = "last-problem"
     # On the Client ID secret: which credential type the registration uses now (shared/domain/model.py).
     CREDENTIAL_TYPE: Final = "credential-type"
     # On the Client ID and Tenant ID secrets: the add-ons the registration has, comma-separated (none: absent).
@@ -79,6 +83,11 @@ class Tag:
     FALSE: Final = "false"
 
 
+# A rotation's problem record (above): what a new version never inherits.
+PROBLEM_TAGS: Final = (Tag.LAST_PROBLEM,)
+MAX_TAGS: Final = 15  # per secret or certificate (the limits page cited on Tag)
+
+
 TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 # Any fixed namespace will do; it only has to stay the same for keyIds to be found again.
 _KEY_ID_NAMESPACE: Final = uuid.UUID("6f1c1e0a-3b8e-4a8c-9d1e-2f6a7c0b5d41")
@@ -99,6 +108,29 @@ def parse_iso(value: str | None) -> datetime | None:
         return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class ProblemRecord:
+    """The `last-problem` tag's value, read and written."""
+
+    type: str
+    at: datetime | None
+    failures: int
+
+    def tag(self) -> str:
+        return f"{self.type} {iso(self.at) if self.at else '-'} {self.failures}"
+
+    @staticmethod
+    def parse(value: str | None) -> ProblemRecord | None:
+        """None when there is no problem; a value in another shape reads as one failure of that problem."""
+        if not value:
+            return None
+        parts = value.split()
+        failures = parts[2] if len(parts) > 2 else "1"
+        return ProblemRecord(
+            parts[0], parse_iso(parts[1]) if len(parts) > 1 else None, int(failures) if failures.isdigit() else 1
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from shared.domain.audit import audit
 from shared.domain.errors import OnboardingError, UpstreamTimeout, UpstreamUnavailable, VendorRotatesCertificate
 from shared.domain.model import AppRegistration, IntegrationProfile, StoredCertificate, StoredSecret
-from shared.domain.registry import Tag, iso, parse_iso
+from shared.domain.registry import PROBLEM_TAGS, Tag, iso, parse_iso
 from shared.usecases.certificates import Certificates, validity_months
 from shared.usecases.replication import StillReplicating
 
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 # The journal and bookkeeping tags a promoted version must not inherit from the one it replaces.
-JOURNAL = (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE, Tag.PREVIOUS_KEY_ID)
+JOURNAL = (
+    Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE, Tag.PREVIOUS_KEY_ID, *PROBLEM_TAGS,
+)  # fmt: skip
 
 
 class CertificateRotation:

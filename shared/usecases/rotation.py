@@ -45,10 +45,11 @@ from shared.domain.model import (
     NewPassword,
     PasswordPolicy,
     SecretKind,
+    StoredCertificate,
     StoredSecret,
 )
 from shared.domain.ports import Directory, Locks, TenantAccess, Vault
-from shared.domain.registry import Tag, iso, parse_iso
+from shared.domain.registry import MAX_TAGS, PROBLEM_TAGS, ProblemRecord, Tag, iso, parse_iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
 from shared.usecases.certificate_rotation import CertificateRotation
@@ -90,6 +91,12 @@ class RotationResult:
     retired_key_ids: list[str] = field(default_factory=list)
     was_expired: bool = False
     expires: str | None = None
+
+
+# The outcomes that record a problem on the credential (the fleet view's `failing`), by the problem they record,
+# and those after which a recorded one is shed.
+FAILURES = {Action.FAILED: "rotation-stuck", Action.APP_MISSING: "app-missing"}
+SETTLED = frozenset({Action.RETIRED, Action.NOTHING_DUE, Action.WAITING, Action.VENDOR_EXPIRING})
 
 
 def rotation_window(settings: Settings, lifetime: timedelta) -> timedelta:
@@ -149,14 +156,58 @@ class Rotation:
                 return RotationResult(
                     tenant, integration, Action.NOTHING_DUE, "a federated registration holds no credential to rotate"
                 )
-        if self.access is not None:
-            await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
         wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
         try:
+            if self.access is not None:
+                await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
             async with self.locks.hold(self.registry.registration_key(tenant, integration), wait):
-                return await self._rotate(tenant, profile, force, retire_now)
+                result = await self._rotate(tenant, profile, force, retire_now)
         except RegistrationBusy:
             return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
+        except RegistrationNotFound:
+            raise
+        except OnboardingError as error:
+            await self._problem(tenant, integration, error.problem_type)
+            raise
+        if result.action in FAILURES:
+            await self._problem(tenant, integration, FAILURES[result.action])
+        return result
+
+    async def _problem(self, tenant: str, integration: str, problem: str | None) -> None:
+        """The problem a rotation ended with, on the registration's current credential record (`problem` None:
+        clear it), for the fleet view. Never the reason a rotation fails: the rotation's own answer stands."""
+        stored, certificate, vendor = await asyncio.gather(
+            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)),
+            self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
+            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.VENDOR_CERTIFICATE)),
+            return_exceptions=True,
+        )
+        current = next(
+            (r for r in (vendor, certificate, stored) if not isinstance(r, BaseException) and Records.current(r)), None
+        )
+        if current is None or isinstance(current, BaseException):
+            return
+        try:
+            await self._mark(current, problem)
+        except OnboardingError as error:
+            logger.warning("could not record the rotation problem of %s/%s: %s", tenant, integration, error)
+
+    async def _mark(self, record: StoredSecret | StoredCertificate, problem: str | None) -> None:
+        """Set (or, with None, shed) the problem record on a credential record's current version."""
+        tags = {k: v for k, v in record.tags.items() if k not in PROBLEM_TAGS}
+        if problem is not None:
+            before = ProblemRecord.parse(record.tags.get(Tag.LAST_PROBLEM))
+            failures = before.failures + 1 if before is not None else 1
+            tags[Tag.LAST_PROBLEM] = ProblemRecord(problem, self.now(), failures).tag()
+            if len(tags) > MAX_TAGS:  # a rotation's journal at its fullest: the problem shows in the logs only
+                logger.warning("no room for the problem tag on %s (%d tags)", record.name, len(tags))
+                return
+        elif tags == dict(record.tags):
+            return
+        if isinstance(record, StoredCertificate):
+            await self.vault.update_certificate_tags(record.name, record.version, tags)
+        else:
+            await self.vault.update_tags(record.name, record.version, tags)
 
     async def _rotate(self, tenant: str, profile: IntegrationProfile, force: bool, retire_now: bool) -> RotationResult:
         integration = profile.id
@@ -172,6 +223,28 @@ class Rotation:
         )
         if stored is None and certificate is None and vendor is None:
             raise RegistrationNotFound("No stored credential: onboard this integration first.", **context)
+        result = await self._rotate_records(tenant, profile, force, retire_now, stored, certificate, vendor, app)
+        # A rotation that ends well sheds the problem an earlier one recorded (a new version never inherits it).
+        flagged = next(
+            (r for r in (vendor, certificate, stored) if Records.current(r) and r and Tag.LAST_PROBLEM in r.tags), None
+        )
+        if flagged is not None and result.action in SETTLED:
+            await self._mark(flagged, None)
+        return result
+
+    async def _rotate_records(
+        self,
+        tenant: str,
+        profile: IntegrationProfile,
+        force: bool,
+        retire_now: bool,
+        stored: StoredSecret | None,
+        certificate: StoredCertificate | None,
+        vendor: StoredSecret | None,
+        app: AppRegistration | None,
+    ) -> RotationResult:
+        integration = profile.id
+        context = {"tenantId": tenant, "integration": integration}
         if app is None:
             logger.error("app registration for %s/%s is gone (deleted out of band)", tenant, integration)
             return RotationResult(tenant, integration, Action.APP_MISSING, "the app registration no longer exists")
@@ -392,7 +465,7 @@ class Rotation:
             audit("secret.deleted", context, secretName=self._staging_name(stored), reason="promoted")
         now = self.now()
         grace = timedelta(0) if retire_now else timedelta(hours=self.settings.rotation_grace_hours)
-        journal = (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE)
+        journal = (Tag.PENDING, Tag.STAGED, Tag.STAGED_BY, Tag.RETIRE_AFTER, Tag.PENDING_SINCE, *PROBLEM_TAGS)
         tags = {k: v for k, v in stored.tags.items() if k not in journal} | {
             Tag.KEY_ID: new.info.key_id,
             Tag.PREVIOUS_KEY_ID: str(stored.tags.get(Tag.KEY_ID, "")),

@@ -572,6 +572,15 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_condition_that_leaves_out_the_chosen_role_is_refused_before_anything_is_created",
         ),
     ),
+    Mutant(
+        "a rotation that ends well keeps the problem an earlier one recorded",
+        "shared/usecases/rotation.py",
+        "        if flagged is not None and result.action in SETTLED:\n",
+        "        if False:\n",
+        (
+            "tests/unit/test_rotation.py::test_a_failed_retirement_records_its_problem_and_the_run_that_retires_sheds_it",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

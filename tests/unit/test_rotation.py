@@ -17,7 +17,7 @@ import pytest
 from shared.domain.errors import OnboardingError, SecretsForbiddenByPolicy, UpstreamError, UpstreamUnavailable
 from shared.domain.model import PasswordInfo, PasswordPolicy, SecretKind
 from shared.domain.ports import PasswordOutcomeUnknown
-from shared.domain.registry import iso
+from shared.domain.registry import ProblemRecord, iso
 from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from shared.usecases.rotation import Action
@@ -434,7 +434,9 @@ async def test_a_new_secret_that_fails_its_proof_is_removed_and_never_stored() -
     assert removed_key_ids(h) == [unproven]
     assert on_app(h) == {old}
     assert h.vault.version_count(name_of(h)) == 1
-    assert latest(h).tags == before  # journal cleared
+    tags = dict(latest(h).tags)
+    assert tags.pop("last-problem").startswith("upstream-error ")  # for the fleet view
+    assert tags == before  # journal cleared
     assert_serving(h)
 
 
@@ -684,10 +686,12 @@ async def test_a_policy_that_now_forbids_secrets_refuses_the_rotation_and_mints_
 
     assert isinstance(raised.value, OnboardingError)
     assert raised.value.extensions["policyId"] == "policy-7"
-    assert writes(h) == before  # not even the journal
+    assert writes(h) - before == Counter({"update_tags": 1})  # not even the journal: the problem, for the fleet
     assert len(h.directory.minted) == 1
     assert on_app(h) == {old}
-    assert latest(h).tags == tags
+    now = dict(latest(h).tags)
+    assert now.pop("last-problem").startswith(f"{raised.value.problem_type} ")
+    assert now == tags
 
 
 async def test_a_sweep_reads_a_tenants_policy_once_not_before_every_rotation() -> None:
@@ -743,7 +747,8 @@ async def test_an_app_deleted_out_of_band_is_reported_app_missing_and_nothing_is
     result = await h.rotation.rotate(TENANT, M365)
 
     assert result.action is Action.APP_MISSING
-    assert writes(h) == before
+    assert writes(h) - before == Counter({"update_tags": 1})  # only the problem, recorded for the fleet view
+    assert latest(h).tags["last-problem"].startswith("app-missing ")
 
     summary = await h.sweep.run()
     assert summary.outcomes == Counter({Action.APP_MISSING.value: 1})
@@ -1021,3 +1026,26 @@ async def test_a_rotation_keeps_the_lifetime_the_onboarding_caller_asked_for() -
     new = app_of(h).passwords[latest(h).tags["key-id"]].info
     assert new.end - new.start == timedelta(days=30)
     assert latest(h).tags["lifetime-days"] == "30"
+
+
+# --- the problem a rotation ends with, for the fleet view ---------------------------------------
+
+
+async def test_a_failed_retirement_records_its_problem_and_the_run_that_retires_sheds_it() -> None:
+    h = make_rotation()
+    await onboard(h)
+    advance(h, INTO_THE_WINDOW)
+    assert (await h.rotation.rotate(TENANT, M365)).action is Action.ROTATED
+    advance(h, GRACE + timedelta(minutes=1))
+    h.directory.fail_next("remove_password", refused(), times=2)
+
+    for failures in (1, 2):
+        with pytest.raises(UpstreamError):
+            await h.rotation.rotate(TENANT, M365)
+        recorded = ProblemRecord.parse(latest(h).tags.get("last-problem"))
+        assert recorded == ProblemRecord("upstream-error", h.clock.now(), failures)
+
+    result = await h.rotation.rotate(TENANT, M365)
+    assert result.action is Action.RETIRED
+    assert "last-problem" not in latest(h).tags
+    assert h.vault.version_count(name_of(h)) == 2, "the problem is shed on the version it was recorded on"
