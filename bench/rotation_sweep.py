@@ -122,6 +122,19 @@ def seed(stand_in: StandIn, prefix: str, count: int, due: float, retiring: float
     return chosen
 
 
+def seeded_world(
+    stand_in: StandIn, letter: str, count: int, due: float, retiring: float
+) -> tuple[dict[str, list[str]], float]:
+    """The app's settings (this process's environment) pointed at `stand_in` under a fresh name prefix, in-process
+    locks, and `count` registrations seeded there: which are due and retiring, and the seconds seeding took."""
+    prefix = f"{letter}{uuid.uuid4().hex[:8]}"
+    os.environ.update(stand_in.app_settings())
+    os.environ["NAME_PREFIX"] = prefix
+    os.environ.pop("AzureWebJobsStorage", None)
+    started = time.perf_counter()
+    return seed(stand_in, prefix, count, due, retiring), time.perf_counter() - started
+
+
 def busiest(by_second: list[dict[str, Any]], pick: Any, window: int) -> int:
     per_second: Counter[int] = Counter()
     for row in by_second:
@@ -134,13 +147,7 @@ def busiest(by_second: list[dict[str, Any]], pick: Any, window: int) -> int:
 async def run_one(count: int, latency_ms: float, due: float, retiring: float, verify: bool) -> dict[str, Any]:
     stand_in = start_stand_in()
     try:
-        prefix = f"b{uuid.uuid4().hex[:8]}"
-        os.environ.update(stand_in.app_settings())
-        os.environ["NAME_PREFIX"] = prefix
-        os.environ.pop("AzureWebJobsStorage", None)
-        started = time.perf_counter()
-        chosen = seed(stand_in, prefix, count, due, retiring)
-        seeded = time.perf_counter() - started
+        chosen, seeded = seeded_world(stand_in, "b", count, due, retiring)
 
         from shared import bootstrap
         from shared.domain.model import SecretKind

@@ -26,6 +26,7 @@ from shared.settings import Settings, load_settings
 from shared.usecases.certificates import Certificates
 from shared.usecases.connector import Connectors
 from shared.usecases.credentials import Credentials
+from shared.usecases.fleet import Fleet
 from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import Onboarding
 from shared.usecases.rotation import Rotation
@@ -46,6 +47,7 @@ class Services:
     status: RegistrationStatus
     rotation: Rotation
     sweep: Sweep
+    fleet: Fleet
     offboarding: Offboarding
     tenant_consent: TenantConsent
     warm_up: WarmUp
@@ -122,6 +124,7 @@ def build(
         status=status,
         rotation=rotation,
         sweep=Sweep(settings, rotation, vault, clock, now),
+        fleet=Fleet(settings, catalog, vault, now),
         offboarding=Offboarding(
             settings, catalog, directory, vault, locks, access=identity, workspace_access=workspace_access
         ),

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from shared.entrypoints.presenters import (
     rotation_json,
     sweep_json,
 )
+from shared.entrypoints.report import report_csv, report_json, report_text
 from shared.settings import Settings, SettingsError, load_settings
+from shared.usecases.fleet import FleetQuery, FleetState
 from shared.usecases.onboarding import OnboardRequest, OnboardResult, Outcome
 from shared.usecases.workspace_access import WorkspaceRequest
 
@@ -99,6 +102,13 @@ def _text(max_length: int) -> Any:
             raise argparse.ArgumentTypeError(str(problem)) from None
 
     return check
+
+
+def _states(raw: str) -> frozenset[FleetState]:
+    try:
+        return frozenset(FleetState(part) for part in raw.split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"states are {', '.join(s.value for s in FleetState)}") from None
 
 
 def _days(raw: str) -> int:
@@ -213,6 +223,17 @@ def build_parser(
     rotate.add_argument("--retire-immediately", action="store_true", help="remove the previous secret at once")
     rotate.add_argument("--all", action="store_true", help="sweep: what is due, and what may be retired")
     rotate.add_argument("--dry-run", action="store_true", help="with --all: print the plan only")
+
+    report = command(
+        "report",
+        "Every managed registration from Key Vault's records: a table grouped by state with the soonest expiries "
+        "first, and expiries by week for the next 90 days (--json, --csv for machines).",
+    )
+    report.add_argument("--csv", action="store_true", help="CSV on stdout (one row per registration)")
+    report.add_argument(
+        "--state", type=_states, metavar="STATES", help="comma-separated states to keep (default: every state)"
+    )
+    report.add_argument("--tenant", type=_tenant, metavar="GUID", help="only this tenant's registrations")
     return parser
 
 
@@ -404,6 +425,18 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
     try:
         if args.command == "rotate":
             return await _rotate(args, services, tenant)
+        if args.command == "report":
+            query = FleetQuery(args.state or frozenset(), args.tenant)
+            rows = [row async for row in services.fleet.every(query)]
+            now = datetime.now(UTC)
+            if args.json:
+                _out(json.dumps(report_json(rows, now), indent=2))
+            elif args.csv:
+                sys.stdout.write(report_csv(rows))
+            else:
+                for line in report_text(rows, now):
+                    _out(line)
+            return EXIT_OK
         if args.command == "offboard":
             gone = await services.offboarding.offboard(
                 tenant, args.integration, purge_application=args.purge_application, purge_secrets=args.purge_secrets
@@ -525,6 +558,8 @@ def main(
                 args.command_parser.error("name --tenant and --integration, or sweep with --all")
             if args.dry_run:
                 args.command_parser.error("--dry-run goes with --all")
+        if args.command == "report" and args.csv and args.json:
+            args.command_parser.error("--csv and --json are two formats: name one")
         if args.command == "onboard" and args.workspace_role and not args.workspace:
             args.command_parser.error("--workspace-role goes with --workspace")
     except SystemExit as stop:  # argparse's way out (usage errors, --help); a return code for callers of main()

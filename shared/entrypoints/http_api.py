@@ -7,6 +7,7 @@ runs, so an invalid request creates nothing; errors are problem+json with a stab
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import azure.functions as func
@@ -25,7 +26,8 @@ from shared.entrypoints.http_common import (
     tenant_id_param,
 )
 from shared.entrypoints.openapi import openapi_document
-from shared.entrypoints.presenters import consent_json, offboard_json, onboard_json, registration_json
+from shared.entrypoints.presenters import consent_json, fleet_json, offboard_json, onboard_json, registration_json
+from shared.usecases.fleet import FleetQuery, FleetState
 from shared.usecases.onboarding import OnboardRequest, Outcome
 from shared.usecases.workspace_access import WorkspaceRequest
 
@@ -93,6 +95,46 @@ async def tenant_consent(req: func.HttpRequest) -> func.HttpResponse:
     """Whether this service can manage apps in the tenant, and the admin-consent URL when it cannot."""
     tenant_id = tenant_id_param(req)
     return json_response(consent_json(await services().tenant_consent.status(tenant_id)), 200)
+
+
+@bp.route(route="registrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@problem_responses
+async def list_registrations(req: func.HttpRequest) -> func.HttpResponse:
+    """The fleet: every registration this service manages, from Key Vault's records alone, a page at a time."""
+    return json_response(fleet_json(await services().fleet.page(fleet_query(req))), 200)
+
+
+def fleet_query(req: func.HttpRequest) -> FleetQuery:
+    """`state` (comma-separated states), `tenantId`, `expiringBefore` (ISO 8601 with a zone) and
+    `continuationToken`; nothing else."""
+    unknown = sorted(set(req.params) - {"state", "tenantId", "expiringBefore", "continuationToken", "code"})
+    if unknown:
+        raise InvalidRequest(f"Unknown query parameters {unknown}.", field=unknown[0])
+    states: set[FleetState] = set()
+    for raw in (req.params.get("state") or "").split(","):
+        if not raw:
+            continue
+        try:
+            states.add(FleetState(raw))
+        except ValueError:
+            allowed = ", ".join(s.value for s in FleetState)
+            raise InvalidRequest(f"state must be one or more of {allowed}.", field="state") from None
+    tenant = req.params.get("tenantId")
+    if tenant is not None:
+        try:
+            tenant = validation.tenant_id(tenant)
+        except validation.InvalidValue as problem:
+            raise InvalidRequest(f"tenantId {problem}.", field="tenantId") from None
+    before = req.params.get("expiringBefore")
+    expiring_before = None
+    if before is not None:
+        try:
+            expiring_before = datetime.fromisoformat(before)
+        except ValueError:
+            expiring_before = None
+        if expiring_before is None or expiring_before.tzinfo is None:
+            raise InvalidRequest("expiringBefore must be an ISO 8601 moment with its zone.", field="expiringBefore")
+    return FleetQuery(frozenset(states), tenant, expiring_before, req.params.get("continuationToken"))
 
 
 @bp.route(route="integrations", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

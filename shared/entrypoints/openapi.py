@@ -162,6 +162,48 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"200": _json("Consent status.", "Consent"), **COMMON_ERRORS},
                 },
             },
+            "/registrations": {
+                "get": {
+                    "operationId": "listRegistrations",
+                    "summary": "Every registration this service manages, from Key Vault's records alone (no secret "
+                    "is read), a page at a time. A page reads a bounded part of Key Vault's listing, so a filtered "
+                    "page may be empty and still carry a continuationToken: follow it until it is null.",
+                    "parameters": [
+                        {
+                            "name": "state",
+                            "in": "query",
+                            "required": False,
+                            "description": "Comma-separated states.",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "tenantId",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "format": "uuid"},
+                        },
+                        {
+                            "name": "expiringBefore",
+                            "in": "query",
+                            "required": False,
+                            "description": "ISO 8601 with its zone: rows whose credential expires before it.",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "continuationToken",
+                            "in": "query",
+                            "required": False,
+                            "description": "The previous page's continuationToken.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("One page of the fleet.", "Fleet"),
+                        "400": COMMON_ERRORS["400"],
+                        "401": COMMON_ERRORS["401"],
+                    },
+                }
+            },
             "/integrations": {
                 "get": {
                     "operationId": "listIntegrations",
@@ -403,6 +445,40 @@ SCHEMAS: dict[str, Any] = {
                 "enum": ["removed", "absent"],
                 "description": "sentinel with a workspace: the Sentinel role this service assigned there.",
             },
+        },
+    },
+    "Fleet": {
+        "type": "object",
+        "required": ["registrations", "continuationToken", "listed"],
+        "properties": {
+            "registrations": {"type": "array", "items": {"$ref": "#/components/schemas/FleetRow"}},
+            "continuationToken": NULLABLE_STRING,
+            "listed": {"type": "integer", "description": "Key Vault records of this service the page read."},
+        },
+    },
+    "FleetRow": {
+        "type": "object",
+        "description": "A registration's credential as Key Vault records it (a registration switching credential "
+        "type shows its outgoing one too, superseded and in-grace).",
+        "required": ["tenantId", "integration", "credentialType", "clientId", "expires", "lastRotated", "verified",
+                     "state", "lastProblem", "superseded"],
+        "properties": {
+            "tenantId": STRING,
+            "integration": STRING,
+            "credentialType": {"enum": ["secret", "certificate", "vendor-certificate", "federated"]},
+            "clientId": NULLABLE_STRING,
+            "expires": {"type": ["string", "null"], "format": "date-time"},
+            "lastRotated": {"type": ["string", "null"], "format": "date-time"},
+            "verified": {"type": "boolean"},
+            "state": {"enum": ["healthy", "due", "in-grace", "failing", "expired", "consent-revoked",
+                               "unmanaged-leftover"]},
+            "lastProblem": {
+                "type": ["object", "null"],
+                "description": "The problem the last rotation ended with; shed by the next one that ends well.",
+                "required": ["type", "at", "failures"],
+                "properties": {"type": STRING, "at": NULLABLE_STRING, "failures": {"type": "integer"}},
+            },
+            "superseded": {"type": "boolean"},
         },
     },
     "Consent": {

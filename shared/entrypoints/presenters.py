@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.registry import iso
+from shared.usecases.fleet import FleetPage, FleetRow
 from shared.usecases.offboarding import OffboardResult
 from shared.usecases.onboarding import OnboardResult, Outcome
 from shared.usecases.rotation import RotationResult
@@ -144,3 +145,31 @@ def consent_json(status: ConsentStatus) -> dict[str, Any]:
     if not status.consented:
         body["consentUrl"] = status.consent_url
     return body
+
+
+def fleet_row_json(row: FleetRow) -> dict[str, Any]:
+    problem = row.last_problem
+    return {
+        "tenantId": row.tenant_id,
+        "integration": row.integration,
+        "credentialType": row.credential_type,
+        "clientId": row.client_id,
+        "expires": iso(row.expires) if row.expires else None,
+        "lastRotated": iso(row.last_rotated) if row.last_rotated else None,
+        "verified": row.verified,
+        "state": row.state.value,
+        "lastProblem": (
+            {"type": problem.type, "at": iso(problem.at) if problem.at else None, "failures": problem.failures}
+            if problem
+            else None
+        ),
+        "superseded": row.superseded,
+    }
+
+
+def fleet_json(page: FleetPage) -> dict[str, Any]:
+    return {
+        "registrations": [fleet_row_json(row) for row in page.rows],
+        "continuationToken": page.continuation_token,
+        "listed": page.listed,
+    }

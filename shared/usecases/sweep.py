@@ -60,20 +60,12 @@ class Sweep:
 
     def classify(self, summary: SecretSummary) -> PlannedItem:
         tags = summary.tags
-        now = self.now()
-        reason = "ok"
-        if tags.get(Tag.PENDING) or tags.get(Tag.STAGED):
-            reason = "journal"
-        elif summary.expires is None or summary.expires <= now:
-            reason = "expired"
-        elif summary.expires - now <= rotation_window(
-            self.settings, summary.expires - (parse_iso(tags.get(Tag.ISSUED_AT)) or EPOCH)
-        ):
-            reason = "due"
-        elif (retire_after := parse_iso(tags.get(Tag.RETIRE_AFTER))) is not None:
-            reason = "retire" if retire_after <= now else "waiting"
         return PlannedItem(
-            str(tags.get(Tag.TENANT_ID, "")), str(tags.get(Tag.INTEGRATION, "")), summary.name, reason, summary.expires
+            str(tags.get(Tag.TENANT_ID, "")),
+            str(tags.get(Tag.INTEGRATION, "")),
+            summary.name,
+            plan_reason(self.settings, summary, self.now()),
+            summary.expires,
         )
 
     async def plan(self) -> AsyncIterator[PlannedItem]:
@@ -131,6 +123,23 @@ class Sweep:
             summary.outcomes[Action.FAILED.value] += 1
             summary.failures_by_tenant[item.tenant_id] += 1
             logger.exception("rotation of %s/%s failed unexpectedly", item.tenant_id, item.integration)
+
+
+def plan_reason(settings: Settings, summary: SecretSummary, now: datetime) -> str:
+    """What a credential's listed record says is to do: journal (a rotation to finish), expired, due, retire (a
+    previous credential's grace is over), waiting (it is not yet), or ok."""
+    tags = summary.tags
+    if tags.get(Tag.PENDING) or tags.get(Tag.STAGED):
+        return "journal"
+    if summary.expires is None or summary.expires <= now:
+        return "expired"
+    if summary.expires - now <= rotation_window(
+        settings, summary.expires - (parse_iso(tags.get(Tag.ISSUED_AT)) or EPOCH)
+    ):
+        return "due"
+    if (retire_after := parse_iso(tags.get(Tag.RETIRE_AFTER))) is not None:
+        return "retire" if retire_after <= now else "waiting"
+    return "ok"
 
 
 class Pacer:

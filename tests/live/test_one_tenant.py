@@ -154,6 +154,26 @@ async def test_rotating_on_demand_issues_a_new_credential_and_keeps_the_old_one_
         assert world.consumer.claims(onboarded.tenant, client_id, old_secret, scope) is not None  # no gap
 
 
+async def test_the_fleet_view_lists_the_registration_as_key_vault_records_it(
+    onboarded: Registration, target: Target
+) -> None:
+    """GET /api/registrations, every page for this tenant: the registration once, healthy (or in its grace
+    period after the rotation above), its expiry the one status reports."""
+    state = await onboarded.state()
+    rows: list[dict[str, Any]] = []
+    token: str | None = None
+    for _ in range(10_000):
+        query = f"registrations?tenantId={onboarded.tenant}" + (f"&continuationToken={token}" if token else "")
+        page = await target.request("GET", query)
+        assert page.status == 200, str(page)
+        rows += [r for r in page.body["registrations"] if r["integration"] == onboarded.integration]
+        if (token := page.body["continuationToken"]) is None:
+            break
+    [row] = rows
+    assert row["state"] in ("healthy", "in-grace") and row["verified"] is True and row["lastProblem"] is None
+    assert row["clientId"] == state["application"]["clientId"] and row["expires"] == state["credential"]["expires"]
+
+
 async def test_rotating_after_a_leak_retires_the_previous_credentials_at_once(
     onboarded: Registration, target: Target, world: World
 ) -> None:

@@ -573,6 +573,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "a failed rotation records no problem for the fleet view",
+        "shared/usecases/rotation.py",
+        "            await self._problem(tenant, integration, error.problem_type)\n",
+        "            pass\n",
+        (
+            "tests/functions/test_fleet.py::test_the_fleet_agrees_with_key_vault_through_rotation_failure_and_offboarding",
+        ),
+    ),
+    Mutant(
         "a rotation that ends well keeps the problem an earlier one recorded",
         "shared/usecases/rotation.py",
         "        if flagged is not None and result.action in SETTLED:\n",
@@ -580,6 +589,13 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             "tests/unit/test_rotation.py::test_a_failed_retirement_records_its_problem_and_the_run_that_retires_sheds_it",
         ),
+    ),
+    Mutant(
+        "the fleet view reads a revoked consent as any failure",
+        "shared/usecases/fleet.py",
+        "            return FleetState.CONSENT_REVOKED if problem.type in CONSENT_PROBLEMS else FleetState.FAILING\n",
+        "            return FleetState.FAILING\n",
+        ("tests/unit/test_fleet.py::test_each_state_comes_from_the_records_alone",),
     ),
     # --- the stand-in's authorization ---
     Mutant(
