@@ -64,6 +64,8 @@ class AdminApi:
             ("/_emulator/vault/role-assignments", self.vault_role, ["PUT"]),
             ("/_emulator/workspaces", self.workspaces, ["POST"]),
             ("/_emulator/roleAssignments", self.role_assignments, ["GET", "POST"]),
+            ("/_emulator/eventgrid/events", self.topic_events, ["GET", "DELETE"]),
+            ("/_emulator/eventgrid/senders", self.topic_senders, ["PUT"]),
         ]
         routes += [Route(path, self._guard(handler), methods=methods) for path, handler, methods in guarded]
         return routes
@@ -173,6 +175,18 @@ class AdminApi:
             held.remove(template_id)
         self.world.touch()
         return JSONResponse({"servicePrincipalId": sp["id"], "roleTemplateIds": list(held)})
+
+    async def topic_events(self, request: Request) -> JSONResponse:
+        """The events the Event Grid topic accepted, in order (DELETE: forget them)."""
+        if request.method == "DELETE":
+            self.world.topic.received.clear()
+        return JSONResponse({"value": list(self.world.topic.received)})
+
+    async def topic_senders(self, request: Request) -> JSONResponse:
+        """Who holds EventGrid Data Sender on the topic. Body: {"objectIds": [...]} (null: the default identity)."""
+        ids = (await _json(request)).get("objectIds")
+        self.world.topic.senders = None if ids is None else {str(i) for i in ids}
+        return JSONResponse({"objectIds": sorted(self.world.topic.senders or [])})
 
     async def registrations(self, request: Request) -> JSONResponse:
         """Bulk: registrations as the product leaves them after onboarding, some due, some retiring (emulator/bulk.py)."""

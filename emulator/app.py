@@ -1,4 +1,5 @@
-"""Assembles the stand-in's ASGI apps: the HTTPS app (Entra, Graph, Key Vault, ARM, Log Analytics, admin) and the identity app."""
+"""Assembles the stand-in's ASGI apps: the HTTPS app (Entra, Graph, Key Vault, ARM, Log Analytics, Event Grid, admin)
+and the identity app."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .arm import ArmService
 from .arm_rbac import arm_error
 from .entra import EntraService
 from .errors import ServiceError, graph_error, vault_error
+from .event_grid import EventGridService, event_grid_error
 from .faults import FaultInjector, FaultMiddleware, RequestLog, service_of
 from .graph import GraphService
 from .keyvault import KeyVaultService
@@ -79,6 +81,10 @@ def _no_route(status: int, service: str, method: str, path: str) -> Response:
     if service == "loganalytics":
         # "Path not found" on https://learn.microsoft.com/azure/azure-monitor/logs/api/errors
         return la_error(404, "PathNotFoundError", "The requested path does not exist").response
+    if service == "eventgrid":
+        return event_grid_error(
+            status, "NotFound", f"The request URI {path} with method {method} is not supported."
+        ).response
     return JSONResponse({"error": "not_found" if status == 404 else "method_not_allowed"}, status_code=status)
 
 
@@ -101,6 +107,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         return arm_error(None, 500, "InternalServerError", "An unexpected error occurred.").response
     if service == "loganalytics":
         return la_error(500, "InternalServerError", "An unexpected error occurred.").response
+    if service == "eventgrid":
+        return event_grid_error(500, "InternalServerError", "An unexpected error occurred.").response
     return JSONResponse({"error": "server_error"}, status_code=500)
 
 
@@ -118,6 +126,7 @@ def build(world: World, tokens: TokenService, seed: dict[str, Any], public_base:
     routes += KeyVaultCertificates(vault).routes()
     routes += ArmService(world, tokens).routes()
     routes += LogAnalyticsService(world, tokens).routes()
+    routes += EventGridService(world, tokens).routes()
     routes += entra.routes()
     handlers = {ServiceError: _service_error, HTTPException: _http_exception, Exception: _unexpected}
     https = Starlette(routes=routes, exception_handlers=handlers)

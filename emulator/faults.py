@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import injected_error
 
-SERVICES = ("graph", "vault", "entra", "identity", "arm", "loganalytics", "*")
+SERVICES = ("graph", "vault", "entra", "identity", "arm", "loganalytics", "eventgrid", "*")
 KINDS = ("latency", "status", "drop")
 
 
@@ -35,6 +35,8 @@ def service_of(path: str) -> str:
         return "arm"
     if path.startswith("/v1/workspaces/"):
         return "loganalytics"
+    if path.startswith("/api/events"):
+        return "eventgrid"
     if path.startswith("/_emulator"):
         return "admin"
     return "entra"

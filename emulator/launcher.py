@@ -38,6 +38,12 @@ class StandIn:
         return str(self.info["authority"])
 
     @property
+    def event_grid_endpoint(self) -> str:
+        """The Event Grid topic's publish endpoint (emulator/event_grid.py); not in app_settings(): a test that
+        wants events sets EVENT_GRID_TOPIC_ENDPOINT itself."""
+        return f"{self.authority}/api/events"
+
+    @property
     def ca_bundle(self) -> str:
         return str(self.info["ca_bundle"])
 

@@ -406,6 +406,15 @@ class Arm:
         return next((w for w in self.workspaces.values() if w["customerId"] == wanted), None)
 
 
+@dataclass
+class Topic:
+    """An Event Grid custom topic: the events it accepted, in order, and who may publish (the object ids holding
+    EventGrid Data Sender on it; None: the default managed identity)."""
+
+    received: list[JsonObject] = field(default_factory=list)
+    senders: set[str] | None = None
+
+
 class World:
     """Everything the stand-in serves, plus its clocks; one per process."""
 
@@ -419,6 +428,8 @@ class World:
         # Managed identities this host can mint tokens for: client id -> (tenant id, SP object id).
         self.managed_identities: dict[str, tuple[str, str]] = {}
         self.default_managed_identity: str | None = None
+        # The Event Grid topic the product publishes to (emulator/event_grid.py): kept in memory only.
+        self.topic = Topic()
         self.dirty = False
 
     def tenant(self, tenant_ref: str) -> Tenant | None:

@@ -53,6 +53,12 @@ param eventGridSystemTopicName string = ''
 @description('Event Grid subscription that sends SecretNearExpiry/SecretExpired to secret_near_expiry (created after deploy by infra/hooks/postdeploy.sh).')
 param eventSubscriptionName string = ''
 
+@description('The Event Grid topic the app publishes its events to; default: generated.')
+param eventGridTopicName string = ''
+
+@description('The action group the alert rules notify; default: generated.')
+param actionGroupName string = ''
+
 @description('uniqueName of the multi-tenant provisioner app (vendor-hosted mode).')
 param provisionerUniqueName string = ''
 
@@ -163,6 +169,9 @@ param rotationConcurrency int = 8
 @maxValue(1000)
 param rotationRatePerSecond int = 10
 
+@description('ALERT_EMAILS: comma-separated email addresses the alert rules notify (infra/app/alerts.json).')
+param alertEmails string = ''
+
 // ---------------------------------------------------------------- derived names
 
 var abbrs = loadJsonContent('abbreviations.json')
@@ -180,6 +189,8 @@ var kvName = !empty(keyVaultName) ? keyVaultName : '${abbrs.keyVaultVaults}${res
 var planName = !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
 var funcName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}${resourceToken}'
 var topicName = !empty(eventGridSystemTopicName) ? eventGridSystemTopicName : '${abbrs.eventGridSystemTopics}${resourceToken}'
+var egTopicName = !empty(eventGridTopicName) ? eventGridTopicName : '${abbrs.eventGridDomainsTopics}${resourceToken}'
+var agName = !empty(actionGroupName) ? actionGroupName : '${abbrs.insightsActionGroups}${resourceToken}'
 var subscriptionName = !empty(eventSubscriptionName) ? eventSubscriptionName : '${abbrs.eventGridEventSubscriptions}secret-near-expiry'
 var provisionerName = !empty(provisionerUniqueName) ? provisionerUniqueName : '${namePrefix}-provisioner-${resourceToken}'
 var provisionerTitle = !empty(provisionerDisplayName) ? provisionerDisplayName : 'Tenant onboarding provisioner (${environmentName})'
@@ -215,6 +226,27 @@ module monitoring 'app/monitoring.bicep' = {
   }
 }
 
+module events 'app/events.bicep' = {
+  name: 'events'
+  scope: rg
+  params: {
+    name: egTopicName
+    location: location
+    tags: tags
+  }
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    actionGroupName: agName
+    tags: tags
+    alertEmails: alertEmails
+  }
+}
+
 module storage 'app/storage.bicep' = {
   name: 'storage'
   scope: rg
@@ -246,6 +278,7 @@ module rbac 'app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    eventGridTopicName: events.outputs.name
   }
 }
 
@@ -271,6 +304,8 @@ module functionApp 'app/function.bicep' = {
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    eventGridTopicEndpoint: events.outputs.endpoint
     deploymentContainerName: deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from shared.adapters.event_grid import EventGridPublisher
 from shared.adapters.graph import GraphDirectory
 from shared.adapters.identity import HomeApps, Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
+from shared.adapters.outbox import QueueOutbox
 from shared.adapters.token_check import TokenRoleChecker
 from shared.adapters.workspaces import ArmWorkspaces
 from shared.adapters.x509 import X509Reader
@@ -26,6 +28,7 @@ from shared.settings import Settings, load_settings
 from shared.usecases.certificates import Certificates
 from shared.usecases.connector import Connectors
 from shared.usecases.credentials import Credentials
+from shared.usecases.events import EventDelivery
 from shared.usecases.fleet import Fleet
 from shared.usecases.offboarding import Offboarding
 from shared.usecases.onboarding import Onboarding
@@ -48,6 +51,7 @@ class Services:
     rotation: Rotation
     sweep: Sweep
     fleet: Fleet
+    events: EventDelivery
     offboarding: Offboarding
     tenant_consent: TenantConsent
     warm_up: WarmUp
@@ -58,11 +62,16 @@ class Services:
     locks: Locks | None = None
     checker: TokenRoleChecker | None = None
     workspaces: ArmWorkspaces | None = None
+    event_publisher: EventGridPublisher | None = None
+    outbox: QueueOutbox | None = None
 
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
-        resources = (self.directory, self.connector_directory, self.vault, self.identity, self.checker, self.workspaces)
+        resources = (
+            self.directory, self.connector_directory, self.vault, self.identity, self.checker, self.workspaces,
+            self.event_publisher, self.outbox,
+        )  # fmt: skip
         for resource in resources:
             if resource is not None:
                 await resource.close()
@@ -101,6 +110,11 @@ def build(
     # The Sentinel connection's workspace: reached through ARM as this service, queried as the app.
     workspace_access = WorkspaceAccess(settings, vault, workspaces, clock, now, directory.caller_object_id)
     status.workspace_access = workspace_access
+    publisher = (
+        EventGridPublisher(settings, identity.vault_credential()) if settings.event_grid_topic_endpoint else None
+    )
+    outbox = _outbox(settings, identity) if publisher is not None else None
+    events = EventDelivery(publisher, outbox, f"/tenant-onboarding/{settings.name_prefix}", now)
     logger.info("services built: vault %s, %d integrations in the catalog", settings.key_vault_url, len(catalog))
     return Services(
         settings,
@@ -137,6 +151,9 @@ def build(
         locks=locks,
         checker=checker,
         workspaces=workspaces,
+        event_publisher=publisher,
+        outbox=outbox,
+        events=events,
     )
 
 
@@ -147,6 +164,16 @@ def _locks(settings: Settings, identity: Identity) -> Locks:
         return BlobLeaseLocks(settings.storage_blob_uri, credential=identity.vault_credential())
     logger.warning("no Functions storage configured: registrations are serialized within this process only")
     return ProcessLocks()
+
+
+def _outbox(settings: Settings, identity: Identity) -> QueueOutbox | None:
+    """Events wait in a queue of the Functions storage account while Event Grid is unavailable."""
+    if settings.storage_connection_string:
+        return QueueOutbox(connection_string=settings.storage_connection_string)
+    if settings.storage_queue_uri:
+        return QueueOutbox(account_url=settings.storage_queue_uri, credential=identity.vault_credential())
+    logger.warning("no Functions storage configured: events Event Grid does not take are lost")
+    return None
 
 
 def services() -> Services:

@@ -44,6 +44,9 @@ CLOUD_LOG_ANALYTICS_HOSTS = frozenset({"api.loganalytics.io", "api.loganalytics.
 # A vault is https://{name}.{suffix}, with the DNS suffixes of
 # https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates and the name rules of
 # https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault
+# A custom topic's endpoint host: {topic}.{region}-1.eventgrid.azure.net
+# (https://learn.microsoft.com/azure/event-grid/post-to-custom-topic); topic names are 3-50 letters, digits, hyphens.
+CLOUD_EVENT_GRID_HOST = re.compile(r"[a-z0-9-]{3,50}\.[a-z0-9]+-1\.eventgrid\.(?:azure\.net|azure\.us|azure\.cn)")
 CLOUD_VAULT_HOST = re.compile(
     r"[a-z](?:[a-z0-9]|-(?!-)){1,22}[a-z0-9]\.(?:vault\.azure\.net|vault\.usgovcloudapi\.net|vault\.azure\.cn)"
 )
@@ -88,6 +91,10 @@ class Settings:
     # Sentinel workspace access: Azure Resource Manager (role assignments) and the Log Analytics query API.
     resource_manager_url: str = "https://management.azure.com"
     log_analytics_url: str = "https://api.loganalytics.io"
+    # Events to the vendor's backend (shared/usecases/events.py): the Event Grid topic (None: none are published),
+    # and the queue endpoint of the Functions storage account, where the outbox lives.
+    event_grid_topic_endpoint: str | None = None
+    storage_queue_uri: str | None = None
 
     @cached_property
     def registry(self) -> Registry:
@@ -230,6 +237,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
     "RESOURCE_MANAGER_URL": ("https://management.azure.com", "Azure Resource Manager (Sentinel workspace roles)"),
     "LOG_ANALYTICS_URL": ("https://api.loganalytics.io", "Log Analytics query API (the Sentinel access proof)"),
+    "EVENT_GRID_TOPIC_ENDPOINT": (
+        "",
+        "the Event Grid topic events go to (https://{topic}.{region}-1.eventgrid.azure.net/api/events; empty: none)",
+    ),
+    "AzureWebJobsStorage__queueServiceUri": ("", "queue endpoint of the Functions storage account (the event outbox)"),
 }
 
 
@@ -265,6 +277,15 @@ def _require_cloud_endpoints(settings: Settings) -> None:
         "RESOURCE_MANAGER_URL", settings.resource_manager_url, CLOUD_RESOURCE_MANAGER_HOSTS, path_allowed=False
     )
     _require_host("LOG_ANALYTICS_URL", settings.log_analytics_url, CLOUD_LOG_ANALYTICS_HOSTS, path_allowed=False)
+    topic = urlsplit(settings.event_grid_topic_endpoint or "")
+    if settings.event_grid_topic_endpoint and (
+        not CLOUD_EVENT_GRID_HOST.fullmatch(topic.netloc.lower()) or topic.path != "/api/events" or topic.query
+    ):
+        raise SettingsError(
+            "EVENT_GRID_TOPIC_ENDPOINT",
+            f"must be https://{{topic}}.{{region}}-1.eventgrid.azure.net/api/events in Azure, got "
+            f"{settings.event_grid_topic_endpoint!r}",
+        )
     parts = urlsplit(settings.key_vault_url)
     host = parts.netloc.lower()
     if not CLOUD_VAULT_HOST.fullmatch(host) or parts.path.strip("/") or parts.query or parts.fragment:
@@ -322,7 +343,17 @@ def _load(env: Mapping[str, str]) -> Settings:
         log_analytics_url=_https_url(
             "LOG_ANALYTICS_URL", env.get("LOG_ANALYTICS_URL", "").strip() or "https://api.loganalytics.io"
         ).rstrip("/"),
+        event_grid_topic_endpoint=_optional(env, "EVENT_GRID_TOPIC_ENDPOINT", _https_url),
+        storage_queue_uri=_queue_uri(env),
     )
+
+
+def _queue_uri(env: Mapping[str, str]) -> str | None:
+    uri = env.get("AzureWebJobsStorage__queueServiceUri", "").strip()
+    if uri:
+        return _https_url("AzureWebJobsStorage__queueServiceUri", uri)
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    return f"https://{account}.queue.core.windows.net" if account else None
 
 
 def _blob_uri(env: Mapping[str, str]) -> str | None:

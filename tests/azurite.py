@@ -1,4 +1,4 @@
-"""Runs Azurite (the real local Azure Storage, from npm) for tests that need blob leases.
+"""Runs Azurite (the real local Azure Storage, from npm) for tests that need blob leases or the event outbox's queue.
 
 Where Azurite is known to answer differently from Azure Storage, `StorageAnswers.start` puts a
 proxy in front of it that gives Storage's answer instead, each difference with its source, so
@@ -54,11 +54,45 @@ class Azurite:
             self.process.wait()
 
 
+@dataclass
+class AzuriteQueues:
+    """Azurite's queue service, beside a blob service: one connection string names both."""
+
+    process: subprocess.Popen[str]
+    queue_endpoint: str
+
+    def connection_string(self, blob_endpoint: str) -> str:
+        return connection_string(blob_endpoint) + f"QueueEndpoint={self.queue_endpoint}/{DEV_ACCOUNT};"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_azurite_queues(timeout: float = 30) -> AzuriteQueues:
+    process, endpoint = _start(REPO / "node_modules" / ".bin" / "azurite-queue", "queue", timeout)
+    return AzuriteQueues(process, endpoint)
+
+
 def start_azurite(timeout: float = 30) -> Azurite:
-    if not AZURITE.exists():
+    process, endpoint = _start(AZURITE, "blob", timeout)
+    return Azurite(process, endpoint)
+
+
+def _start(program: Path, service: str, timeout: float) -> tuple[subprocess.Popen[str], str]:
+    if not program.exists():
         raise RuntimeError("Azurite is not installed: run scripts/setup (it runs npm ci)")
     process = subprocess.Popen(
-        [str(AZURITE), "--inMemoryPersistence", "--blobHost", "127.0.0.1", "--blobPort", "0", "--skipApiVersionCheck"],
+        [
+            str(program),
+            "--inMemoryPersistence",
+            f"--{service}Host",
+            "127.0.0.1",
+            f"--{service}Port",
+            "0",
+            "--skipApiVersionCheck",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -71,9 +105,9 @@ def start_azurite(timeout: float = 30) -> Azurite:
             break
         match = LISTENING.search(line)
         if match:
-            return Azurite(process, match.group(1))
+            return process, match.group(1)
     process.kill()
-    raise RuntimeError("Azurite did not start")
+    raise RuntimeError(f"Azurite's {service} service did not start")
 
 
 # Hop-by-hop and framing headers: each leg of the proxy sets its own.

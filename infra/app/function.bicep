@@ -15,6 +15,10 @@ param identityClientId string
 
 @description('Blob endpoint of the Functions storage account (https://{account}.blob.core.windows.net/).')
 param blobEndpoint string
+@description('The queue endpoint of the same account: the event outbox (AzureWebJobsStorage__queueServiceUri).')
+param queueEndpoint string
+@description('The Event Grid topic the app publishes its events to (EVENT_GRID_TOPIC_ENDPOINT).')
+param eventGridTopicEndpoint string
 
 param deploymentContainerName string
 param applicationInsightsConnectionString string
@@ -116,6 +120,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: blobEndpoint
         }
         // The code.
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: queueEndpoint
+        }
+        {
+          name: 'EVENT_GRID_TOPIC_ENDPOINT'
+          value: eventGridTopicEndpoint
+        }
         {
           name: 'KEY_VAULT_URL'
           value: keyVaultUrl

@@ -7,6 +7,7 @@ param principalId string
 param storageAccountName string
 param keyVaultName string
 param applicationInsightsName string
+param eventGridTopicName string
 
 // Key Vault Secrets Officer. The code sets secrets (new versions), reads their values (verification,
 // rotation), lists them and their versions (the sweep), updates their tags, deletes them (offboarding)
@@ -25,8 +26,15 @@ var keyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key 
 // Storage Blob Data Owner: what the Functions host needs on AzureWebJobsStorage when it connects with an
 // identity (read/write blobs, create containers: timer schedule monitor, host keys, leases); the code's
 // registration leases and Flex Consumption's deployment package live in the same account. The app has no
-// queue, table or blob triggers, so no queue or table role is granted.
+// queue, table or blob triggers, so no table role is granted.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
+
+// Storage Queue Data Contributor: the event outbox is a queue in the same account (shared/adapters/outbox.py): the
+// code creates it, sends, receives and deletes messages. Nothing more: no queue trigger reads it.
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
+
+// EventGrid Data Sender: publish to the app's own topic (events.bicep), and nothing else on it.
+var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7' // EventGrid Data Sender
 
 // Monitoring Metrics Publisher: Application Insights has local authentication off, so the app sends
 // telemetry with its identity (APPLICATIONINSIGHTS_AUTHENTICATION_STRING).
@@ -42,6 +50,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
+}
+
+resource topic 'Microsoft.EventGrid/topics@2022-06-15' existing = {
+  name: eventGridTopicName
 }
 
 resource vaultSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -79,6 +91,26 @@ resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01'
   scope: applicationInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource storageQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, principalId, storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource topicSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(topic.id, principalId, eventGridDataSender)
+  scope: topic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventGridDataSender)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -75,3 +75,4 @@ resource locksContainer 'Microsoft.Storage/storageAccounts/blobServices/containe
 output name string = storage.name
 output id string = storage.id
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
+output queueEndpoint string = storage.properties.primaryEndpoints.queue

@@ -44,6 +44,8 @@ class OnboardingError(Exception):
         ids: Mapping[str, object] = extensions.pop("upstream_request_ids", None) or {}
         self.upstream_request_ids: dict[str, str] = {k: str(v) for k, v in ids.items() if v}
         self.extensions = {k: v for k, v in extensions.items() if v is not None}
+        # Set by the use case that already audited this failure, so an entry point does not audit it twice.
+        self.audited = False
         if self.upstream_request_ids:
             self.extensions[UPSTREAM_REQUEST_IDS] = dict(self.upstream_request_ids)
 

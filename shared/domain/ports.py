@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from shared.domain.events import Event
 from shared.domain.model import (
     AppRegistration,
     Assignment,
@@ -341,3 +342,31 @@ class Locks(Protocol):
     def hold(self, key: str, wait_seconds: float) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold the lock for `key`, waiting up to `wait_seconds`; RegistrationBusy if it stays taken."""
         ...
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An event kept for later delivery, with what it takes to remove it once delivered."""
+
+    event: Event
+    receipt: tuple[str, str]  # the queue message's id and pop receipt
+    attempts: int  # how many times it has been taken
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Publish in one request. UpstreamUnavailable when the topic may accept them later (throttled, 5xx, no
+        answer), UpstreamError when it refused them for good."""
+        ...
+
+
+class EventOutbox(Protocol):
+    """Where events wait while the topic is unavailable (a queue in the Functions storage account)."""
+
+    async def put(self, events: Sequence[Event]) -> None: ...
+
+    async def take(self, limit: int) -> list[OutboxItem]:
+        """Up to `limit` waiting events, each hidden from other takers for a while (then taken again unless done)."""
+        ...
+
+    async def done(self, items: Sequence[OutboxItem]) -> None: ...

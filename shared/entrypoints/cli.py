@@ -423,6 +423,14 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
 
     services = build(settings)
     try:
+        async with services.events.delivering():  # an operator's changes are published like the app's
+            return await _command(args, services, tenant)
+    finally:
+        await services.close()
+
+
+async def _command(args: argparse.Namespace, services: Any, tenant: str) -> int:
+    try:
         if args.command == "rotate":
             return await _rotate(args, services, tenant)
         if args.command == "report":
@@ -490,8 +498,6 @@ async def _run(args: argparse.Namespace, settings: Settings, tenant: str) -> int
     except OnboardingError as error:
         _report_error(error, args.json)
         return EXIT_FAILED
-    finally:
-        await services.close()
 
 
 async def _rotate(args: argparse.Namespace, services: Any, tenant: str) -> int:

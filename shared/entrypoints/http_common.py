@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
+from shared.bootstrap import services
 from shared.domain import validation
 from shared.domain.audit import new_correlation_id
 from shared.domain.errors import (
@@ -46,7 +47,9 @@ def problem_responses(handler: Handler) -> Handler:
         instance = request_path(req)
         correlation = new_correlation_id(req.headers.get("x-correlation-id"))
         try:
-            response = await handler(req)
+            # Whatever the request changed is published when it ends, even when it ends in an error.
+            async with services().events.delivering():
+                response = await handler(req)
         except OnboardingError as error:
             logger.warning(
                 "%s %s -> %d %s: %s (correlation id %s; %s)",

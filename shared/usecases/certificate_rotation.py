@@ -194,6 +194,7 @@ class CertificateRotation:
             context,
             certificateName=latest.name,
             version=promoted.version,
+            end=iso(promoted.expires),
             keyId=key.key_id,
             previousKeyId=tags[Tag.PREVIOUS_KEY_ID],
         )

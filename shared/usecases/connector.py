@@ -316,6 +316,10 @@ class Connectors:
                 continue
             stored = await self.vault.write(name, value, CONTENT_TYPES[kind], tags, None)
             audit("secret.stored", context, secretName=name, version=stored.version)
+            if kind is SecretKind.CLIENT_ID and (current is None or current.tags.get(Tag.CREDENTIAL_TYPE) != (
+                CredentialType.FEDERATED.value
+            )):  # fmt: skip
+                audit("registration.ready", context, credentialType=CredentialType.FEDERATED.value, clientId=app.app_id)
             written = True
         return written
 

@@ -117,6 +117,7 @@ class Offboarding:
             result.certificates = {
                 name: outcome for name, outcome in zip(certificates, removed, strict=True) if outcome != "absent"
             }
+            _offboarded(result, context)
             return result
 
     async def _offboard_federated(
@@ -138,6 +139,7 @@ class Offboarding:
                 f"{ids.tags.get(Tag.CLIENT_ID)} (Entra ID, Enterprise applications) to withdraw its consent; this "
                 "service no longer uses it for the tenant."
             )
+            _offboarded(result, context)
             return result
 
     async def _remove_certificate(self, name: str, purge: bool, context: dict[str, str]) -> str:
@@ -167,3 +169,10 @@ async def _remove(
         outcome = "purged"
         audit(f"{kind}.purged", context, **{f"{kind}Name": name})
     return outcome
+
+
+def _offboarded(result: OffboardResult, context: dict[str, str]) -> None:
+    """One audit event when this call removed anything (a repeated DELETE, which finds nothing, adds none)."""
+    removed = [o for o in (*result.secrets.values(), *result.certificates.values()) if o != "absent"]
+    if result.application != "absent" or removed:
+        audit("registration.offboarded", context, application=result.application, removedRecords=str(len(removed)))

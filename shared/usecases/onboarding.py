@@ -916,6 +916,9 @@ class Onboarding:
             # No expiry: a stale `exp` on an id would break the references after a rotation.
             written = await self.vault.write(name, value, CONTENT_TYPES[kind], tags, None)
             audit("secret.stored", context, secretName=name, version=written.version)
+            if kind is SecretKind.CLIENT_ID and (current is None or _type_changed(current, credential_type)):
+                # Consumers can use the registration from here: its ids name a proven credential of this type.
+                audit("registration.ready", context, credentialType=credential_type, clientId=app.app_id)
             return 1
 
         written = await asyncio.gather(ensure(SecretKind.CLIENT_ID, app.app_id), ensure(SecretKind.TENANT_ID, tenant))
@@ -983,6 +986,10 @@ def _with_add_ons(
             f"addOns: {', '.join(unknown)} not offered for {profile.id} (offered: {offered}).", field="addOns"
         )
     return profile.with_add_ons(requested)
+
+
+def _type_changed(ids: StoredSecret, credential_type: str) -> bool:
+    return ids.tags.get(Tag.CREDENTIAL_TYPE) != credential_type
 
 
 def _current_type(stored: dict[SecretKind, StoredSecret | None]) -> str | None:

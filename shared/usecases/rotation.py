@@ -168,14 +168,16 @@ class Rotation:
             raise
         except OnboardingError as error:
             await self._problem(tenant, integration, error.problem_type)
+            error.audited = True
             raise
         if result.action in FAILURES:
             await self._problem(tenant, integration, FAILURES[result.action])
         return result
 
-    async def _problem(self, tenant: str, integration: str, problem: str | None) -> None:
-        """The problem a rotation ended with, on the registration's current credential record (`problem` None:
-        clear it), for the fleet view. Never the reason a rotation fails: the rotation's own answer stands."""
+    async def _problem(self, tenant: str, integration: str, problem: str) -> None:
+        """A rotation ended with `problem`: recorded on the registration's current credential record for the fleet
+        view, and audited (`rotation.failed`, which the alert rules in infra/app/alerts.json watch). Never the
+        reason a rotation fails: the rotation's own answer stands."""
         stored, certificate, vendor = await asyncio.gather(
             self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)),
             self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
@@ -185,29 +187,36 @@ class Rotation:
         current = next(
             (r for r in (vendor, certificate, stored) if not isinstance(r, BaseException) and Records.current(r)), None
         )
-        if current is None or isinstance(current, BaseException):
-            return
-        try:
-            await self._mark(current, problem)
-        except OnboardingError as error:
-            logger.warning("could not record the rotation problem of %s/%s: %s", tenant, integration, error)
+        failures = 1
+        if current is not None and not isinstance(current, BaseException):
+            try:
+                failures = await self._mark(current, problem)
+            except OnboardingError as error:
+                logger.warning("could not record the rotation problem of %s/%s: %s", tenant, integration, error)
+        audit(
+            "rotation.failed", {"tenantId": tenant, "integration": integration},
+            outcome="failed", problemType=problem, failures=str(failures),
+        )  # fmt: skip
 
-    async def _mark(self, record: StoredSecret | StoredCertificate, problem: str | None) -> None:
-        """Set (or, with None, shed) the problem record on a credential record's current version."""
+    async def _mark(self, record: StoredSecret | StoredCertificate, problem: str | None) -> int:
+        """Set (or, with None, shed) the problem record on a credential record's current version; the failures in
+        a row it now counts."""
         tags = {k: v for k, v in record.tags.items() if k not in PROBLEM_TAGS}
+        failures = 0
         if problem is not None:
             before = ProblemRecord.parse(record.tags.get(Tag.LAST_PROBLEM))
             failures = before.failures + 1 if before is not None else 1
             tags[Tag.LAST_PROBLEM] = ProblemRecord(problem, self.now(), failures).tag()
             if len(tags) > MAX_TAGS:  # a rotation's journal at its fullest: the problem shows in the logs only
                 logger.warning("no room for the problem tag on %s (%d tags)", record.name, len(tags))
-                return
+                return failures
         elif tags == dict(record.tags):
-            return
+            return failures
         if isinstance(record, StoredCertificate):
             await self.vault.update_certificate_tags(record.name, record.version, tags)
         else:
             await self.vault.update_tags(record.name, record.version, tags)
+        return failures
 
     async def _rotate(self, tenant: str, profile: IntegrationProfile, force: bool, retire_now: bool) -> RotationResult:
         integration = profile.id
@@ -488,6 +497,8 @@ class Rotation:
             "secret.rotated",
             context,
             secretName=stored.name,
+            version=written.version,
+            end=iso(new.info.end),
             keyId=new.info.key_id,
             previousKeyId=tags[Tag.PREVIOUS_KEY_ID],
         )

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.domain.audit import audit
 from shared.domain.errors import OnboardingError, request_ids_text
 from shared.domain.model import SecretSummary
 from shared.domain.ports import Vault
-from shared.domain.registry import Tag, parse_iso
+from shared.domain.registry import Tag, iso, parse_iso
 from shared.domain.retry import Clock
 from shared.settings import Settings
 from shared.usecases.rotation import Action, Rotation, rotation_window
@@ -94,7 +95,13 @@ class Sweep:
                 summary.scanned += 1
                 summary.planned[item.reason] += 1
                 # Counted apart from the plan's reason: a rotation staged earlier is planned as `journal`.
-                summary.expired += item.expires is None or item.expires <= self.now()
+                if item.expires is None or item.expires <= self.now():
+                    summary.expired += 1
+                    # Each run that finds it so says so (an alert rule in infra/app/alerts.json watches for it).
+                    audit(
+                        "credential.expired", {"tenantId": item.tenant_id, "integration": item.integration},
+                        outcome="found", secretName=item.secret, expires=iso(item.expires) if item.expires else "never",
+                    )  # fmt: skip
                 if on_item is not None:
                     on_item(item)
                 if item.needs_action and not dry_run:

@@ -44,7 +44,7 @@ async def test_onboarding_rotation_and_offboarding_are_audited(api: Api, caplog:
     assert created.headers["x-correlation-id"] == "onboard-1"
     assert Counter(e["operation"] for e in onboarded) == {
         "application.created": 1, "servicePrincipal.created": 1, "permission.granted": 2,
-        "secret.created": 1, "secret.stored": 3,
+        "secret.created": 1, "secret.stored": 3, "registration.ready": 1,
     }  # fmt: skip
     assert {e["correlationId"] for e in onboarded} == {"onboard-1"}
     # The new secret is stored twice (staged, then promoted) and its staging secret deleted.
@@ -52,7 +52,9 @@ async def test_onboarding_rotation_and_offboarding_are_audited(api: Api, caplog:
         "secret.created": 1, "secret.stored": 2, "secret.deleted": 1, "secret.rotated": 1, "secret.retired": 1,
     }  # fmt: skip
     assert {e["correlationId"] for e in rotated} == {"rotate-1"}
-    assert Counter(e["operation"] for e in offboarded) == {"application.deleted": 1, "secret.deleted": 3}
+    assert Counter(e["operation"] for e in offboarded) == {
+        "application.deleted": 1, "secret.deleted": 3, "registration.offboarded": 1,
+    }  # fmt: skip
     assert len({e["correlationId"] for e in offboarded}) == 1  # a fresh id when the caller sends none
 
     app = body_of(created)["application"]
@@ -93,7 +95,7 @@ def test_audit_events_reach_application_insights_as_custom_events_with_dimension
     events = ingestion.custom_events()
     assert Counter(e["name"] for e in events) == {
         "audit.application.created": 1, "audit.servicePrincipal.created": 1, "audit.permission.granted": 2,
-        "audit.secret.created": 1, "audit.secret.stored": 3,
+        "audit.secret.created": 1, "audit.secret.stored": 3, "audit.registration.ready": 1,
     }  # fmt: skip
     for event in events:
         dimensions = event["customDimensions"]

@@ -39,6 +39,8 @@ BUILT_IN_ROLES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 # The roles the identity gets on each resource type, each exactly once, and why no broader one (rbac.bicep
 # says more). Key Vault Administrator would cover both vault roles, and keys too, which the code never uses.
@@ -47,8 +49,12 @@ EXPECTED_ROLES: dict[str, tuple[str, ...]] = {
         "Key Vault Secrets Officer",  # set, get, list, tag, delete, recover secrets (and certificates' PKCS#12)
         "Key Vault Certificates Officer",  # create, import, get, list, tag, delete client certificates
     ),
-    "Microsoft.Storage/storageAccounts": ("Storage Blob Data Owner",),  # Functions host storage, leases, package
+    "Microsoft.Storage/storageAccounts": (
+        "Storage Blob Data Owner",  # Functions host storage, leases, package
+        "Storage Queue Data Contributor",  # the event outbox (a queue), no queue trigger
+    ),
     "Microsoft.Insights/components": ("Monitoring Metrics Publisher",),  # telemetry with Entra authentication
+    "Microsoft.EventGrid/topics": ("EventGrid Data Sender",),  # publish events to the app's own topic
 }
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -596,6 +602,77 @@ def check_event_grid(t: Template, hook_script: str) -> list[str]:
     return problems
 
 
+def check_events(t: Template) -> list[str]:
+    """The topic the app publishes to: CloudEvents 1.0 in, local (key and SAS) authentication off, its endpoint the
+    EVENT_GRID_TOPIC_ENDPOINT app setting."""
+    problems = []
+    topics = [found for found in t.resources_of_type("Microsoft.EventGrid/topics") if not found[2].get("existing")]
+    if len(topics) != 1:
+        return [f"Event Grid: exactly one custom topic, found {len(topics)}"]
+    _, name, topic = topics[0]
+    properties = dig(body(topic), "properties") or {}
+    if properties.get("inputSchema") != "CloudEventSchemaV1_0":
+        problems.append(f"Event Grid: {name} must take CloudEvents 1.0 (inputSchema CloudEventSchemaV1_0)")
+    if properties.get("disableLocalAuth") is not True:
+        problems.append(f"Event Grid: {name} must have local authentication off (disableLocalAuth: true)")
+    passed = dig(t.modules(MAIN), "functionApp", "config", "params", "eventGridTopicEndpoint")
+    if accessor(passed) != ["events", "outputs", "endpoint"]:
+        problems.append("main.bicep: the function app's eventGridTopicEndpoint must be the events module's endpoint")
+    return problems
+
+
+ALERTS = "app/alerts.bicep"
+ALERT_FIELDS = {
+    "name",
+    "displayName",
+    "description",
+    "severity",
+    "evaluationFrequency",
+    "windowSize",
+    "query",
+    "dimensions",
+}
+
+
+def check_alerts(t: Template, alerts_json: str, parameters_json: str) -> list[str]:
+    """The alert rules: one log search rule per alerts.json entry, on the Application Insights component, each
+    notifying the action group, whose email receivers come from the ALERT_EMAILS setting. (What the queries
+    read is checked against the events the code emits by tests/unit/test_alerts.py.)"""
+    problems = []
+    try:
+        rules = json.loads(alerts_json)
+    except ValueError as error:
+        return [f"alerts.json: not JSON: {error}"]
+    for index, rule in enumerate(rules if isinstance(rules, list) else [None]):
+        if not isinstance(rule, dict) or set(rule) != ALERT_FIELDS:
+            problems.append(f"alerts.json[{index}]: exactly the fields {sorted(ALERT_FIELDS)}")
+        elif rule["severity"] not in range(5) or not str(rule["query"]).startswith("customEvents"):
+            problems.append(f"alerts.json[{index}]: severity 0-4 and a query on customEvents")
+    found = list(t.resources_of_type("Microsoft.Insights/scheduledQueryRules"))
+    if len(found) != 1 or found[0][0] != ALERTS:
+        return [*problems, f"{ALERTS}: exactly one scheduledQueryRules resource, found {len(found)}"]
+    _, name, rule_resource = found[0]
+    load = dig(t.variables(ALERTS), loop(rule_resource).get("array_name", ""), "value", "function")
+    if dig(load, "type") != "load_json_content" or dig(load, "parameters", "file_path") != "alerts.json":
+        problems.append(f"{ALERTS}: {name} must loop over loadJsonContent('alerts.json')")
+    properties = dig(body(rule_resource), "properties") or {}
+    if [accessor(scope) for scope in properties.get("scopes") or []] != [["applicationInsights", "id"]]:
+        problems.append(f"{ALERTS}: {name} must be scoped to the Application Insights component alone")
+    if [accessor(group) for group in dig(properties, "actions", "actionGroups") or []] != [["actionGroup", "id"]]:
+        problems.append(f"{ALERTS}: {name} must notify the action group")
+    criteria = dig(properties, "criteria", "allOf", 0) or {}
+    if accessor(criteria.get("query")) != ["r", "query"] or criteria.get("threshold") != 0:
+        problems.append(f"{ALERTS}: {name} must alert on any row of its alerts.json query")
+    receivers = dig(t.resource(ALERTS, "actionGroup"), "properties", "emailReceivers")
+    emails = dig(t.variables(ALERTS), "emails", "value")
+    if dig(receivers, "loop_type", "detail", "array_name") != "emails" or "alertEmails" not in json.dumps(emails):
+        problems.append(f"{ALERTS}: the action group's email receivers must come from the alertEmails parameter")
+    passed = dig(t.modules(MAIN), "alerts", "config", "params", "alertEmails")
+    if passed != "alertEmails" or "${ALERT_EMAILS=}" not in parameters_json:
+        problems.append("main.bicep: the alerts module's alertEmails must be ALERT_EMAILS (main.parameters.json)")
+    return problems
+
+
 def check_azd(t: Template, parameters_json: str, abbreviations_json: str) -> list[str]:
     """azd conventions: subscription scope, resourceToken, abbreviations, every name a parameter."""
     problems = []
@@ -648,6 +725,11 @@ def check_azd(t: Template, parameters_json: str, abbreviations_json: str) -> lis
                 continue
             given = config.get("name")
             if functions(given, "guid"):
+                continue
+            # A resource made once per item of a loop (alerts.bicep's rules) needs a name per item: the parameter
+            # first, then what tells the items apart.
+            looped_name = isinstance(given, str) and loop(resource) and given.startswith("${")
+            if looped_name and str(given)[2:].split("}", 1)[0] in t.params(path):
                 continue
             if given not in t.params(path):
                 problems.append(f"{path}: {resource_name}'s name {given!r} must come from a parameter")
@@ -799,5 +881,7 @@ CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "provisioner": check_provisioner,
     "event_grid": lambda t: check_event_grid(t, read(t, "hooks/postdeploy.sh")),
     "azd": lambda t: check_azd(t, read(t, "main.parameters.json"), read(t, "abbreviations.json")),
+    "events": check_events,
+    "alerts": lambda t: check_alerts(t, read(t, "app/alerts.json"), read(t, "main.parameters.json")),
     "hooks": lambda t: check_hooks(t, {path: read(t, path) for path in HOOKS.values()}),
 }

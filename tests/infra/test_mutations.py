@@ -726,6 +726,72 @@ MUTATIONS = [
         "parsed",
         "app/keyvault.bicep: pycep-parser cannot parse it",
     ),
+    # Alerts
+    Mutation(
+        "alert rules scoped to the whole resource group",
+        "infra/app/alerts.bicep",
+        "    scopes: [\n      applicationInsights.id\n    ]",
+        "    scopes: [\n      resourceGroup().id\n    ]",
+        "alerts",
+        "scoped to the Application Insights component alone",
+    ),
+    Mutation(
+        "alert rules notify nobody",
+        "infra/app/alerts.bicep",
+        "      actionGroups: [\n        actionGroup.id\n      ]",
+        "      actionGroups: []",
+        "alerts",
+        "must notify the action group",
+    ),
+    Mutation(
+        "receivers fixed in the template",
+        "infra/app/alerts.bicep",
+        "var emails = empty(alertEmails) ? [] : split(replace(alertEmails, ' ', ''), ',')",
+        "var emails = ['ops@example.com']",
+        "alerts",
+        "must come from the alertEmails parameter",
+    ),
+    Mutation(
+        "an alert rule without its query",
+        "infra/app/alerts.json",
+        '    "query": "customEvents | where name == \\"audit.rotation.stuck\\"',
+        '    "kql": "customEvents | where name == \\"audit.rotation.stuck\\"',
+        "alerts",
+        "exactly the fields",
+    ),
+    # Events
+    Mutation(
+        "the topic takes access keys",
+        "infra/app/events.bicep",
+        "    disableLocalAuth: true",
+        "    disableLocalAuth: false",
+        "events",
+        "local authentication off",
+    ),
+    Mutation(
+        "the topic takes Event Grid's own schema",
+        "infra/app/events.bicep",
+        "    inputSchema: 'CloudEventSchemaV1_0'",
+        "    inputSchema: 'EventGridSchema'",
+        "events",
+        "CloudEvents 1.0",
+    ),
+    Mutation(
+        "the app publishes to a fixed topic",
+        "infra/main.bicep",
+        "    eventGridTopicEndpoint: events.outputs.endpoint",
+        "    eventGridTopicEndpoint: 'https://elsewhere.westus-1.eventgrid.azure.net/api/events'",
+        "events",
+        "must be the events module's endpoint",
+    ),
+    Mutation(
+        "the sender role on the whole resource group",
+        "infra/app/rbac.bicep",
+        "  name: guid(topic.id, principalId, eventGridDataSender)\n  scope: topic",
+        "  name: guid(topic.id, principalId, eventGridDataSender)\n  scope: resourceGroup()",
+        "role_assignments",
+        "EventGrid Data Sender",
+    ),
 ]
 
 

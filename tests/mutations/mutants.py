@@ -597,6 +597,36 @@ MUTANTS: tuple[Mutant, ...] = (
         "            return FleetState.FAILING\n",
         ("tests/unit/test_fleet.py::test_each_state_comes_from_the_records_alone",),
     ),
+    Mutant(
+        "the sweep no longer says a credential expired",
+        "shared/usecases/sweep.py",
+        '                        "credential.expired", {"tenantId": item.tenant_id, "integration": item.integration},\n',
+        '                        "credential.found", {"tenantId": item.tenant_id, "integration": item.integration},\n',
+        (
+            "tests/unit/test_alerts.py::"
+            "test_each_rules_query_reads_events_the_product_emits_when_its_situation_happens[credential-expired]",
+        ),
+    ),
+    Mutant(
+        "events Event Grid did not take are dropped instead of kept",
+        "shared/usecases/events.py",
+        "            await self._keep(events)\n",
+        "            pass\n",
+        (
+            "tests/functions/test_events.py::"
+            "test_a_change_made_while_event_grid_is_down_succeeds_and_its_event_arrives_later_with_the_same_id",
+        ),
+    ),
+    Mutant(
+        "a publish that succeeds leaves the outbox for the timer alone",
+        "shared/usecases/events.py",
+        "        await self.drain()  # the topic answers: send what an earlier outage left behind\n",
+        "",
+        (
+            "tests/functions/test_events.py::"
+            "test_a_change_made_while_event_grid_is_down_succeeds_and_its_event_arrives_later_with_the_same_id",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

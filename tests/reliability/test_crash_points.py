@@ -53,14 +53,15 @@ from tests.functions.test_certificates import VendorCertificate
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION = "sentinel"  # two permissions on two resource APIs: every step is exercised
-ONBOARD_EVENTS = 8  # application, service principal, secret created, 2 grants, 3 secrets stored (in that order)
+ONBOARD_EVENTS = 9  # application, service principal, secret created, 2 grants, 3 secrets stored, registration ready
 ROTATE_EVENTS = 6  # secret created, staged (stored), stored, staging deleted, rotated, retired
-OFFBOARD_EVENTS = 5  # application deleted, application purged, 3 secrets deleted
+OFFBOARD_EVENTS = 6  # application deleted, application purged, 3 secrets deleted, registration offboarded
 RANDOM_POINTS = 2
 SEED = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1, 10**6))
 EARLIEST, LATEST = 0.05, 0.7  # random moments: this share of the calibrated time, and no later (a slower run dies too)
-# application, service principal, 2 grants beside certificate created and added, client id and tenant id stored
-CERTIFICATE_ONBOARD_EVENTS = 8
+# application, service principal, 2 grants beside certificate created and added, client id and tenant id stored,
+# registration ready
+CERTIFICATE_ONBOARD_EVENTS = 9
 # staging certificate created, added to the app, promoted (rotated), staging deleted, previous retired
 CERTIFICATE_ROTATE_EVENTS = 5
 CERTIFICATE_RANDOM_POINTS = 1
@@ -408,8 +409,8 @@ def test_a_killed_certificate_operation_converges_when_run_again(
 
 # connector created, the vendor backend trusted, this service trusted (to prove the consent)
 FEDERATED_SETUP_EVENTS = 3
-# Client ID stored, Tenant ID stored, consent proven (a token through the exchange held every role)
-FEDERATED_PROOF_EVENTS = 3
+# Client ID stored (registration ready), Tenant ID stored, consent proven (a token through the exchange held every role)
+FEDERATED_PROOF_EVENTS = 4
 FEDERATED_EVENTS = {"onboard-federated": FEDERATED_SETUP_EVENTS, "prove-federated": FEDERATED_PROOF_EVENTS}
 FEDERATED_CASES = every_point(FEDERATED_EVENTS, CERTIFICATE_RANDOM_POINTS)
 # The vendor backend's workload identity: any identity but this service's own, so the connector trusts two.
@@ -564,8 +565,9 @@ def test_a_killed_federated_onboarding_converges_when_run_again(
 
 # --- a certificate the vendor issued: its first onboarding, and the vendor's replacement of it ---
 
-# application, its record stored, service principal, 2 grants, its key added, client id and tenant id stored
-VENDOR_ONBOARD_EVENTS = 8
+# application, its record stored, service principal, 2 grants, its key added, client id and tenant id stored,
+# registration ready
+VENDOR_ONBOARD_EVENTS = 9
 # the new certificate's record stored (naming the previous key), its key added beside the previous one
 VENDOR_REPLACE_EVENTS = 2
 VENDOR_EVENTS = {
@@ -799,10 +801,10 @@ def test_a_killed_add_on_change_converges_when_run_again(
 
 # --- a Sentinel registration given its workspace role ---
 
-# application, service principal, secret created, 2 grants, 3 secrets stored, the workspace role assigned, then the
-# workspace id and name stored
-WORKSPACE_EVENTS = {"onboard-workspace": 11}
-ROLE_ASSIGNED = 9  # the change after which a kill leaves the role on the workspace and nothing of it in Key Vault
+# application, service principal, secret created, 2 grants, 3 secrets stored, registration ready, the workspace role
+# assigned, then the workspace id and name stored
+WORKSPACE_EVENTS = {"onboard-workspace": 12}
+ROLE_ASSIGNED = 10  # the change after which a kill leaves the role on the workspace and nothing of it in Key Vault
 WORKSPACE_CASES = [
     pytest.param(op, mode, value, marks=() if (mode, value) == ("after-event", ROLE_ASSIGNED) else param.marks)
     for param in every_point(WORKSPACE_EVENTS, CERTIFICATE_RANDOM_POINTS)
