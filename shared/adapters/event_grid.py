@@ -43,8 +43,10 @@ class EventGridPublisher:
             # Imported on first use: only an invocation that has an event to send pays for the package.
             from azure.eventgrid.aio import EventGridPublisherClient
 
+            # No SDK retries: the outbox is the retry. Its default (3 retries, 0.8 s doubling) would hold the
+            # request that made the change for about 6 s while Event Grid is down.
             self._client = EventGridPublisherClient(
-                self._endpoint, self._credential, **azure_transport(self._settings.tls_ca_bundle)
+                self._endpoint, self._credential, retry_total=0, **azure_transport(self._settings.tls_ca_bundle)
             )
         return self._client
 
