@@ -56,8 +56,8 @@ resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for r in ru
         {
           query: r.query
           timeAggregation: 'Count'
-          operator: 'GreaterThan'
-          threshold: 0
+          operator: r.operator
+          threshold: r.threshold
           dimensions: [for d in r.dimensions: {
             name: d
             operator: 'Include'

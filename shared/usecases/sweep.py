@@ -90,6 +90,7 @@ class Sweep:
                 await self._sweep_one(item, summary)
 
         workers = [asyncio.create_task(worker()) for _ in range(self.settings.rotation_concurrency)]
+        started = self.clock.monotonic()
         try:
             async for item in self.plan():
                 summary.scanned += 1
@@ -110,6 +111,14 @@ class Sweep:
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        if not dry_run:
+            # Only a pass that reached the end of the listing says so: a run cut off by the function timeout, a
+            # crash or a failed listing leaves a silence, which the `sweep-missing` alert rule watches for.
+            audit(
+                "sweep.completed", {}, scanned=str(summary.scanned), expiredFound=str(summary.expired),
+                failures=str(sum(summary.failures_by_tenant.values())),
+                seconds=f"{self.clock.monotonic() - started:.1f}",
+            )  # fmt: skip
         return summary  # reported by the caller: the timer logs it, the CLI prints it
 
     async def _sweep_one(self, item: PlannedItem, summary: SweepSummary) -> None:

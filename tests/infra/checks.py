@@ -623,15 +623,11 @@ def check_events(t: Template) -> list[str]:
 
 ALERTS = "app/alerts.bicep"
 ALERT_FIELDS = {
-    "name",
-    "displayName",
-    "description",
-    "severity",
-    "evaluationFrequency",
-    "windowSize",
-    "query",
-    "dimensions",
-}
+    "name", "displayName", "description", "severity", "evaluationFrequency", "windowSize", "query", "dimensions",
+    "operator", "threshold",
+}  # fmt: skip
+# An alert fires on any row (something happened), or on none in its window (something stopped happening).
+ALERT_CONDITIONS = {("GreaterThan", 0), ("LessThan", 1)}
 
 
 def check_alerts(t: Template, alerts_json: str, parameters_json: str) -> list[str]:
@@ -648,6 +644,8 @@ def check_alerts(t: Template, alerts_json: str, parameters_json: str) -> list[st
             problems.append(f"alerts.json[{index}]: exactly the fields {sorted(ALERT_FIELDS)}")
         elif rule["severity"] not in range(5) or not str(rule["query"]).startswith("customEvents"):
             problems.append(f"alerts.json[{index}]: severity 0-4 and a query on customEvents")
+        elif (rule["operator"], rule["threshold"]) not in ALERT_CONDITIONS:
+            problems.append(f"alerts.json[{index}]: operator and threshold one of {sorted(ALERT_CONDITIONS)}")
     found = list(t.resources_of_type("Microsoft.Insights/scheduledQueryRules"))
     if len(found) != 1 or found[0][0] != ALERTS:
         return [*problems, f"{ALERTS}: exactly one scheduledQueryRules resource, found {len(found)}"]
@@ -661,8 +659,9 @@ def check_alerts(t: Template, alerts_json: str, parameters_json: str) -> list[st
     if [accessor(group) for group in dig(properties, "actions", "actionGroups") or []] != [["actionGroup", "id"]]:
         problems.append(f"{ALERTS}: {name} must notify the action group")
     criteria = dig(properties, "criteria", "allOf", 0) or {}
-    if accessor(criteria.get("query")) != ["r", "query"] or criteria.get("threshold") != 0:
-        problems.append(f"{ALERTS}: {name} must alert on any row of its alerts.json query")
+    condition = [accessor(criteria.get(k)) for k in ("query", "operator", "threshold")]
+    if condition != [["r", "query"], ["r", "operator"], ["r", "threshold"]]:
+        problems.append(f"{ALERTS}: {name} must alert on its alerts.json query, operator and threshold")
     receivers = dig(t.resource(ALERTS, "actionGroup"), "properties", "emailReceivers")
     emails = dig(t.variables(ALERTS), "emails", "value")
     if dig(receivers, "loop_type", "detail", "array_name") != "emails" or "alertEmails" not in json.dumps(emails):

@@ -759,6 +759,14 @@ MUTATIONS = [
         "alerts",
         "exactly the fields",
     ),
+    Mutation(
+        "the absence rule fires when sweeps complete",
+        "infra/app/alerts.json",
+        '    "operator": "LessThan",\n    "threshold": 1',
+        '    "operator": "GreaterThan",\n    "threshold": 1',
+        "alerts",
+        "operator and threshold one of",
+    ),
     # Events
     Mutation(
         "the topic takes access keys",

@@ -627,6 +627,16 @@ MUTANTS: tuple[Mutant, ...] = (
             "test_a_change_made_while_event_grid_is_down_succeeds_and_its_event_arrives_later_with_the_same_id",
         ),
     ),
+    Mutant(
+        "a completed sweep does not say so",
+        "shared/usecases/sweep.py",
+        '                "sweep.completed", {}, scanned=str(summary.scanned), expiredFound=str(summary.expired),\n',
+        '                "sweep.ran", {}, scanned=str(summary.scanned), expiredFound=str(summary.expired),\n',
+        (
+            "tests/unit/test_alerts.py::"
+            "test_each_rules_query_reads_events_the_product_emits_when_its_situation_happens[sweep-missing]",
+        ),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",

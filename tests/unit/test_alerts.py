@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.domain.errors import ConsentRequired, UpstreamError
+from shared.domain.errors import ConsentRequired, UpstreamError, UpstreamUnavailable
 from shared.usecases.onboarding import OnboardRequest
 from tests.fakes import TENANT, RotationHarness, make_rotation
 
@@ -78,11 +78,18 @@ async def credential_expires() -> None:
     await h.sweep.run()
 
 
+async def sweep_completes() -> None:
+    """What the absence rule counts: a sweep that reaches the end of the listing."""
+    h = await onboarded()
+    await h.sweep.run()
+
+
 SITUATIONS: dict[str, Callable[[], Awaitable[None]]] = {
     "rotation-failed": rotation_fails,
     "consent-revoked": consent_is_revoked,
     "rotation-stuck": rotation_is_stuck,
     "credential-expired": credential_expires,
+    "sweep-missing": sweep_completes,
 }
 
 
@@ -107,7 +114,7 @@ async def test_each_rules_query_reads_events_the_product_emits_when_its_situatio
     events = [fields for event_name, fields in emitted if event_name == name]
     assert events, f"{rule['name']}: nothing emitted {name}; emitted {sorted({n for n, _ in emitted})}"
     read = set(DIMENSION.findall(query))
-    assert read, "a rule reads at least the tenant"
+    assert read, "a rule reads at least one field of its event"
     assert set(rule["dimensions"]) <= read, "each dimension an alert splits on is one the query extends"
     # A column compared with a literal is a dimension extended from customDimensions; the situation's event
     # must satisfy the comparison (== matches, != differs).
@@ -121,3 +128,13 @@ async def test_each_rules_query_reads_events_the_product_emits_when_its_situatio
     assert matching, f"{rule['name']}: no {name} event passes the query's comparisons"
     for fields in matching:
         assert read <= set(fields), f"{rule['name']} reads {sorted(read - set(fields))}, absent from {fields}"
+
+
+async def test_a_sweep_that_does_not_reach_the_end_of_the_listing_leaves_the_silence_the_absence_rule_sees(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = await onboarded()
+    h.vault.fail_next("client_secrets", UpstreamUnavailable("throttled", "keyvault", 429, None))
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"), pytest.raises(UpstreamUnavailable):
+        await h.sweep.run()
+    assert not [r for r in caplog.records if r.__dict__.get("audit", {}).get("operation") == "sweep.completed"]
