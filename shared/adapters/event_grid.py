@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # Event Grid's answers worth trying again later: throttled, or the service's own trouble
 # (https://learn.microsoft.com/azure/event-grid/troubleshoot-errors).
-LATER = frozenset({408, 429, 500, 502, 503, 504})
+# A 401 or 403 (the role not given yet, or not propagated) is a deployment's to fix, not the events' fault: later too.
+LATER = frozenset({401, 403, 408, 429, 500, 502, 503, 504})
+# The change a request made is answered only after its events are handed over: they never wait long on Event Grid.
+CONNECT_SECONDS, READ_SECONDS = 3, 10
 
 
 class EventGridPublisher:
@@ -61,7 +64,7 @@ class EventGridPublisher:
             for e in events
         ]  # fmt: skip
         try:
-            await self.client.send(batch)
+            await self.client.send(batch, connection_timeout=CONNECT_SECONDS, read_timeout=READ_SECONDS)
         except (ServiceRequestError, ServiceResponseError) as error:
             logger.info("Event Grid did not answer: %s", type(error).__name__)
             raise UpstreamUnavailable("Event Grid did not answer", "eventgrid", None, type(error).__name__) from error

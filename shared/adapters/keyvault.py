@@ -221,6 +221,8 @@ class KeyVault:
         return (
             parts.scheme == "https"
             and parts.hostname == vault.hostname
+            and (parts.port or 443) == (vault.port or 443)
+            and parts.username is None
             and parts.path.rstrip("/") == f"/{listing.value}"
             and not parts.fragment
         )

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 QUEUE = "tenant-onboarding-events"
 VISIBILITY_SECONDS = 300  # long enough to publish a batch, short enough that a crash delays little
 TIME_TO_LIVE_SECONDS = 7 * 24 * 3600  # a week: past it an event is stale news, and the queue never fills up
+# Per call (azure-core's transport options): a slow Storage never holds the request that made a change for long.
+CONNECT, READ = 3, 10
 
 
 class QueueOutbox:
@@ -59,7 +61,7 @@ class QueueOutbox:
                 else QueueClient(str(self._account_url), QUEUE, credential=self._credential)
             )
             try:
-                await queue.create_queue()
+                await queue.create_queue(connection_timeout=CONNECT, read_timeout=READ)
             except ResourceExistsError:
                 pass
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
@@ -72,7 +74,12 @@ class QueueOutbox:
         queue = await self._client()
         try:
             for event in events:
-                await queue.send_message(json.dumps(event.to_json()), time_to_live=TIME_TO_LIVE_SECONDS)
+                await queue.send_message(
+                    json.dumps(event.to_json()),
+                    time_to_live=TIME_TO_LIVE_SECONDS,
+                    connection_timeout=CONNECT,
+                    read_timeout=READ,
+                )
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
             raise _translate(error, "keeping events in the outbox") from error
 
@@ -81,13 +88,19 @@ class QueueOutbox:
         items: list[OutboxItem] = []
         try:
             async for message in queue.receive_messages(
-                messages_per_page=min(limit, 32), visibility_timeout=VISIBILITY_SECONDS, max_messages=limit
+                messages_per_page=min(limit, 32),
+                visibility_timeout=VISIBILITY_SECONDS,
+                max_messages=limit,
+                connection_timeout=CONNECT,
+                read_timeout=READ,
             ):
                 try:
                     event = Event.from_json(json.loads(message.content))
                 except (ValueError, KeyError, TypeError):
                     logger.error("the event outbox held a message that is not an event: %s dropped", message.id)
-                    await queue.delete_message(message.id, message.pop_receipt)
+                    await queue.delete_message(
+                        message.id, message.pop_receipt, connection_timeout=CONNECT, read_timeout=READ
+                    )
                     continue
                 items.append(OutboxItem(event, (message.id, str(message.pop_receipt)), int(message.dequeue_count or 1)))
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
@@ -98,7 +111,9 @@ class QueueOutbox:
         queue = await self._client()
         for item in items:
             try:
-                await queue.delete_message(*item.receipt)
+                await queue.delete_message(
+                    item.receipt[0], item.receipt[1], connection_timeout=CONNECT, read_timeout=READ
+                )
             except ResourceNotFoundError:
                 continue  # already gone (another invocation's delete, or its time to live)
             except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:

@@ -154,8 +154,10 @@ class ArmWorkspaces:
         held = []
         for assignment in await self._list(tenant_id, path, params, "listing this service's role assignments", scope):
             props = assignment.get("properties") or {}
-            at = str(props.get("scope", "")).rstrip("/").lower()  # "/" (the root) becomes "", above everything
-            if scope.lower() == at or scope.lower().startswith(at + "/"):
+            at = str(props.get("scope", "")).rstrip("/").lower()
+            # The list's "at, above or below": only those below are left out. Above includes a management group's
+            # scope (/providers/Microsoft.Management/...), which no string prefix of the workspace's shows.
+            if not at.startswith(scope.lower() + "/"):
                 condition = props.get("condition")
                 held.append(
                     HeldAssignment(

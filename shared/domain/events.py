@@ -30,7 +30,7 @@ EVENT_TYPES: Final = (
     POLICY_FORBIDS_CREDENTIAL, REGISTRATION_OFFBOARDED, REMAINING_STEP_DONE,
 )  # fmt: skip
 
-CONSENT_PROBLEMS: Final = frozenset({"consent-required", "tenant-not-found"})
+CONSENT_PROBLEMS: Final = frozenset({"consent-required"})
 POLICY_PROBLEMS: Final = frozenset({"secrets-forbidden-by-policy", "certificates-refused-by-policy"})
 # What an audit event's fields may carry into `data`, by name: identifiers and moments, nothing else.
 DATA_FIELDS: Final = (

@@ -129,7 +129,8 @@ def fleet_query(req: func.HttpRequest) -> FleetQuery:
     expiring_before = None
     if before is not None:
         try:
-            expiring_before = datetime.fromisoformat(before)
+            # A `+` sent unencoded in a query string arrives as a space; in a moment it can only be the zone's sign.
+            expiring_before = datetime.fromisoformat(before.replace(" ", "+"))
         except ValueError:
             expiring_before = None
         if expiring_before is None or expiring_before.tzinfo is None:

@@ -29,7 +29,7 @@ from shared.settings import Settings
 from shared.usecases.sweep import plan_reason
 
 # Problem types that mean the customer's tenant no longer lets this service in (shared/domain/errors.py).
-CONSENT_PROBLEMS = frozenset({"consent-required", "tenant-not-found"})
+CONSENT_PROBLEMS = frozenset({"consent-required"})
 # Listing pages (25 records each) one fleet page reads at most: about a second at Key Vault's pace, whatever the
 # filters leave.
 LISTING_PAGES_PER_PAGE = 40

@@ -37,6 +37,7 @@ from shared.domain.catalog import Catalog
 from shared.domain.errors import (
     InvalidRequest,
     NameHeldByDeletedRegistration,
+    OnboardingError,
     SecretsForbiddenByPolicy,
     TenantNotAllowed,
     UpstreamError,
@@ -379,10 +380,13 @@ class Onboarding:
         )
         if steps_done != recorded:
             name = self.registry.secret_name(tenant, profile.id, SecretKind.CLIENT_ID)
-            latest = await self.vault.read(name)
-            if latest is not None:
-                tags = {k: v for k, v in latest.tags.items() if k != Tag.STEPS_DONE} | steps_tag(steps_done)
-                await self.vault.update_tags(name, latest.version, tags)
+            try:
+                latest = await self.vault.read(name)
+                if latest is not None:
+                    tags = {k: v for k, v in latest.tags.items() if k != Tag.STEPS_DONE} | steps_tag(steps_done)
+                    await self.vault.update_tags(name, latest.version, tags)
+            except OnboardingError as error:  # informs only: the next PUT checks again
+                logger.warning("could not record the steps done for %s/%s: %s", tenant, profile.id, error)
         return steps_done
 
     async def _ids_record(self, request: OnboardRequest, profile: IntegrationProfile) -> StoredSecret | None:

@@ -31,12 +31,15 @@ from enum import StrEnum
 from shared.domain.audit import audit
 from shared.domain.catalog import Catalog
 from shared.domain.errors import (
+    InvalidRequest,
     OnboardingError,
     RegistrationBusy,
     RegistrationNotFound,
     SecretsForbiddenByPolicy,
+    UnknownIntegration,
     UpstreamTimeout,
     UpstreamUnavailable,
+    VendorRotatesCertificate,
 )
 from shared.domain.model import (
     AppRegistration,
@@ -97,6 +100,8 @@ class RotationResult:
 # and those after which a recorded one is shed.
 FAILURES = {Action.FAILED: "rotation-stuck", Action.APP_MISSING: "app-missing"}
 SETTLED = frozenset({Action.RETIRED, Action.NOTHING_DUE, Action.WAITING, Action.VENDOR_EXPIRING})
+# What a caller got wrong, not what went wrong with the registration: answered to the caller, never recorded.
+NOT_ROTATION_PROBLEMS = (RegistrationNotFound, VendorRotatesCertificate, InvalidRequest, UnknownIntegration)
 
 
 def rotation_window(settings: Settings, lifetime: timedelta) -> timedelta:
@@ -157,27 +162,42 @@ class Rotation:
                     tenant, integration, Action.NOTHING_DUE, "a federated registration holds no credential to rotate"
                 )
         wait = self.settings.lock_wait_seconds if wait_seconds is None else wait_seconds
+        key = self.registry.registration_key(tenant, integration)
         try:
             if self.access is not None:
-                await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
-            async with self.locks.hold(self.registry.registration_key(tenant, integration), wait):
-                result = await self._rotate(tenant, profile, force, retire_now)
+                try:
+                    await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
+                except OnboardingError as error:
+                    # Recorded under the lock like any other problem; a registration someone holds is theirs to record.
+                    with contextlib.suppress(RegistrationBusy):
+                        async with self.locks.hold(key, 0):
+                            await self._problem(tenant, integration, error)
+                    raise
+            async with self.locks.hold(key, wait):
+                try:
+                    result = await self._rotate(tenant, profile, force, retire_now)
+                except OnboardingError as error:
+                    # Under the lock: nothing else changes the record between the read and the tag update.
+                    await self._problem(tenant, integration, error)
+                    raise
+                if result.action in FAILURES:
+                    await self._problem(tenant, integration, FAILURES[result.action], announce=result.action)
+                return result
         except RegistrationBusy:
             return RotationResult(tenant, integration, Action.BUSY, "another operation holds this registration")
-        except RegistrationNotFound:
-            raise
-        except OnboardingError as error:
-            await self._problem(tenant, integration, error.problem_type)
-            error.audited = True
-            raise
-        if result.action in FAILURES:
-            await self._problem(tenant, integration, FAILURES[result.action])
-        return result
 
-    async def _problem(self, tenant: str, integration: str, problem: str) -> None:
-        """A rotation ended with `problem`: recorded on the registration's current credential record for the fleet
-        view, and audited (`rotation.failed`, which the alert rules in infra/app/alerts.json watch). Never the
-        reason a rotation fails: the rotation's own answer stands."""
+    async def _problem(
+        self, tenant: str, integration: str, problem: OnboardingError | str, announce: Action | None = None
+    ) -> None:
+        """A rotation ended with `problem`: recorded on the registration's current credential record (read now, under
+        the caller's lock) for the fleet view, and audited as `rotation.failed`, which the alert rules watch. A
+        caller's mistake is neither (the caller was told), and a stuck rotation is audited as `rotation.stuck`
+        already. Never the reason a rotation fails: the rotation's own answer stands."""
+        if isinstance(problem, OnboardingError):
+            if isinstance(problem, NOT_ROTATION_PROBLEMS):
+                return
+            problem.audited = True
+        kind = problem.problem_type if isinstance(problem, OnboardingError) else problem
         stored, certificate, vendor = await asyncio.gather(
             self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)),
             self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
@@ -190,12 +210,14 @@ class Rotation:
         failures = 1
         if current is not None and not isinstance(current, BaseException):
             try:
-                failures = await self._mark(current, problem)
+                failures = await self._mark(current, kind)
             except OnboardingError as error:
                 logger.warning("could not record the rotation problem of %s/%s: %s", tenant, integration, error)
+        if announce is Action.FAILED:
+            return  # rotation.stuck said it (one alert, one event)
         audit(
             "rotation.failed", {"tenantId": tenant, "integration": integration},
-            outcome="failed", problemType=problem, failures=str(failures),
+            outcome="failed", problemType=kind, failures=str(failures),
         )  # fmt: skip
 
     async def _mark(self, record: StoredSecret | StoredCertificate, problem: str | None) -> int:
@@ -238,7 +260,14 @@ class Rotation:
             (r for r in (vendor, certificate, stored) if Records.current(r) and r and Tag.LAST_PROBLEM in r.tags), None
         )
         if flagged is not None and result.action in SETTLED:
-            await self._mark(flagged, None)
+            # Read again: the run may have changed this version's tags (retirement drops `retire-after`).
+            fresh = (
+                await self.vault.read_certificate(flagged.name)
+                if isinstance(flagged, StoredCertificate)
+                else await self.vault.read(flagged.name)
+            )
+            if fresh is not None and fresh.version == flagged.version:
+                await self._mark(fresh, None)
         return result
 
     async def _rotate_records(

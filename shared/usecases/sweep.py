@@ -32,12 +32,12 @@ class PlannedItem:
     tenant_id: str
     integration: str
     secret: str
-    reason: str  # due | expired | retire | waiting | journal | ok
+    reason: str  # due | expired | retire | waiting | journal | retry | ok
     expires: datetime | None
 
     @property
     def needs_action(self) -> bool:
-        return self.reason in ("due", "expired", "retire", "journal")
+        return self.reason in ("due", "expired", "retire", "journal", "retry")
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Sweep:
 
 def plan_reason(settings: Settings, summary: SecretSummary, now: datetime) -> str:
     """What a credential's listed record says is to do: journal (a rotation to finish), expired, due, retire (a
-    previous credential's grace is over), waiting (it is not yet), or ok."""
+    previous credential's grace is over), waiting (it is not yet), retry (the last rotation failed), or ok."""
     tags = summary.tags
     if tags.get(Tag.PENDING) or tags.get(Tag.STAGED):
         return "journal"
@@ -155,6 +155,8 @@ def plan_reason(settings: Settings, summary: SecretSummary, now: datetime) -> st
         return "due"
     if (retire_after := parse_iso(tags.get(Tag.RETIRE_AFTER))) is not None:
         return "retire" if retire_after <= now else "waiting"
+    if tags.get(Tag.LAST_PROBLEM):
+        return "retry"  # the last rotation failed (an on-demand one, say): run it again, which sheds the record if all is well
     return "ok"
 
 

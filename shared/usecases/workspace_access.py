@@ -63,6 +63,9 @@ ASSIGNABLE_ROLES = re.compile(
     r"@Request\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\]\s+ForAnyOfAnyValues:GuidEquals\s*\{([^}]*)\}",
     re.IGNORECASE,
 )
+NEGATED_ROLES = re.compile(
+    r"(?:!|\bNOT)\s*\(?\s*@Request\[Microsoft\.Authorization/roleAssignments:RoleDefinitionId\]", re.I
+)
 logger = logging.getLogger(__name__)
 
 
@@ -72,8 +75,8 @@ def condition_allows(condition: str | None, role_definition_id: str) -> bool | N
     if not condition:
         return True
     clauses = ASSIGNABLE_ROLES.findall(condition)
-    if not clauses:
-        return None
+    if not clauses or NEGATED_ROLES.search(condition):
+        return None  # another shape, or roles it forbids rather than allows: ARM's to judge
     allowed = {guid.strip().lower() for clause in clauses for guid in clause.split(",")}
     return role_definition_id.lower() in allowed
 

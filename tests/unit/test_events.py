@@ -53,10 +53,11 @@ class Topic:
 
 
 class Outbox:
-    """A queue: taken items stay until done (their hiding time is not modelled: take returns what is not taken)."""
+    """A queue: a taken item is hidden until done or until its hiding time passes (`reveal`)."""
 
     def __init__(self) -> None:
         self.items: list[OutboxItem] = []
+        self.hidden: set[tuple[str, str]] = set()
         self.failure: Exception | None = None
 
     async def put(self, events: Sequence[Event]) -> None:
@@ -65,9 +66,15 @@ class Outbox:
         self.items += [OutboxItem(e, (e.id, "receipt"), 0) for e in events]
 
     async def take(self, limit: int) -> list[OutboxItem]:
-        taken = [OutboxItem(i.event, i.receipt, i.attempts + 1) for i in self.items[:limit]]
-        self.items = taken + self.items[limit:]
+        visible = [i for i in self.items if i.receipt not in self.hidden][:limit]
+        taken = [OutboxItem(i.event, i.receipt, i.attempts + 1) for i in visible]
+        by_receipt = {i.receipt: i for i in taken}
+        self.items = [by_receipt.get(i.receipt, i) for i in self.items]
+        self.hidden |= set(by_receipt)
         return taken
+
+    def reveal(self) -> None:
+        self.hidden.clear()
 
     async def done(self, items: Sequence[OutboxItem]) -> None:
         gone = {i.receipt for i in items}
@@ -156,6 +163,7 @@ async def test_an_event_the_topic_refuses_for_good_is_dropped_after_enough_attem
         audit("registration.ready", CONTEXT, credentialType="secret", clientId="c")
     topic.failure = UpstreamError("refused", "eventgrid", 400, "BadRequest")
     assert await events.drain() == 0 and len(outbox.items) == 1  # first refusal: kept
+    outbox.reveal()  # its hiding time passes
     assert await events.drain() == 0 and outbox.items == []  # refused again: dropped, the outbox not blocked
 
 
@@ -215,3 +223,29 @@ async def test_the_events_each_situation_makes_match_their_schemas(situation: st
     assert made, f"{situation} made no event"
     for event in made:
         validate(event.to_json(), SCHEMAS[event.type], format_checker=FormatChecker())
+
+
+class Picky(Topic):
+    """Refuses any batch holding the one event it will never take."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if any(e.id == self.refused for e in events):
+            raise UpstreamError("refused", "eventgrid", 400, "BadRequest")
+        await super().publish(events)
+
+
+async def test_one_event_the_topic_refuses_does_not_hold_back_the_others_in_its_batch() -> None:
+    outbox = Outbox()
+    good = [from_audit({"operation": "secret.rotated", "outcome": "succeeded", **CONTEXT, "keyId": str(n)}, "/s", NOW)
+            for n in range(3)]  # fmt: skip
+    bad = from_audit({"operation": "secret.rotated", "outcome": "succeeded", **CONTEXT, "keyId": "x"}, "/s", NOW)
+    assert bad is not None and all(good)
+    await outbox.put([*(e for e in good if e), bad])
+    topic = Picky(bad.id)
+    events = EventDelivery(topic, outbox, "/s", lambda: NOW)
+    assert await events.drain() == 3
+    assert [i.event.id for i in outbox.items] == [bad.id]  # kept until its attempts run out

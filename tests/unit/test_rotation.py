@@ -1049,3 +1049,19 @@ async def test_a_failed_retirement_records_its_problem_and_the_run_that_retires_
     assert result.action is Action.RETIRED
     assert "last-problem" not in latest(h).tags
     assert h.vault.version_count(name_of(h)) == 2, "the problem is shed on the version it was recorded on"
+
+
+async def test_a_failed_rotation_of_a_credential_not_yet_due_is_revisited_by_the_sweep_which_sheds_its_problem() -> (
+    None
+):
+    h = make_rotation()
+    await onboard(h)
+    h.directory.fail_next("find_application", unavailable())  # before any journal is written
+    with pytest.raises(UpstreamUnavailable):
+        await h.rotation.rotate(TENANT, M365, force=True)  # on demand, months before it is due
+    assert "last-problem" in latest(h).tags
+    assert await planned(h) == {(TENANT, M365): "retry"}
+
+    summary = await h.sweep.run()
+    assert summary.outcomes == Counter({"nothing-due": 1})
+    assert "last-problem" not in latest(h).tags and await planned(h) == {(TENANT, M365): "ok"}

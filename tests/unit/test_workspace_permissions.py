@@ -53,6 +53,13 @@ RESPONDER = "3e150937-b8fe-4cfb-8069-0eaf05ecd056"  # Microsoft Sentinel Respond
         # Another shape (a single GuidEquals, an attribute of the principal): not read here, left to ARM.
         ("@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] GuidEquals " + READER, RESPONDER, None),
         ("@Principal[Microsoft.Directory/CustomSecurityAttributes/Id:Team] StringEquals 'soc'", RESPONDER, None),
+        # Roles it forbids, not roles it allows: not an allow-list, so ARM judges.
+        (
+            "!(@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {"
+            f"{READER}}})",
+            RESPONDER,
+            None,
+        ),
     ],
 )
 def test_a_condition_allows_the_roles_its_assign_clause_names(condition: str | None, role: str, allows: bool) -> None:
