@@ -36,6 +36,7 @@ from shared.domain.errors import (
     RegistrationBusy,
     RegistrationNotFound,
     SecretsForbiddenByPolicy,
+    TenantNotAllowed,
     UnknownIntegration,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -101,7 +102,9 @@ class RotationResult:
 FAILURES = {Action.FAILED: "rotation-stuck", Action.APP_MISSING: "app-missing"}
 SETTLED = frozenset({Action.RETIRED, Action.NOTHING_DUE, Action.WAITING, Action.VENDOR_EXPIRING})
 # What a caller got wrong, not what went wrong with the registration: answered to the caller, never recorded.
-NOT_ROTATION_PROBLEMS = (RegistrationNotFound, VendorRotatesCertificate, InvalidRequest, UnknownIntegration)
+NOT_ROTATION_PROBLEMS = (
+    RegistrationNotFound, VendorRotatesCertificate, InvalidRequest, UnknownIntegration, TenantNotAllowed,
+)  # fmt: skip
 
 
 def rotation_window(settings: Settings, lifetime: timedelta) -> timedelta:
@@ -168,10 +171,12 @@ class Rotation:
                 try:
                     await self.access.ensure_reachable(tenant)  # consent revoked: reported, the sweep goes on
                 except OnboardingError as error:
-                    # Recorded under the lock like any other problem; a registration someone holds is theirs to record.
-                    with contextlib.suppress(RegistrationBusy):
-                        async with self.locks.hold(key, 0):
-                            await self._problem(tenant, integration, error)
+                    # Recorded under the lock like any other problem, but only for a registration that exists: a
+                    # guessed or unconsented tenant leaves no lock blob behind. One someone holds is theirs to record.
+                    if not isinstance(error, NOT_ROTATION_PROBLEMS) and await self._current_record(tenant, integration):
+                        with contextlib.suppress(RegistrationBusy):
+                            async with self.locks.hold(key, 0):
+                                await self._problem(tenant, integration, error)
                     raise
             async with self.locks.hold(key, wait):
                 try:
@@ -198,17 +203,9 @@ class Rotation:
                 return
             problem.audited = True
         kind = problem.problem_type if isinstance(problem, OnboardingError) else problem
-        stored, certificate, vendor = await asyncio.gather(
-            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)),
-            self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
-            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.VENDOR_CERTIFICATE)),
-            return_exceptions=True,
-        )
-        current = next(
-            (r for r in (vendor, certificate, stored) if not isinstance(r, BaseException) and Records.current(r)), None
-        )
+        current = await self._current_record(tenant, integration)
         failures = 1
-        if current is not None and not isinstance(current, BaseException):
+        if current is not None:
             try:
                 failures = await self._mark(current, kind)
             except OnboardingError as error:
@@ -219,6 +216,19 @@ class Rotation:
             "rotation.failed", {"tenantId": tenant, "integration": integration},
             outcome="failed", problemType=kind, failures=str(failures),
         )  # fmt: skip
+
+    async def _current_record(self, tenant: str, integration: str) -> StoredSecret | StoredCertificate | None:
+        """The registration's current credential record, read now (None: none, or none could be read)."""
+        found = await asyncio.gather(
+            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.VENDOR_CERTIFICATE)),
+            self.vault.read_certificate(self.registry.certificate_name(tenant, integration)),
+            self.vault.read(self.registry.secret_name(tenant, integration, SecretKind.CLIENT_SECRET)),
+            return_exceptions=True,
+        )
+        for record in found:
+            if isinstance(record, StoredSecret | StoredCertificate) and Records.current(record):
+                return record
+        return None
 
     async def _mark(self, record: StoredSecret | StoredCertificate, problem: str | None) -> int:
         """Set (or, with None, shed) the problem record on a credential record's current version; the failures in
