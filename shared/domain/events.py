@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from shared.domain.registry import iso
+from shared.domain.registry import iso, parse_iso
 
 CREDENTIAL_CREATED: Final = "TenantOnboarding.CredentialCreated"
 CREDENTIAL_ROTATED: Final = "TenantOnboarding.CredentialRotated"
@@ -65,8 +65,6 @@ class Event:
 
     @staticmethod
     def from_json(value: Mapping[str, Any]) -> Event:
-        from shared.domain.registry import parse_iso
-
         moment = parse_iso(str(value.get("time", "")))
         if moment is None or not isinstance(value.get("data"), dict):
             raise ValueError("not an event this service wrote")
@@ -109,9 +107,7 @@ def from_audit(audit_event: Mapping[str, str], source: str, now: datetime) -> Ev
         return None
     data = {"tenantId": tenant, "integration": integration}
     data |= {name: str(audit_event[name]) for name in DATA_FIELDS if audit_event.get(name) not in (None, "")}
-    if kind == CREDENTIAL_ROTATED:
-        data.setdefault("credentialType", "certificate" if audit_event["operation"].startswith("cert") else "secret")
-    if kind == CREDENTIAL_RETIRED:
+    if kind in (CREDENTIAL_ROTATED, CREDENTIAL_RETIRED):
         data.setdefault("credentialType", "certificate" if audit_event["operation"].startswith("cert") else "secret")
     if kind == ROTATION_FAILED:
         data["willRetry"] = "true"  # every run of the sweep retries a registration whose rotation failed while due
