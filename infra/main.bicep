@@ -102,8 +102,23 @@ param instanceMemoryMB int = 2048
 @maxLength(24)
 param namePrefix string = 'tenant-onboarding'
 
-@description('ROTATION_SCHEDULE: NCRONTAB schedule of the rotation sweep.')
-param rotationSchedule string = '0 0 */6 * * *'
+@description('ROTATION_SCHEDULE: NCRONTAB schedule of the rotation sweep (each run a bounded invocation).')
+param rotationSchedule string = '0 */10 * * * *'
+
+@description('SWEEP_INVOCATION_SECONDS: most a sweep invocation works before leaving the rest to the next (below host.json\'s functionTimeout, 300 s).')
+@minValue(1)
+@maxValue(280)
+param sweepInvocationSeconds int = 240
+
+@description('SWEEP_FULL_PASS_HOURS: a full pass over Key Vault\'s listings begins this long after the last began.')
+@minValue(1)
+@maxValue(720)
+param sweepFullPassHours int = 168
+
+@description('SWEEP_REACH_HOURS: every registration is acted on within this of its due time, else an alert.')
+@minValue(1)
+@maxValue(720)
+param sweepReachHours int = 24
 
 @description('ALLOW_HOME_TENANT: with the provisioner (vendor-hosted), may callers also manage apps in this home tenant.')
 param allowHomeTenant bool = false
@@ -329,6 +344,9 @@ module functionApp 'app/function.bicep' = {
     rotationGraceHours: rotationGraceHours
     rotationConcurrency: rotationConcurrency
     rotationRatePerSecond: rotationRatePerSecond
+    sweepInvocationSeconds: sweepInvocationSeconds
+    sweepFullPassHours: sweepFullPassHours
+    sweepReachHours: sweepReachHours
   }
   // The host must reach its storage and the vault as soon as it starts.
   dependsOn: [

@@ -18,16 +18,18 @@ from shared.adapters.identity import HomeApps, Identity
 from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
 from shared.adapters.outbox import QueueOutbox
+from shared.adapters.sweep_storage import StorageSweepStore
 from shared.adapters.token_check import TokenRoleChecker
 from shared.adapters.workspaces import ArmWorkspaces
 from shared.adapters.x509 import X509Reader
 from shared.domain.catalog import Catalog, load_catalog
-from shared.domain.ports import Locks
+from shared.domain.ports import Locks, SweepStore, Vault
 from shared.domain.retry import RealClock
 from shared.settings import Settings, load_settings
 from shared.usecases.certificates import Certificates
 from shared.usecases.connector import Connectors
 from shared.usecases.credentials import Credentials
+from shared.usecases.due_index import IndexingVault
 from shared.usecases.events import EventDelivery
 from shared.usecases.fleet import Fleet
 from shared.usecases.offboarding import Offboarding
@@ -35,6 +37,7 @@ from shared.usecases.onboarding import Onboarding
 from shared.usecases.rotation import Rotation
 from shared.usecases.status import RegistrationStatus
 from shared.usecases.sweep import Sweep
+from shared.usecases.sweep_pass import SweepPasses
 from shared.usecases.tenant_access import TenantConsent
 from shared.usecases.warm_up import WarmUp
 from shared.usecases.workspace_access import WorkspaceAccess
@@ -64,13 +67,16 @@ class Services:
     workspaces: ArmWorkspaces | None = None
     event_publisher: EventGridPublisher | None = None
     outbox: QueueOutbox | None = None
+    # The bounded sweep and its state in the Functions storage account (None: no storage, the timer sweeps in-process).
+    sweep_passes: SweepPasses | None = None
+    sweep_store: StorageSweepStore | None = None
 
     async def close(self) -> None:
         if isinstance(self.locks, BlobLeaseLocks):
             await self.locks.close()
         resources = (
             self.directory, self.connector_directory, self.vault, self.identity, self.checker, self.workspaces,
-            self.event_publisher, self.outbox,
+            self.event_publisher, self.outbox, self.sweep_store,
         )  # fmt: skip
         for resource in resources:
             if resource is not None:
@@ -81,15 +87,23 @@ _services: Services | None = None
 
 
 def build(
-    settings: Settings | None = None, now: Callable[[], datetime] | None = None, catalog: Catalog | None = None
+    settings: Settings | None = None,
+    now: Callable[[], datetime] | None = None,
+    catalog: Catalog | None = None,
+    sweep_store: SweepStore | None = None,
 ) -> Services:
-    """`now` and `catalog` exist for tests (a stand-in's moved clock, a large synthetic catalog)."""
+    """`now`, `catalog` and `sweep_store` exist for tests and benchmarks (a stand-in's moved clock, a large synthetic
+    catalog, an in-memory sweep store that counts its calls)."""
     settings = settings or load_settings()
     catalog = catalog or load_catalog()
     now = now or (lambda: datetime.now(UTC))
     identity = Identity(settings)
     directory = GraphDirectory(settings, identity)
-    vault = KeyVault(settings, identity)
+    key_vault = KeyVault(settings, identity)
+    store_adapter = _sweep_store(settings, identity) if sweep_store is None else None
+    sweep_store = sweep_store or store_adapter
+    # Every change to a credential record files it in the due index first (shared/usecases/due_index.py).
+    vault: Vault = IndexingVault(key_vault, sweep_store, settings, now) if sweep_store is not None else key_vault
     locks = _locks(settings, identity)
     clock = RealClock()
     checker = TokenRoleChecker(settings)
@@ -147,13 +161,15 @@ def build(
         identity=identity,
         directory=directory,
         connector_directory=connector_directory,
-        vault=vault,
+        vault=key_vault,
         locks=locks,
         checker=checker,
         workspaces=workspaces,
         event_publisher=publisher,
         outbox=outbox,
         events=events,
+        sweep_passes=SweepPasses(settings, vault, sweep_store, clock, now) if sweep_store is not None else None,
+        sweep_store=store_adapter,
     )
 
 
@@ -173,6 +189,21 @@ def _outbox(settings: Settings, identity: Identity) -> QueueOutbox | None:
     if settings.storage_queue_uri:
         return QueueOutbox(account_url=settings.storage_queue_uri, credential=identity.vault_credential())
     logger.warning("no Functions storage configured: events Event Grid does not take are lost")
+    return None
+
+
+def _sweep_store(settings: Settings, identity: Identity) -> StorageSweepStore | None:
+    """The bounded sweep keeps its checkpoint, due index and work queue in the Functions storage account."""
+    if settings.storage_connection_string:
+        return StorageSweepStore(settings.name_prefix, connection_string=settings.storage_connection_string)
+    if settings.storage_blob_uri and settings.storage_queue_uri:
+        return StorageSweepStore(
+            settings.name_prefix,
+            blob_url=settings.storage_blob_uri,
+            queue_url=settings.storage_queue_uri,
+            credential=identity.vault_credential(),
+        )
+    logger.warning("no Functions storage configured: the timer sweeps every registration in one invocation")
     return None
 
 

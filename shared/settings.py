@@ -95,6 +95,12 @@ class Settings:
     # and the queue endpoint of the Functions storage account, where the outbox lives.
     event_grid_topic_endpoint: str | None = None
     storage_queue_uri: str | None = None
+    # The bounded sweep (shared/usecases/sweep_pass.py): what one timer invocation may spend, how often a full pass
+    # over Key Vault's listings begins, and the bound within which every registration is reached (else an alert).
+    sweep_invocation_seconds: float = 240
+    sweep_pages_per_invocation: int = 0  # 0: bounded by time alone
+    sweep_full_pass_hours: float = 168
+    sweep_reach_hours: float = 24
 
     @cached_property
     def registry(self) -> Registry:
@@ -217,7 +223,18 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "AzureWebJobsStorage": ("", "storage connection string (local development; Azure uses the identity-based form)"),
     "AzureWebJobsStorage__blobServiceUri": ("", "blob endpoint of the Functions storage account (identity-based)"),
     "AzureWebJobsStorage__accountName": ("", "storage account name, when no blobServiceUri is set"),
-    "ROTATION_SCHEDULE": ("0 0 */6 * * *", "NCRONTAB schedule of the rotation sweep (read by the Functions host)"),
+    "ROTATION_SCHEDULE": ("0 */10 * * * *", "NCRONTAB schedule of the rotation sweep (read by the Functions host)"),
+    "SWEEP_INVOCATION_SECONDS": (
+        "240",
+        "most a sweep invocation works before leaving the rest to the next (keep below host.json's functionTimeout)",
+    ),
+    "SWEEP_PAGES_PER_INVOCATION": ("0", "most Key Vault listing pages a sweep invocation reads (0: time alone)"),
+    "SWEEP_FULL_PASS_HOURS": ("168", "a full pass over Key Vault's listings begins this long after the last began"),
+    "SWEEP_REACH_HOURS": (
+        "24",
+        "every registration is acted on within this of its due time, and a full pass ends within this of its "
+        "interval; otherwise an alert",
+    ),
     "ROTATION_WINDOW_DAYS": ("30", "rotate a secret this many days before it expires"),
     "ROTATION_GRACE_HOURS": (
         "48",
@@ -255,6 +272,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if in_azure(env):
         _refuse_local_only(env)
     settings = _load(env)
+    if settings.sweep_full_pass_hours + settings.sweep_reach_hours >= settings.rotation_window_days * 24:
+        # A record the due index lost is found by the next full pass: that must come before its credential expires.
+        raise SettingsError(
+            "SWEEP_FULL_PASS_HOURS",
+            "plus SWEEP_REACH_HOURS must be less than the rotation window (ROTATION_WINDOW_DAYS)",
+        )
     if in_azure(env):
         _require_cloud_endpoints(settings)
     return settings
@@ -345,6 +368,10 @@ def _load(env: Mapping[str, str]) -> Settings:
         ).rstrip("/"),
         event_grid_topic_endpoint=_optional(env, "EVENT_GRID_TOPIC_ENDPOINT", _https_url),
         storage_queue_uri=_queue_uri(env),
+        sweep_invocation_seconds=_number(env, "SWEEP_INVOCATION_SECONDS", 240, 1, 3600),
+        sweep_pages_per_invocation=int(_number(env, "SWEEP_PAGES_PER_INVOCATION", 0, 0, 1_000_000)),
+        sweep_full_pass_hours=_number(env, "SWEEP_FULL_PASS_HOURS", 168, 1, 24 * 30),
+        sweep_reach_hours=_number(env, "SWEEP_REACH_HOURS", 24, 1, 24 * 30),
     )
 
 

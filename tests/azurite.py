@@ -40,11 +40,16 @@ def connection_string(blob_endpoint: str) -> str:
 
 @dataclass
 class Azurite:
+    """Azurite's blob service and, when started with one, its queue service (the sweep's work queue lives there)."""
+
     process: subprocess.Popen[str]
     blob_endpoint: str
+    queues: AzuriteQueues | None = None
 
     @property
     def connection_string(self) -> str:
+        if self.queues is not None:
+            return self.queues.connection_string(self.blob_endpoint)
         return connection_string(self.blob_endpoint)
 
     def stop(self) -> None:
@@ -52,6 +57,8 @@ class Azurite:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.queues is not None:
+            self.queues.stop()
 
 
 @dataclass
@@ -75,9 +82,10 @@ def start_azurite_queues(timeout: float = 30) -> AzuriteQueues:
     return AzuriteQueues(process, endpoint)
 
 
-def start_azurite(timeout: float = 30) -> Azurite:
+def start_azurite(timeout: float = 30, *, queues: bool = True) -> Azurite:
+    """Blob and queue services (the Functions storage account as the app uses it); `queues=False`: blobs alone."""
     process, endpoint = _start(AZURITE, "blob", timeout)
-    return Azurite(process, endpoint)
+    return Azurite(process, endpoint, start_azurite_queues(timeout) if queues else None)
 
 
 def _start(program: Path, service: str, timeout: float) -> tuple[subprocess.Popen[str], str]:

@@ -15,7 +15,7 @@ param identityClientId string
 
 @description('Blob endpoint of the Functions storage account (https://{account}.blob.core.windows.net/).')
 param blobEndpoint string
-@description('The queue endpoint of the same account: the event outbox (AzureWebJobsStorage__queueServiceUri).')
+@description('The queue endpoint of the same account: the event outbox and the sweep\'s work queue (AzureWebJobsStorage__queueServiceUri).')
 param queueEndpoint string
 @description('The Event Grid topic the app publishes its events to (EVENT_GRID_TOPIC_ENDPOINT).')
 param eventGridTopicEndpoint string
@@ -45,6 +45,9 @@ param rotationWindowDays int
 param rotationGraceHours int
 param rotationConcurrency int
 param rotationRatePerSecond int
+param sweepInvocationSeconds int
+param sweepFullPassHours int
+param sweepReachHours int
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption is offered in some regions only; a zone outage only delays work that the timer sweep then catches up on.
@@ -119,11 +122,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: blobEndpoint
         }
-        // The code.
         {
-          name: 'AzureWebJobsStorage__queueServiceUri'
+          name: 'AzureWebJobsStorage__queueServiceUri' // the host's too: the rotation worker's queue trigger
           value: queueEndpoint
         }
+        // The code.
         {
           name: 'EVENT_GRID_TOPIC_ENDPOINT'
           value: eventGridTopicEndpoint
@@ -207,6 +210,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ROTATION_RATE_PER_SECOND'
           value: string(rotationRatePerSecond)
+        }
+        {
+          name: 'SWEEP_INVOCATION_SECONDS'
+          value: string(sweepInvocationSeconds)
+        }
+        {
+          name: 'SWEEP_FULL_PASS_HOURS'
+          value: string(sweepFullPassHours)
+        }
+        {
+          name: 'SWEEP_REACH_HOURS'
+          value: string(sweepReachHours)
         }
       ]
     }

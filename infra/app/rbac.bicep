@@ -25,12 +25,14 @@ var keyVaultCertificatesOfficer = 'a4417e6f-fecd-4de8-b567-7b0420556985' // Key 
 
 // Storage Blob Data Owner: what the Functions host needs on AzureWebJobsStorage when it connects with an
 // identity (read/write blobs, create containers: timer schedule monitor, host keys, leases); the code's
-// registration leases and Flex Consumption's deployment package live in the same account. The app has no
-// queue, table or blob triggers, so no table role is granted.
+// registration leases, the sweep's checkpoint and due index (shared/adapters/sweep_storage.py) and Flex
+// Consumption's deployment package live in the same account. The app has no table or blob triggers, so no table
+// role is granted.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // Storage Blob Data Owner
 
-// Storage Queue Data Contributor: the event outbox is a queue in the same account (shared/adapters/outbox.py): the
-// code creates it, sends, receives and deletes messages. Nothing more: no queue trigger reads it.
+// Storage Queue Data Contributor: two queues in the same account: the event outbox (shared/adapters/outbox.py) and
+// the sweep's work queue (shared/adapters/sweep_storage.py), whose trigger, the rotation worker, the host runs with
+// this identity (the role the Functions docs list for a queue trigger, plus creating the queue and its poison queue).
 var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88' // Storage Queue Data Contributor
 
 // EventGrid Data Sender: publish to the app's own topic (events.bicep), and nothing else on it.

@@ -30,6 +30,7 @@ from shared.domain.model import (
     StoredSecret,
     Workspace,
 )
+from shared.domain.sweep_state import Checkpoint, DueEntry, WorkItem
 
 
 class NotReplicatedYet(Exception):
@@ -370,3 +371,53 @@ class EventOutbox(Protocol):
         ...
 
     async def done(self, items: Sequence[OutboxItem]) -> None: ...
+
+
+class CheckpointMoved(Exception):
+    """The sweep's checkpoint changed since it was read: another invocation holds the pass, this one stops."""
+
+
+@dataclass(frozen=True)
+class PoisonedItem:
+    """A work item the rotation worker failed on every delivery, as the Functions host left it in the poison queue."""
+
+    item: WorkItem | None  # None: the message was not a work item
+    receipt: tuple[str, str]  # the message's id and pop receipt
+    attempts: int
+
+
+class SweepStore(Protocol):
+    """The bounded sweep's durable state in the Functions storage account: its checkpoint (compare-and-set), the due
+    index (entries in time order), the work queue the rotation worker is triggered by, and that queue's poison queue.
+    Raise UpstreamUnavailable or UpstreamError."""
+
+    async def checkpoint(self) -> tuple[Checkpoint, str | None]:
+        """The saved checkpoint and its ETag; a fresh checkpoint and None when none was ever saved."""
+        ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint, etag: str | None) -> str:
+        """Save if it is still the one read as `etag` (None: if there is none yet); the new ETag. CheckpointMoved
+        otherwise."""
+        ...
+
+    async def schedule(self, entries: Sequence[DueEntry]) -> None:
+        """Add index entries (adding one that exists changes nothing)."""
+        ...
+
+    def due(self, until: datetime) -> AsyncIterator[DueEntry]:
+        """The index's entries at or before `until`, earliest first, streamed."""
+        ...
+
+    async def unschedule(self, entries: Sequence[DueEntry]) -> None:
+        """Remove index entries (one already gone is no error)."""
+        ...
+
+    async def enqueue(self, items: Sequence[tuple[WorkItem, float]]) -> None:
+        """Queue work items for the rotation worker, each visible after its delay in seconds."""
+        ...
+
+    async def poisoned(self, limit: int) -> list[PoisonedItem]:
+        """Up to `limit` messages of the work queue's poison queue (hidden a while, not removed)."""
+        ...
+
+    async def forget_poisoned(self, items: Sequence[PoisonedItem]) -> None: ...

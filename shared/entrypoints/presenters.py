@@ -15,6 +15,7 @@ from shared.usecases.onboarding import OnboardResult, Outcome
 from shared.usecases.rotation import RotationResult
 from shared.usecases.status import RegistrationState
 from shared.usecases.sweep import SweepSummary
+from shared.usecases.sweep_pass import InvocationReport
 from shared.usecases.tenant_access import ConsentStatus
 
 
@@ -131,6 +132,20 @@ def sweep_json(summary: SweepSummary) -> dict[str, Any]:
         "outcomes": dict(summary.outcomes),
         "failuresByTenant": dict(summary.failures_by_tenant),
         "expiredFound": summary.expired,
+    }
+
+
+def sweep_invocation_json(report: InvocationReport) -> dict[str, Any]:
+    return {
+        "poisoned": report.poisoned,
+        "dueEntries": report.due_entries,
+        "enqueued": dict(report.enqueued),
+        "pages": report.pages,
+        "scanned": report.scanned,
+        "fullPass": report.full_pass,
+        "completed": report.completed,
+        "stopped": report.stopped,
+        "behind": report.behind,
     }
 
 

@@ -1,11 +1,14 @@
-"""Rotation's triggers: the timer sweep, Key Vault's near-expiry events, and the on-demand HTTP call.
+"""Rotation's triggers: the timer sweep and its queue-triggered worker, Key Vault's near-expiry events, and the
+on-demand HTTP call.
 
-All three reach the same per-registration rotation (shared/usecases/rotation.py; the timer through
-shared/usecases/sweep.py); this module parses input and reports the result.
+All reach the same per-registration rotation (shared/usecases/rotation.py; the timer through the bounded sweep in
+shared/usecases/sweep_pass.py, which fans due registrations out to the worker); this module parses input and reports
+the result.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -16,7 +19,8 @@ import azure.functions as func
 from shared.bootstrap import services
 from shared.domain.audit import audit, new_correlation_id
 from shared.domain.errors import InvalidRequest, OnboardingError, RegistrationBusy, request_ids_text
-from shared.domain.model import SecretKind
+from shared.domain.model import Listing, SecretKind
+from shared.domain.sweep_state import WORK_QUEUE, WorkItem
 from shared.entrypoints.http_common import (
     integration_param,
     json_body,
@@ -24,7 +28,7 @@ from shared.entrypoints.http_common import (
     problem_responses,
     tenant_id_param,
 )
-from shared.entrypoints.presenters import rotation_json, sweep_json
+from shared.entrypoints.presenters import rotation_json, sweep_invocation_json, sweep_json
 from shared.usecases.rotation import Action
 
 logger = logging.getLogger(__name__)
@@ -45,17 +49,60 @@ async def rotation_sweep(timer: func.TimerRequest) -> None:
     new_correlation_id()
     if timer.past_due:
         logger.warning("the rotation sweep is running late (the timer was past due)")
-    events = services().events
+    events, passes = services().events, services().sweep_passes
     async with events.delivering():
         sent = await events.drain()  # what an Event Grid outage left in the outbox, before this run adds more
-        summary = await services().sweep.run()
+        if passes is not None:
+            report = await passes.run()
+        else:
+            summary = await services().sweep.run()  # no Functions storage (local): the whole sweep, in this process
     if sent:
         logger.info("sent %d events the outbox held", sent)
+    if passes is None:
+        logger.info(
+            "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
+            summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
+            extra={"rotation_summary": sweep_json(summary)},  # customDimensions in Application Insights
+        )  # fmt: skip
+        return
     logger.info(
-        "rotation sweep: %d scanned, planned %s, outcomes %s, failures by tenant %s",
-        summary.scanned, dict(summary.planned), dict(summary.outcomes), dict(summary.failures_by_tenant),
-        extra={"rotation_summary": sweep_json(summary)},  # customDimensions in Application Insights
+        "rotation sweep: %d due entries, queued %s, %d pages (%d records) of full pass %s (%s), %d poisoned",
+        report.due_entries, dict(report.enqueued), report.pages, report.scanned, report.full_pass or "-",
+        "completed" if report.completed else report.stopped, report.poisoned,
+        extra={"rotation_summary": sweep_invocation_json(report)},
     )  # fmt: skip
+
+
+@bp.queue_trigger(arg_name="message", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
+async def rotation_worker(message: func.QueueMessage) -> None:
+    """Rotate or retire one registration the sweep found due. Scales out with the queue; a failure the next delivery
+    may not meet (5xx) is raised, so the host delivers again and, after host.json's maxDequeueCount, moves the message
+    to the poison queue, which the next sweep reports."""
+    new_correlation_id(message.id)
+    try:
+        item = WorkItem.from_json(json.loads(message.get_body().decode()))
+    except ValueError:  # not JSON, not UTF-8, or not a work item: a retry would fail the same way
+        logger.error("the work queue held message %s, which is not a work item: dropped", message.id)
+        return
+    if not names_its_registration(item) or services().catalog.get(item.integration) is None:
+        logger.warning("work item %s names no registration of this deployment's catalog: dropped", message.id)
+        return
+    try:
+        async with services().events.delivering():
+            # Never waits on a busy registration: whoever holds it is doing this work.
+            result = await services().rotation.rotate(item.tenant_id, item.integration, wait_seconds=0)
+    except OnboardingError as error:
+        if asks_for_redelivery(error):
+            raise
+        logger.warning(
+            "queued %s of %s/%s not done, and not delivered again: %d %s: %s (%s)",
+            item.reason, item.tenant_id, item.integration, error.status, error.problem_type, error.detail,
+            request_ids_text(error.upstream_request_ids),
+        )  # fmt: skip
+        return
+    logger.info(
+        "queued %s of %s/%s: %s %s", item.reason, item.tenant_id, item.integration, result.action.value, result.detail
+    )
 
 
 @bp.event_grid_trigger(arg_name="event")
@@ -118,6 +165,16 @@ async def rotate_now(req: func.HttpRequest) -> func.HttpResponse:
     if result.action is Action.PENDING:
         return json_response(rotation_json(result), 202, {"Retry-After": "5"})
     return json_response(rotation_json(result), 200)
+
+
+def names_its_registration(item: WorkItem) -> bool:
+    """Whether the record a work item names is this deployment's, and the registration's it says (anyone holding the
+    queue role can write to the queue: a message never chooses what is rotated beyond what its record says)."""
+    registry = services().settings.registry
+    if item.listing is Listing.CERTIFICATES:
+        return registry.parse_certificate_name(item.name) == (item.tenant_id, item.integration)
+    secret = registry.parse_secret_name(item.name)
+    return secret is not None and (secret.tenant_id, secret.integration) == (item.tenant_id, item.integration)
 
 
 def registration_of_event(event_type: str, data: Any) -> tuple[str, str] | None:

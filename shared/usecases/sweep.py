@@ -8,21 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from shared.domain.audit import audit
 from shared.domain.errors import OnboardingError, request_ids_text
 from shared.domain.model import SecretSummary
 from shared.domain.ports import Vault
-from shared.domain.registry import Tag, iso, parse_iso
+from shared.domain.registry import ProblemRecord, Tag, iso, parse_iso
 from shared.domain.retry import Clock
+from shared.domain.sweep_state import EPOCH
 from shared.settings import Settings
 from shared.usecases.rotation import Action, Rotation, rotation_window
 
 logger = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RETRY_FIRST, RETRY_MOST = timedelta(minutes=15), timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,55 @@ def plan_reason(settings: Settings, summary: SecretSummary, now: datetime) -> st
     if tags.get(Tag.LAST_PROBLEM):
         return "retry"  # the last rotation failed (an on-demand one, say): run it again, which sheds the record if all is well
     return "ok"
+
+
+def next_action_at(settings: Settings, tags: Mapping[str, str], expires: datetime | None) -> datetime:
+    """When a credential record next needs the sweep (what the due index files it under). A failed rotation's retry
+    (`retry_at`) comes first, whatever is due meanwhile; otherwise at once (EPOCH) for a rotation to finish or no
+    expiry, else the earlier of its rotation (expiry minus the rotation window) and its previous credential's
+    retirement. From that moment on `decide` acts on the record, and not before (tests/unit/test_sweep_passes.py)."""
+    if (problem := ProblemRecord.parse(tags.get(Tag.LAST_PROBLEM))) is not None:
+        return retry_at(problem)
+    if tags.get(Tag.PENDING) or tags.get(Tag.STAGED) or expires is None:
+        return EPOCH
+    rotate_at = expires - rotation_window(settings, expires - (parse_iso(tags.get(Tag.ISSUED_AT)) or EPOCH))
+    if (retire_after := parse_iso(tags.get(Tag.RETIRE_AFTER))) is not None:
+        return min(rotate_at, retire_after)
+    return rotate_at
+
+
+def retry_at(problem: ProblemRecord) -> datetime:
+    """When a registration whose rotation failed is tried again: 15 minutes after the failure, doubling with each
+    failure in a row up to a day (five failed deliveries of a work item: four hours), so a tenant that withdrew consent
+    is not retried, and alerted on, every few minutes."""
+    if problem.at is None:
+        return EPOCH
+    doublings: int = min(max(problem.failures - 1, 0), 8)
+    return problem.at + min(RETRY_MOST, RETRY_FIRST * (1 << doublings))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the bounded sweep does with a record now: `act` on it for `reason`, and look at it again at `at`."""
+
+    reason: str
+    at: datetime
+    act: bool
+
+
+NEEDS_ACTION = frozenset({"due", "expired", "retire", "journal", "retry"})
+
+
+def decide(settings: Settings, summary: SecretSummary, now: datetime) -> Decision:
+    """`plan_reason`, with a failed rotation's backoff: a registration whose last rotation failed is tried again at
+    its `retry_at`, not at every invocation (the in-process sweep runs every few hours, the bounded one every few
+    minutes); then whatever is due is done, or, when nothing is, the rotation runs to shed the record."""
+    reason = plan_reason(settings, summary, now)
+    at = next_action_at(settings, summary.tags, summary.expires)
+    if summary.tags.get(Tag.LAST_PROBLEM):
+        act = at <= now
+        return Decision(reason if reason in NEEDS_ACTION or not act else "retry", at, act)
+    return Decision(reason, at, reason in NEEDS_ACTION)
 
 
 class Pacer:

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import azure.functions as func
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from azure.functions.timer import TimerRequest
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of, serving
+from tests.functions.queue_host import sweep_and_work
 
 GRAPH = "https://graph.microsoft.com/.default"
 DAY = 86400
@@ -88,7 +88,7 @@ def stored(api: Api, integration: str) -> tuple[str, dict[str, str]]:
 
 
 async def sweep() -> None:
-    await FUNCTIONS["rotation_sweep"](TimerRequest())
+    await sweep_and_work()
 
 
 async def test_a_registration_goes_due_rotated_grace_retired_without_a_gap(rotating: tuple[Api, StandInClock]) -> None:
@@ -134,8 +134,12 @@ async def test_the_timer_logs_one_sweep_summary_with_structured_fields(
         await sweep()
     [record] = [r for r in caplog.records if r.getMessage().startswith("rotation sweep:")]
     summary = record.__dict__["rotation_summary"]
-    assert summary["planned"].get("due") == 1 and summary["outcomes"] == {"rotated": 1}, summary
-    assert summary["failuresByTenant"] == {} and summary["scanned"] >= 1
+    # The due index found it (filed when onboarding stored the secret); the full pass, its first, found it again and
+    # queued it no second time.
+    assert summary["dueEntries"] == 1 and summary["enqueued"] == {"due": 1}, summary
+    assert summary["completed"] and summary["scanned"] >= 1 and summary["poisoned"] == 0
+    [worked] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("queued due of")]
+    assert "sentinel: rotated" in worked
 
 
 async def test_a_new_secret_entra_takes_minutes_to_accept_is_staged_and_promoted_by_the_next_sweep(
@@ -242,20 +246,31 @@ async def test_concurrent_timer_and_event_make_one_new_credential(rotating: tupl
     assert len(versions) == 2
 
 
-async def test_a_failed_store_rolls_the_new_secret_back_and_the_next_sweep_rotates(
-    rotating: tuple[Api, StandInClock],
+async def test_a_failed_store_rolls_the_new_secret_back_is_poisoned_reported_and_the_sweep_rotates_after_backoff(
+    rotating: tuple[Api, StandInClock], caplog: pytest.LogCaptureFixture
 ) -> None:
     api, clock = rotating
     created = body_of(await api.put(api.stand_in.home_tenant_id, "sentinel"))
     clock.advance(31 * DAY)
     api.stand_in.set_faults(
-        [{"kind": "status", "service": "vault", "method": "PUT", "path": "client-secret", "status": 500, "count": 8}]
+        [{"kind": "status", "service": "vault", "method": "PUT", "path": "client-secret", "status": 400, "count": 1000}]
     )
-    await sweep()
+    await sweep()  # every delivery fails alike: after maxDequeueCount the host moves the work item to the poison queue
     [app] = api.apps()
     assert app["passwordKeyIds"] == [created["credential"]["keyId"]]  # nothing half-made left behind
     assert "pending" not in stored(api, "sentinel")[1]
+    assert stored(api, "sentinel")[1]["last-problem"].split()[2] == "5"  # five deliveries, five failures in a row
     api.stand_in.clear_faults()
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
+        await sweep()  # inside the backoff: reported, not retried
+    assert stored(api, "sentinel")[1]["key-id"] == created["credential"]["keyId"]
+    poisoned = [
+        r.__dict__["audit"]
+        for r in caplog.records
+        if r.__dict__.get("audit", {}).get("operation") == "rotation.poisoned"
+    ]
+    assert [(p["integration"], p["attempts"]) for p in poisoned] == [("sentinel", "1")]
+    clock.advance(5 * 3600)  # past the backoff of five failures in a row (15 min doubled four times)
     await sweep()
     assert stored(api, "sentinel")[1]["key-id"] != created["credential"]["keyId"]
     assert works(api, created["application"]["clientId"], stored(api, "sentinel")[0])

@@ -261,7 +261,7 @@ MUTATIONS = [
     Mutation(
         "azd default differs from the code's",
         "infra/main.parameters.json",
-        "${ROTATION_SCHEDULE=0 0 */6 * * *}",
+        "${ROTATION_SCHEDULE=0 */10 * * * *}",
         "${ROTATION_SCHEDULE=0 0 * * * *}",
         "app_setting_defaults",
         "ROTATION_SCHEDULE: main.parameters.json defaults to '0 0 * * * *'",

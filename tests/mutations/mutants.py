@@ -31,6 +31,7 @@ UNIT_AZURE_SETTINGS = "tests/unit/test_settings_in_azure.py"
 FRAGMENTS = "tests/unit/test_secret_fragments.py"
 VALIDATION = "tests/unit/test_validation_rules.py"
 CRASH_POINTS = "tests/reliability/test_crash_points.py"
+SWEEP_PASSES = "tests/unit/test_sweep_passes.py"
 
 MINTED = "        done.minted = True\n        return written, new.secret, new.info\n"
 PROVE_IN_ONBOARDING = "            await self.credentials.prove(tenant, app.app_id, secret, profile)\n"
@@ -629,14 +630,59 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
-        "a completed sweep does not say so",
-        "shared/usecases/sweep.py",
-        '                "sweep.completed", {}, scanned=str(summary.scanned), expiredFound=str(summary.expired),\n',
-        '                "sweep.ran", {}, scanned=str(summary.scanned), expiredFound=str(summary.expired),\n',
+        "a sweep invocation does not say it ran",
+        "shared/usecases/sweep_pass.py",
+        '                "sweep.ran", {}, dueEntries=str(report.due_entries),',
+        '                "sweep.done", {}, dueEntries=str(report.due_entries),',
         (
             "tests/unit/test_alerts.py::"
             "test_each_rules_query_reads_events_the_product_emits_when_its_situation_happens[sweep-missing]",
         ),
+    ),
+    # --- the bounded sweep (issue 18) ---
+    Mutant(
+        "the full pass saves its checkpoint only where it starts, not after each page",
+        "shared/usecases/sweep_pass.py",
+        "            checkpoint.next_slot = pace.next_slot\n            etag = await self.store.save_checkpoint(checkpoint, etag)\n",
+        "            checkpoint.next_slot = pace.next_slot\n",
+        (SWEEP_PASSES,),
+        fast=True,
+    ),
+    Mutant(
+        "a failed rotation is retried at every invocation, its backoff ignored",
+        "shared/usecases/sweep.py",
+        "        act = at <= now\n",
+        "        act = True\n",
+        (SWEEP_PASSES,),
+        fast=True,
+    ),
+    Mutant(
+        "a record with two index entries due is queued twice",
+        "shared/usecases/sweep_pass.py",
+        "# a record may have two entries due\n                    fanned_out.add(item.name)\n",
+        "# a record may have two entries due\n",
+        (SWEEP_PASSES,),
+    ),
+    Mutant(
+        "a change to a credential record is not filed in the due index",
+        "shared/usecases/due_index.py",
+        "        await self._file(Listing.SECRETS, name, next_action_at(self.settings, tags, expires), tags)\n",
+        "",
+        (SWEEP_PASSES,),
+    ),
+    Mutant(
+        "the full pass files nothing in the due index",
+        "shared/usecases/sweep_pass.py",
+        "        await self.store.schedule(entries)\n        await self._fan_out(work, pace, report)\n",
+        "        await self._fan_out(work, pace, report)\n",
+        (SWEEP_PASSES,),
+    ),
+    Mutant(
+        "a missed registration is not reported overdue",
+        "shared/usecases/sweep_pass.py",
+        '            "rotation.overdue",\n',
+        '            "rotation.late",\n',
+        ("tests/unit/test_alerts.py", SWEEP_PASSES),
     ),
     # --- the stand-in's authorization ---
     Mutant(

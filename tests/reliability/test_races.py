@@ -19,7 +19,6 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.functions.timer import TimerRequest
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.certificates import CertificateClient
 from cryptography import x509
@@ -32,6 +31,7 @@ from shared.settings import load_settings
 from shared.usecases.rotation import RotationResult
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of
+from tests.functions.queue_host import sweep_and_work
 from tests.functions.test_certificates import VendorCertificate, certificate_name, pkcs12, signs_in, vendor_body
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry, secret_name, stored, works
 
@@ -149,7 +149,7 @@ async def test_timer_event_and_on_demand_rotate_at_once_make_exactly_one_rotatio
     api.stand_in.set_faults(SLOW_WRITES)
     name = secret_name(api, "sentinel")
     callers: dict[str, Callable[[], Awaitable[Any]]] = {
-        "timer": lambda: FUNCTIONS["rotation_sweep"](TimerRequest()),
+        "timer": sweep_and_work,  # the timer fans out; its worker rotates
         "event": lambda: FUNCTIONS["secret_near_expiry"](near_expiry(api, name)),
         "on-demand": lambda: api.call("rotate_now", "POST", f"tenants/{tenant}/integrations/sentinel/rotate", params),
     }
@@ -334,7 +334,7 @@ async def test_a_sweep_racing_a_certificate_event_makes_exactly_one_rotation_wit
     api.stand_in.set_faults(SLOW_CERTIFICATE_WRITES)
     name = certificate_name(api, "sentinel")
     callers: dict[str, Callable[[], Awaitable[Any]]] = {
-        "timer": lambda: FUNCTIONS["rotation_sweep"](TimerRequest()),
+        "timer": sweep_and_work,  # the timer fans out; its worker rotates
         "event": lambda: FUNCTIONS["secret_near_expiry"](certificate_near_expiry(api, name)),
     }
     for round_ in range(CERTIFICATE_ROUNDS):

@@ -36,7 +36,6 @@ from urllib.parse import quote, quote_plus
 import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from azure.functions.timer import TimerRequest
 from azure.identity import ManagedIdentityCredential
 from azure.keyvault.certificates import CertificateClient
 from azure.keyvault.secrets import SecretClient
@@ -48,6 +47,7 @@ from tests.appinsights import Ingestion, running_ingestion
 from tests.azurite import Azurite
 from tests.fakes.certificates import self_signed
 from tests.functions.conftest import FUNCTIONS, NORTHWIND, Api, app_environment, serving
+from tests.functions.queue_host import sweep_and_work
 from tests.functions.test_certificates import VendorCertificate, vendor_body
 from tests.functions.test_cli import ENTRA_SECRET_MARK, REPO
 from tests.functions.test_rotation import DAY, StandInClock, near_expiry
@@ -361,19 +361,21 @@ async def test_onboarding_and_rotation_leak_no_secret_at_debug_with_faults(
             status_is(200),
         )  # fmt: skip
         clock.advance(40 * DAY)  # into the rotation window: the timer and the expiry event both act
-        await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))
+        await call(sweep_and_work)
         name = f"{api.services.settings.name_prefix}-{tenant}-sentinel-client-secret"
         await call(lambda: FUNCTIONS["secret_near_expiry"](near_expiry(api, name)))
         clock.advance(3 * DAY)  # past the grace period: the superseded credential is retired
-        await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))
+        await call(sweep_and_work)
         # Refused input takes the error paths too.
         await call(lambda: api.put(tenant, "sentinel", b'{"secretLifetimeDays": "x"}'))
         await call(lambda: api.put(tenant, "no-such-integration"))
     finally:
         injected = stand_in.admin("GET", "/faults")["injected"]
         stand_in.clear_faults()
-    # What the faults interrupted finishes calmly, so the canaries include a rotation by the timer.
-    await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))
+    # What the faults interrupted finishes calmly, so the canaries include a rotation by the timer (a day on: past the
+    # backoff of any rotation the faults failed).
+    clock.advance(DAY)
+    await call(sweep_and_work)
 
     canaries = stored_versions(stand_in, name)
     texts = everything_logged.texts + seen
@@ -485,15 +487,16 @@ async def test_certificate_flows_leak_no_key_material_at_debug_with_faults(
         await until(rotate(b'{"retirePrevious": "afterGracePeriod"}'), 200)
         await until(rotate(b'{"retirePrevious": "immediately"}'), 200)
         clock.advance(35 * DAY)  # into the rotation window: the timer and the expiry event both act
-        await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))
+        await call(sweep_and_work)
         await call(lambda: FUNCTIONS["secret_near_expiry"](certificate_near_expiry(api, name)))
         clock.advance(3 * DAY)  # past the grace period: the superseded certificate is retired
-        await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))
+        await call(sweep_and_work)
         await call(lambda: api.put(tenant, "sentinel", b'{"credentialType": "pfx"}'))  # refused input
     finally:
         injected = stand_in.admin("GET", "/faults")["injected"]
         stand_in.clear_faults()
-    await call(lambda: FUNCTIONS["rotation_sweep"](TimerRequest()))  # finishes calmly what the faults interrupted
+    clock.advance(DAY)  # past the backoff of any rotation the faults failed
+    await call(sweep_and_work)  # finishes calmly what the faults interrupted
     offboard = ("offboard_integration", "DELETE", f"tenants/{tenant}/integrations/sentinel", route)
     await until(lambda: api.call(*offboard), 200)
 

@@ -17,8 +17,13 @@ from typing import Any
 import pytest
 
 from shared.domain.errors import ConsentRequired, UpstreamError, UpstreamUnavailable
+from shared.domain.model import Listing
+from shared.domain.sweep_state import WorkItem
 from shared.usecases.onboarding import OnboardRequest
 from tests.fakes import TENANT, RotationHarness, make_rotation
+from tests.fakes.sweep_store import QueuedItem
+from tests.fakes.sweeping import M365 as FLEET_INTEGRATION
+from tests.fakes.sweeping import fleet
 
 REPO = Path(__file__).resolve().parents[2]
 RULES: list[dict[str, Any]] = json.loads((REPO / "infra" / "app" / "alerts.json").read_text(encoding="utf-8"))
@@ -78,10 +83,39 @@ async def credential_expires() -> None:
     await h.sweep.run()
 
 
-async def sweep_completes() -> None:
-    """What the absence rule counts: a sweep that reaches the end of the listing."""
-    h = await onboarded()
-    await h.sweep.run()
+async def sweep_runs() -> None:
+    """What the absence rule counts: a sweep invocation (the bounded sweep the timer runs)."""
+    f = await fleet(1)
+    await f.passes.run()
+
+
+async def full_pass_is_late() -> None:
+    """A full pass that cannot read Key Vault's listing for longer than SWEEP_FULL_PASS_HOURS + SWEEP_REACH_HOURS."""
+    f = await fleet(2, SWEEP_FULL_PASS_HOURS=24, SWEEP_REACH_HOURS=24)
+    await f.invoke_until_complete()
+    f.clock.advance(days=2, seconds=1)
+    f.vault.fail_next("record_page", UpstreamUnavailable("throttled", "keyvault", 429, None))
+    with pytest.raises(UpstreamUnavailable):
+        await f.passes.run()
+
+
+async def registration_is_missed() -> None:
+    """The due index lost a registration and no pass reached it within SWEEP_REACH_HOURS of its due time."""
+    f = await fleet(1)
+    f.store.index.clear()
+    await f.passes.run()
+    f.clock.advance(days=150 + 9)
+    await f.invoke_until_complete()
+
+
+async def work_is_poisoned() -> None:
+    """The host moved a work item to the poison queue after every delivery failed."""
+    f = await fleet(1)
+    name = f.name(f.tenants[0])
+    f.store.poison = [
+        QueuedItem(WorkItem(f.tenants[0], FLEET_INTEGRATION, Listing.SECRETS, name, "due"), 0, attempts=5)
+    ]
+    await f.passes.run()
 
 
 SITUATIONS: dict[str, Callable[[], Awaitable[None]]] = {
@@ -89,7 +123,10 @@ SITUATIONS: dict[str, Callable[[], Awaitable[None]]] = {
     "consent-revoked": consent_is_revoked,
     "rotation-stuck": rotation_is_stuck,
     "credential-expired": credential_expires,
-    "sweep-missing": sweep_completes,
+    "sweep-missing": sweep_runs,
+    "sweep-behind": full_pass_is_late,
+    "registration-overdue": registration_is_missed,
+    "rotation-poisoned": work_is_poisoned,
 }
 
 
@@ -130,11 +167,15 @@ async def test_each_rules_query_reads_events_the_product_emits_when_its_situatio
         assert read <= set(fields), f"{rule['name']} reads {sorted(read - set(fields))}, absent from {fields}"
 
 
-async def test_a_sweep_that_does_not_reach_the_end_of_the_listing_leaves_the_silence_the_absence_rule_sees(
+async def test_a_failing_invocation_still_counts_for_the_absence_rule_and_completes_no_pass(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    h = await onboarded()
-    h.vault.fail_next("client_secrets", UpstreamUnavailable("throttled", "keyvault", 429, None))
+    """The absence rule watches for invocations that do not run at all (a timer not firing, a process killed at the
+    function timeout); one that fails says so (stopped=failed), and the late pass is `sweep-behind`'s to report."""
+    f = await fleet(1)
+    f.vault.fail_next("record_page", UpstreamUnavailable("throttled", "keyvault", 429, None))
     with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"), pytest.raises(UpstreamUnavailable):
-        await h.sweep.run()
-    assert not [r for r in caplog.records if r.__dict__.get("audit", {}).get("operation") == "sweep.completed"]
+        await f.passes.run()
+    operations = [r.__dict__["audit"] for r in caplog.records if r.name == "tenant_onboarding.audit"]
+    assert [o["stopped"] for o in operations if o["operation"] == "sweep.ran"] == ["failed"]
+    assert not [o for o in operations if o["operation"] == "sweep.completed"]
