@@ -10,18 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 
-from shared.domain.errors import UpstreamError, UpstreamUnavailable
+from shared.adapters.storage_queues import CONNECT, READ, STORAGE_FAILURES, open_queue, storage_failure
 from shared.domain.events import Event
 from shared.domain.ports import OutboxItem
 
@@ -32,8 +28,6 @@ logger = logging.getLogger(__name__)
 QUEUE = "tenant-onboarding-events"
 VISIBILITY_SECONDS = 300  # long enough to publish a batch, short enough that a crash delays little
 TIME_TO_LIVE_SECONDS = 7 * 24 * 3600  # a week: past it an event is stale news, and the queue never fills up
-# Per call (azure-core's transport options): a slow Storage never holds the request that made a change for long.
-CONNECT, READ = 3, 10
 
 
 class QueueOutbox:
@@ -53,21 +47,12 @@ class QueueOutbox:
 
     async def _client(self) -> QueueClient:
         if self._queue is None:
-            from azure.storage.queue.aio import QueueClient
-
-            queue = (
-                QueueClient.from_connection_string(self._connection_string, QUEUE)
-                if self._connection_string
-                else QueueClient(str(self._account_url), QUEUE, credential=self._credential)
+            self._queue = await open_queue(
+                QUEUE,
+                connection_string=self._connection_string,
+                account_url=self._account_url,
+                credential=self._credential,
             )
-            try:
-                await queue.create_queue(connection_timeout=CONNECT, read_timeout=READ)
-            except ResourceExistsError:
-                pass
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                await queue.close()
-                raise _translate(error, "creating the event outbox") from error
-            self._queue = queue
         return self._queue
 
     async def put(self, events: Sequence[Event]) -> None:
@@ -80,8 +65,8 @@ class QueueOutbox:
                     connection_timeout=CONNECT,
                     read_timeout=READ,
                 )
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "keeping events in the outbox") from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, "keeping events in the outbox") from error
 
     async def take(self, limit: int) -> list[OutboxItem]:
         queue = await self._client()
@@ -103,8 +88,8 @@ class QueueOutbox:
                     )
                     continue
                 items.append(OutboxItem(event, (message.id, str(message.pop_receipt)), int(message.dequeue_count or 1)))
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "reading the event outbox") from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, "reading the event outbox") from error
         return items
 
     async def done(self, items: Sequence[OutboxItem]) -> None:
@@ -116,18 +101,10 @@ class QueueOutbox:
                 )
             except ResourceNotFoundError:
                 continue  # already gone (another invocation's delete, or its time to live)
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                raise _translate(error, "removing sent events from the outbox") from error
+            except STORAGE_FAILURES as error:
+                raise storage_failure(error, "removing sent events from the outbox") from error
 
     async def close(self) -> None:
         if self._queue is not None:
             await self._queue.close()
             self._queue = None
-
-
-def _translate(error: Any, doing: str) -> UpstreamError:
-    status = getattr(error, "status_code", None)
-    logger.info("Storage answered %s while %s: %s", status, doing, type(error).__name__)
-    if status is None or status in (408, 429, 500, 502, 503, 504):
-        return UpstreamUnavailable(f"Storage did not answer while {doing}", "storage", status, type(error).__name__)
-    return UpstreamError(f"Storage failed while {doing}", "storage", status, type(error).__name__)

@@ -36,7 +36,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.domain.errors import UpstreamError, UpstreamUnavailable
+from shared.adapters.storage_queues import CONNECT, READ, STORAGE_FAILURES, open_queue, storage_failure
 from shared.domain.ports import CheckpointMoved, PoisonedItem
 from shared.domain.sweep_state import WORK_QUEUE, Checkpoint, DueEntry, WorkItem
 
@@ -50,8 +50,6 @@ POISON_QUEUE = f"{WORK_QUEUE}-poison"
 TIME_TO_LIVE_SECONDS = 7 * 24 * 3600  # a work item older than a week is stale: the index and the full pass remain
 POISON_VISIBILITY_SECONDS = 300  # a poisoned message taken but not yet reported comes back after this
 PARALLEL = 16  # index blobs written or deleted at once
-CONNECT, READ = 3, 10  # per call (azure-core's transport options): a slow Storage never holds an invocation long
-UNAVAILABLE = (408, 429, 500, 502, 503, 504)
 
 
 class StorageSweepStore:
@@ -90,34 +88,24 @@ class StorageSweepStore:
                 await container.create_container(connection_timeout=CONNECT, read_timeout=READ)
             except ResourceExistsError:
                 pass
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            except STORAGE_FAILURES as error:
                 await service.close()
-                raise _translate(error, "creating the sweep's container") from error
+                raise storage_failure(error, "creating the sweep's container") from error
             self._service, self._container = service, container
         return self._container
 
     async def _queue(self, name: str) -> QueueClient:
         if name not in self._queues:
             from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-            from azure.storage.queue.aio import QueueClient
 
-            policies: dict[str, Any] = {
-                "message_encode_policy": TextBase64EncodePolicy(),
-                "message_decode_policy": TextBase64DecodePolicy(),
-            }
-            queue = (
-                QueueClient.from_connection_string(self._connection_string, name, **policies)
-                if self._connection_string
-                else QueueClient(str(self._queue_url), name, credential=self._credential, **policies)
+            self._queues[name] = await open_queue(
+                name,
+                connection_string=self._connection_string,
+                account_url=self._queue_url,
+                credential=self._credential,
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
             )
-            try:
-                await queue.create_queue(connection_timeout=CONNECT, read_timeout=READ)
-            except ResourceExistsError:
-                pass
-            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-                await queue.close()
-                raise _translate(error, f"creating the queue {name}") from error
-            self._queues[name] = queue
         return self._queues[name]
 
     # The checkpoint ----------------------------------------------------------------------------------------------
@@ -129,8 +117,8 @@ class StorageSweepStore:
             data = await download.readall()
         except ResourceNotFoundError:
             return Checkpoint(), None
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "reading the sweep's checkpoint") from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, "reading the sweep's checkpoint") from error
         try:
             parsed = json.loads(data)
         except ValueError:
@@ -152,9 +140,9 @@ class StorageSweepStore:
         except HttpResponseError as error:
             if error.status_code == 412:  # ConditionNotMet, however the SDK classed it
                 raise CheckpointMoved() from error
-            raise _translate(error, "saving the sweep's checkpoint") from error
+            raise storage_failure(error, "saving the sweep's checkpoint") from error
         except (ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "saving the sweep's checkpoint") from error
+            raise storage_failure(error, "saving the sweep's checkpoint") from error
         return str(saved["etag"])
 
     # The due index -----------------------------------------------------------------------------------------------
@@ -191,8 +179,8 @@ class StorageSweepStore:
                 if entry.at > until:
                     return  # names sort by time: nothing after this one is due
                 yield entry
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "reading the due index") from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, "reading the due index") from error
 
     # The work queue ----------------------------------------------------------------------------------------------
 
@@ -229,8 +217,8 @@ class StorageSweepStore:
                         int(message.dequeue_count or 1),
                     )
                 )
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, "reading the poison queue") from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, "reading the poison queue") from error
         return items
 
     async def forget_poisoned(self, items: Sequence[PoisonedItem]) -> None:
@@ -262,8 +250,8 @@ class StorageSweepStore:
 
         try:
             await asyncio.gather(*(one(thing) for thing in things))
-        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            raise _translate(error, doing) from error
+        except STORAGE_FAILURES as error:
+            raise storage_failure(error, doing) from error
 
 
 def _work_item(content: Any) -> WorkItem | None:
@@ -273,11 +261,3 @@ def _work_item(content: Any) -> WorkItem | None:
         return WorkItem.from_json(json.loads(text))
     except (ValueError, binascii.Error):  # NotAWorkItem and UnicodeDecodeError are ValueErrors
         return None
-
-
-def _translate(error: Any, doing: str) -> UpstreamError:
-    status = getattr(error, "status_code", None)
-    logger.info("Storage answered %s while %s: %s", status, doing, type(error).__name__)
-    if status is None or status in UNAVAILABLE:
-        return UpstreamUnavailable(f"Storage did not answer while {doing}", "storage", status, type(error).__name__)
-    return UpstreamError(f"Storage failed while {doing}", "storage", status, type(error).__name__)

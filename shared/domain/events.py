@@ -110,7 +110,7 @@ def from_audit(audit_event: Mapping[str, str], source: str, now: datetime) -> Ev
     if kind in (CREDENTIAL_ROTATED, CREDENTIAL_RETIRED):
         data.setdefault("credentialType", "certificate" if audit_event["operation"].startswith("cert") else "secret")
     if kind == ROTATION_FAILED:
-        data["willRetry"] = "true"  # every run of the sweep retries a registration whose rotation failed while due
+        data["willRetry"] = "true"  # the sweep retries a registration whose rotation failed, after a backoff
     if "correlationId" in audit_event:
         data["correlationId"] = audit_event["correlationId"]
     return Event(str(uuid.uuid4()), kind, source, f"tenants/{tenant}/integrations/{integration}", now, data)
