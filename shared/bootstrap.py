@@ -168,7 +168,9 @@ def build(
         event_publisher=publisher,
         outbox=outbox,
         events=events,
-        sweep_passes=SweepPasses(settings, vault, sweep_store, clock, now) if sweep_store is not None else None,
+        sweep_passes=SweepPasses(settings, catalog, vault, sweep_store, clock, now)
+        if sweep_store is not None
+        else None,
         sweep_store=store_adapter,
     )
 

@@ -9,7 +9,7 @@ queue. The identity holds Storage Blob Data Owner and Storage Queue Data Contrib
   so what has come due is a prefix of the listing: reading it costs one request per 5,000 entries due, whatever the
   size of the fleet.
 - Work items go to `rotation-work`, whose queue trigger is the rotation worker. The Functions host expects Base64
-  message text by default (the queues extension's `messageEncoding`), and after `maxDequeueCount` (host.json: 5)
+  message text by default (the queues extension's `messageEncoding`), and after `maxDequeueCount` (host.json: 3)
   failed deliveries moves a message to `rotation-work-poison`
   (https://learn.microsoft.com/azure/azure-functions/functions-bindings-storage-queue-trigger#poison-messages).
 """
@@ -50,6 +50,11 @@ POISON_QUEUE = f"{WORK_QUEUE}-poison"
 TIME_TO_LIVE_SECONDS = 7 * 24 * 3600  # a work item older than a week is stale: the index and the full pass remain
 POISON_VISIBILITY_SECONDS = 300  # a poisoned message taken but not yet reported comes back after this
 PARALLEL = 16  # index blobs written or deleted at once
+# Both clients retry twice, quickly (keywords of the ExponentialRetry each client builds by default): the SDK's
+# default backs off 15 s, then 15 + 3^n s, so one call in a Storage brownout could outlast an invocation's budget, or
+# hold the HTTP request whose change files an index entry. What still fails is tried again by the next invocation, or
+# repaired by the full pass.
+SHORT_RETRY: dict[str, Any] = {"initial_backoff": 1, "increment_base": 2, "retry_total": 2}
 
 
 class StorageSweepStore:
@@ -79,9 +84,9 @@ class StorageSweepStore:
             from azure.storage.blob.aio import BlobServiceClient
 
             service = (
-                BlobServiceClient.from_connection_string(self._connection_string)
+                BlobServiceClient.from_connection_string(self._connection_string, **SHORT_RETRY)
                 if self._connection_string
-                else BlobServiceClient(str(self._blob_url), credential=self._credential)
+                else BlobServiceClient(str(self._blob_url), credential=self._credential, **SHORT_RETRY)
             )
             container = service.get_container_client(CONTAINER)
             try:
@@ -105,6 +110,7 @@ class StorageSweepStore:
                 credential=self._credential,
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
+                **SHORT_RETRY,
             )
         return self._queues[name]
 
@@ -151,9 +157,12 @@ class StorageSweepStore:
         container = await self._blobs()
 
         async def put(entry: DueEntry) -> None:
-            await container.upload_blob(
-                self._index + entry.key, b"", overwrite=True, connection_timeout=CONNECT, read_timeout=READ
-            )
+            # Made only if missing (If-None-Match: *): an entry that exists is the same entry, and an overwrite would
+            # leave a soft-deleted copy behind (the account keeps deleted blobs 7 days, infra/app/storage.bicep).
+            with contextlib.suppress(ResourceExistsError, ResourceModifiedError):
+                await container.upload_blob(
+                    self._index + entry.key, b"", overwrite=False, connection_timeout=CONNECT, read_timeout=READ
+                )
 
         await self._each(entries, put, "filing entries in the due index")
 
@@ -210,13 +219,7 @@ class StorageSweepStore:
                 connection_timeout=CONNECT,
                 read_timeout=READ,
             ):
-                items.append(
-                    PoisonedItem(
-                        _work_item(message.content),
-                        (message.id, str(message.pop_receipt)),
-                        int(message.dequeue_count or 1),
-                    )
-                )
+                items.append(PoisonedItem(_work_item(message.content), (message.id, str(message.pop_receipt))))
         except STORAGE_FAILURES as error:
             raise storage_failure(error, "reading the poison queue") from error
         return items

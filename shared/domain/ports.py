@@ -383,7 +383,6 @@ class PoisonedItem:
 
     item: WorkItem | None  # None: the message was not a work item
     receipt: tuple[str, str]  # the message's id and pop receipt
-    attempts: int
 
 
 class SweepStore(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.model import Listing
@@ -17,6 +17,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WORK_QUEUE = "rotation-work"
 ENTRY_TIME_FORMAT = "%Y%m%dT%H%M%SZ"  # sorts as it reads, so a listing of the index comes in time order
 RECORD_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")  # a Key Vault object name
+MAX_RECHECKS = 99  # counted no further (the interval stopped growing long before)
 REASONS = frozenset({"due", "expired", "retire", "journal", "retry"})
 
 
@@ -65,20 +66,33 @@ class WorkItem:
 @dataclass(frozen=True, order=True)
 class DueEntry:
     """An entry of the due index: the record `name` of `listing` next needs the sweep at `at` (a hint: Key Vault,
-    read again when the entry comes due, decides what is done)."""
+    read again when the entry comes due, decides what is done). `rechecks`: how many times in a row the sweep fanned
+    the record out and filed this entry to look again (0: filed for what the record says)."""
 
     at: datetime
     listing: Listing
     name: str
+    rechecks: int = 0
+
+    def __post_init__(self) -> None:
+        # Whole seconds, rounded up, as the key holds them: an entry read back is equal to the one filed, and never
+        # earlier than the time it stands for (a half second early, the sweep would find the record not yet due).
+        whole = self.at.astimezone(UTC).replace(microsecond=0)
+        object.__setattr__(self, "at", whole if whole == self.at else whole + timedelta(seconds=1))
+        object.__setattr__(self, "rechecks", max(0, min(self.rechecks, MAX_RECHECKS)))
 
     @property
     def key(self) -> str:
-        return f"{self.at.astimezone(UTC).strftime(ENTRY_TIME_FORMAT)}/{self.listing.value}/{self.name}"
+        key = f"{self.at.astimezone(UTC).strftime(ENTRY_TIME_FORMAT)}/{self.listing.value}/{self.name}"
+        return f"{key}/{self.rechecks}" if self.rechecks else key
 
     @staticmethod
     def from_key(key: str) -> DueEntry | None:
         """None for a key this service did not write."""
         parts = key.split("/")
+        rechecks = (
+            int(parts.pop()) if len(parts) == 4 and parts[3].isdigit() and 0 < int(parts[3]) <= MAX_RECHECKS else 0
+        )
         if (
             len(parts) != 3
             or parts[1] not in {listing.value for listing in Listing}
@@ -89,7 +103,7 @@ class DueEntry:
             at = datetime.strptime(parts[0], ENTRY_TIME_FORMAT).replace(tzinfo=UTC)
         except ValueError:
             return None
-        return DueEntry(at, Listing(parts[1]), parts[2])
+        return DueEntry(at, Listing(parts[1]), parts[2], rechecks)
 
 
 @dataclass

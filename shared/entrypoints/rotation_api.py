@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ RETIRE_CHOICES = {"afterGracePeriod": False, "immediately": True}
 @bp.timer_trigger(schedule="%ROTATION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def rotation_sweep(timer: func.TimerRequest) -> None:
     """Rotate what is due and retire what the grace period allows, across every managed registration."""
+    started = time.monotonic()  # the sweep's budget counts the whole invocation, the outbox's drain included
     new_correlation_id()
     if timer.past_due:
         logger.warning("the rotation sweep is running late (the timer was past due)")
@@ -53,7 +55,7 @@ async def rotation_sweep(timer: func.TimerRequest) -> None:
     async with events.delivering():
         sent = await events.drain()  # what an Event Grid outage left in the outbox, before this run adds more
         if passes is not None:
-            report = await passes.run()
+            report = await passes.run(started)
         else:
             summary = await services().sweep.run()  # no Functions storage (local): the whole sweep, in this process
     if sent:

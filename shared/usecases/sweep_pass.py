@@ -14,8 +14,9 @@ each work item a visibility delay (the next free slot is kept in the checkpoint)
 
 An invocation killed anywhere resumes where the checkpoint stands: a page read but not saved is read again, so its
 work items may be queued twice; the worker's rotation reads the record again under the registration's lock and does
-nothing the second time, so no registration is skipped or rotated twice. Two invocations at once (the CLI beside the
-timer) cannot both advance the pass: the checkpoint is saved only over the version read (its ETag).
+nothing the second time, so no registration is skipped or rotated twice. Two invocations at once (a past-due timer
+run overlapping the last, a benchmark or test beside the timer) cannot both advance the pass: the checkpoint is saved
+only over the version read (its ETag); their due passes may queue the same items, which the worker does once.
 
 A full pass that has not ended within SWEEP_FULL_PASS_HOURS + SWEEP_REACH_HOURS of the last one's end, and a record
 found still needing action SWEEP_REACH_HOURS after it came due with no failed attempt recorded (missed, not failing),
@@ -33,8 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.domain.audit import audit
-from shared.domain.errors import OnboardingError
-from shared.domain.model import Listing, SecretSummary
+from shared.domain.catalog import Catalog
+from shared.domain.errors import InvalidRequest, OnboardingError, UpstreamError, UpstreamUnavailable
+from shared.domain.model import Listing, SecretKind, SecretSummary
 from shared.domain.ports import CheckpointMoved, SweepStore, Vault
 from shared.domain.registry import Tag, iso
 from shared.domain.retry import Clock
@@ -45,8 +47,11 @@ from shared.usecases.sweep import Decision, decide
 logger = logging.getLogger(__name__)
 DUE_BATCH = 32  # due entries read from Key Vault at once
 POISON_BATCH, POISON_BATCHES = 32, 8
-RECHECK = timedelta(hours=1)  # after fanning a record out, when the index looks at it again (the worker's change
-# files its own entry; this one catches a worker that never ran)
+# After fanning a record out, when the index looks at it again: the worker's change files its own entry, this one
+# catches a work item that never ran, or a rotation still pending, or one that changed nothing (a vendor's
+# certificate, a registration someone else held). An hour after the work item's slot, doubling each time in a row,
+# up to a day.
+RECHECK_FIRST, RECHECK_MOST = timedelta(hours=1), timedelta(hours=24)
 MAX_DELAY_SECONDS = 6 * 24 * 3600  # a queue message's visibility delay may not reach its 7-day time to live
 
 
@@ -83,11 +88,23 @@ class FleetPace:
         return min(slot - wall, MAX_DELAY_SECONDS)
 
 
+def recheck(rechecks: int) -> timedelta:
+    """How long after a work item's slot the index looks at its record again, the `rechecks`-th time in a row."""
+    return min(RECHECK_MOST, RECHECK_FIRST * (1 << min(rechecks, 8)))
+
+
 class SweepPasses:
     def __init__(
-        self, settings: Settings, vault: Vault, store: SweepStore, clock: Clock, now: Callable[[], datetime]
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        vault: Vault,
+        store: SweepStore,
+        clock: Clock,
+        now: Callable[[], datetime],
     ) -> None:
         self.settings = settings
+        self.catalog = catalog
         self.registry = settings.registry
         self.vault = vault
         self.store = store
@@ -98,8 +115,10 @@ class SweepPasses:
         # What a full pass files in the index: what will need action before the next pass can reach it.
         self.horizon = self.interval + self.reach
 
-    async def run(self) -> InvocationReport:
-        started = self.clock.monotonic()
+    async def run(self, started: float | None = None) -> InvocationReport:
+        """One invocation; `started`: when the function began (the clock's monotonic time), so the budget counts the
+        whole invocation, not only this part of it."""
+        started = self.clock.monotonic() if started is None else started
         deadline = started + self.settings.sweep_invocation_seconds
         report = InvocationReport()
         checkpoint, etag = await self.store.checkpoint()
@@ -129,7 +148,7 @@ class SweepPasses:
     ) -> None:
         pace = FleetPace(checkpoint.next_slot, self.settings.rotation_rate_per_second, self.now)
         fanned_out: set[str] = set()  # records this invocation queued: one work item each
-        await self._report_poisoned(report)
+        await self._report_poisoned(report, deadline)
         # What is due comes first, but leaves a pass in flight half the budget: neither starves the other.
         budget = self.settings.sweep_invocation_seconds
         await self._due_pass(
@@ -153,14 +172,41 @@ class SweepPasses:
             if 0 < self.settings.sweep_pages_per_invocation <= report.pages:
                 report.stopped = "pages"
                 return
-            await self._page(checkpoint, report, pace, fanned_out)
+            try:
+                await self._page(checkpoint, report, pace, fanned_out)
+            except OnboardingError as error:
+                if not self._restart_refused_pass(checkpoint, error):
+                    raise
             checkpoint.next_slot = pace.next_slot
             etag = await self.store.save_checkpoint(checkpoint, etag)
 
+    def _restart_refused_pass(self, checkpoint: Checkpoint, error: OnboardingError) -> bool:
+        """A page the saved link names refused for good (the vault moved, a continuation Key Vault no longer takes):
+        the pass begins again from the first page, rather than failing at that page every invocation. True when so;
+        a failure that may pass (throttling, 5xx), or the first page's, is left to raise."""
+        full = checkpoint.full_pass
+        refused = isinstance(error, InvalidRequest) or (
+            isinstance(error, UpstreamError)
+            and not isinstance(error, UpstreamUnavailable)
+            and error.upstream_status in (400, 404)  # Key Vault's answer to a continuation it does not take
+        )
+        if full is None or full.link is None or not refused:
+            return False
+        logger.warning("a saved listing link was refused (%s): the full pass begins again", error.problem_type)
+        audit(
+            "sweep.restarted", {}, outcome="found", problemType=error.problem_type, fullPass=full.id,
+            position=f"{full.listing.value} page {full.pages}",
+        )  # fmt: skip
+        checkpoint.full_pass = FullPass(uuid.uuid4().hex, self.now(), invocations=1)
+        checkpoint.last_started_at = checkpoint.full_pass.started_at
+        return True
+
     # The poison queue --------------------------------------------------------------------------------------------
 
-    async def _report_poisoned(self, report: InvocationReport) -> None:
+    async def _report_poisoned(self, report: InvocationReport, deadline: float) -> None:
         for _ in range(POISON_BATCHES):
+            if self.clock.monotonic() >= deadline:
+                return
             items = await self.store.poisoned(POISON_BATCH)
             if not items:
                 return
@@ -168,8 +214,8 @@ class SweepPasses:
                 item = poisoned.item
                 who = {"tenantId": item.tenant_id, "integration": item.integration} if item else {}
                 audit(
-                    "rotation.poisoned", who, outcome="failed", attempts=str(poisoned.attempts),
-                    secretName=item.name if item else "not-a-work-item",
+                    "rotation.poisoned", who, outcome="failed", secretName=item.name if item else "not-a-work-item",
+                    reason=item.reason if item else "",
                 )  # fmt: skip
             report.poisoned += len(items)
             await self.store.forget_poisoned(items)
@@ -203,7 +249,7 @@ class SweepPasses:
         records = await asyncio.gather(*(read(entry) for entry in entries))
         now = self.now()
         report.due_entries += len(entries)
-        work: list[tuple[WorkItem, DueEntry]] = []
+        work: list[tuple[WorkItem, DueEntry]] = []  # and the entry that led to it
         moves: list[DueEntry] = []
         done: list[DueEntry] = []
         for entry, record in zip(entries, records, strict=True):
@@ -214,22 +260,27 @@ class SweepPasses:
             if record is None:
                 continue  # offboarded, or not ours any more: the entry goes
             decision = self._decide(record, now)
-            if decision.act:
-                self._overdue(record, decision.at, now)
-                item = self._work_item(entry.listing, record, decision.reason)
-                if item is not None and item.name not in fanned_out:  # a record may have two entries due
-                    fanned_out.add(item.name)
-                    work.append((item, entry))
+            if not decision.act:
+                moves.append(DueEntry(decision.at, entry.listing, entry.name))
                 continue
-            moves.append(DueEntry(decision.at, entry.listing, entry.name))
+            item = self._work_item(entry.listing, record, decision.reason)
+            if item is None:  # not a registration the catalog has: looked at again in a day, not fanned out
+                moves.append(DueEntry(now + RECHECK_MOST, entry.listing, entry.name))
+            elif item.name not in fanned_out:  # a record may have two entries due: one work item
+                fanned_out.add(item.name)
+                work.append((item, entry))
         delays = await self._fan_out([item for item, _ in work], pace, report)
         moves += [
-            DueEntry(now + timedelta(seconds=delay) + RECHECK, entry.listing, entry.name)
+            DueEntry(
+                now + timedelta(seconds=delay) + recheck(entry.rechecks), entry.listing, entry.name, entry.rechecks + 1
+            )
             for (_, entry), delay in zip(work, delays, strict=True)
         ]
-        # The new entries before the old ones go: a crash between leaves both, never neither.
+        # The new entries before the old ones go: a crash between leaves both, never neither. Compared by key: an
+        # entry moved to the second it already names is the same blob, and must stay.
         await self.store.schedule(moves)
-        await self.store.unschedule([entry for entry in done if entry not in moves])
+        kept = {entry.key for entry in moves}
+        await self.store.unschedule([entry for entry in done if entry.key not in kept])
 
     async def _record(self, listing: Listing, name: str) -> SecretSummary | None:
         """The record as Key Vault holds it now (metadata only), or None when it is gone or not a managed credential."""
@@ -267,11 +318,17 @@ class SweepPasses:
                 if item is not None and item.name not in fanned_out:
                     fanned_out.add(item.name)
                     work.append(item)
-                full.overdue += self._overdue(record, decision.at, now)
+                    # Found by the full pass, not the index: missed, if it came due long enough ago.
+                    full.overdue += self._overdue(record, decision.at, now)
             elif decision.at <= now + self.horizon:
                 entries.append(DueEntry(decision.at, full.listing, record.name))
+        delays = await self._fan_out(work, pace, report)
+        # What it fans out is looked at again through the index, as the due pass's is.
+        entries += [
+            DueEntry(now + timedelta(seconds=delay) + recheck(0), item.listing, item.name, 1)
+            for item, delay in zip(work, delays, strict=True)
+        ]
         await self.store.schedule(entries)
-        await self._fan_out(work, pace, report)
         full.enqueued += len(work)
         full.indexed += len(entries)
         full.pages += 1
@@ -329,9 +386,11 @@ class SweepPasses:
         return decide(self.settings, record, now)
 
     def _overdue(self, record: SecretSummary, at: datetime, now: datetime) -> bool:
-        """A record that came due more than the reach bound ago and was never tried (no problem recorded): missed by
-        the index and by every pass since. Audited for the `registration-overdue` alert rule."""
-        if at == EPOCH or record.tags.get(Tag.LAST_PROBLEM) or now - at <= self.reach:
+        """A record the full pass found (no index entry led to it) that came due more than the reach bound ago and was
+        never tried (no problem recorded): missed by the index and by every pass since. Audited for the
+        `registration-overdue` alert rule. A vendor's certificate is not rotated here: it is never overdue."""
+        vendor = record.tags.get(Tag.KIND) == SecretKind.VENDOR_CERTIFICATE.value
+        if vendor or at == EPOCH or record.tags.get(Tag.LAST_PROBLEM) or now - at <= self.reach:
             return False
         audit(
             "rotation.overdue",
@@ -342,6 +401,9 @@ class SweepPasses:
 
     def _work_item(self, listing: Listing, record: SecretSummary, reason: str) -> WorkItem | None:
         tenant, integration = str(record.tags.get(Tag.TENANT_ID, "")), str(record.tags.get(Tag.INTEGRATION, ""))
+        if self.catalog.get(integration) is None:
+            logger.info("%s names an integration the catalog does not have: not rotated", record.name)
+            return None
         try:
             return WorkItem.from_json(
                 WorkItem(tenant, integration, listing, record.name, reason).to_json()

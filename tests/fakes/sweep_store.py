@@ -73,7 +73,7 @@ class MemorySweepStore:
 
     async def poisoned(self, limit: int) -> list[PoisonedItem]:
         self.calls["poisoned"] += 1
-        return [PoisonedItem(q.item, (str(i), "receipt"), q.attempts) for i, q in enumerate(self.poison[:limit])]
+        return [PoisonedItem(q.item, (str(i), "receipt")) for i, q in enumerate(self.poison[:limit])]
 
     async def forget_poisoned(self, items: Sequence[PoisonedItem]) -> None:
         taken = {int(item.receipt[0]) for item in items}

@@ -92,5 +92,5 @@ async def fleet(count: int, **settings: str | float) -> Fleet:
         directory.add_tenant(tenant)
         await onboarding.onboard(OnboardRequest(tenant, M365))
         clock.advance(days=1)
-    passes = SweepPasses(settings_, indexed, store, clock, clock.now)
+    passes = SweepPasses(settings_, catalog, indexed, store, clock, clock.now)
     return Fleet(settings_, clock, directory, vault, store, rotation, onboarding, passes, tenants)

@@ -18,7 +18,7 @@ from azure.keyvault.secrets import SecretClient
 from emulator.launcher import StandIn
 from tests.azurite import Azurite
 from tests.functions.conftest import FUNCTIONS, Api, app_environment, body_of, serving
-from tests.functions.queue_host import sweep_and_work
+from tests.functions.queue_host import MAX_DEQUEUE_COUNT, sweep_and_work
 
 GRAPH = "https://graph.microsoft.com/.default"
 DAY = 86400
@@ -259,7 +259,8 @@ async def test_a_failed_store_rolls_the_new_secret_back_is_poisoned_reported_and
     [app] = api.apps()
     assert app["passwordKeyIds"] == [created["credential"]["keyId"]]  # nothing half-made left behind
     assert "pending" not in stored(api, "sentinel")[1]
-    assert stored(api, "sentinel")[1]["last-problem"].split()[2] == "5"  # five deliveries, five failures in a row
+    # Each delivery failed: as many failures in a row as the host's maxDequeueCount.
+    assert stored(api, "sentinel")[1]["last-problem"].split()[2] == str(MAX_DEQUEUE_COUNT)
     api.stand_in.clear_faults()
     with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
         await sweep()  # inside the backoff: reported, not retried
@@ -269,8 +270,8 @@ async def test_a_failed_store_rolls_the_new_secret_back_is_poisoned_reported_and
         for r in caplog.records
         if r.__dict__.get("audit", {}).get("operation") == "rotation.poisoned"
     ]
-    assert [(p["integration"], p["attempts"]) for p in poisoned] == [("sentinel", "1")]
-    clock.advance(5 * 3600)  # past the backoff of five failures in a row (15 min doubled four times)
+    assert [(p["integration"], p["reason"]) for p in poisoned] == [("sentinel", "due")]
+    clock.advance(5 * 3600)  # past the backoff of those failures in a row (15 min, doubled with each)
     await sweep()
     assert stored(api, "sentinel")[1]["key-id"] != created["credential"]["keyId"]
     assert works(api, created["application"]["clientId"], stored(api, "sentinel")[0])

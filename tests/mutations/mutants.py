@@ -659,8 +659,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a record with two index entries due is queued twice",
         "shared/usecases/sweep_pass.py",
-        "# a record may have two entries due\n                    fanned_out.add(item.name)\n",
-        "# a record may have two entries due\n",
+        "one work item\n                fanned_out.add(item.name)\n",
+        "one work item\n",
         (SWEEP_PASSES,),
     ),
     Mutant(
@@ -673,8 +673,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "the full pass files nothing in the due index",
         "shared/usecases/sweep_pass.py",
-        "        await self.store.schedule(entries)\n        await self._fan_out(work, pace, report)\n",
-        "        await self._fan_out(work, pace, report)\n",
+        "        await self.store.schedule(entries)\n        full.enqueued += len(work)\n",
+        "        full.enqueued += len(work)\n",
         (SWEEP_PASSES,),
     ),
     Mutant(

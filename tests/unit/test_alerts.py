@@ -112,9 +112,7 @@ async def work_is_poisoned() -> None:
     """The host moved a work item to the poison queue after every delivery failed."""
     f = await fleet(1)
     name = f.name(f.tenants[0])
-    f.store.poison = [
-        QueuedItem(WorkItem(f.tenants[0], FLEET_INTEGRATION, Listing.SECRETS, name, "due"), 0, attempts=5)
-    ]
+    f.store.poison = [QueuedItem(WorkItem(f.tenants[0], FLEET_INTEGRATION, Listing.SECRETS, name, "due"), 0)]
     await f.passes.run()
 
 

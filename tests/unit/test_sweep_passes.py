@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from shared.domain.catalog import Catalog
 from shared.domain.errors import UpstreamUnavailable
 from shared.domain.model import Listing, SecretKind, SecretSummary
-from shared.domain.ports import PoisonedItem
+from shared.domain.ports import CheckpointMoved
 from shared.domain.registry import ProblemRecord, Tag, iso
 from shared.domain.sweep_state import EPOCH, Checkpoint, DueEntry, FullPass, NotAWorkItem, WorkItem
 from shared.settings import Settings
@@ -153,9 +154,8 @@ async def test_two_invocations_at_once_cannot_both_advance_the_pass() -> None:
     first_read = await f.store.checkpoint()
     await f.passes.run()  # begins and completes a pass
     checkpoint, _ = first_read
-    with pytest.raises(Exception) as moved:
+    with pytest.raises(CheckpointMoved):
         await f.store.save_checkpoint(checkpoint, first_read[1])
-    assert type(moved.value).__name__ == "CheckpointMoved"
     # And an invocation that finds its checkpoint moved stops, reporting it.
     f.store.fail_save_after = None
     original = f.store.save_checkpoint
@@ -270,13 +270,13 @@ async def test_a_pass_that_does_not_end_in_time_is_audited_behind(caplog: pytest
 async def test_poisoned_work_items_are_reported_once_each_and_removed(caplog: pytest.LogCaptureFixture) -> None:
     f = await fleet(1)
     item = WorkItem(f.tenants[0], M365, Listing.SECRETS, f.name(f.tenants[0]), "due")
-    f.store.poison = [QueuedItem(item, 0, attempts=5), QueuedItem(item, 0, attempts=5)]
+    f.store.poison = [QueuedItem(item, 0), QueuedItem(item, 0)]
     with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
         report = await f.passes.run()
         again = await f.passes.run()
     assert report.poisoned == 2 and again.poisoned == 0 and f.store.poison == []
     poisoned = operations(caplog, "rotation.poisoned")
-    assert [(p["tenantId"], p["integration"], p["attempts"]) for p in poisoned] == [(f.tenants[0], M365, "5")] * 2
+    assert [(p["tenantId"], p["integration"], p["reason"]) for p in poisoned] == [(f.tenants[0], M365, "due")] * 2
     [ran, _] = operations(caplog, "sweep.ran")
     assert ran["poisoned"] == "2"
 
@@ -327,7 +327,9 @@ def test_index_keys_sort_by_time_and_read_back() -> None:
     early = DueEntry(datetime(2026, 1, 2, 3, 4, 5, tzinfo=EPOCH.tzinfo), Listing.SECRETS, "b")
     late = DueEntry(datetime(2026, 1, 2, 3, 4, 6, tzinfo=EPOCH.tzinfo), Listing.CERTIFICATES, "a")
     assert early.key < late.key and DueEntry.from_key(early.key) == early and DueEntry.from_key(late.key) == late
-    for foreign in ("x", "20260102T030405Z/keys/a", "2026/secrets/a", "20260102T030405Z/secrets/a/b"):
+    again = DueEntry(early.at, Listing.SECRETS, "b", rechecks=2)
+    assert again.key == early.key + "/2" and DueEntry.from_key(again.key) == again
+    for foreign in ("x", "20260102T030405Z/keys/a", "2026/secrets/a", "20260102T030405Z/secrets/a/b", early.key + "/0"):
         assert DueEntry.from_key(foreign) is None
 
 
@@ -342,6 +344,65 @@ def test_a_checkpoint_in_another_shape_starts_afresh_and_one_of_ours_reads_back(
         assert Checkpoint.from_json(other).full_pass is None
 
 
-def test_poisoned_items_carry_what_the_report_names() -> None:
-    item = PoisonedItem(None, ("id", "receipt"), 5)
-    assert item.item is None and item.attempts == 5
+# What the review found -------------------------------------------------------------------------------------------
+
+
+def test_an_entry_is_filed_at_whole_seconds_never_before_the_moment_it_stands_for() -> None:
+    half = datetime(2026, 12, 5, 12, 0, 0, 500_000, tzinfo=EPOCH.tzinfo)
+    entry = DueEntry(half, Listing.SECRETS, "r")
+    assert entry.at == half.replace(microsecond=0) + timedelta(seconds=1) and DueEntry.from_key(entry.key) == entry
+    assert DueEntry(half.replace(microsecond=0), Listing.SECRETS, "r").at == half.replace(microsecond=0)
+
+
+async def test_what_the_full_pass_fans_out_is_looked_at_again_through_the_index() -> None:
+    f = await fleet(5)
+    f.store.index.clear()
+    f.clock.advance(days=150)
+    await f.invoke_until_complete()
+    assert len(f.store.take_work()) == 5  # the work items are lost: no worker ever runs them
+    f.clock.advance(seconds=3600 + 1)
+    assert (await f.passes.run()).enqueued == Counter({"due": 5}), "the recheck entries brought them back"
+
+
+async def test_a_record_that_stays_due_is_looked_at_less_and_less_often_and_never_called_overdue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a rotation cannot change (a vendor's certificate in its window, a registration someone else holds) comes
+    back through the index at growing intervals, up to a day, not every hour; the index reached it, so it is not
+    `rotation.overdue`."""
+    f = await fleet(1)
+    f.clock.advance(days=149)  # due this moment
+    queued_at = []
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
+        for hour in range(24 * 6):
+            if (await f.passes.run()).enqueued:
+                queued_at.append(hour)
+            f.store.take_work()  # and nothing changes the record
+            f.clock.advance(seconds=3600)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(queued_at)]
+    assert gaps == sorted(gaps) and gaps[0] <= 2 and gaps[-1] >= 24, queued_at
+    assert len(queued_at) < 24
+    assert not operations(caplog, "rotation.overdue")
+
+
+async def test_a_registration_the_catalog_no_longer_has_is_not_fanned_out() -> None:
+    f = await fleet(2)
+    f.clock.advance(days=150)
+    f.passes.catalog = Catalog({})
+    assert (await f.passes.run()).enqueued == Counter()
+
+
+async def test_a_saved_listing_link_refused_for_good_begins_the_pass_again(caplog: pytest.LogCaptureFixture) -> None:
+    f = await fleet(40, SWEEP_PAGES_PER_INVOCATION=1)
+    await f.passes.run()  # a pass begins and saves its place after the first page
+    checkpoint, etag = await f.store.checkpoint()
+    assert checkpoint.full_pass is not None and checkpoint.full_pass.link is not None
+    checkpoint.full_pass.link = "https://another-vault.vault.azure.net/secrets?after=x"  # e.g. KEY_VAULT_URL changed
+    await f.store.save_checkpoint(checkpoint, etag)
+    with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
+        reports = await f.invoke_until_complete()
+    [restarted] = operations(caplog, "sweep.restarted")
+    assert restarted["problemType"] == "invalid-request"
+    [completed] = operations(caplog, "sweep.completed")
+    assert completed["scanned"] == "40"
+    assert reports[0].pages == 1  # the refused page was not counted; the new pass read its first page
