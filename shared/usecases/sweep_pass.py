@@ -18,9 +18,13 @@ nothing the second time, so no registration is skipped or rotated twice. Two inv
 run overlapping the last, a benchmark or test beside the timer) cannot both advance the pass: the checkpoint is saved
 only over the version read (its ETag); their due passes may queue the same items, which the worker does once.
 
+Whatever is fanned out gets an entry to look at its record again (an hour after its slot, doubling while it stays
+due, up to a day), so a lost work item, a rotation still pending or one that changed nothing comes back.
+
 A full pass that has not ended within SWEEP_FULL_PASS_HOURS + SWEEP_REACH_HOURS of the last one's end, and a record
-found still needing action SWEEP_REACH_HOURS after it came due with no failed attempt recorded (missed, not failing),
-are audited (`sweep.behind`, `rotation.overdue`) for the alert rules in infra/app/alerts.json.
+the full pass finds (no entry led to it) still needing action SWEEP_REACH_HOURS after it came due, with no failed
+attempt recorded (missed, not failing), are audited (`sweep.behind`, `rotation.overdue`) for the alert rules in
+infra/app/alerts.json.
 """
 
 from __future__ import annotations
