@@ -645,8 +645,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "shared/usecases/sweep_pass.py",
         "            checkpoint.next_slot = pace.next_slot\n            etag = await self.store.save_checkpoint(checkpoint, etag)\n",
         "            checkpoint.next_slot = pace.next_slot\n",
-        (SWEEP_PASSES,),
-        fast=True,
+        (SWEEP_PASSES, "tests/reliability/test_sweep_resume.py"),
     ),
     Mutant(
         "a failed rotation is retried at every invocation, its backoff ignored",

@@ -289,7 +289,7 @@ def test_a_cli_process_leaks_no_secret_to_output_files_or_telemetry(
             codes.append(cli(*args))
         assert codes[-1] == 0, f"{args}: exit codes {codes}"
 
-    stand_in.set_faults(FAULTS, seed=5, application=200, servicePrincipal=200, password=300)
+    stand_in.set_faults(FAULTS, seed=6, application=200, servicePrincipal=200, password=300)
     try:
         until_done("onboard", *target)
         until_done("--json", "status", *target)
