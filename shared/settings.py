@@ -99,6 +99,7 @@ class Settings:
     # over Key Vault's listings begins, and the bound within which every registration is reached (else an alert).
     sweep_invocation_seconds: float = 240
     sweep_pages_per_invocation: int = 0  # 0: bounded by time alone
+    sweep_checkpoint_pages: int = 20
     sweep_full_pass_hours: float = 168
     sweep_reach_hours: float = 24
 
@@ -229,6 +230,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "most a sweep invocation works before leaving the rest to the next (keep below host.json's functionTimeout)",
     ),
     "SWEEP_PAGES_PER_INVOCATION": ("0", "most Key Vault listing pages a sweep invocation reads (0: time alone)"),
+    "SWEEP_CHECKPOINT_PAGES": (
+        "20",
+        "listing pages between two saves of the sweep's checkpoint (a killed invocation reads at most this many again)",
+    ),
     "SWEEP_FULL_PASS_HOURS": ("168", "a full pass over Key Vault's listings begins this long after the last began"),
     "SWEEP_REACH_HOURS": (
         "24",
@@ -370,6 +375,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         storage_queue_uri=_queue_uri(env),
         sweep_invocation_seconds=_number(env, "SWEEP_INVOCATION_SECONDS", 240, 1, 3600),
         sweep_pages_per_invocation=int(_number(env, "SWEEP_PAGES_PER_INVOCATION", 0, 0, 1_000_000)),
+        sweep_checkpoint_pages=int(_number(env, "SWEEP_CHECKPOINT_PAGES", 20, 1, 1000)),
         sweep_full_pass_hours=_number(env, "SWEEP_FULL_PASS_HOURS", 168, 1, 24 * 30),
         sweep_reach_hours=_number(env, "SWEEP_REACH_HOURS", 24, 1, 24 * 30),
     )

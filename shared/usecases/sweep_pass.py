@@ -6,14 +6,15 @@ An invocation, within its time (and optional page) budget:
    truth, and fanned out as a work item if it still needs action, the entry moved to when it next will;
 3. reads the next pages of the full pass over Key Vault's listings from the checkpoint, fanning out what needs action
    and filing in the index what will within the horizon (which repairs an index that missed a change), saving the
-   checkpoint after every page. A full pass begins every SWEEP_FULL_PASS_HOURS.
+   checkpoint every SWEEP_CHECKPOINT_PAGES pages (20: a second of pages at 50 ms) and where it stops. A full pass
+   begins every SWEEP_FULL_PASS_HOURS.
 
 Due registrations are rotated by the queue-triggered worker (shared/entrypoints/rotation_api.py) on as many instances
 as the platform scales to; their start times are spread at ROTATION_RATE_PER_SECOND across the whole fleet by giving
 each work item a visibility delay (the next free slot is kept in the checkpoint).
 
-An invocation killed anywhere resumes where the checkpoint stands: a page read but not saved is read again, so its
-work items may be queued twice; the worker's rotation reads the record again under the registration's lock and does
+An invocation killed anywhere resumes where the checkpoint stands: the pages read since it was saved are read again
+(their counts were saved with the place, so nothing is counted twice), and their work items may be queued twice; the worker's rotation reads the record again under the registration's lock and does
 nothing the second time, so no registration is skipped or rotated twice. Two invocations at once (a past-due timer
 run overlapping the last, a benchmark or test beside the timer) cannot both advance the pass: the checkpoint is saved
 only over the version read (its ETag); their due passes may queue the same items, which the worker does once.
@@ -169,20 +170,29 @@ class SweepPasses:
             checkpoint.full_pass.invocations += 1
             report.full_pass = checkpoint.full_pass.id
         etag = await self.store.save_checkpoint(checkpoint, etag)
+        unsaved = 0  # pages read since the checkpoint was last saved
         while checkpoint.full_pass is not None:
             if self.clock.monotonic() >= deadline:
                 report.stopped = "budget"
-                return
+                break
             if 0 < self.settings.sweep_pages_per_invocation <= report.pages:
                 report.stopped = "pages"
-                return
+                break
             try:
                 await self._page(checkpoint, report, pace, fanned_out)
             except OnboardingError as error:
                 if not self._restart_refused_pass(checkpoint, error):
+                    if unsaved:  # what was read stays read; the failed page is the next invocation's
+                        await self.store.save_checkpoint(checkpoint, etag)
                     raise
+            unsaved += 1
             checkpoint.next_slot = pace.next_slot
-            etag = await self.store.save_checkpoint(checkpoint, etag)
+            # Saved every SWEEP_CHECKPOINT_PAGES pages: a killed invocation reads at most that many pages again.
+            if unsaved >= self.settings.sweep_checkpoint_pages:
+                etag = await self.store.save_checkpoint(checkpoint, etag)
+                unsaved = 0
+        if unsaved:
+            await self.store.save_checkpoint(checkpoint, etag)
 
     def _restart_refused_pass(self, checkpoint: Checkpoint, error: OnboardingError) -> bool:
         """A page the saved link names refused for good (the vault moved, a continuation Key Vault no longer takes):

@@ -93,6 +93,7 @@ NOT_DEPLOYED = {
     "AzureWebJobsStorage": "a connection string holds an account key: local development (Azurite) only",
     "AzureWebJobsStorage__accountName": "the template sets AzureWebJobsStorage__blobServiceUri, which wins",
     "SWEEP_PAGES_PER_INVOCATION": "0 (the time budget alone) is the default; a page cap is for tests and benchmarks",
+    "SWEEP_CHECKPOINT_PAGES": "the default (a second of pages at 50 ms) suits Azure; the kill-and-resume tests lower it",
 }
 # App settings the Functions platform reads: identity-based host storage and telemetry (the audit
 # exporter, shared/adapters/telemetry.py, reads the two telemetry settings too, as the platform sets them).

@@ -641,10 +641,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # --- the bounded sweep (issue 18) ---
     Mutant(
-        "the full pass saves its checkpoint only where it starts, not after each page",
+        "the full pass saves its checkpoint only where it stops, not every SWEEP_CHECKPOINT_PAGES pages",
         "shared/usecases/sweep_pass.py",
-        "            checkpoint.next_slot = pace.next_slot\n            etag = await self.store.save_checkpoint(checkpoint, etag)\n",
-        "            checkpoint.next_slot = pace.next_slot\n",
+        "            if unsaved >= self.settings.sweep_checkpoint_pages:\n"
+        "                etag = await self.store.save_checkpoint(checkpoint, etag)\n"
+        "                unsaved = 0\n",
+        "",
         (SWEEP_PASSES, "tests/reliability/test_sweep_resume.py"),
     ),
     Mutant(

@@ -2,7 +2,8 @@
 
 A real process (tests/reliability/sweep_runner.py) sweeps registrations bulk-seeded into the stand-in as onboarding
 leaves them (so the due index holds none of them: only the full pass over Key Vault's listing finds them), with its
-checkpoint in Azurite, and is killed with SIGKILL once its checkpoint shows a few pages done. Then invocations in
+checkpoint in Azurite saved every two pages, and is killed with SIGKILL once its checkpoint shows a few pages done
+(the pages read since the last save are the next invocation's to read again). Then invocations in
 this process complete the pass, and the rotation worker takes every work item both queued. The pass's own count must
 equal the registrations exactly (no page counted twice, none skipped), and every due registration must be rotated
 exactly once: two credentials on its app, where every other app keeps one.
@@ -63,7 +64,7 @@ async def test_a_sweep_killed_mid_pass_is_completed_exactly_by_the_next_invocati
     assert len(due) == REGISTRATIONS // 10
     settings = {
         **stand_in.app_settings(), "NAME_PREFIX": prefix, "AzureWebJobsStorage": azurite.connection_string,
-        "ROTATION_RATE_PER_SECOND": "0", "SWEEP_INVOCATION_SECONDS": "600",
+        "ROTATION_RATE_PER_SECOND": "0", "SWEEP_INVOCATION_SECONDS": "600", "SWEEP_CHECKPOINT_PAGES": "2",
     }  # fmt: skip
     for name, value in settings.items():
         monkeypatch.setenv(name, value)

@@ -107,11 +107,11 @@ async def test_a_full_pass_split_over_invocations_reads_every_record_once_and_qu
 
 
 async def test_an_invocation_killed_mid_pass_is_completed_exactly_by_the_next(caplog: pytest.LogCaptureFixture) -> None:
-    f = await fleet(40)
+    f = await fleet(40, SWEEP_PAGES_PER_INVOCATION=0, SWEEP_CHECKPOINT_PAGES=2)
     f.store.index.clear()
     f.clock.advance(days=150 - 40 + 20)
     due = f.due_now()
-    f.store.fail_save_after = 2  # the save after the due pass and after page 1 go through; after page 2 it dies
+    f.store.fail_save_after = 2  # the saves after the due pass and after pages 1-2 go through; after pages 3-4 it dies
     with pytest.raises(Killed):
         await f.passes.run()
     before_resume = [q.item.name for q in f.store.queue]
@@ -119,10 +119,10 @@ async def test_an_invocation_killed_mid_pass_is_completed_exactly_by_the_next(ca
     with caplog.at_level(logging.INFO, logger="tenant_onboarding.audit"):
         await f.invoke_until_complete()
     [completed] = operations(caplog, "sweep.completed")
-    assert completed["scanned"] == "40", "page 2 was counted once: the checkpoint holds what page 1 left"
+    assert completed["scanned"] == "40", "pages 3-4 were counted once: the checkpoint holds what pages 1-2 left"
     queued = Counter(q.item.name for q in f.store.queue)
     assert set(queued) == due, "nothing skipped"
-    # Page 2's items were queued by the killed invocation and again by the next: the worker does them once.
+    # Pages 3-4's items were queued by the killed invocation and again by the next: the worker does them once.
     twice = {name for name, n in queued.items() if n > 1}
     assert twice and twice <= set(before_resume)
     outcomes = await f.work()
