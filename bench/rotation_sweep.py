@@ -222,6 +222,34 @@ async def check(services: Any, stand_in: StandIn, chosen: dict[str, list[str]], 
     return dict(good)
 
 
+def print_busiest_windows(rows: list[dict[str, Any]]) -> None:
+    """The busiest 10-, 150- and 300-second windows of a run's requests (the stand-in's log by second) against the
+    documented limits, all registrations in one tenant and one vault: the worst case."""
+    kv_creates = busiest(rows, lambda row: row["service"] == "vault" and row["method"] == "PUT", 10)
+    kv_others = busiest(rows, lambda row: row["service"] == "vault" and row["method"] != "PUT", 10)
+    units = busiest(
+        rows,
+        lambda row: 0 if row["service"] != "graph" else (GRAPH_GET_APPLICATION_UNITS if row["method"] == "GET" else 1),
+        10,
+    )
+    writes = lambda row: row["service"] == "graph" and row["method"] != "GET"  # noqa: E731
+    print("  busiest window vs documented limit (all registrations in one tenant and one vault: the worst case):")
+    print(f"    Key Vault secret creates      {kv_creates:>6,} / 10 s   limit {VAULT_CREATES_PER_10S:,} per vault")
+    print(f"    Key Vault other operations    {kv_others:>6,} / 10 s   limit {VAULT_OTHERS_PER_10S:,} per vault")
+    print(
+        f"    Graph resource units          {units:>6,} / 10 s   limit {GRAPH_UNITS_PER_10S:,} per app+tenant "
+        f"(GETs counted at {GRAPH_GET_APPLICATION_UNITS})"
+    )
+    print(
+        f"    Graph writes                  {busiest(rows, writes, 150):>6,} / 150 s  limit {GRAPH_WRITES_PER_150S:,} "
+        "per app+tenant"
+    )
+    print(
+        f"    Graph writes                  {busiest(rows, writes, 300):>6,} / 300 s  limit "
+        f"{GRAPH_TENANT_WRITES_PER_300S:,} per tenant"
+    )
+
+
 def report(results: list[dict[str, Any]]) -> None:
     d = results[0]["latency_ms"] / 1000
     print(f"rotation sweep, d = {d * 1000:.0f} ms on every request, one sweep per size in a fresh process\n")
@@ -253,32 +281,7 @@ def report(results: list[dict[str, Any]]) -> None:
             total = sum(methods.values())
             detail = ", ".join(f"{m} {k:,}" for m, k in sorted(methods.items()))
             print(f"    {service:<8} {total:>7,}  = {total / n:.3f} per registration  ({detail})")
-        rows = r["requests"]["bySecond"]
-        kv_creates = busiest(rows, lambda row: row["service"] == "vault" and row["method"] == "PUT", 10)
-        kv_others = busiest(rows, lambda row: row["service"] == "vault" and row["method"] != "PUT", 10)
-        units = busiest(
-            rows,
-            lambda row: (
-                0 if row["service"] != "graph" else (GRAPH_GET_APPLICATION_UNITS if row["method"] == "GET" else 1)
-            ),
-            10,
-        )
-        graph_writes = lambda row: row["service"] == "graph" and row["method"] != "GET"  # noqa: E731
-        writes_150 = busiest(rows, graph_writes, 150)
-        writes_300 = busiest(rows, graph_writes, 300)
-        print("  busiest window vs documented limit (all registrations in one tenant and one vault: the worst case):")
-        print(f"    Key Vault secret creates      {kv_creates:>6,} / 10 s   limit {VAULT_CREATES_PER_10S:,} per vault")
-        print(f"    Key Vault other operations    {kv_others:>6,} / 10 s   limit {VAULT_OTHERS_PER_10S:,} per vault")
-        print(
-            f"    Graph resource units          {units:>6,} / 10 s   limit {GRAPH_UNITS_PER_10S:,} per app+tenant "
-            f"(GETs counted at {GRAPH_GET_APPLICATION_UNITS})"
-        )
-        print(
-            f"    Graph writes                  {writes_150:>6,} / 150 s  limit {GRAPH_WRITES_PER_150S:,} per app+tenant"
-        )
-        print(
-            f"    Graph writes                  {writes_300:>6,} / 300 s  limit {GRAPH_TENANT_WRITES_PER_300S:,} per tenant"
-        )
+        print_busiest_windows(r["requests"]["bySecond"])
         print()
     if len(results) > 1:
         small, large = results[0], results[-1]

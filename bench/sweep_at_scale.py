@@ -46,16 +46,10 @@ from typing import Any
 
 from bench.rotation_sweep import (
     GRAPH_APP_ID,
-    GRAPH_GET_APPLICATION_UNITS,
-    GRAPH_TENANT_WRITES_PER_300S,
-    GRAPH_UNITS_PER_10S,
-    GRAPH_WRITES_PER_150S,
     PAGE,
     ROLE,
     SEED_CHUNK,
-    VAULT_CREATES_PER_10S,
-    VAULT_OTHERS_PER_10S,
-    busiest,
+    print_busiest_windows,
     reset_peak_rss,
     rss_kib,
     synthetic_catalog,
@@ -259,25 +253,7 @@ def report(r: dict[str, Any]) -> None:
         print(f"    {service:<8} {total:>8,}  = {total / n:.4f} per registration{per_due}  ({detail})")
     storage = sum(r["store_calls"].values())
     print(f"    storage  {storage:>8,}  = {storage / n:.4f} per registration  ({r['store_calls']})")
-    rows = r["requests"]["bySecond"]
-    kv_creates = busiest(rows, lambda row: row["service"] == "vault" and row["method"] == "PUT", 10)
-    kv_others = busiest(rows, lambda row: row["service"] == "vault" and row["method"] != "PUT", 10)
-    units = busiest(
-        rows,
-        lambda row: 0 if row["service"] != "graph" else (GRAPH_GET_APPLICATION_UNITS if row["method"] == "GET" else 1),
-        10,
-    )
-    writes = lambda row: row["service"] == "graph" and row["method"] != "GET"  # noqa: E731
-    print("  busiest window vs documented limit (one tenant, one vault: the worst case):")
-    print(f"    Key Vault secret creates   {kv_creates:>6,} / 10 s   limit {VAULT_CREATES_PER_10S:,} per vault")
-    print(f"    Key Vault other operations {kv_others:>6,} / 10 s   limit {VAULT_OTHERS_PER_10S:,} per vault")
-    print(f"    Graph resource units       {units:>6,} / 10 s   limit {GRAPH_UNITS_PER_10S:,} per app+tenant")
-    print(
-        f"    Graph writes               {busiest(rows, writes, 150):>6,} / 150 s  limit {GRAPH_WRITES_PER_150S:,} per app+tenant"
-    )
-    print(
-        f"    Graph writes               {busiest(rows, writes, 300):>6,} / 300 s  limit {GRAPH_TENANT_WRITES_PER_300S:,} per tenant"
-    )
+    print_busiest_windows(r["requests"]["bySecond"])
     print()
 
 
