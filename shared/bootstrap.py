@@ -95,7 +95,7 @@ def build(
     """`now`, `catalog` and `sweep_store` exist for tests and benchmarks (a stand-in's moved clock, a large synthetic
     catalog, an in-memory sweep store that counts its calls)."""
     settings = settings or load_settings()
-    catalog = catalog or load_catalog()
+    catalog = catalog or load_catalog(cloud=settings.cloud.name)
     now = now or (lambda: datetime.now(UTC))
     identity = Identity(settings)
     directory = GraphDirectory(settings, identity)

@@ -3,9 +3,11 @@
 `SETTINGS` lists every variable the code reads; infra tests compare it with the app settings
 the Bicep template deploys, so the two cannot drift apart.
 
-In Azure (the platform sets WEBSITE_SITE_NAME, read-only, to the app's name:
-https://learn.microsoft.com/azure/app-service/reference-app-settings) the endpoints must be
-Microsoft's own and the local stand-in's switches are refused: a copied local setting would
+`AZURE_CLOUD` names the cloud (shared/domain/clouds.py): every endpoint defaults to that cloud's and every token
+audience is that cloud's. An endpoint of another cloud is refused anywhere. In Azure (the platform sets
+WEBSITE_SITE_NAME, read-only, to the app's name:
+https://learn.microsoft.com/azure/app-service/reference-app-settings) the endpoints must be exactly the
+cloud's own and the local stand-in's switches are refused: a copied local setting would
 otherwise send new secrets to another host to be proven, hand customers a consent URL there,
 trust another CA, or skip Key Vault's challenge check. Local runs do not set it.
 """
@@ -21,35 +23,15 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.domain.clouds import CLOUDS, PUBLIC, Cloud, clouds_of_host
 from shared.domain.registry import Registry
 
 PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
-
-# Where Microsoft's clouds live; outside a local run nothing else is accepted. Hosts are compared
-# exactly (scheme and host, no port, no user info), never by prefix or suffix of the text.
-# Entra authorities: azure-identity's AzureAuthorityHosts (public, US Government, China); Germany's closed in 2021.
-CLOUD_AUTHORITY_HOSTS = frozenset({"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"})
-# Microsoft Graph's national cloud endpoints: https://learn.microsoft.com/graph/deployments
-CLOUD_GRAPH_HOSTS = frozenset(
-    {"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"}
-)
-# Azure Resource Manager's and the Log Analytics query API's endpoints, per cloud:
-# https://learn.microsoft.com/azure/azure-resource-manager/management/overview (management.azure.com; US Government
-# management.usgovcloudapi.net; China management.chinacloudapi.cn) and
-# https://learn.microsoft.com/azure/azure-monitor/logs/api/access-api (api.loganalytics.io; .us; .azure.cn).
-CLOUD_RESOURCE_MANAGER_HOSTS = frozenset(
-    {"management.azure.com", "management.usgovcloudapi.net", "management.chinacloudapi.cn"}
-)
-CLOUD_LOG_ANALYTICS_HOSTS = frozenset({"api.loganalytics.io", "api.loganalytics.us", "api.loganalytics.azure.cn"})
-# A vault is https://{name}.{suffix}, with the DNS suffixes of
-# https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates and the name rules of
-# https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault
-# A custom topic's endpoint host: {topic}.{region}-1.eventgrid.azure.net
-# (https://learn.microsoft.com/azure/event-grid/post-to-custom-topic); topic names are 3-50 letters, digits, hyphens.
-CLOUD_EVENT_GRID_HOST = re.compile(r"[a-z0-9-]{3,50}\.[a-z0-9]+-1\.eventgrid\.(?:azure\.net|azure\.us|azure\.cn)")
-CLOUD_VAULT_HOST = re.compile(
-    r"[a-z](?:[a-z0-9]|-(?!-)){1,22}[a-z0-9]\.(?:vault\.azure\.net|vault\.usgovcloudapi\.net|vault\.azure\.cn)"
-)
+# A vault's name (https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftkeyvault),
+# and a custom topic's endpoint host: {topic}.{region}-1.{suffix}
+# (https://learn.microsoft.com/azure/event-grid/post-to-custom-topic; topic names are 3-50 letters, digits, hyphens).
+VAULT_NAME = r"[a-z](?:[a-z0-9]|-(?!-)){1,22}[a-z0-9]"
+EVENT_GRID_TOPIC = r"[a-z0-9-]{3,50}\.[a-z0-9]+-1"
 
 
 class SettingsError(ValueError):
@@ -91,6 +73,9 @@ class Settings:
     # Sentinel workspace access: Azure Resource Manager (role assignments) and the Log Analytics query API.
     resource_manager_url: str = "https://management.azure.com"
     log_analytics_url: str = "https://api.loganalytics.io"
+    # The cloud every token audience, DNS suffix and default endpoint comes from (shared/domain/clouds.py). The
+    # URLs above may point elsewhere only locally (the stand-in); audiences never follow them.
+    cloud: Cloud = PUBLIC
     # Events to the vendor's backend (shared/usecases/events.py): the Event Grid topic (None: none are published),
     # and the queue endpoint of the Functions storage account, where the outbox lives.
     event_grid_topic_endpoint: str | None = None
@@ -115,20 +100,18 @@ class Settings:
 
     @property
     def graph_scope(self) -> str:
-        """The Graph scope for this cloud, from the base URL (https://graph.microsoft.com/.default)."""
-        parts = urlsplit(self.graph_base_url)
-        host = "graph.microsoft.com" if parts.hostname in ("127.0.0.1", "localhost", "::1") else parts.netloc
-        return f"https://{host}/.default"
+        """The Graph scope of this cloud (https://graph.microsoft.us/.default in US Government GCC High)."""
+        return self.cloud.graph_scope
 
     @property
     def resource_manager_scope(self) -> str:
-        """The token scope for Azure Resource Manager in this cloud (its public host when run against the stand-in)."""
-        return f"{_public(self.resource_manager_url, 'management.azure.com')}/.default"
+        """The token scope for Azure Resource Manager in this cloud."""
+        return self.cloud.resource_manager_scope
 
     @property
     def log_analytics_audience(self) -> str:
         """The token audience the Log Analytics query API expects in this cloud."""
-        return _public(self.log_analytics_url, "api.loganalytics.io")
+        return self.cloud.log_analytics
 
     @property
     def home_tenant_refused(self) -> bool:
@@ -213,8 +196,13 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "SECRET_LIFETIME_DAYS": ("180", "lifetime of a new client secret, clamped to the tenant's policy"),
     "MAX_SECRET_LIFETIME_DAYS": ("730", "the longest lifetime a caller may ask for"),
     "CERTIFICATE_VALIDITY_MONTHS": ("12", "validity of a new client certificate, clamped to the tenant's policy"),
-    "GRAPH_BASE_URL": ("https://graph.microsoft.com/v1.0", "Microsoft Graph endpoint"),
-    "AUTHORITY_HOST": ("https://login.microsoftonline.com", "Entra ID authority"),
+    "AZURE_CLOUD": (
+        "AzurePublicCloud",
+        "the cloud: AzurePublicCloud, AzureUSGovernment (GCC High), AzureUSGovernmentDoD or AzureChinaCloud; "
+        "every endpoint, token audience and DNS suffix follows it",
+    ),
+    "GRAPH_BASE_URL": ("", "Microsoft Graph endpoint (empty: the cloud's, e.g. https://graph.microsoft.com/v1.0)"),
+    "AUTHORITY_HOST": ("", "Entra ID authority (empty: the cloud's, e.g. https://login.microsoftonline.com)"),
     "TLS_CA_BUNDLE": ("", "extra CA bundle to trust (the local stand-in only)"),
     "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": ("true", "check the vault challenge's resource (false only locally)"),
     "VERIFY_TIMEOUT_SECONDS": ("60", "how long to wait for a new secret to work before answering 202"),
@@ -257,11 +245,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     ),
     "CONNECTOR_TRUST_ISSUER": ("", "issuer of that identity's tokens (empty: this service's own identity's issuer)"),
     "ALLOW_HOME_TENANT": ("false", "vendor-hosted mode only: may callers also manage apps in the home tenant"),
-    "RESOURCE_MANAGER_URL": ("https://management.azure.com", "Azure Resource Manager (Sentinel workspace roles)"),
-    "LOG_ANALYTICS_URL": ("https://api.loganalytics.io", "Log Analytics query API (the Sentinel access proof)"),
+    "RESOURCE_MANAGER_URL": ("", "Azure Resource Manager, for Sentinel workspace roles (empty: the cloud's)"),
+    "LOG_ANALYTICS_URL": ("", "Log Analytics query API, for the Sentinel access proof (empty: the cloud's)"),
     "EVENT_GRID_TOPIC_ENDPOINT": (
         "",
-        "the Event Grid topic events go to (https://{topic}.{region}-1.eventgrid.azure.net/api/events; empty: none)",
+        "the Event Grid topic events go to (https://{topic}.{region}-1.{the cloud's suffix}/api/events; empty: none)",
     ),
     "AzureWebJobsStorage__queueServiceUri": ("", "queue endpoint of the Functions storage account (the event outbox)"),
 }
@@ -283,6 +271,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "SWEEP_FULL_PASS_HOURS",
             "plus SWEEP_REACH_HOURS must be less than the rotation window (ROTATION_WINDOW_DAYS)",
         )
+    _refuse_other_clouds(settings)
     if in_azure(env):
         _require_cloud_endpoints(settings)
     return settings
@@ -298,44 +287,82 @@ def _refuse_local_only(env: Mapping[str, str]) -> None:
         )
 
 
+def _endpoints(settings: Settings) -> dict[str, str]:
+    """Every URL setting that names a Microsoft endpoint, by its variable."""
+    urls = {
+        "AUTHORITY_HOST": settings.authority_host,
+        "GRAPH_BASE_URL": settings.graph_base_url,
+        "RESOURCE_MANAGER_URL": settings.resource_manager_url,
+        "LOG_ANALYTICS_URL": settings.log_analytics_url,
+        "KEY_VAULT_URL": settings.key_vault_url,
+        "EVENT_GRID_TOPIC_ENDPOINT": settings.event_grid_topic_endpoint or "",
+        "AzureWebJobsStorage__blobServiceUri": settings.storage_blob_uri or "",
+        "AzureWebJobsStorage__queueServiceUri": settings.storage_queue_uri or "",
+        "CONNECTOR_TRUST_ISSUER": settings.connector_trust_issuer or "",
+    }
+    return {name: url for name, url in urls.items() if url}
+
+
+def _refuse_other_clouds(settings: Settings) -> None:
+    """Anywhere, local runs included: an endpoint of another cloud than AZURE_CLOUD's is a mix (a US Government
+    authority with the public Graph), which would send this cloud's tokens where they mean nothing."""
+    for name, url in _endpoints(settings).items():
+        clouds = clouds_of_host(urlsplit(url).hostname or "")
+        if clouds and settings.cloud.name not in clouds:
+            raise SettingsError(
+                name, f"is an endpoint of {' or '.join(sorted(clouds))}, not of AZURE_CLOUD {settings.cloud.name}"
+            )
+
+
 def _require_cloud_endpoints(settings: Settings) -> None:
-    _require_host("AUTHORITY_HOST", settings.authority_host, CLOUD_AUTHORITY_HOSTS, path_allowed=False)
-    _require_host("GRAPH_BASE_URL", settings.graph_base_url, CLOUD_GRAPH_HOSTS, path_allowed=True)
-    _require_host(
-        "RESOURCE_MANAGER_URL", settings.resource_manager_url, CLOUD_RESOURCE_MANAGER_HOSTS, path_allowed=False
-    )
-    _require_host("LOG_ANALYTICS_URL", settings.log_analytics_url, CLOUD_LOG_ANALYTICS_HOSTS, path_allowed=False)
+    """In Azure every endpoint is exactly the cloud's: scheme and host compared whole (no port, no user info)."""
+    cloud = settings.cloud
+    for name, hosts in cloud.hosts().items():
+        _require_host(name, _endpoints(settings)[name], hosts, path_allowed=name == "GRAPH_BASE_URL")
+    suffix = re.escape(cloud.event_grid_suffix)
     topic = urlsplit(settings.event_grid_topic_endpoint or "")
     if settings.event_grid_topic_endpoint and (
-        not CLOUD_EVENT_GRID_HOST.fullmatch(topic.netloc.lower()) or topic.path != "/api/events" or topic.query
+        not re.fullmatch(rf"{EVENT_GRID_TOPIC}\.{suffix}", topic.netloc.lower())
+        or topic.path != "/api/events"
+        or topic.query
     ):
         raise SettingsError(
             "EVENT_GRID_TOPIC_ENDPOINT",
-            f"must be https://{{topic}}.{{region}}-1.eventgrid.azure.net/api/events in Azure, got "
+            f"must be https://{{topic}}.{{region}}-1.{cloud.event_grid_suffix}/api/events in {cloud.name}, got "
             f"{settings.event_grid_topic_endpoint!r}",
         )
     parts = urlsplit(settings.key_vault_url)
     host = parts.netloc.lower()
-    if not CLOUD_VAULT_HOST.fullmatch(host) or parts.path.strip("/") or parts.query or parts.fragment:
+    vault = rf"{VAULT_NAME}\.{re.escape(cloud.key_vault_suffix)}"
+    if not re.fullmatch(vault, host) or parts.path.strip("/") or parts.query or parts.fragment:
         raise SettingsError(
             "KEY_VAULT_URL",
-            "must be https://{vault}.vault.azure.net (or .vault.usgovcloudapi.net, .vault.azure.cn) in Azure, "
-            f"got {settings.key_vault_url!r}",
+            f"must be https://{{vault}}.{cloud.key_vault_suffix} in {cloud.name}, got {settings.key_vault_url!r}",
         )
 
 
-def _require_host(name: str, url: str, hosts: frozenset[str], *, path_allowed: bool) -> None:
+def _require_host(name: str, url: str, hosts: tuple[str, ...], *, path_allowed: bool) -> None:
     """`url` is https on exactly one of `hosts`: netloc holds user info and port too, so both are refused."""
     parts = urlsplit(url)
     exact = parts.scheme == "https" and parts.netloc.lower() in hosts and not parts.query and not parts.fragment
     if not exact or (parts.path.strip("/") and not path_allowed):
-        accepted = ", ".join(f"https://{host}" for host in sorted(hosts))
-        raise SettingsError(name, f"must be one of {accepted} in Azure, got {url!r}")
+        accepted = " or ".join(f"https://{host}" for host in hosts)
+        raise SettingsError(name, f"must be {accepted} in Azure, got {url!r}")
+
+
+def _cloud(env: Mapping[str, str]) -> Cloud:
+    name = env.get("AZURE_CLOUD", "").strip() or PUBLIC.name
+    cloud = CLOUDS.get(name)
+    if cloud is None:
+        raise SettingsError("AZURE_CLOUD", f"must be one of {', '.join(CLOUDS)}, got {name!r}")
+    return cloud
 
 
 def _load(env: Mapping[str, str]) -> Settings:
     max_lifetime = int(_number(env, "MAX_SECRET_LIFETIME_DAYS", 730, 1, 3650))
+    cloud = _cloud(env)
     return Settings(
+        cloud=cloud,
         key_vault_url=_https_url("KEY_VAULT_URL", _required(env, "KEY_VAULT_URL")),
         home_tenant_id=_guid("HOME_TENANT_ID", _required(env, "HOME_TENANT_ID")),
         managed_identity_client_id=_optional(env, "MANAGED_IDENTITY_CLIENT_ID", _guid),
@@ -343,12 +370,8 @@ def _load(env: Mapping[str, str]) -> Settings:
         secret_lifetime_days=int(_number(env, "SECRET_LIFETIME_DAYS", 180, 1, max_lifetime)),
         max_secret_lifetime_days=max_lifetime,
         certificate_validity_months=int(_number(env, "CERTIFICATE_VALIDITY_MONTHS", 12, 1, 24)),
-        graph_base_url=_https_url(
-            "GRAPH_BASE_URL", env.get("GRAPH_BASE_URL", "").strip() or "https://graph.microsoft.com/v1.0"
-        ),
-        authority_host=_https_url(
-            "AUTHORITY_HOST", env.get("AUTHORITY_HOST", "").strip() or "https://login.microsoftonline.com"
-        ),
+        graph_base_url=_https_url("GRAPH_BASE_URL", env.get("GRAPH_BASE_URL", "").strip() or f"{cloud.graph}/v1.0"),
+        authority_host=_https_url("AUTHORITY_HOST", env.get("AUTHORITY_HOST", "").strip() or cloud.authority),
         tls_ca_bundle=_optional(env, "TLS_CA_BUNDLE", _ca_bundle),
         key_vault_verify_challenge_resource=_bool(env, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", True),
         verify_timeout_seconds=_number(env, "VERIFY_TIMEOUT_SECONDS", 60, 1, 600),
@@ -356,7 +379,7 @@ def _load(env: Mapping[str, str]) -> Settings:
         orphan_grace_minutes=_number(env, "ORPHAN_GRACE_MINUTES", 30, 0, 10080),
         lock_wait_seconds=_number(env, "LOCK_WAIT_SECONDS", 30, 0, 300),
         storage_connection_string=env.get("AzureWebJobsStorage", "").strip() or None,
-        storage_blob_uri=_blob_uri(env),
+        storage_blob_uri=_blob_uri(env, cloud),
         rotation_window_days=_number(env, "ROTATION_WINDOW_DAYS", 30, 1, 365),
         rotation_grace_hours=_number(env, "ROTATION_GRACE_HOURS", 48, 0, 24 * 30),
         rotation_concurrency=int(_number(env, "ROTATION_CONCURRENCY", 8, 1, 64)),
@@ -366,13 +389,13 @@ def _load(env: Mapping[str, str]) -> Settings:
         connector_trust_issuer=_optional(env, "CONNECTOR_TRUST_ISSUER", _https_url),
         allow_home_tenant=_bool(env, "ALLOW_HOME_TENANT", False),
         resource_manager_url=_https_url(
-            "RESOURCE_MANAGER_URL", env.get("RESOURCE_MANAGER_URL", "").strip() or "https://management.azure.com"
-        ).rstrip("/"),
+            "RESOURCE_MANAGER_URL", env.get("RESOURCE_MANAGER_URL", "").strip() or cloud.resource_manager
+        ),
         log_analytics_url=_https_url(
-            "LOG_ANALYTICS_URL", env.get("LOG_ANALYTICS_URL", "").strip() or "https://api.loganalytics.io"
-        ).rstrip("/"),
+            "LOG_ANALYTICS_URL", env.get("LOG_ANALYTICS_URL", "").strip() or cloud.log_analytics
+        ),
         event_grid_topic_endpoint=_optional(env, "EVENT_GRID_TOPIC_ENDPOINT", _https_url),
-        storage_queue_uri=_queue_uri(env),
+        storage_queue_uri=_queue_uri(env, cloud),
         sweep_invocation_seconds=_number(env, "SWEEP_INVOCATION_SECONDS", 240, 1, 3600),
         sweep_pages_per_invocation=int(_number(env, "SWEEP_PAGES_PER_INVOCATION", 0, 0, 1_000_000)),
         sweep_checkpoint_pages=int(_number(env, "SWEEP_CHECKPOINT_PAGES", 20, 1, 1000)),
@@ -381,15 +404,15 @@ def _load(env: Mapping[str, str]) -> Settings:
     )
 
 
-def _queue_uri(env: Mapping[str, str]) -> str | None:
+def _queue_uri(env: Mapping[str, str], cloud: Cloud) -> str | None:
     uri = env.get("AzureWebJobsStorage__queueServiceUri", "").strip()
     if uri:
         return _https_url("AzureWebJobsStorage__queueServiceUri", uri)
     account = env.get("AzureWebJobsStorage__accountName", "").strip()
-    return f"https://{account}.queue.core.windows.net" if account else None
+    return f"https://{account}.queue.{cloud.storage_suffix}" if account else None
 
 
-def _blob_uri(env: Mapping[str, str]) -> str | None:
+def _blob_uri(env: Mapping[str, str], cloud: Cloud) -> str | None:
     uri = env.get("AzureWebJobsStorage__blobServiceUri", "").strip()
     if uri:
         return _https_url("AzureWebJobsStorage__blobServiceUri", uri)
@@ -397,13 +420,5 @@ def _blob_uri(env: Mapping[str, str]) -> str | None:
     if account:
         if not re.fullmatch(r"[a-z0-9]{3,24}", account):
             raise SettingsError("AzureWebJobsStorage__accountName", "must be 3-24 lowercase letters and digits")
-        return f"https://{account}.blob.core.windows.net"
+        return f"https://{account}.blob.{cloud.storage_suffix}"
     return None
-
-
-def _public(url: str, public_host: str) -> str:
-    """`https://{host}` of `url`, or of the public cloud's host when `url` is the local stand-in's address (its
-    tokens carry the audiences Azure's do)."""
-    parts = urlsplit(url)
-    host = public_host if parts.hostname in ("127.0.0.1", "localhost", "::1") else parts.netloc
-    return f"https://{host}"

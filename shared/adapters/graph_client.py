@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -65,6 +66,7 @@ class GraphToken(ServiceToken):
 class GraphClients:
     def __init__(self, settings: Settings, identity: ManagementCredentials) -> None:
         self._settings = settings
+        self._graph_host = (urlsplit(settings.graph_base_url).hostname or "").lower()
         self._identity = identity
         self._clients = TenantClients(identity, self._build)
         self._http: httpx.AsyncClient | None = None
@@ -75,8 +77,9 @@ class GraphClients:
         return self._clients.get(tenant_id)
 
     def _build(self, credential: AsyncTokenCredential, tenant_id: str) -> GraphServiceClient:
+        # Tokens go to the configured Graph host only (kiota sends none elsewhere, a next link included).
         auth = AzureIdentityAuthenticationProvider(
-            GraphToken(credential, tenant_id), scopes=[self._settings.graph_scope]
+            GraphToken(credential, tenant_id), scopes=[self._settings.graph_scope], allowed_hosts=[self._graph_host]
         )
         adapter = GraphRequestAdapter(auth, client=self.http_client())
         adapter.base_url = self._settings.graph_base_url

@@ -31,7 +31,6 @@ from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 C = TypeVar("C")  # a client built per tenant (TenantClients)
-TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 - a scope, not a secret
 # AADSTS90002 InvalidTenantName: "The tenant name wasn't found in the data store"
 # (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): a mistyped or made-up id.
 TENANT_NOT_FOUND_CODE = "90002"
@@ -51,7 +50,8 @@ TENANT_CACHE_SIZE = 256
 class FederatedCredential(AsyncTokenCredential):
     """Tokens for a customer tenant as the multi-tenant provisioner app, with no secret anywhere.
 
-    The managed identity's token for api://AzureADTokenExchange is the client assertion: the
+    The managed identity's token for the cloud's token exchange audience (api://AzureADTokenExchange in the
+    public cloud) is the client assertion: the
     provisioner app trusts it through a federated identity credential (issuer = the home
     tenant, subject = the identity's object id). ClientAssertionCredential calls its assertion
     function synchronously, so the assertion is fetched here, asynchronously, before each token
@@ -71,6 +71,7 @@ class FederatedCredential(AsyncTokenCredential):
         self._identity = identity
         self._assertion = ""
         self._settle = settle
+        self._exchange_scope = settings.cloud.federation_scope
         self._inner = ClientAssertionCredential(
             tenant_id,
             client_id,
@@ -84,7 +85,7 @@ class FederatedCredential(AsyncTokenCredential):
         self, *scopes: str, claims: str | None = None, tenant_id: str | None = None, enable_cae: bool = False,
         **kwargs: Any,
     ) -> AccessToken:  # fmt: skip
-        self._assertion = (await self._identity.get_token(TOKEN_EXCHANGE_SCOPE)).token
+        self._assertion = (await self._identity.get_token(self._exchange_scope)).token
         try:
             token = await self._inner.get_token(
                 *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
@@ -261,7 +262,7 @@ class Identity:
         """The managed identity's token for the federated exchange, a refusal told as the project's error (a
         transient one as UpstreamUnavailable): it is the assertion every federated token request carries."""
         try:
-            token: AccessToken = await self._managed().get_token(TOKEN_EXCHANGE_SCOPE)
+            token: AccessToken = await self._managed().get_token(self._settings.cloud.federation_scope)
         except ClientAuthenticationError as error:
             raise token_refusal(error, self._settings.home_tenant_id, "the managed identity's token") from error
         return token.token

@@ -15,12 +15,13 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
-from shared.domain.errors import UnknownIntegration
+from shared.domain.clouds import CLOUDS, PUBLIC
+from shared.domain.errors import NotInThisCloud, UnknownIntegration
 from shared.domain.model import (
     AddOn,
     CredentialType,
@@ -124,20 +125,60 @@ class AllowedPermission:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ResourceApi:
+    """One entry of `resources`: a resource API by app id, and its token scope in each cloud it exists in."""
+
+    app_id: str
+    name: str
+    scopes: Mapping[str, str]  # cloud name -> https://{application ID URI}/.default, or {app id}/.default
+
+
 class Catalog:
-    def __init__(self, profiles: Mapping[str, IntegrationProfile], allowed: Iterable[AllowedPermission] = ()) -> None:
-        self._profiles = dict(profiles)
+    """The profiles of one cloud: those whose resource APIs do not exist there are kept aside, so asking for one
+    says so (NotInThisCloud) rather than that it is unknown."""
+
+    def __init__(
+        self,
+        profiles: Mapping[str, IntegrationProfile],
+        allowed: Iterable[AllowedPermission] = (),
+        cloud: str = PUBLIC.name,
+    ) -> None:
+        self.cloud = cloud
+        self._profiles = {k: p for k, p in profiles.items() if not p.clouds or cloud in p.clouds}
+        self._elsewhere = {k: p for k, p in profiles.items() if k not in self._profiles}
         self.allowed_permissions = tuple(allowed)
 
     def get(self, integration_id: str) -> IntegrationProfile | None:
         return self._profiles.get(integration_id)
 
     def require(self, integration_id: str) -> IntegrationProfile:
-        """The profile, or UnknownIntegration (404 `unknown-integration`)."""
+        """The profile, or UnknownIntegration (404 `unknown-integration`), or NotInThisCloud (400) for one whose
+        resource APIs this cloud does not have."""
         profile = self._profiles.get(integration_id)
         if profile is None:
+            elsewhere = self._elsewhere.get(integration_id)
+            if elsewhere is not None:
+                raise NotInThisCloud(
+                    f"Integration {integration_id!r} is not available in {self.cloud}: it exists in "
+                    f"{', '.join(sorted(elsewhere.clouds))}.",
+                    integration=integration_id, cloud=self.cloud,
+                )  # fmt: skip
             raise UnknownIntegration(f"No integration {integration_id!r} in the catalog.", integration=integration_id)
         return profile
+
+    def offered_add_ons(self, profile: IntegrationProfile) -> tuple[AddOn, ...]:
+        """The add-ons `profile` offers in this cloud."""
+        return tuple(a for a in profile.add_ons if not a.clouds or self.cloud in a.clouds)
+
+    def refuse_elsewhere(self, profile: IntegrationProfile, add_on_ids: Iterable[str]) -> None:
+        """NotInThisCloud (400) for a named add-on the connection has, but not in this cloud."""
+        absent = [a for a in profile.add_ons if a.id in set(add_on_ids) and a not in self.offered_add_ons(profile)]
+        if absent:
+            raise NotInThisCloud(
+                f"addOns: {', '.join(a.id for a in absent)} of {profile.id} not available in {self.cloud}.",
+                integration=profile.id, cloud=self.cloud, field="addOns",
+            )  # fmt: skip
 
     def __iter__(self) -> Iterator[IntegrationProfile]:
         return iter(self._profiles.values())
@@ -184,7 +225,7 @@ class Catalog:
                             ],
                             "permissions": [_resource_json(r) for r in a.permissions],
                         }
-                        for a in p.add_ons
+                        for a in self.offered_add_ons(p)
                     ],
                 }
                 for p in self
@@ -202,21 +243,27 @@ def _resource_json(r: ResourcePermissions) -> dict[str, Any]:
     return {"resource": r.resource_name, "resourceAppId": r.resource_app_id, "roles": list(r.roles), "appRoles": roles}
 
 
-def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
+def load_catalog(path: Path = CATALOG_FILE, cloud: str = PUBLIC.name) -> Catalog:
+    """The catalog as `cloud` (an AZURE_CLOUD name) sees it: each permission with its resource's token scope there,
+    and the integrations and add-ons whose resource APIs it lacks set aside."""
+    if cloud not in CLOUDS:
+        raise CatalogError(f"no cloud {cloud!r}: one of {', '.join(CLOUDS)}")
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CatalogError(f"{path.name}: cannot be read as JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise CatalogError(f"{path.name}: must be an object")
-    _only(data, {"allowedPermissions", "integrations"}, path.name)
+    _only(data, {"allowedPermissions", "resources", "integrations"}, path.name)
     allowed = _allow_list(data.get("allowedPermissions"), f"{path.name}: allowedPermissions")
+    apis = _resource_apis(data.get("resources"), f"{path.name}: resources")
     entries = data.get("integrations")
     if not isinstance(entries, list) or not entries:
         raise CatalogError(f"{path.name}: 'integrations' must be a non-empty list")
     profiles: dict[str, IntegrationProfile] = {}
     for index, entry in enumerate(entries):
-        profile = _profile(entry, allowed, f"{path.name}: integrations[{index}]")
+        where = f"{path.name}: integrations[{index}]"
+        profile = _in_clouds(_profile(entry, allowed, where), entry, apis, cloud, where)
         if profile.id in profiles:
             raise CatalogError(f"{path.name}: integration id {profile.id!r} appears twice")
         profiles[profile.id] = profile
@@ -231,7 +278,92 @@ def load_catalog(path: Path = CATALOG_FILE) -> Catalog:
     if unused:
         # The list stays as small as what is granted, so every line of it is worth a reviewer's time.
         raise CatalogError(f"{path.name}: allowedPermissions: no integration uses {', '.join(unused)}; remove them")
-    return Catalog(profiles, allowed.values())
+    idle = sorted(set(apis) - {app_id for app_id, _ in used})
+    if idle:
+        raise CatalogError(f"{path.name}: resources: no integration uses {', '.join(idle)}; remove them")
+    return Catalog(profiles, allowed.values(), cloud)
+
+
+def _resource_apis(entries: Any, where: str) -> dict[str, ResourceApi]:
+    """The resource APIs permissions are granted on, each with its token scope per cloud (absent: the API does not
+    exist in that cloud). Scopes are the API's application ID URI, or its app id where that is what its API
+    documents (Defender for Cloud Apps: https://learn.microsoft.com/defender-cloud-apps/api-authentication-application),
+    then /.default; every entry cites Microsoft's page for its national-cloud endpoints in `source`."""
+    if not isinstance(entries, list) or not entries:
+        raise CatalogError(f"{where}: a non-empty list of resource APIs")
+    apis: dict[str, ResourceApi] = {}
+    for index, entry in enumerate(entries):
+        at = f"{where}[{index}]"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{at}: must be an object")
+        _only(entry, {"resourceAppId", "name", "scopes", "source"}, at)
+        app_id = _guid(entry.get("resourceAppId"), f"{at}.resourceAppId")
+        name, scopes, source = entry.get("name"), entry.get("scopes"), entry.get("source")
+        if app_id in apis:
+            raise CatalogError(f"{at}.resourceAppId: {app_id} appears twice")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            raise CatalogError(f"{at}.name: a string of 1-100 characters")
+        if not isinstance(source, str) or not source.startswith("https://learn.microsoft.com/"):
+            raise CatalogError(f"{at}.source: the Microsoft Learn page that gives these endpoints")
+        if not isinstance(scopes, dict) or not scopes or not set(scopes) <= set(CLOUDS):
+            raise CatalogError(f"{at}.scopes: an object from cloud names ({', '.join(CLOUDS)}) to token scopes")
+        for cloud, scope in scopes.items():
+            if (
+                not isinstance(scope, str)
+                or not scope.endswith("/.default")
+                or not (scope.startswith("https://") or scope == f"{app_id}/.default")
+            ):
+                raise CatalogError(
+                    f"{at}.scopes.{cloud}: an https resource URI, or the resource's app id, then /.default"
+                )
+        apis[app_id] = ResourceApi(app_id, name, dict(scopes))
+    return apis
+
+
+def _in_clouds(
+    profile: IntegrationProfile, entry: dict[str, Any], apis: Mapping[str, ResourceApi], cloud: str, where: str
+) -> IntegrationProfile:
+    """`profile` with the clouds it and each add-on exist in (where all their resource APIs do, narrowed by an
+    entry's own `clouds`), and its permissions' token scopes in `cloud` (empty where the API is absent)."""
+
+    def resolved(resources: tuple[ResourcePermissions, ...], at: str) -> tuple[ResourcePermissions, ...]:
+        missing = sorted({r.resource_app_id for r in resources} - set(apis))
+        if missing:
+            raise CatalogError(f"{at}.permissions: {', '.join(missing)} not in resources")
+        return tuple(
+            replace(
+                r, resource_name=apis[r.resource_app_id].name, token_scope=apis[r.resource_app_id].scopes.get(cloud, "")
+            )
+            for r in resources
+        )
+
+    def clouds_of(
+        resources: tuple[ResourcePermissions, ...], narrowed: Any, within: frozenset[str], at: str
+    ) -> frozenset[str]:
+        where_all = within.intersection(*(apis[r.resource_app_id].scopes for r in resources))
+        if narrowed is None:
+            return where_all
+        if not isinstance(narrowed, list) or not narrowed or not set(narrowed) <= where_all:
+            raise CatalogError(
+                f"{at}.clouds: a non-empty list within where its resource APIs exist {sorted(where_all)}"
+            )
+        return frozenset(narrowed)
+
+    add_on_entries = {a.get("id"): (i, a) for i, a in enumerate(entry.get("addOns", []))}
+    permissions = resolved(profile.permissions, where)
+    clouds = clouds_of(profile.permissions, entry.get("clouds"), frozenset(CLOUDS), where)
+    add_ons = []
+    for add_on in profile.add_ons:
+        index, add_on_entry = add_on_entries[add_on.id]
+        at = f"{where}.addOns[{index}]"
+        add_ons.append(
+            replace(
+                add_on,
+                permissions=resolved(add_on.permissions, at),
+                clouds=clouds_of(add_on.permissions, add_on_entry.get("clouds"), clouds, at),
+            )
+        )
+    return replace(profile, permissions=permissions, add_ons=tuple(add_ons), clouds=clouds)
 
 
 def _allow_list(entries: Any, where: str) -> dict[tuple[str, str], AllowedPermission]:
@@ -296,6 +428,7 @@ def _profile(entry: Any, allowed: Mapping[tuple[str, str], AllowedPermission], w
             "addOns",
             "supersededBy",
             "workspaceRoles",
+            "clouds",
         },
         where,
     )
@@ -410,7 +543,7 @@ def _add_ons(
             entry,
             {
                 "id", "displayName", "description", "highImpact", "permissions", "credentialTypes", "remainingStep",
-                "remainingStepDoneWith",
+                "remainingStepDoneWith", "clouds",
             },
             at,
         )  # fmt: skip
@@ -486,19 +619,9 @@ def _resource(
 ) -> ResourcePermissions:
     if not isinstance(entry, dict):
         raise CatalogError(f"{where}: must be an object")
-    _only(entry, {"resourceAppId", "resourceName", "tokenScope", "roles"}, where)
+    _only(entry, {"resourceAppId", "roles"}, where)
     app_id = _guid(entry.get("resourceAppId"), f"{where}.resourceAppId")
-    name, scope, roles = entry.get("resourceName"), entry.get("tokenScope"), entry.get("roles")
-    if not isinstance(name, str) or not name:
-        raise CatalogError(f"{where}.resourceName: required")
-    # The resource's application ID URI, or its app id where that is what its API documents (Defender for Cloud
-    # Apps: https://learn.microsoft.com/defender-cloud-apps/api-authentication-application), then /.default.
-    if (
-        not isinstance(scope, str)
-        or not scope.endswith("/.default")
-        or not (scope.startswith("https://") or scope == f"{app_id}/.default")
-    ):
-        raise CatalogError(f"{where}.tokenScope: an https resource URI, or the resource's app id, then /.default")
+    roles = entry.get("roles")
     if not isinstance(roles, list) or not roles or not all(isinstance(r, str) and ROLE_VALUE.match(r) for r in roles):
         raise CatalogError(f"{where}.roles: a non-empty list of app role values")
     if len(set(roles)) != len(roles):
@@ -518,7 +641,8 @@ def _resource(
             "(one a caller names explicitly, never a default) may ask for it"
         )
     role_ids = {role: allowed[app_id, role].id for role in roles}
-    return ResourcePermissions(app_id, name, scope, tuple(roles), role_ids=role_ids, high_impact=high)
+    # Name and token scope come from `resources`, for the catalog's cloud (_in_clouds).
+    return ResourcePermissions(app_id, "", "", tuple(roles), role_ids=role_ids, high_impact=high)
 
 
 def _refuse_takeover(value: str, where: str) -> None:

@@ -82,6 +82,14 @@ class UnknownIntegration(OnboardingError):
     title = "No such integration in the catalog"
 
 
+class NotInThisCloud(OnboardingError):
+    """The integration (or add-on) is in the catalog, but its resource APIs do not exist in this deployment's cloud."""
+
+    problem_type = "not-in-this-cloud"
+    status = 400
+    title = "Not available in this cloud"
+
+
 class RegistrationNotFound(OnboardingError):
     problem_type = "registration-not-found"
     status = 404

@@ -81,7 +81,7 @@ class ResourcePermissions:
 
     resource_app_id: str
     resource_name: str
-    token_scope: str  # e.g. https://graph.microsoft.com/.default, used to prove the grant works
+    token_scope: str  # in the catalog's cloud, e.g. https://graph.microsoft.com/.default; proves the grant works
     roles: tuple[str, ...]
     role_ids: Mapping[str, str] = field(default_factory=dict, hash=False)
     high_impact: Mapping[str, str] = field(default_factory=dict, hash=False)
@@ -113,6 +113,7 @@ class AddOn:
     credential_types: tuple[CredentialType, ...] = ()
     remaining_step: str | None = None
     step_done_with: tuple[DirectoryRole, ...] = ()
+    clouds: frozenset[str] = frozenset()  # where it exists (shared/domain/clouds.py); empty: everywhere
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class IntegrationProfile:
     superseded_by: tuple[str, tuple[str, ...]] | None = None
     # Roles on a customer's workspace the connection may give its app (the first is the default; none: no workspace).
     workspace_roles: tuple[WorkspaceRole, ...] = ()
+    clouds: frozenset[str] = frozenset()  # where it exists (shared/domain/clouds.py); empty: everywhere
 
     def workspace_role(self, role_id: str) -> WorkspaceRole | None:
         return next((r for r in self.workspace_roles if r.id == role_id), None)

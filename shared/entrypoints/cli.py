@@ -19,6 +19,7 @@ from typing import Any
 from shared.adapters.telemetry import configure_audit_export
 from shared.domain import validation
 from shared.domain.catalog import Catalog, CatalogError, load_catalog
+from shared.domain.clouds import CLOUDS, PUBLIC
 from shared.domain.errors import OnboardingError
 from shared.domain.model import CredentialType
 from shared.domain.registry import INTEGRATION_ID
@@ -547,7 +548,9 @@ def main(
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
     try:
-        catalog = load_catalog()
+        # The cloud's catalog; a misspelt AZURE_CLOUD is the settings' to report, with the variable's name.
+        cloud = os.environ.get("AZURE_CLOUD", "").strip()
+        catalog = load_catalog(cloud=cloud if cloud in CLOUDS else PUBLIC.name)
     except CatalogError as error:
         _err(f"error: the catalog shipped with the app is invalid: {error}")
         return EXIT_FAILED

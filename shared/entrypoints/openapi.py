@@ -46,7 +46,8 @@ PATH_PARAMETERS = [
 # Every problem type the API answers with, listed by hand so a new one is a reviewed change to this document
 # (tests/unit/test_openapi_problems.py compares it with the errors the code can raise).
 PROBLEM_TYPES = (
-    "certificates-refused-by-policy", "consent-required", "internal", "invalid-request", "payload-too-large", "permission-not-offered", "private-key-supplied",
+    "certificates-refused-by-policy", "consent-required", "internal", "invalid-request", "not-in-this-cloud",
+    "payload-too-large", "permission-not-offered", "private-key-supplied",
     "registration-busy", "registration-not-found", "registration-not-owned", "resource-api-missing",
     "secret-lifetime-exceeds-policy", "secrets-forbidden-by-policy", "tenant-not-allowed", "tenant-not-found",
     "unique-name-held-by-deleted-app", "unknown-integration", "unsupported-media-type", "upstream-error",
@@ -55,7 +56,10 @@ PROBLEM_TYPES = (
 )  # fmt: skip
 
 COMMON_ERRORS = {
-    "400": _problem("Invalid input; `field` names it. Nothing was created."),
+    "400": _problem(
+        "Invalid input; `field` names it (`not-in-this-cloud`: the integration or add-on exists in other clouds "
+        "only). Nothing was created."
+    ),
     "401": {"description": "Missing or wrong function key (answered by the Functions host)."},
     "403": _problem("The tenant may not be onboarded, or has not consented."),
     "404": _problem("Unknown integration, or nothing registered (GET)."),

@@ -49,9 +49,6 @@ from shared.usecases.status import (
     RegistrationState,
 )
 
-# Every cloud's token exchange audience is listed in Microsoft's docs; this is the public cloud's
-# (https://learn.microsoft.com/graph/api/resources/federatedidentitycredential).
-EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 MULTI_TENANT = "AzureADMultipleOrgs"
 CONNECTOR_NOTES = (
     "Managed by tenant onboarding automation: one connector per integration, consented by each customer's admin. "
@@ -168,10 +165,11 @@ class Connectors:
                 await self.directory.update_application(home, app.object_id, spec)
                 audit("connector.updated", context, appObjectId=app.object_id)
         own_issuer, own_subject = await self.tokens.own_identity()
+        audience = (self.settings.cloud.federation_audience,)  # api://AzureADTokenExchange{,USGov,China}
         vendor_issuer = self.settings.connector_trust_issuer or own_issuer  # the vendor's tenant is this one
-        wanted = [FederatedTrust(VENDOR_TRUST, vendor_issuer, vendor_subject, (EXCHANGE_AUDIENCE,))]
+        wanted = [FederatedTrust(VENDOR_TRUST, vendor_issuer, vendor_subject, audience)]
         if (vendor_issuer, vendor_subject) != (own_issuer, own_subject):
-            wanted.append(FederatedTrust(PROOF_TRUST, own_issuer, own_subject, (EXCHANGE_AUDIENCE,)))
+            wanted.append(FederatedTrust(PROOF_TRUST, own_issuer, own_subject, audience))
         object_id = app.object_id
         current = await within_replication(
             "connector app", lambda: self.directory.federated_trusts(home, object_id),

@@ -202,7 +202,7 @@ class Onboarding:
             return await self._onboard_federated(request, profile, progress)
         if isinstance(reachable, BaseException):
             raise reachable
-        profile = _with_add_ons(profile, request.add_ons, ids)
+        profile = _with_add_ons(self.catalog, profile, request.add_ons, ids)
         key = self.registry.registration_key(request.tenant_id, profile.id)
         async with self.locks.hold(key, self.settings.lock_wait_seconds):
             return await self._onboard(request, profile, progress)
@@ -977,15 +977,17 @@ def _is_federated(request: OnboardRequest, ids: StoredSecret | None) -> bool:
 
 
 def _with_add_ons(
-    profile: IntegrationProfile, requested: tuple[str, ...] | None, ids: StoredSecret | None
+    catalog: Catalog, profile: IntegrationProfile, requested: tuple[str, ...] | None, ids: StoredSecret | None
 ) -> IntegrationProfile:
     """The profile of this registration: the add-ons the request names, else the ones it has. A named add-on the
-    connection does not offer is a 400; a recorded one that left the catalog is dropped (and its grants revoked)."""
+    connection does not offer is a 400 (one it offers in other clouds only says so); a recorded one that left the
+    catalog is dropped (and its grants revoked)."""
     if requested is None:
         return profile.with_add_ons(recorded_add_ons(ids))
+    catalog.refuse_elsewhere(profile, requested)
     unknown = [a for a in requested if profile.add_on(a) is None]
     if unknown:
-        offered = ", ".join(a.id for a in profile.add_ons) or "none"
+        offered = ", ".join(a.id for a in catalog.offered_add_ons(profile)) or "none"
         raise InvalidRequest(
             f"addOns: {', '.join(unknown)} not offered for {profile.id} (offered: {offered}).", field="addOns"
         )

@@ -30,16 +30,35 @@ HIGH_IMPACT = {"reason": "Asked for by name when the vendor needs it."}
 
 
 def catalog_with(
-    tmp_path: Path, integrations: list[dict[str, Any]], allowed: list[dict[str, Any]] | None = None
+    tmp_path: Path,
+    integrations: list[dict[str, Any]],
+    allowed: list[dict[str, Any]] | None = None,
+    resources: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """A catalog of `integrations`, with a public-cloud `resources` entry for each resource API they name."""
+    named = {
+        str(p.get("resourceAppId"))
+        for entry in integrations
+        for grants in (entry, *entry.get("addOns", []))
+        for p in grants.get("permissions", [])
+        if isinstance(p, dict)
+    }
+    if resources is None:
+        resources = [api(app_id) for app_id in sorted(named & set(SCOPES))] or [api(GRAPH)]
     path = tmp_path / "catalog.json"
     path.write_text(json.dumps({"allowedPermissions": [USER_READ_ALL] if allowed is None else allowed,
-                                "integrations": integrations}))  # fmt: skip
+                                "resources": resources, "integrations": integrations}))  # fmt: skip
     return path
 
 
+def api(app_id: str, **scopes: str) -> dict[str, Any]:
+    """A `resources` entry: the resource API's token scope per cloud (the public cloud's unless given)."""
+    return {"resourceAppId": app_id, "name": app_id, "source": "https://learn.microsoft.com/graph/deployments",
+            "scopes": scopes or {"AzurePublicCloud": SCOPES[app_id]}}  # fmt: skip
+
+
 def resource(app_id: str, *roles: str) -> dict[str, Any]:
-    return {"resourceAppId": app_id, "resourceName": app_id, "tokenScope": SCOPES[app_id], "roles": list(roles)}
+    return {"resourceAppId": app_id, "roles": list(roles)}
 
 
 def profile(**overrides: Any) -> dict[str, Any]:
@@ -47,11 +66,8 @@ def profile(**overrides: Any) -> dict[str, Any]:
         "id": "example",
         "displayName": "Example",
         "description": "",
-        "permissions": [
-            {"resourceAppId": GRAPH, "resourceName": "Microsoft Graph",
-             "tokenScope": "https://graph.microsoft.com/.default", "roles": ["User.Read.All"]}
-        ],
-    }  # fmt: skip
+        "permissions": [{"resourceAppId": GRAPH, "roles": ["User.Read.All"]}],
+    }
     base.update(overrides)
     return base
 
@@ -91,7 +107,6 @@ def test_the_shipped_catalog_is_valid() -> None:
             [profile(permissions=[{**profile()["permissions"][0], "roles": ["AppRoleAssignment.ReadWrite.All"]}])],
             "take over",
         ),
-        ([profile(permissions=[{**profile()["permissions"][0], "tokenScope": "http://x/.default"}])], "tokenScope"),
         ([profile(permissions=[{**profile()["permissions"][0], "roles": ["A.B", "A.B"]}])], "duplicates"),
         ([profile(highImpact={"reason": ""})], "highImpact.reason"),
     ],
@@ -99,6 +114,24 @@ def test_the_shipped_catalog_is_valid() -> None:
 def test_an_invalid_catalog_is_refused(tmp_path: Path, integrations: list[dict[str, Any]], complaint: str) -> None:
     with pytest.raises(CatalogError, match=complaint):
         load_catalog(catalog_with(tmp_path, integrations))
+
+
+@pytest.mark.parametrize(
+    ("resources", "complaint"),
+    [
+        ([], "non-empty list of resource APIs"),
+        ([api(GRAPH, AzurePublicCloud="http://x/.default")], r"scopes\.AzurePublicCloud"),
+        ([api(GRAPH, AzurePublicCloud=f"{DEFENDER}/.default")], r"scopes\.AzurePublicCloud"),
+        ([api(GRAPH, AzureGermanCloud="https://graph.microsoft.de/.default")], "cloud names"),
+        ([api(GRAPH), api(GRAPH)], "appears twice"),
+        ([{**api(GRAPH), "source": "https://example.com/endpoints"}], "source"),
+        ([api(GRAPH), api(DEFENDER)], "no integration uses"),
+        ([api(DEFENDER)], "not in resources"),
+    ],
+)
+def test_an_invalid_resource_table_is_refused(tmp_path: Path, resources: list[dict[str, Any]], complaint: str) -> None:
+    with pytest.raises(CatalogError, match=complaint):
+        load_catalog(catalog_with(tmp_path, [profile()], resources=resources))
 
 
 # Issue 13: every role the escalation denylist let through, on the resource that publishes it.

@@ -37,25 +37,40 @@ def test_the_deployed_settings_are_accepted_in_azure() -> None:
 
 
 @pytest.mark.parametrize(
-    ("authority", "graph", "vault"),
+    ("cloud", "authority", "graph", "vault"),
     [
-        ("https://login.microsoftonline.com/", "https://graph.microsoft.com/v1.0", "https://kv1.vault.azure.net"),
-        ("https://login.microsoftonline.us", "https://graph.microsoft.us/v1.0", "https://kv1.vault.usgovcloudapi.net"),
+        ("", "https://login.microsoftonline.com/", "https://graph.microsoft.com/v1.0", "https://kv1.vault.azure.net"),
         (
+            "AzureUSGovernment",
+            "https://login.microsoftonline.us",
+            "https://graph.microsoft.us/v1.0",
+            "https://kv1.vault.usgovcloudapi.net",
+        ),
+        (
+            "AzureUSGovernmentDoD",
             "https://login.microsoftonline.us",
             "https://dod-graph.microsoft.us/v1.0",
             "https://kv1.vault.usgovcloudapi.net",
         ),
         (
+            "AzureChinaCloud",
             "https://login.chinacloudapi.cn",
             "https://microsoftgraph.chinacloudapi.cn/v1.0",
             "https://kv1.vault.azure.cn",
         ),
-        ("https://LOGIN.microsoftonline.com", "https://Graph.Microsoft.com/v1.0", "https://KV1.vault.azure.net"),
+        (
+            "AzureChinaCloud",
+            "https://login.partner.microsoftonline.cn",
+            "https://microsoftgraph.chinacloudapi.cn/v1.0",
+            "https://kv1.vault.azure.cn",
+        ),
+        ("", "https://LOGIN.microsoftonline.com", "https://Graph.Microsoft.com/v1.0", "https://KV1.vault.azure.net"),
     ],
 )
-def test_every_microsoft_cloud_is_accepted_in_azure(authority: str, graph: str, vault: str) -> None:
-    load_settings(AZURE | {"AUTHORITY_HOST": authority, "GRAPH_BASE_URL": graph, "KEY_VAULT_URL": vault})
+def test_every_microsoft_cloud_is_accepted_in_azure(cloud: str, authority: str, graph: str, vault: str) -> None:
+    load_settings(
+        AZURE | {"AZURE_CLOUD": cloud, "AUTHORITY_HOST": authority, "GRAPH_BASE_URL": graph, "KEY_VAULT_URL": vault}
+    )
 
 
 @pytest.mark.parametrize(
@@ -130,7 +145,7 @@ def test_the_refusal_names_the_variable_and_the_accepted_endpoints() -> None:
     with pytest.raises(SettingsError) as raised:
         load_settings(AZURE | {"AUTHORITY_HOST": "https://login.microsoftonline.com.evil.example"})
     message = str(raised.value)
-    assert message.startswith("setting AUTHORITY_HOST:") and "https://login.microsoftonline.us" in message
+    assert message.startswith("setting AUTHORITY_HOST:") and "must be https://login.microsoftonline.com" in message
 
 
 def test_the_local_stand_in_still_runs_without_website_site_name(tmp_path: Path) -> None:
@@ -162,6 +177,8 @@ def test_each_cloud_has_its_resource_manager_and_log_analytics_hosts_and_audienc
     settings = load_settings(
         AZURE
         | {
+            "AZURE_CLOUD": "AzureUSGovernment",
+            "KEY_VAULT_URL": "https://kv1.vault.usgovcloudapi.net",
             "RESOURCE_MANAGER_URL": "https://management.usgovcloudapi.net",
             "LOG_ANALYTICS_URL": "https://api.loganalytics.us",
         }
