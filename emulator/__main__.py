@@ -26,6 +26,7 @@ import trustme
 import uvicorn
 
 from .app import build
+from .clouds import POSTURES, PUBLIC, posed_seed
 from .seed import build_world, load_seed
 from .state import World
 from .tokens import TokenService
@@ -42,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=Path, help="seed file (default: emulator/seed.json)")
     parser.add_argument("--admin", action="store_true", help="enable the /_emulator admin API (tests)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--cloud",
+        choices=sorted(POSTURES),
+        default=PUBLIC.name,
+        help="the Microsoft cloud to pose as: its issuers, audiences and resource apps (emulator/clouds.py)",
+    )
     return parser.parse_args(argv)
 
 
@@ -112,12 +119,13 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def _serve_in(args: argparse.Namespace, data_dir: Path, persistent: bool) -> None:
     ca_bundle, server_pem = _certificates(data_dir, args.host)
-    seed = load_seed(args.seed)
+    posture = POSTURES[args.cloud]
+    seed = posed_seed(load_seed(args.seed), posture)
     state_file = data_dir / "state.json"
     world = (
         World.restore(json.loads(state_file.read_text())) if persistent and state_file.exists() else build_world(seed)
     )
-    tokens = TokenService(key_path=data_dir / "signing-key.pem" if persistent else None)
+    tokens = TokenService(key_path=data_dir / "signing-key.pem" if persistent else None, posture=posture)
 
     https_sock = _bind(args.host, args.port)
     identity_sock = _bind("127.0.0.1", args.identity_port)
@@ -179,6 +187,7 @@ async def _serve_in(args: argparse.Namespace, data_dir: Path, persistent: bool) 
             "admin_url": f"{public_base}/_emulator" if stand_in.admin_key else None,
             "admin_key": stand_in.admin_key,
             "pid": os.getpid(),
+            "cloud": posture.name,
         }
         sys.stdout.write(json.dumps(ready) + "\n")
         sys.stdout.flush()

@@ -23,14 +23,15 @@ from .state import JsonObject, World
 from .tokens import Caller, TokenError, TokenService
 
 # The audiences ARM accepts, "including forward slash" (https://learn.microsoft.com/azure/azure-monitor/logs/api/errors,
-# "Invalid token audience"); the stand-in's tokens carry the resource without its trailing slash, so both forms.
-ARM_AUDIENCES = {
-    "https://management.azure.com",
-    "https://management.azure.com/",
-    "https://management.core.windows.net",
-    "https://management.core.windows.net/",
-    "797f4846-ba00-4fd7-ba43-dac1f8f63013",
-}
+# "Invalid token audience"), per cloud in emulator/clouds.py; the stand-in's tokens carry the resource without its
+# trailing slash, so both forms.
+
+
+def _listed(audiences: frozenset[str]) -> str:
+    """The allowed audiences as ARM's answer lists them: quoted, the URIs with their slash."""
+    return ",".join(sorted(f"'{a}'" for a in audiences if a.endswith("/")))
+
+
 WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
 READ_WORKSPACE = "Microsoft.OperationalInsights/workspaces/read"
 
@@ -125,7 +126,7 @@ class ArmService:
                 request, 401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
             )
         try:
-            caller = self.tokens.verify(header[7:].strip(), ARM_AUDIENCES)
+            caller = self.tokens.verify(header[7:].strip(), set(self.tokens.posture.resource_manager))
         except TokenError as exc:
             if exc.kind == "expired":
                 raise arm_error(request, 401, "ExpiredAuthenticationToken", "The access token has expired.") from exc
@@ -135,7 +136,7 @@ class ArmService:
                     401,
                     "InvalidAuthenticationTokenAudience",
                     "The access token has been obtained for wrong audience or resource. It should exactly match with "
-                    "one of the allowed audiences 'https://management.core.windows.net/','https://management.azure.com/'.",
+                    f"one of the allowed audiences {_listed(self.tokens.posture.resource_manager)}.",
                 ) from exc
             raise arm_error(request, 401, "InvalidAuthenticationToken", "The access token is invalid.") from exc
         owner = self.world.arm.subscriptions.get(subscription.lower())

@@ -26,7 +26,7 @@ from .clock import parse_iso
 from .errors import ServiceError, entra_error
 from .graph.key_credentials import certificates_of, find_by_thumbprint, verify_signature
 from .state import JsonObject, Tenant, World, secret_matches
-from .tokens import LEEWAY_SECONDS, TOKEN_EXCHANGE_AUDIENCE, TokenError, TokenService
+from .tokens import LEEWAY_SECONDS, TokenError, TokenService
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IDENTITY_API_VERSION = "2019-08-01"
@@ -100,13 +100,13 @@ class EntraService:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
                 "scopes_supported": ["openid", "profile", "email", "offline_access"],
-                "issuer": f"https://login.microsoftonline.com/{tenant.id}/v2.0",
+                "issuer": self.tokens.posture.v2_issuer_of(tenant.id),
                 "request_uri_parameter_supported": False,
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
                 "tenant_region_scope": "EU",
-                "cloud_instance_name": "microsoftonline.com",
+                "cloud_instance_name": self.tokens.posture.cloud_instance_name,
             }
         )
 
@@ -200,7 +200,7 @@ class EntraService:
         name the request used, at the stand-in's address or Entra's (certificate-credentials page: `aud` is
         https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token)."""
         refs = {tenant.id, request.path_params["tenant"], tenant.default_domain}
-        bases = {self.public_base.rstrip("/"), "https://login.microsoftonline.com"}
+        bases = {self.public_base.rstrip("/"), self.tokens.posture.v2_issuer}
         return {f"{base}/{ref}/oauth2/v2.0/token" for base in bases for ref in refs}
 
     def _authenticate_client(
@@ -410,7 +410,7 @@ class EntraService:
         tenant_id, object_id = self.world.managed_identities[client_id]
         tenant = self.world.tenants[tenant_id]
         roles: list[str] = []
-        if resource != TOKEN_EXCHANGE_AUDIENCE:
+        if resource != self.tokens.posture.federation_audience:
             resource_sp = tenant.service_principal_for_resource(resource)
             if resource_sp is None:
                 return _identity_failure(400, f"The resource principal named {resource} was not found in the tenant.")

@@ -24,7 +24,6 @@ from .errors import ServiceError, vault_error
 from .state import SecretRecord, SecretVersion, Vault, World
 from .tokens import TokenError, TokenService
 
-VAULT_AUDIENCES = {"https://vault.azure.net", "https://vault.azure.net/", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"}
 SUPPORTED_API_VERSIONS = (
     "2016-10-01",
     "7.0",
@@ -97,14 +96,15 @@ class KeyVaultService:
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             raise self._unauthorized("AKV10000: Request is missing a Bearer or PoP token.")
         try:
-            caller = self.tokens.verify(header[7:].strip(), VAULT_AUDIENCES)
+            posture = self.tokens.posture  # this cloud's vault resource, and Key Vault's app id there (C4)
+            caller = self.tokens.verify(header[7:].strip(), {posture.vault, f"{posture.vault}/", posture.vault_app_id})
         except TokenError as exc:
             if exc.kind == "audience":
                 raise self._unauthorized("AKV10022: Invalid audience.") from exc
             raise self._unauthorized(f"AKV10013: Token validation failed: {exc.reason}.") from exc
         if caller.tenant_id != self.vault.tenant_id:
             raise self._unauthorized(
-                f"AKV10032: Invalid issuer. Expected one of https://sts.windows.net/{self.vault.tenant_id}/, "
+                f"AKV10032: Invalid issuer. Expected one of {self.tokens.posture.v1_issuer_of(self.vault.tenant_id)}, "
                 f"found {caller.issuer}."
             )
         # A principal may hold several roles on the vault (the product's identity: Secrets Officer and
@@ -126,7 +126,7 @@ class KeyVaultService:
             )
 
     def _unauthorized(self, message: str) -> ServiceError:
-        challenge = f'Bearer authorization="{self.base}/{self.vault.tenant_id}", resource="https://vault.azure.net"'
+        challenge = f'Bearer authorization="{self.base}/{self.vault.tenant_id}", resource="{self.tokens.posture.vault}"'
         return vault_error(401, "Unauthorized", message, headers={"WWW-Authenticate": challenge})
 
     # --- helpers ---

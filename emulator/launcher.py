@@ -72,6 +72,7 @@ class StandIn:
             "AUTHORITY_HOST": self.authority,
             "TLS_CA_BUNDLE": self.ca_bundle,
             "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
+            "AZURE_CLOUD": str(self.info.get("cloud", "AzurePublicCloud")),  # the cloud it poses as (--cloud)
         }
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:

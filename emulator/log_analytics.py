@@ -20,11 +20,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from . import arm_rbac
+from .clouds import LOG_ANALYTICS_APP_ID
 from .errors import ServiceError
 from .state import World
 from .tokens import Caller, TokenError, TokenService
 
-LA_AUDIENCES = {"https://api.loganalytics.io", "https://api.loganalytics.io/", "ca7f3f0b-7d91-482c-8e09-c5d840d0eac5"}
 DATA_READ = "Data.Read"
 # The action the Sentinel roles grant by name and Log Analytics Reader through */read (built-in roles pages).
 QUERY_ACTION = "Microsoft.OperationalInsights/workspaces/query/read"
@@ -61,7 +61,8 @@ class LogAnalyticsService:
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             raise la_error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
         try:
-            return self.tokens.verify(header[7:].strip(), LA_AUDIENCES)
+            audience = self.tokens.posture.log_analytics
+            return self.tokens.verify(header[7:].strip(), {audience, f"{audience}/", LOG_ANALYTICS_APP_ID})
         except TokenError as exc:
             # The errors page answers an invalid token with 403 InvalidAuthenticationToken; expired and
             # wrong-audience tokens are not on it and get the same answer (FIDELITY.md, unknown).

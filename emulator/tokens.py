@@ -1,9 +1,10 @@
 """Access tokens: the stand-in signs JWTs like Entra's and verifies them for Graph and Key Vault.
 
-Claims follow Entra's app-only access tokens: v1.0 tokens (`iss` https://sts.windows.net/{tid}/)
-for resource APIs such as Graph and Key Vault, and v2.0 tokens
+Claims follow Entra's app-only access tokens: v1.0 tokens (`iss` https://sts.windows.net/{tid}/ in the
+public cloud) for resource APIs such as Graph and Key Vault, and v2.0 tokens
 (`iss` https://login.microsoftonline.com/{tid}/v2.0) for `api://AzureADTokenExchange`,
-which is the issuer a federated identity credential names. Tokens are RS256-signed with a
+which is the issuer a federated identity credential names. Another cloud (emulator/clouds.py) has its own
+issuers and token exchange audience. Tokens are RS256-signed with a
 key published at `/{tenant}/discovery/v2.0/keys`, as Entra publishes its signing keys.
 """
 
@@ -19,18 +20,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+from .clouds import PUBLIC, Posture
+
 TOKEN_LIFETIME_SECONDS = 3600
 # Entra allows a few minutes of clock skew; the stand-in is strict to one minute.
 LEEWAY_SECONDS = 60
-
-
-def v1_issuer(tenant_id: str) -> str:
-    return f"https://sts.windows.net/{tenant_id}/"
-
-
-def v2_issuer(tenant_id: str) -> str:
-    return f"https://login.microsoftonline.com/{tenant_id}/v2.0"
 
 
 # The template id in the `wids` of service principals' tokens besides their assigned roles (see `issue`).
@@ -59,7 +53,8 @@ class TokenError(Exception):
 
 
 class TokenService:
-    def __init__(self, key_path: Path | None = None) -> None:
+    def __init__(self, key_path: Path | None = None, posture: Posture = PUBLIC) -> None:
+        self.posture = posture  # the cloud whose issuers and audiences the stand-in's tokens carry
         self._key = _load_or_create_key(key_path)
         public = self._key.public_key()
         self.key_id = uuid.uuid5(uuid.NAMESPACE_OID, str(public.public_numbers().n)).hex
@@ -86,10 +81,10 @@ class TokenService:
     ) -> tuple[str, int]:
         now = int(time.time())
         expires = now + TOKEN_LIFETIME_SECONDS
-        v2 = audience == TOKEN_EXCHANGE_AUDIENCE
+        v2 = audience == self.posture.federation_audience
         claims: dict[str, Any] = {
             "aud": audience,
-            "iss": v2_issuer(tenant_id) if v2 else v1_issuer(tenant_id),
+            "iss": self.posture.v2_issuer_of(tenant_id) if v2 else self.posture.v1_issuer_of(tenant_id),
             "iat": now,
             "nbf": now,
             "exp": expires,
@@ -138,7 +133,7 @@ class TokenService:
         if claims["aud"] not in audiences:
             raise TokenError("the token audience is not accepted by this service", "audience")
         tenant_id = claims["tid"]
-        if claims["iss"] not in (v1_issuer(tenant_id), v2_issuer(tenant_id)):
+        if claims["iss"] not in (self.posture.v1_issuer_of(tenant_id), self.posture.v2_issuer_of(tenant_id)):
             raise TokenError("the token issuer does not match its tenant", "issuer")
         return Caller(
             tenant_id=tenant_id,

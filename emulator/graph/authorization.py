@@ -15,12 +15,6 @@ from ..state import Tenant, World
 from ..tokens import Caller, TokenError, TokenService
 from .calls import GraphCall
 
-GRAPH_AUDIENCES = {
-    "https://graph.microsoft.com",
-    "https://graph.microsoft.com/",
-    "00000003-0000-0000-c000-000000000000",
-}
-
 READ_APPS = {
     "Application.Read.All",
     "Application.ReadWrite.All",
@@ -48,7 +42,9 @@ def authenticate(request: Request, tokens: TokenService, world: World) -> tuple[
     if not token:
         raise graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
-        caller = tokens.verify(token, GRAPH_AUDIENCES)
+        # Only this cloud's Graph: "access tokens acquired for a national cloud deployment are not interchangeable
+        # with those acquired for the global service or any other national cloud" (FIDELITY.md C3).
+        caller = tokens.verify(token, set(tokens.posture.graph))
     except TokenError as exc:
         message = {
             "expired": "Access token has expired or is not yet valid.",
