@@ -21,6 +21,21 @@ param environmentName string
 })
 param location string
 
+// ---------------------------------------------------------------- cloud
+
+// AZURE_CLOUD (shared/domain/clouds.py): empty means the cloud azd deploys to (`azd config set cloud.name`,
+// https://learn.microsoft.com/azure/developer/azure-developer-cli/sovereign-clouds), read from environment().name.
+// Set it only for Microsoft 365 DoD tenants: AzureUSGovernmentDoD is Azure Government with DoD's Graph.
+@description('AZURE_CLOUD: empty (the cloud deployed to), or AzureUSGovernmentDoD for Microsoft 365 DoD tenants.')
+@allowed([
+  ''
+  'AzurePublicCloud'
+  'AzureUSGovernment'
+  'AzureUSGovernmentDoD'
+  'AzureChinaCloud'
+])
+param azureCloud string = ''
+
 // ---------------------------------------------------------------- names (empty: generated)
 
 @description('Resource group; default rg-{environmentName}.')
@@ -189,6 +204,28 @@ param alertEmails string = ''
 
 // ---------------------------------------------------------------- derived names
 
+// Bicep's names of the clouds (environment().name: AzureCloud, AzureUSGovernment, AzureChinaCloud) to the app's.
+var cloudOfEnvironment = {
+  AzureCloud: 'AzurePublicCloud'
+  AzureUSGovernment: 'AzureUSGovernment'
+  AzureChinaCloud: 'AzureChinaCloud'
+}
+var deployedCloud = !empty(azureCloud) ? azureCloud : cloudOfEnvironment[environment().name]
+// What the postprovision hook needs of the cloud (shared/domain/clouds.py has the same values and their sources):
+// its Microsoft Graph root, and the audience a federated credential trusts there.
+var graphOfCloud = {
+  AzurePublicCloud: 'https://graph.microsoft.com'
+  AzureUSGovernment: 'https://graph.microsoft.us'
+  AzureUSGovernmentDoD: 'https://dod-graph.microsoft.us'
+  AzureChinaCloud: 'https://microsoftgraph.chinacloudapi.cn'
+}
+var federationAudienceOfCloud = {
+  AzurePublicCloud: 'api://AzureADTokenExchange'
+  AzureUSGovernment: 'api://AzureADTokenExchangeUSGov'
+  AzureUSGovernmentDoD: 'api://AzureADTokenExchangeUSGov'
+  AzureChinaCloud: 'api://AzureADTokenExchangeChina'
+}
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -318,6 +355,7 @@ module functionApp 'app/function.bicep' = {
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    azureCloud: deployedCloud
     blobEndpoint: storage.outputs.blobEndpoint
     queueEndpoint: storage.outputs.queueEndpoint
     eventGridTopicEndpoint: events.outputs.endpoint
@@ -377,4 +415,7 @@ output PROVISIONER_CLIENT_ID string = graph.outputs.provisionerClientId
 // objects (app/graph.bicep says why this is not done here).
 output GRAPH_APP_ROLES string = join(graph.outputs.graphRoles, ' ')
 output PROVISIONER_UNIQUE_NAME string = graph.outputs.provisionerUniqueName
+output AZURE_CLOUD string = deployedCloud
+output GRAPH_URL string = graphOfCloud[deployedCloud]
+output FEDERATION_AUDIENCE string = federationAudienceOfCloud[deployedCloud]
 output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'

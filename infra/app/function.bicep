@@ -28,6 +28,8 @@ param instanceMemoryMB int
 // What the code reads (shared/settings.py SETTINGS); main.bicep documents each.
 param keyVaultUrl string
 param homeTenantId string
+@description('AZURE_CLOUD: the cloud every endpoint and token audience of the app follows (shared/domain/clouds.py).')
+param azureCloud string
 param provisionerClientId string
 param allowHomeTenant bool
 param connectorTrustSubject string
@@ -94,7 +96,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // these names with shared/settings.py). No value is a secret, so no Key Vault reference is needed: the
       // Application Insights connection string alone cannot send telemetry (local authentication is off).
       // Not set, so their defaults apply: GRAPH_BASE_URL, AUTHORITY_HOST, RESOURCE_MANAGER_URL,
-      // LOG_ANALYTICS_URL (public cloud), TLS_CA_BUNDLE,
+      // LOG_ANALYTICS_URL (AZURE_CLOUD's own), TLS_CA_BUNDLE,
       // KEY_VAULT_VERIFY_CHALLENGE_RESOURCE (local stand-in only), AzureWebJobsStorage (a connection string
       // with a key: local development only) and AzureWebJobsStorage__accountName (the blobServiceUri form
       // is used instead: it also works outside the public cloud). Flex Consumption rejects
@@ -134,6 +136,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'KEY_VAULT_URL'
           value: keyVaultUrl
+        }
+        {
+          name: 'AZURE_CLOUD'
+          value: azureCloud
         }
         {
           name: 'HOME_TENANT_ID'

@@ -17,6 +17,10 @@
 //
 // The grants need a signed-in user who may grant application permissions (Privileged Role Administrator
 // or Global Administrator), as the hook runs them: README, "Deploy".
+//
+// National clouds: the extension's preview-era limits page said public cloud only; its 1.0 limits page
+// (https://learn.microsoft.com/graph/templates/bicep/limitations) no longer does, and its maintainers say every
+// cloud is supported (microsoftgraph/msgraph-bicep-types issue 264). No page states it: README, "Clouds".
 extension microsoftGraphV1
 
 @description('Also grant Policy.Read.All (read the tenant app management policy to clamp secret lifetimes).')

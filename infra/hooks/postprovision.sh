@@ -28,7 +28,6 @@ missing="run it through azd (azd up or azd provision), which sets the environmen
 : "${GRAPH_APP_ROLES:?$missing}"
 provisioner=${PROVISIONER_UNIQUE_NAME:-}
 
-graph=https://graph.microsoft.com/v1.0
 graph_app_id=00000003-0000-0000-c000-000000000000 # Microsoft Graph's application id in every tenant
 principal=$MANAGED_IDENTITY_PRINCIPAL_ID
 attempts=${GRAPH_REPLICATION_ATTEMPTS:-60}
@@ -49,6 +48,21 @@ is_guid() {
 }
 lower() { printf '%s' "$1" | tr 'ABCDEF' 'abcdef'; }
 
+# The cloud's Graph and token exchange audience (main.bicep's GRAPH_URL and FEDERATION_AUDIENCE outputs; the
+# public cloud's when an older environment has none). Only Microsoft's four Graph roots, passed to every
+# `az rest` as --resource: the Azure CLI knows no DoD Graph of its own (azure-cli-core, cloud.py).
+graph_root=${GRAPH_URL:-https://graph.microsoft.com}
+case $graph_root in
+  https://graph.microsoft.com | https://graph.microsoft.us | https://dod-graph.microsoft.us | https://microsoftgraph.chinacloudapi.cn) ;;
+  *) fail "GRAPH_URL is not a Microsoft Graph root: '$graph_root'" ;;
+esac
+graph=$graph_root/v1.0
+audience=${FEDERATION_AUDIENCE:-api://AzureADTokenExchange}
+case $audience in
+  api://AzureADTokenExchange | api://AzureADTokenExchangeUSGov | api://AzureADTokenExchangeChina) ;;
+  *) fail "FEDERATION_AUDIENCE is not a token exchange audience: '$audience'" ;;
+esac
+
 # Every read goes through here: pinned to the azd environment's subscription (not whatever `az account set`
 # chose last), and without the carriage returns the Windows Azure CLI ends its lines with under Git Bash
 # (https://github.com/Azure/azure-cli/issues/33385).
@@ -67,8 +81,8 @@ graph_write() {
   shift 5
   tries=1
   while :; do
-    if az rest --method "$method" --url "$url" --body "$body" "$@" --subscription "$AZURE_SUBSCRIPTION_ID" \
-      --output none 2>"$errors"; then
+    if az rest --method "$method" --url "$url" --resource "$graph_root" --body "$body" "$@" \
+      --subscription "$AZURE_SUBSCRIPTION_ID" --output none 2>"$errors"; then
       return 0
     fi
     if [ -n "$done_text" ] && grep -q "$done_text" "$errors"; then
@@ -98,21 +112,21 @@ is_guid "$principal" || fail "MANAGED_IDENTITY_PRINCIPAL_ID is not an object id:
 # `az rest` gets a Graph token for the tenant of the CLI's default account: --subscription does not choose
 # it for a URL outside Azure Resource Manager (azure-cli, azure/cli/core/util.py, send_raw_request). So ask
 # Graph which tenant it is answering for before changing anything.
-tenant=$(azs rest --method get --url "$graph/organization" --query 'value[0].id' --output tsv) ||
+tenant=$(azs rest --method get --resource "$graph_root" --url "$graph/organization" --query 'value[0].id' --output tsv) ||
   fail "cannot read the tenant from Microsoft Graph: run az login --tenant $AZURE_TENANT_ID"
 [ "$(lower "$tenant")" = "$(lower "$AZURE_TENANT_ID")" ] ||
   fail "the Azure CLI reaches Microsoft Graph in tenant '$tenant', but azd deployed to tenant $AZURE_TENANT_ID: run az login --tenant $AZURE_TENANT_ID"
 
 # Role ids are looked up by value on this tenant's Graph service principal, never written down.
-graph_sp=$(azs rest --method get --url "$graph/servicePrincipals(appId='$graph_app_id')" --query id --output tsv) ||
+graph_sp=$(azs rest --method get --resource "$graph_root" --url "$graph/servicePrincipals(appId='$graph_app_id')" --query id --output tsv) ||
   fail "cannot read the Microsoft Graph service principal of tenant $AZURE_TENANT_ID"
 is_guid "$graph_sp" || fail "tenant $AZURE_TENANT_ID has no Microsoft Graph service principal"
-roles=$(azs rest --method get --url "$graph/servicePrincipals/$graph_sp" \
+roles=$(azs rest --method get --resource "$graph_root" --url "$graph/servicePrincipals/$graph_sp" \
   --query "appRoles[?contains(allowedMemberTypes, 'Application')].[value, id]" --output tsv) ||
   fail "cannot read Microsoft Graph's application permissions"
 # What the identity holds already. A brand-new identity may not be readable yet: then nothing is known
 # and every grant is attempted (and retried).
-granted=$(azs rest --method get --url "$graph/servicePrincipals/$principal/appRoleAssignments" \
+granted=$(azs rest --method get --resource "$graph_root" --url "$graph/servicePrincipals/$principal/appRoleAssignments" \
   --query "value[?resourceId=='$graph_sp'].appRoleId" --output tsv 2>/dev/null | tr '\n\t' '  ') || granted=""
 
 for role in $GRAPH_APP_ROLES; do
@@ -131,7 +145,7 @@ for role in $GRAPH_APP_ROLES; do
   echo "postprovision: granted $role to the managed identity"
 done
 
-# Vendor-hosted mode: the provisioner app trusts the identity's token for api://AzureADTokenExchange
+# Vendor-hosted mode: the provisioner app trusts the identity's token for the cloud's exchange audience
 # (shared/adapters/identity.py, FederatedCredential). An upsert by name (Prefer: create-if-missing,
 # https://learn.microsoft.com/graph/api/federatedidentitycredential-upsert): the same call creates it or
 # leaves it as it should be.
@@ -144,7 +158,7 @@ if [ -n "$provisioner" ]; then
     *) fail "FEDERATED_CREDENTIAL_ISSUER is not an issuer URL: '$issuer'" ;;
   esac
   graph_write patch "$graph/applications(uniqueName='$provisioner')/federatedIdentityCredentials(name='function-managed-identity')" \
-    "{\"issuer\": \"$issuer\", \"subject\": \"$principal\", \"audiences\": [\"api://AzureADTokenExchange\"], \"description\": \"The tenant onboarding function app's user-assigned managed identity\"}" \
+    "{\"issuer\": \"$issuer\", \"subject\": \"$principal\", \"audiences\": [\"$audience\"], \"description\": \"The tenant onboarding function app's user-assigned managed identity\"}" \
     "the provisioner's federated credential" "" --headers "Prefer=create-if-missing"
   echo "postprovision: $provisioner trusts the managed identity (federated credential function-managed-identity)"
 fi

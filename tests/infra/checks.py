@@ -807,11 +807,15 @@ def check_hooks(t: Template, scripts: Mapping[str, str]) -> list[str]:
     for part in (
         '\\"issuer\\": \\"$issuer\\"',
         '\\"subject\\": \\"$principal\\"',
-        '\\"audiences\\": [\\"api://AzureADTokenExchange\\"]',
+        '\\"audiences\\": [\\"$audience\\"]',
         '"Prefer=create-if-missing"',
     ):
         if part not in trust:
             problems.append(f"infra/{HOOKS['postprovision']}: the provisioner's credential must carry {part}")
+    if "audience=${FEDERATION_AUDIENCE:-api://AzureADTokenExchange}" not in lines:
+        problems.append(
+            f"infra/{HOOKS['postprovision']}: the credential's audience must be main.bicep's FEDERATION_AUDIENCE"
+        )
     if (
         "principal=$MANAGED_IDENTITY_PRINCIPAL_ID" not in lines
         or "issuer=${FEDERATED_CREDENTIAL_ISSUER:?$missing}" not in lines

@@ -26,7 +26,7 @@ from typing import Any
 
 jmespath = importlib.import_module("jmespath")  # in .venv-infra only, where this runs
 
-GRAPH = "https://graph.microsoft.com/v1.0"
+PUBLIC_GRAPH = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TAKES_MANY = {"--parameters", "--headers"}
 
@@ -144,7 +144,16 @@ class FakeAz:
 
     def graph(self, method: str, url: str, options: dict[str, list[str]]) -> Any:
         world, state = self.world, self.state
-        path = url.removeprefix(GRAPH)
+        # The world's cloud's Graph. A token for another audience is refused as Graph refuses it; without
+        # --resource the CLI asks for its own cloud's Graph (here the public one), as azure-cli's send_raw_request.
+        root = world.get("graph_root", PUBLIC_GRAPH)
+        if not url.startswith(f"{root}/v1.0/"):
+            raise AzError("Bad Request", "BadRequest", f"fake az: {url} is not this cloud's Graph ({root})")
+        if one(options, "--resource", PUBLIC_GRAPH) != root:
+            raise AzError(
+                "Unauthorized", "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
+            )
+        path = url.removeprefix(f"{root}/v1.0")
         if method == "get" and path == "/organization":
             return {"value": [{"id": world["graph_tenant"]}]}
         if method == "get" and path in (

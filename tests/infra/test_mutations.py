@@ -624,8 +624,8 @@ MUTATIONS = [
     Mutation(
         "a Graph write on the default subscription",
         "infra/hooks/postprovision.sh",
-        '"$@" --subscription "$AZURE_SUBSCRIPTION_ID" \\\n',
-        '"$@" \\\n',
+        '"$@" \\\n      --subscription "$AZURE_SUBSCRIPTION_ID" --output none',
+        '"$@" \\\n      --output none',
         "hooks",
         'postprovision.sh: an az call without --subscription "$AZURE_SUBSCRIPTION_ID"',
     ),
@@ -656,7 +656,7 @@ MUTATIONS = [
     Mutation(
         "credential audience",
         "infra/hooks/postprovision.sh",
-        '[\\"api://AzureADTokenExchange\\"]',
+        '[\\"$audience\\"]',
         '[\\"api://other\\"]',
         "hooks",
         "the provisioner's credential must carry",

@@ -75,6 +75,44 @@ def test_the_provisioner_trusts_the_identity(tmp_path: Path) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("graph_root", "audience"),
+    [
+        ("https://graph.microsoft.us", "api://AzureADTokenExchangeUSGov"),
+        ("https://dod-graph.microsoft.us", "api://AzureADTokenExchangeUSGov"),
+        ("https://microsoftgraph.chinacloudapi.cn", "api://AzureADTokenExchangeChina"),
+    ],
+)
+def test_in_a_national_cloud_it_calls_that_clouds_graph_and_trusts_its_exchange_audience(
+    tmp_path: Path, graph_root: str, audience: str
+) -> None:
+    """main.bicep's GRAPH_URL and FEDERATION_AUDIENCE: every call names the cloud's Graph as its resource (the
+    Azure CLI has no DoD Graph of its own), and the credential trusts the cloud's exchange audience."""
+    run = run_hook(HOOK, tmp_path, world(graph_root=graph_root), GRAPH_URL=graph_root, FEDERATION_AUDIENCE=audience)
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert granted(run.state) == sorted(ROLES)
+    assert run.state["credentials"][PROVISIONER]["function-managed-identity"]["audiences"] == [audience]
+    rests = [call for call in run.calls if call[0] == "rest"]
+    assert rests and all(call[call.index("--resource") + 1] == graph_root for call in rests)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GRAPH_URL", "https://graph.microsoft.com.evil.example"),
+        ("GRAPH_URL", "https://graph.microsoft.de"),
+        ("FEDERATION_AUDIENCE", "api://AzureADTokenExchangeGermany"),
+        ("FEDERATION_AUDIENCE", 'api://AzureADTokenExchange", "x'),
+    ],
+)
+def test_a_graph_or_audience_that_is_not_a_clouds_is_refused_before_any_call(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    run = run_hook(HOOK, tmp_path, world(), **{variable: value})
+    assert run.completed.returncode != 0 and variable in run.completed.stderr
+    assert run.calls == []
+
+
 def test_a_second_run_changes_nothing(tmp_path: Path) -> None:
     first = run_hook(HOOK, tmp_path, world())
     assert first.completed.returncode == 0, first.completed.stderr

@@ -34,7 +34,6 @@ import pytest
 from azure.identity import ManagedIdentityCredential
 
 from emulator.launcher import StandIn
-from shared.domain.catalog import load_catalog
 from shared.usecases.workspace_access import CONDITION, RBAC_ADMINISTRATOR
 from tests.azurite import Azurite
 from tests.functions.conftest import NORTHWIND, consent, provisioner_app
@@ -47,6 +46,7 @@ from tests.live.target import (
     Target,
     World,
     environ,
+    live_catalog,
     make_target,
     world_from_environment,
 )
@@ -91,7 +91,7 @@ async def stand_in_world(stand_in: StandIn, azurite: Azurite) -> World:
         "tenantId": stand_in.home_tenant_id, "subscriptionId": "6f0b9c1e-2d3a-4b5c-8d7e-9f0a1b2c3d4e",
         "resourceGroup": "rg-live", "name": "law-live",
     })  # fmt: skip
-    roles = ", ".join(r.role_definition_id for r in load_catalog().require("sentinel").workspace_roles)
+    roles = ", ".join(r.role_definition_id for r in live_catalog().require("sentinel").workspace_roles)
     stand_in.admin("POST", "/roleAssignments", {
         "scope": workspace["id"], "roleDefinitionId": RBAC_ADMINISTRATOR, "principalType": "ServicePrincipal",
         "principalId": str(stand_in.info["managed_identity_object_id"]), "condition": CONDITION.format(roles=roles),

@@ -43,7 +43,8 @@ from azure.keyvault.secrets import SecretClient
 
 from emulator.launcher import StandIn
 from shared import bootstrap
-from shared.domain.catalog import load_catalog
+from shared.domain.catalog import Catalog, load_catalog
+from shared.domain.clouds import PUBLIC
 from shared.settings import load_settings
 from tests.functions.conftest import FUNCTIONS, REGISTERED
 
@@ -235,9 +236,15 @@ class Consumer:
         return True
 
 
+def live_catalog() -> Catalog:
+    """The catalog this checkout ships, as the cloud the run targets (AZURE_CLOUD, as the app reads it) sees it."""
+    cloud = os.environ.get("AZURE_CLOUD", "").strip() or PUBLIC.name
+    return load_catalog(cloud=cloud)
+
+
 def token_scopes() -> dict[str, str]:
-    """Resource app id -> the scope that proves its roles, from the catalog this checkout ships."""
-    return {p.resource_app_id: p.token_scope for profile in load_catalog() for p in profile.permissions}
+    """Resource app id -> the scope that proves its roles in the targeted cloud."""
+    return {p.resource_app_id: p.token_scope for profile in live_catalog() for p in profile.permissions}
 
 
 # --- what a run is pointed at ---
@@ -579,7 +586,7 @@ class InProcessTarget(Target):
     async def leftovers(self) -> tuple[list[Leftover], list[str]]:
         found: list[Leftover] = []
         problems: list[str] = []
-        catalog = {p.id for p in load_catalog()}
+        catalog = {p.id for p in live_catalog()}
         for tenant in self.world.tenants():
             for where, collection in (
                 ("Entra", "applications"),

@@ -685,6 +685,29 @@ MUTANTS: tuple[Mutant, ...] = (
         '            "rotation.late",\n',
         ("tests/unit/test_alerts.py", SWEEP_PASSES),
     ),
+    # --- clouds (issue 19) ---
+    Mutant(
+        "a mix of clouds is accepted",
+        "shared/settings.py",
+        "        if clouds and settings.cloud.name not in clouds:\n",
+        "        if False:\n",
+        ("tests/unit/test_clouds.py::test_a_mix_of_clouds_is_refused_locally_and_in_azure",),
+        fast=True,
+    ),
+    Mutant(
+        "every integration is offered in every cloud",
+        "shared/domain/catalog.py",
+        "        self._profiles = {k: p for k, p in profiles.items() if not p.clouds or cloud in p.clouds}\n",
+        "        self._profiles = dict(profiles)\n",
+        ("tests/unit/test_clouds.py",),
+    ),
+    Mutant(
+        "connectors trust the public cloud's exchange audience in every cloud",
+        "shared/usecases/connector.py",
+        "        audience = (self.settings.cloud.federation_audience,)",
+        '        audience = ("api://AzureADTokenExchange",)',
+        ("tests/functions/test_clouds.py::test_a_federated_registration_trusts_the_clouds_issuer_and_audience",),
+    ),
     # --- the stand-in's authorization ---
     Mutant(
         "the stand-in grants without GRANT_READS",
