@@ -18,14 +18,15 @@ class Posture:
     # v1.0 tokens' `iss` is {v1_issuer}/{tid}/, v2.0 tokens' {v2_issuer}/{tid}/v2.0 (C1).
     v1_issuer: str
     v2_issuer: str
+    login_hosts: tuple[str, ...]  # where its token endpoint answers: a client assertion's `aud` may name any (C1)
     federation_audience: str  # the managed identity's token for a federated credential (C2)
     graph: frozenset[str]  # the audiences this cloud's Graph accepts (C3)
     vault: str  # Key Vault's resource, as its challenge names it (C4)
     vault_app_id: str
     resource_manager: frozenset[str]  # C5
     log_analytics: str  # C5
-    # Seed resource app -> its servicePrincipalNames in this cloud; None: as seeded (the public cloud's); a key
-    # mapped to an empty tuple: the app does not exist in this cloud's tenants (C6).
+    # Seed resource app -> its servicePrincipalNames in this cloud besides its app id (C6). None: as seeded (the
+    # public cloud's); an empty tuple: known by its app id only; an app left out: not in this cloud's tenants.
     resource_names: dict[str, tuple[str, ...]] | None = field(default=None)
     app_ids: dict[str, str] = field(default_factory=dict)  # seed resource app -> its app id here, where it differs
 
@@ -62,6 +63,7 @@ PUBLIC = Posture(
     name="AzurePublicCloud",
     v1_issuer="https://sts.windows.net",
     v2_issuer="https://login.microsoftonline.com",
+    login_hosts=("https://login.microsoftonline.com",),
     federation_audience="api://AzureADTokenExchange",
     graph=_with_slash("https://graph.microsoft.com") | {GRAPH_APP_ID},
     vault="https://vault.azure.net",
@@ -76,6 +78,7 @@ def _us_government(name: str, graph: str) -> Posture:
         name=name,
         v1_issuer="https://sts.windows.net",
         v2_issuer="https://login.microsoftonline.us",
+        login_hosts=("https://login.microsoftonline.us",),
         federation_audience="api://AzureADTokenExchangeUSGov",
         graph=_with_slash(graph) | {GRAPH_APP_ID},
         vault="https://vault.usgovcloudapi.net",
@@ -110,6 +113,8 @@ CHINA = Posture(
     name="AzureChinaCloud",
     v1_issuer="https://sts.chinacloudapi.cn",
     v2_issuer="https://login.partner.microsoftonline.cn",
+    # Both hosts of the one Entra (MSAL's China metadata; azure-identity's AzureAuthorityHosts names the first).
+    login_hosts=("https://login.chinacloudapi.cn", "https://login.partner.microsoftonline.cn"),
     federation_audience="api://AzureADTokenExchangeChina",
     graph=_with_slash("https://microsoftgraph.chinacloudapi.cn") | {GRAPH_APP_ID},
     vault="https://vault.azure.cn",

@@ -200,7 +200,7 @@ class EntraService:
         name the request used, at the stand-in's address or Entra's (certificate-credentials page: `aud` is
         https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token)."""
         refs = {tenant.id, request.path_params["tenant"], tenant.default_domain}
-        bases = {self.public_base.rstrip("/"), self.tokens.posture.v2_issuer}
+        bases = {self.public_base.rstrip("/"), *self.tokens.posture.login_hosts}
         return {f"{base}/{ref}/oauth2/v2.0/token" for base in bases for ref in refs}
 
     def _authenticate_client(

@@ -415,7 +415,6 @@ output PROVISIONER_CLIENT_ID string = graph.outputs.provisionerClientId
 // objects (app/graph.bicep says why this is not done here).
 output GRAPH_APP_ROLES string = join(graph.outputs.graphRoles, ' ')
 output PROVISIONER_UNIQUE_NAME string = graph.outputs.provisionerUniqueName
-output AZURE_CLOUD string = deployedCloud
 output GRAPH_URL string = graphOfCloud[deployedCloud]
 output FEDERATION_AUDIENCE string = federationAudienceOfCloud[deployedCloud]
 output FEDERATED_CREDENTIAL_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'

@@ -331,6 +331,29 @@ def _require_cloud_endpoints(settings: Settings) -> None:
             f"must be https://{{topic}}.{{region}}-1.{cloud.event_grid_suffix}/api/events in {cloud.name}, got "
             f"{settings.event_grid_topic_endpoint!r}",
         )
+    for name, service in (
+        ("AzureWebJobsStorage__blobServiceUri", "blob"),
+        ("AzureWebJobsStorage__queueServiceUri", "queue"),
+    ):
+        url = _endpoints(settings).get(name)
+        parts = urlsplit(url or "")
+        account = rf"[a-z0-9]{{3,24}}\.{service}\.{re.escape(cloud.storage_suffix)}"
+        if url and (not re.fullmatch(account, parts.netloc.lower()) or parts.path.strip("/") or parts.query):
+            raise SettingsError(
+                name, f"must be https://{{account}}.{service}.{cloud.storage_suffix} in {cloud.name}, got {url!r}"
+            )
+    issuer = urlsplit(settings.connector_trust_issuer or "")
+    authorities = cloud.hosts()["AUTHORITY_HOST"]
+    if settings.connector_trust_issuer and (
+        issuer.scheme != "https"
+        or issuer.netloc.lower() not in authorities
+        or not re.fullmatch(r"/[0-9a-fA-F-]{36}/v2\.0", issuer.path)
+        or issuer.query
+    ):
+        raise SettingsError(
+            "CONNECTOR_TRUST_ISSUER",
+            f"must be https://{authorities[0]}/{{tenant id}}/v2.0 in {cloud.name}, got {settings.connector_trust_issuer!r}",
+        )
     parts = urlsplit(settings.key_vault_url)
     host = parts.netloc.lower()
     vault = rf"{VAULT_NAME}\.{re.escape(cloud.key_vault_suffix)}"

@@ -157,8 +157,21 @@ if [ -n "$provisioner" ]; then
     https://*/v2.0) ;;
     *) fail "FEDERATED_CREDENTIAL_ISSUER is not an issuer URL: '$issuer'" ;;
   esac
-  graph_write patch "$graph/applications(uniqueName='$provisioner')/federatedIdentityCredentials(name='function-managed-identity')" \
-    "{\"issuer\": \"$issuer\", \"subject\": \"$principal\", \"audiences\": [\"$audience\"], \"description\": \"The tenant onboarding function app's user-assigned managed identity\"}" \
-    "the provisioner's federated credential" "" --headers "Prefer=create-if-missing"
-  echo "postprovision: $provisioner trusts the managed identity (federated credential function-managed-identity)"
+  # trust NAME: the provisioner's federated credential NAME, trusting the identity's tokens from $issuer.
+  trust() {
+    graph_write patch "$graph/applications(uniqueName='$provisioner')/federatedIdentityCredentials(name='$1')" \
+      "{\"issuer\": \"$issuer\", \"subject\": \"$principal\", \"audiences\": [\"$audience\"], \"description\": \"The tenant onboarding function app's user-assigned managed identity\"}" \
+      "the provisioner's federated credential $1" "" --headers "Prefer=create-if-missing"
+    echo "postprovision: $provisioner trusts the managed identity (federated credential $1)"
+  }
+  trust function-managed-identity
+  # Azure China's Entra has two hosts: Bicep's loginEndpoint (above) is login.chinacloudapi.cn, while its tokens
+  # are reported to name login.partner.microsoftonline.cn as issuer (README, "Clouds"; emulator/FIDELITY.md C1).
+  # No page says which the identity's exchange token carries, so the provisioner trusts both.
+  case $issuer in
+    https://login.chinacloudapi.cn/*)
+      issuer=https://login.partner.microsoftonline.cn/${issuer#https://login.chinacloudapi.cn/}
+      trust function-managed-identity-partner
+      ;;
+  esac
 fi

@@ -135,8 +135,9 @@ class ResourceApi:
 
 
 class Catalog:
-    """The profiles of one cloud: those whose resource APIs do not exist there are kept aside, so asking for one
-    says so (NotInThisCloud) rather than that it is unknown."""
+    """The profiles of one cloud. Those whose resource APIs do not exist there, and such add-ons of the others, are
+    kept aside: every path (a request, a registration's recorded add-ons, the listing) sees only what the cloud
+    has, and asking for the rest says so (NotInThisCloud) rather than that it is unknown."""
 
     def __init__(
         self,
@@ -145,8 +146,19 @@ class Catalog:
         cloud: str = PUBLIC.name,
     ) -> None:
         self.cloud = cloud
-        self._profiles = {k: p for k, p in profiles.items() if not p.clouds or cloud in p.clouds}
-        self._elsewhere = {k: p for k, p in profiles.items() if k not in self._profiles}
+        here = {k: p for k, p in profiles.items() if _exists_in(p.clouds, cloud)}
+        self._elsewhere = {k: p for k, p in profiles.items() if k not in here}
+        self._add_ons_elsewhere = {
+            k: {a.id: a for a in p.add_ons if not _exists_in(a.clouds, cloud)} for k, p in here.items()
+        }
+        self._profiles = {
+            k: replace(p, add_ons=tuple(a for a in p.add_ons if _exists_in(a.clouds, cloud))) for k, p in here.items()
+        }
+        for profile in self._profiles.values():
+            grants = (*profile.permissions, *(r for a in profile.add_ons for r in a.permissions))
+            unscoped = [r.resource_name for r in grants if not r.token_scope]
+            if unscoped:  # what _in_clouds resolved: a scope wherever the entry exists
+                raise CatalogError(f"{profile.id}: no token scope in {cloud} for {', '.join(unscoped)}")
         self.allowed_permissions = tuple(allowed)
 
     def get(self, integration_id: str) -> IntegrationProfile | None:
@@ -161,22 +173,19 @@ class Catalog:
             if elsewhere is not None:
                 raise NotInThisCloud(
                     f"Integration {integration_id!r} is not available in {self.cloud}: it exists in "
-                    f"{', '.join(sorted(elsewhere.clouds))}.",
+                    f"{', '.join(sorted(elsewhere.clouds or ()))}.",
                     integration=integration_id, cloud=self.cloud,
                 )  # fmt: skip
             raise UnknownIntegration(f"No integration {integration_id!r} in the catalog.", integration=integration_id)
         return profile
 
-    def offered_add_ons(self, profile: IntegrationProfile) -> tuple[AddOn, ...]:
-        """The add-ons `profile` offers in this cloud."""
-        return tuple(a for a in profile.add_ons if not a.clouds or self.cloud in a.clouds)
-
     def refuse_elsewhere(self, profile: IntegrationProfile, add_on_ids: Iterable[str]) -> None:
         """NotInThisCloud (400) for a named add-on the connection has, but not in this cloud."""
-        absent = [a for a in profile.add_ons if a.id in set(add_on_ids) and a not in self.offered_add_ons(profile)]
+        elsewhere = self._add_ons_elsewhere.get(profile.id, {})
+        absent = [a for a in add_on_ids if a in elsewhere]
         if absent:
             raise NotInThisCloud(
-                f"addOns: {', '.join(a.id for a in absent)} of {profile.id} not available in {self.cloud}.",
+                f"addOns: {', '.join(absent)} of {profile.id} not available in {self.cloud}.",
                 integration=profile.id, cloud=self.cloud, field="addOns",
             )  # fmt: skip
 
@@ -225,12 +234,16 @@ class Catalog:
                             ],
                             "permissions": [_resource_json(r) for r in a.permissions],
                         }
-                        for a in self.offered_add_ons(p)
+                        for a in p.add_ons
                     ],
                 }
                 for p in self
             ]
         }
+
+
+def _exists_in(clouds: frozenset[str] | None, cloud: str) -> bool:
+    return clouds is None or cloud in clouds
 
 
 def _resource_json(r: ResourcePermissions) -> dict[str, Any]:
@@ -341,6 +354,8 @@ def _in_clouds(
         resources: tuple[ResourcePermissions, ...], narrowed: Any, within: frozenset[str], at: str
     ) -> frozenset[str]:
         where_all = within.intersection(*(apis[r.resource_app_id].scopes for r in resources))
+        if not where_all:
+            raise CatalogError(f"{at}: its resource APIs exist together in no cloud (within {sorted(within)})")
         if narrowed is None:
             return where_all
         if not isinstance(narrowed, list) or not narrowed or not set(narrowed) <= where_all:
@@ -497,6 +512,13 @@ def _check_successors(profiles: Mapping[str, IntegrationProfile], where: str) ->
         missing = profile.all_roles() - successor.with_add_ons(add_ons).all_roles()
         if missing:
             raise CatalogError(f"{where}: {profile.id}'s successor does not grant {sorted(r for _, r in missing)}")
+        everywhere = frozenset(CLOUDS)
+        named = [a.clouds or everywhere for a in successor.add_ons if a.id in add_ons]
+        lacking = (profile.clouds or everywhere) - (successor.clouds or everywhere).intersection(*named)
+        if lacking:
+            raise CatalogError(
+                f"{where}: {profile.id}'s successor, with its add-ons, does not exist in {sorted(lacking)}"
+            )
 
 
 def _granting(

@@ -25,6 +25,8 @@ Sources, for every value below:
   https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity
   ("must be one of": api://AzureADTokenExchange; Fairfax api://AzureADTokenExchangeUSGov; Mooncake
   api://AzureADTokenExchangeChina).
+- Storage's token audience is the SDK's default, https://storage.azure.com, in every cloud (go-azure-sdk's China
+  environment names the same resource identifier: hashicorp/go-azure-sdk, sdk/environments).
 - azd's and Bicep's names of the clouds (`environment().name`):
   https://learn.microsoft.com/azure/developer/azure-developer-cli/sovereign-clouds and
   https://learn.microsoft.com/azure/azure-resource-manager/bicep/bicep-functions-deployment#environment.
@@ -142,7 +144,7 @@ def cloud_named(name: str) -> Cloud | None:
 
 def clouds_of_host(host: str) -> set[str]:
     """The clouds whose endpoint (or DNS suffix) `host` is: empty for a host no cloud names (the stand-in's)."""
-    host = host.lower()
+    host = host.lower().rstrip(".")  # a fully qualified name's trailing dot names the same host
     found = set()
     for cloud in CLOUDS.values():
         suffixes = (cloud.key_vault_suffix, cloud.storage_suffix, cloud.event_grid_suffix)

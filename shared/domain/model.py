@@ -113,7 +113,7 @@ class AddOn:
     credential_types: tuple[CredentialType, ...] = ()
     remaining_step: str | None = None
     step_done_with: tuple[DirectoryRole, ...] = ()
-    clouds: frozenset[str] = frozenset()  # where it exists (shared/domain/clouds.py); empty: everywhere
+    clouds: frozenset[str] | None = None  # where it exists (shared/domain/clouds.py); None: everywhere
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class IntegrationProfile:
     superseded_by: tuple[str, tuple[str, ...]] | None = None
     # Roles on a customer's workspace the connection may give its app (the first is the default; none: no workspace).
     workspace_roles: tuple[WorkspaceRole, ...] = ()
-    clouds: frozenset[str] = frozenset()  # where it exists (shared/domain/clouds.py); empty: everywhere
+    clouds: frozenset[str] | None = None  # where it exists (shared/domain/clouds.py); None: everywhere
 
     def workspace_role(self, role_id: str) -> WorkspaceRole | None:
         return next((r for r in self.workspace_roles if r.id == role_id), None)

@@ -987,7 +987,7 @@ def _with_add_ons(
     catalog.refuse_elsewhere(profile, requested)
     unknown = [a for a in requested if profile.add_on(a) is None]
     if unknown:
-        offered = ", ".join(a.id for a in catalog.offered_add_ons(profile)) or "none"
+        offered = ", ".join(a.id for a in profile.add_ons) or "none"
         raise InvalidRequest(
             f"addOns: {', '.join(unknown)} not offered for {profile.id} (offered: {offered}).", field="addOns"
         )

@@ -18,6 +18,7 @@ import azure.functions as func
 from azure.functions.decorators.function_app import Function
 
 from shared.adapters import locks
+from shared.domain.clouds import CLOUDS
 from shared.domain.model import SecretKind
 from shared.domain.registry import Tag
 from shared.entrypoints import rotation_api
@@ -795,13 +796,19 @@ def check_hooks(t: Template, scripts: Mapping[str, str]) -> list[str]:
             if variable not in outputs:
                 problems.append(f"infra/{path} reads {variable}, which main.bicep does not output")
     provision = scripts.get(HOOKS["postprovision"], "")
+    for line in _logical_lines(provision):
+        if re.search(r"\bazs? rest\b", line) and '--resource "$graph_root"' not in line:
+            problems.append(
+                f'infra/{HOOKS["postprovision"]}: a Graph call without --resource "$graph_root" (the Azure CLI has no '
+                f"DoD Graph of its own): {line[:100]}"
+            )
     retried = re.search(r"^replication='([^']*)'", provision, re.M)
     for answer in REPLICATION_ANSWERS:
         if retried is None or answer not in retried.group(1).split("|"):
             problems.append(f"infra/{HOOKS['postprovision']}: Graph writes must be retried on {answer!r}")
     lines = _logical_lines(provision)
     writes = [line for line in lines if "/appRoleAssignedTo" in line or "federatedIdentityCredentials(" in line]
-    if len(writes) != 2 or not all(line.startswith("graph_write ") for line in writes):
+    if len(writes) < 2 or not all(line.startswith("graph_write ") for line in writes):
         problems.append(f"infra/{HOOKS['postprovision']}: the grant and the credential must go through graph_write")
     trust = next((line for line in writes if "federatedIdentityCredentials(" in line), "")
     for part in (
@@ -872,6 +879,38 @@ def pinned_pycep_version() -> str:
 
 
 # Every check, with the inputs it reads from the template's own folder (so a broken copy is checked whole).
+def _bicep_map(text: str, variable: str) -> dict[str, str]:
+    """A `var name = { Key: 'value' ... }` of string values, as written."""
+    found = re.search(rf"^var {variable} = \{{\n(.*?)^\}}", text, re.M | re.S)
+    return dict(re.findall(r"^\s*(\w+): '([^']*)'$", found.group(1), re.M)) if found else {}
+
+
+def check_clouds(t: Template, hook: str) -> list[str]:
+    """main.bicep's cloud maps and the postprovision hook's accepted values are shared/domain/clouds.py's: three
+    copies of one table, held together here."""
+    text = t.text(MAIN)
+    problems = []
+    expected_graph = {name: cloud.graph for name, cloud in CLOUDS.items()}
+    expected_audience = {name: cloud.federation_audience for name, cloud in CLOUDS.items()}
+    expected_environment = {cloud.arm_environment: cloud.arm_environment for cloud in CLOUDS.values()}
+    if _bicep_map(text, "graphOfCloud") != expected_graph:
+        problems.append(f"{MAIN}: graphOfCloud must be shared/domain/clouds.py's Graph per cloud: {expected_graph}")
+    if _bicep_map(text, "federationAudienceOfCloud") != expected_audience:
+        problems.append(f"{MAIN}: federationAudienceOfCloud must be shared/domain/clouds.py's audiences")
+    environments = _bicep_map(text, "cloudOfEnvironment")
+    if set(environments) != set(expected_environment) or not set(environments.values()) <= set(CLOUDS):
+        problems.append(f"{MAIN}: cloudOfEnvironment must map {sorted(expected_environment)} to AZURE_CLOUD names")
+    graph_case = re.search(r"case \$graph_root in\n\s*([^)\n]*)\)", hook)
+    if graph_case is None or set(graph_case.group(1).split(" | ")) != set(expected_graph.values()):
+        problems.append(
+            f"infra/{HOOKS['postprovision']}: GRAPH_URL must be checked against exactly the table's Graph roots"
+        )
+    audience_case = re.search(r"case \$audience in\n\s*([^)\n]*)\)", hook)
+    if audience_case is None or set(audience_case.group(1).split(" | ")) != set(expected_audience.values()):
+        problems.append(f"infra/{HOOKS['postprovision']}: FEDERATION_AUDIENCE must be checked against the table's")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "parsed": lambda t: check_parsed(t, pinned_pycep_version()),
     "key_vault": check_key_vault,
@@ -889,4 +928,5 @@ CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "events": check_events,
     "alerts": lambda t: check_alerts(t, read(t, "app/alerts.json"), read(t, "main.parameters.json")),
     "hooks": lambda t: check_hooks(t, {path: read(t, path) for path in HOOKS.values()}),
+    "clouds": lambda t: check_clouds(t, read(t, HOOKS["postprovision"])),
 }

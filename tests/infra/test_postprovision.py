@@ -96,6 +96,22 @@ def test_in_a_national_cloud_it_calls_that_clouds_graph_and_trusts_its_exchange_
     assert rests and all(call[call.index("--resource") + 1] == graph_root for call in rests)
 
 
+def test_in_china_the_provisioner_trusts_both_hosts_of_its_entra(tmp_path: Path) -> None:
+    """Bicep's loginEndpoint there is login.chinacloudapi.cn; tokens may name login.partner.microsoftonline.cn."""
+    china = "https://microsoftgraph.chinacloudapi.cn"
+    run = run_hook(
+        HOOK, tmp_path, world(graph_root=china), GRAPH_URL=china, FEDERATION_AUDIENCE="api://AzureADTokenExchangeChina",
+        FEDERATED_CREDENTIAL_ISSUER=f"https://login.chinacloudapi.cn/{TENANT}/v2.0",
+    )  # fmt: skip
+    assert run.completed.returncode == 0, run.completed.stderr
+    credentials = run.state["credentials"][PROVISIONER]
+    assert {name: c["issuer"] for name, c in credentials.items()} == {
+        "function-managed-identity": f"https://login.chinacloudapi.cn/{TENANT}/v2.0",
+        "function-managed-identity-partner": f"https://login.partner.microsoftonline.cn/{TENANT}/v2.0",
+    }
+    assert all(c["audiences"] == ["api://AzureADTokenExchangeChina"] for c in credentials.values())
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

@@ -116,6 +116,30 @@ def test_an_invalid_catalog_is_refused(tmp_path: Path, integrations: list[dict[s
         load_catalog(catalog_with(tmp_path, integrations))
 
 
+def test_an_entry_whose_apis_share_no_cloud_or_a_successor_missing_from_a_cloud_is_refused(tmp_path: Path) -> None:
+    """Nothing is offered "everywhere" by accident: an add-on must exist in some cloud its connection does, and a
+    superseded profile's successor wherever the profile does."""
+    graph_only = api(
+        GRAPH, AzureChinaCloud=SCOPES[GRAPH].replace("graph.microsoft.com", "microsoftgraph.chinacloudapi.cn")
+    )
+    defender = api(DEFENDER, AzurePublicCloud=SCOPES[DEFENDER])
+    allowed_roles = [USER_READ_ALL, {**LIVE_RESPONSE, "value": "Machine.Read.All", "impact": "read", "id":
+                     "ea8291d3-4b9a-44b5-bc3a-6cea3026dc79"}]  # fmt: skip
+    nowhere = profile(
+        addOns=[{"id": "machines", "displayName": "Machines", "permissions": [resource(DEFENDER, "Machine.Read.All")]}]
+    )
+    with pytest.raises(CatalogError, match="exist together in no cloud"):
+        load_catalog(catalog_with(tmp_path, [nowhere], allowed_roles, [graph_only, defender]))
+    old = profile(
+        id="old", permissions=[resource(DEFENDER, "Machine.Read.All")], supersededBy={"integration": "example"}
+    )
+    successor = profile(permissions=[resource(GRAPH, "User.Read.All"), resource(DEFENDER, "Machine.Read.All")])
+    with pytest.raises(CatalogError, match="does not exist in"):
+        load_catalog(catalog_with(tmp_path, [successor, {**old, "clouds": ["AzurePublicCloud"]}], allowed_roles,
+                                  [graph_only, api(DEFENDER, AzurePublicCloud=SCOPES[DEFENDER],
+                                                   AzureChinaCloud=f"{DEFENDER}/.default")]))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("resources", "complaint"),
     [

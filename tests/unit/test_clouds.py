@@ -157,13 +157,11 @@ def test_the_catalog_and_the_cloud_table_name_the_same_graph_and_log_analytics()
 def test_each_cloud_offers_only_the_integrations_and_add_ons_whose_apis_exist_there() -> None:
     def offered(cloud: str) -> dict[str, set[str]]:
         catalog = load_catalog(cloud=cloud)
-        return {p.id: {a.id for a in catalog.offered_add_ons(p)} for p in catalog}
+        return {p.id: {a.id for a in p.add_ons} for p in catalog}
 
     public = offered("AzurePublicCloud")
     assert "exchange" in public["m365-defender"] and "sentinel" in public
-    for us in ("AzureUSGovernment", "AzureUSGovernmentDoD"):
-        government = offered(us)
-        assert set(government) == set(public) and government["m365-defender"] == public["m365-defender"] - {"exchange"}
+    assert offered("AzureUSGovernment") == offered("AzureUSGovernmentDoD") == public
     assert offered("AzureChinaCloud") == {"m365-defender": {"exchange", "revoke-sessions"}}
 
 
@@ -172,8 +170,42 @@ def test_asking_for_what_the_cloud_lacks_says_so() -> None:
     with pytest.raises(NotInThisCloud) as raised:
         china.require("sentinel")
     assert "AzureChinaCloud" in raised.value.detail and raised.value.status == 400
-    government = load_catalog(cloud="AzureUSGovernment")
     with pytest.raises(NotInThisCloud) as add_on:
-        government.refuse_elsewhere(government.require("m365-defender"), ["exchange", "defender-xdr"])
-    assert add_on.value.detail.startswith("addOns: exchange of m365-defender")
-    government.refuse_elsewhere(government.require("m365-defender"), ["defender-xdr", "no-such-add-on"])
+        china.refuse_elsewhere(china.require("m365-defender"), ["exchange", "defender-xdr"])
+    assert add_on.value.detail.startswith("addOns: defender-xdr of m365-defender")
+    china.refuse_elsewhere(china.require("m365-defender"), ["exchange", "no-such-add-on"])
+
+
+def test_an_add_on_a_registration_records_but_the_cloud_lacks_is_dropped_never_granted() -> None:
+    """A Client ID's `add-ons` tag naming one (the catalog narrowed it, or the tag was written by hand) is read as
+    an add-on that left the catalog: its roles are not granted, and a rerun revokes them."""
+    profile = load_catalog(cloud="AzureChinaCloud").require("m365-defender")
+    chosen = profile.with_add_ons(["defender-xdr", "exchange", "live-response"])
+    assert chosen.chosen == ("exchange",)
+    assert {p.resource_name for p in chosen.permissions} == {"Microsoft Graph", "Office 365 Exchange Online"}
+    assert all(p.token_scope for p in chosen.permissions)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"AzureWebJobsStorage__blobServiceUri": "https://evil.example"}, "AzureWebJobsStorage__blobServiceUri"),
+        ({"AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.usgovcloudapi.net.evil.example"},
+         "AzureWebJobsStorage__queueServiceUri"),
+        ({"AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.windows.net."}, "AzureWebJobsStorage__blobServiceUri"),
+        ({"CONNECTOR_TRUST_ISSUER": "https://evil.example/" + TENANT + "/v2.0"}, "CONNECTOR_TRUST_ISSUER"),
+        ({"CONNECTOR_TRUST_ISSUER": "https://login.microsoftonline.us/" + TENANT + "/v2.0/evil"}, "CONNECTOR_TRUST_ISSUER"),
+    ],
+)  # fmt: skip
+def test_in_azure_storage_and_the_trusted_issuer_are_the_clouds_own(overrides: dict[str, str], variable: str) -> None:
+    """The locks, the due index and the outbox hold what the app writes; the issuer is what connector apps trust."""
+    env = IN_AZURE | {"AZURE_CLOUD": "AzureUSGovernment", "KEY_VAULT_URL": VAULT["AzureUSGovernment"]} | overrides
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env)
+    assert raised.value.variable == variable
+    good = {
+        "AzureWebJobsStorage__blobServiceUri": "https://acct.blob.core.usgovcloudapi.net",
+        "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.usgovcloudapi.net",
+        "CONNECTOR_TRUST_ISSUER": f"https://login.microsoftonline.us/{TENANT}/v2.0",
+    }
+    load_settings(IN_AZURE | {"AZURE_CLOUD": "AzureUSGovernment", "KEY_VAULT_URL": VAULT["AzureUSGovernment"]} | good)
