@@ -11,5 +11,6 @@
   in one place), the catalog and its allow-list, audit events, input rules, retrying.
 - `adapters/`: one per Azure service over its Microsoft SDK (Graph, Key Vault, Storage leases), plus
   identity, the TLS transport and telemetry. SDK types stop here.
-- `bootstrap.py`: the composition root, pure wiring; `settings.py`: typed settings validated at start.
+- `bootstrap/`: `services()`, built on first use by `composition.py`, the composition root (pure wiring, and the
+  only place that imports every adapter); `settings.py`: typed settings validated at start.
 """

@@ -49,24 +49,69 @@ def managed_identity_client_id(authentication_string: str | None) -> str | None:
 
 
 class AuditExporter(logging.Handler):
-    """Re-emits each audit record as an OpenTelemetry log whose attributes are the event's fields."""
+    """Re-emits each audit record as an OpenTelemetry log whose attributes are the event's fields.
 
-    def __init__(self, logger_provider: Any) -> None:
-        from opentelemetry._logs import SeverityNumber  # only once App Insights is configured
+    Attached at process start (cheap), but the OpenTelemetry pipeline and the exporter, with their SDKs, are
+    built by `start()`: the composition root calls it (so the warmup trigger pays it before traffic), and the
+    first audit record does if nothing did. `import function_app` stays free of them (bench/cold_start.py)."""
 
+    def __init__(self, environ: Mapping[str, str]) -> None:
         super().__init__(level=logging.INFO)
-        self.provider = logger_provider
-        self.otel_logger = logger_provider.get_logger(AUDIT_LOGGER)
-        self.severity = SeverityNumber.INFO
+        self._environ = {
+            name: environ.get(name, "")
+            for name in (
+                "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "WEBSITE_SITE_NAME",
+            )
+        }  # fmt: skip
+        self.provider: Any = None
+        self._otel_logger: Any = None
+        self._severity: Any = None
+
+    def start(self) -> None:
+        """Build the pipeline once; under the handler's lock, as emit runs."""
+        self.acquire()
+        try:
+            if self.provider is None:
+                self._build()
+        finally:
+            self.release()
+
+    def _build(self) -> None:
+        # Imported here: they cost start-up time, and a run without App Insights never needs them.
+        from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter
+        from opentelemetry._logs import SeverityNumber
+        from opentelemetry.sdk._logs import LoggerProvider
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+
+        environ = self._environ
+        credential = None
+        client_id = managed_identity_client_id(environ["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"])
+        if client_id is not None:
+            from azure.identity import ManagedIdentityCredential
+
+            credential = ManagedIdentityCredential(client_id=client_id or None)
+        exporter = AzureMonitorLogExporter(
+            connection_string=environ["APPLICATIONINSIGHTS_CONNECTION_STRING"], credential=credential
+        )
+        provider = LoggerProvider(
+            resource=Resource.create({"service.name": environ["WEBSITE_SITE_NAME"] or "tenant-onboarding"})
+        )
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        self._otel_logger = provider.get_logger(AUDIT_LOGGER)
+        self._severity = SeverityNumber.INFO
+        self.provider = provider
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "audit", None)
         if not isinstance(event, Mapping):
             return  # only audit events travel this way; everything else goes through the host
         try:
-            self.otel_logger.emit(
+            if self.provider is None:
+                self._build()  # emit runs under the handler's lock (logging.Handler.handle)
+            self._otel_logger.emit(
                 timestamp=int(record.created * 1e9),
-                severity_number=self.severity,
+                severity_number=self._severity,
                 severity_text="INFO",
                 body=record.getMessage(),
                 attributes={
@@ -78,38 +123,23 @@ class AuditExporter(logging.Handler):
             self.handleError(record)
 
     def flush(self) -> None:
-        self.provider.force_flush()
+        if self.provider is not None:
+            self.provider.force_flush()
 
     def close(self) -> None:
-        self.provider.shutdown()
+        if self.provider is not None:
+            self.provider.shutdown()
         super().close()
 
 
 def configure_audit_export(environ: Mapping[str, str]) -> AuditExporter | None:
-    """Attach the exporter to the audit logger when App Insights is configured; idempotent."""
-    connection_string = environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
-    if not connection_string:
+    """Attach the exporter to the audit logger when App Insights is configured; idempotent, and cheap: the
+    pipeline is built by `start_audit_export()` or the first audit event."""
+    if not environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
         return None
     if _configured:
         return _configured[0]
-    # Imported here: they cost start-up time, and a run without App Insights never needs them.
-    from azure.monitor.opentelemetry.exporter import AzureMonitorLogExporter
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.resources import Resource
-
-    credential = None
-    client_id = managed_identity_client_id(environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
-    if client_id is not None:
-        from azure.identity import ManagedIdentityCredential
-
-        credential = ManagedIdentityCredential(client_id=client_id or None)
-    exporter = AzureMonitorLogExporter(connection_string=connection_string, credential=credential)
-    provider = LoggerProvider(
-        resource=Resource.create({"service.name": environ.get("WEBSITE_SITE_NAME", "tenant-onboarding")})
-    )
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    handler = AuditExporter(provider)
+    handler = AuditExporter(environ)
     audit_logger = logging.getLogger(AUDIT_LOGGER)
     audit_logger.addHandler(handler)
     if audit_logger.getEffectiveLevel() > logging.INFO:
@@ -118,3 +148,9 @@ def configure_audit_export(environ: Mapping[str, str]) -> AuditExporter | None:
     atexit.register(handler.close)
     _configured.append(handler)
     return handler
+
+
+def start_audit_export() -> None:
+    """Build the attached exporter's pipeline now (the composition root: before the first request)."""
+    for handler in _configured:
+        handler.start()

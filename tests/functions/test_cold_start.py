@@ -1,20 +1,60 @@
-"""The warmup function, and TLS to the stand-in without a new context (and connection) per request."""
+"""The warmup function, what importing the app loads and what composing its services does, and TLS to the stand-in
+without a new context (and connection) per request."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from azure.functions.warmup import WarmUpContext
 
+from emulator.launcher import StandIn
 from shared.adapters import tls
 from shared.adapters.token_check import TokenRoleChecker
 from shared.domain.model import Secret
 from shared.domain.ports import NotReplicatedYet
 from tests.functions.conftest import FUNCTIONS, REGISTERED, Api, body_of
+
+REPO = Path(__file__).resolve().parents[2]
+# Microsoft's SDKs and what they bring, but azure.functions (which the host's indexing needs): none is loaded by
+# `import function_app`, every one the onboarding needs by the first services() (bench/cold_start.py).
+COMPOSED_ONLY = (
+    "azure.identity", "azure.keyvault", "azure.storage", "azure.monitor", "azure.core", "msgraph", "msgraph_core",
+    "kiota_abstractions", "aiohttp", "httpx", "opentelemetry.sdk", "cryptography", "msal",
+)  # fmt: skip
+PROBE = f"""
+import json, sys
+def loaded():
+    return sorted({{p for p in {COMPOSED_ONLY!r} for n in sys.modules if n == p or n.startswith(p + ".")}})
+import function_app
+function_app.app.get_functions()
+at_import = loaded()
+from shared import bootstrap
+bootstrap.services()
+print(json.dumps([at_import, loaded()]))
+"""
+
+
+def test_importing_the_app_loads_no_sdk_but_azure_functions_and_composing_it_loads_them(stand_in: StandIn) -> None:
+    """What every new instance pays before the host indexes it: the routes, not the SDKs. With Application Insights
+    configured as in Azure (its exporter's pipeline too is built on composition)."""
+    env = dict(
+        os.environ, **stand_in.app_settings(), APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        APPLICATIONINSIGHTS_CONNECTION_STRING="InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        "IngestionEndpoint=http://127.0.0.1:9/",
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", PROBE], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    at_import, composed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert at_import == []
+    assert set(composed) >= {"azure.identity", "azure.keyvault", "msgraph", "aiohttp", "opentelemetry.sdk"}
 
 
 def test_warmup_is_registered_as_the_hosts_warmup_trigger() -> None:

@@ -468,7 +468,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "connectors are managed through the door callers' registrations use (refused at home)",
-        "shared/bootstrap.py",
+        "shared/bootstrap/composition.py",
         "    connectors = Connectors(settings, catalog, connector_directory, vault,",
         "    connectors = Connectors(settings, catalog, directory, vault,",
         (
@@ -707,6 +707,25 @@ MUTANTS: tuple[Mutant, ...] = (
         "        audience = (self.settings.cloud.federation_audience,)",
         '        audience = ("api://AzureADTokenExchange",)',
         ("tests/functions/test_clouds.py::test_a_federated_registration_trusts_the_clouds_issuer_and_audience",),
+    ),
+    # --- cold start (issue 20) ---
+    Mutant(
+        "importing the app loads every adapter and SDK",
+        "shared/bootstrap/__init__.py",
+        "if TYPE_CHECKING:  # the adapters' types only: importing them would load their SDKs\n",
+        "if True:\n",
+        (
+            "tests/functions/test_cold_start.py::test_importing_the_app_loads_no_sdk_but_azure_functions_and_composing_it_loads_them",
+        ),
+    ),
+    Mutant(
+        "the audit exporter's pipeline is built at import",
+        "shared/adapters/telemetry.py",
+        "    _configured.append(handler)\n",
+        "    _configured.append(handler)\n    handler.start()\n",
+        (
+            "tests/functions/test_cold_start.py::test_importing_the_app_loads_no_sdk_but_azure_functions_and_composing_it_loads_them",
+        ),
     ),
     # --- the stand-in's authorization ---
     Mutant(

@@ -1,15 +1,15 @@
-"""The composition root: pure wiring. Builds settings, catalog, adapters and use cases once per process, lazily.
+"""The composition root: pure wiring. Builds settings, catalog, adapters and use cases, once per process.
 
-Functions guidance: create clients once and reuse them across invocations; nothing heavy at
-import time, so a cold start pays only for what the first request needs. Every use case gets
-its ports here and nowhere else; tests swap in fakes or the stand-in with `override`.
+Every adapter, and so every Microsoft SDK, is imported here and nowhere an entry point reaches at import:
+shared/bootstrap/__init__.py imports this module on the first `services()`, which the `warmup` trigger runs
+before a scaled-out instance takes traffic (and otherwise the first invocation). Every use case gets its ports
+here and nowhere else; tests swap in fakes or the stand-in with `override`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.adapters.event_grid import EventGridPublisher
@@ -19,9 +19,11 @@ from shared.adapters.keyvault import KeyVault
 from shared.adapters.locks import BlobLeaseLocks, ProcessLocks
 from shared.adapters.outbox import QueueOutbox
 from shared.adapters.sweep_storage import StorageSweepStore
+from shared.adapters.telemetry import start_audit_export
 from shared.adapters.token_check import TokenRoleChecker
 from shared.adapters.workspaces import ArmWorkspaces
 from shared.adapters.x509 import X509Reader
+from shared.bootstrap import Services
 from shared.domain.catalog import Catalog, load_catalog
 from shared.domain.ports import Locks, SweepStore, Vault
 from shared.domain.retry import RealClock
@@ -45,48 +47,7 @@ from shared.usecases.workspace_access import WorkspaceAccess
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
-    settings: Settings
-    catalog: Catalog
-    onboarding: Onboarding
-    status: RegistrationStatus
-    rotation: Rotation
-    sweep: Sweep
-    fleet: Fleet
-    events: EventDelivery
-    offboarding: Offboarding
-    tenant_consent: TenantConsent
-    warm_up: WarmUp
-    identity: Identity | None = None
-    directory: GraphDirectory | None = None
-    connector_directory: GraphDirectory | None = None  # the home tenant's connector apps only (HomeApps)
-    vault: KeyVault | None = None
-    locks: Locks | None = None
-    checker: TokenRoleChecker | None = None
-    workspaces: ArmWorkspaces | None = None
-    event_publisher: EventGridPublisher | None = None
-    outbox: QueueOutbox | None = None
-    # The bounded sweep and its state in the Functions storage account (None: no storage, the timer sweeps in-process).
-    sweep_passes: SweepPasses | None = None
-    sweep_store: StorageSweepStore | None = None
-
-    async def close(self) -> None:
-        if isinstance(self.locks, BlobLeaseLocks):
-            await self.locks.close()
-        resources = (
-            self.directory, self.connector_directory, self.vault, self.identity, self.checker, self.workspaces,
-            self.event_publisher, self.outbox, self.sweep_store,
-        )  # fmt: skip
-        for resource in resources:
-            if resource is not None:
-                await resource.close()
-
-
-_services: Services | None = None
-
-
-def build(
+def compose(
     settings: Settings | None = None,
     now: Callable[[], datetime] | None = None,
     catalog: Catalog | None = None,
@@ -95,6 +56,7 @@ def build(
     """`now`, `catalog` and `sweep_store` exist for tests and benchmarks (a stand-in's moved clock, a large synthetic
     catalog, an in-memory sweep store that counts its calls)."""
     settings = settings or load_settings()
+    start_audit_export()  # configured at process start; its pipeline and SDKs are loaded now, before a request
     catalog = catalog or load_catalog(cloud=settings.cloud.name)
     now = now or (lambda: datetime.now(UTC))
     identity = Identity(settings)
@@ -207,21 +169,3 @@ def _sweep_store(settings: Settings, identity: Identity) -> StorageSweepStore | 
         )
     logger.warning("no Functions storage configured: the timer sweeps every registration in one invocation")
     return None
-
-
-def services() -> Services:
-    global _services
-    if _services is None:
-        _services = build()
-    return _services
-
-
-async def warm_up() -> None:
-    """Build the services and pay the process's one-time costs (shared/usecases/warm_up.py)."""
-    await services().warm_up.run()
-
-
-def override(replacement: Services | None) -> None:
-    """Tests: use these services (None: build from the environment again on next use)."""
-    global _services
-    _services = replacement
