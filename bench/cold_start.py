@@ -233,7 +233,10 @@ def import_breakdown(spawner: Spawner, env: dict[str, str]) -> dict[str, dict[st
         for line in sample.stderr.splitlines():
             if line.startswith("import time:") and "self [us]" not in line:
                 self_us, _, module = line.removeprefix("import time:").split("|")
-                by_package[module.strip().split(".")[0]] += int(self_us) / 1000
+                parts = module.strip().split(".")
+                # azure.* is many distributions: name each (azure.identity, azure.storage, ...).
+                package = ".".join(parts[:2]) if parts[0] == "azure" and len(parts) > 1 else parts[0]
+                by_package[package] += int(self_us) / 1000
         result[name] = dict(by_package)
     return result
 

@@ -44,7 +44,7 @@ def stand_in_environment() -> Iterator[tuple[dict[str, str], str | None]]:
     # Settings. Restored afterwards, so a caller in the same process (a test) gets its environment back.
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
-    bootstrap_logger = logging.getLogger("shared.bootstrap")
+    bootstrap_logger = logging.getLogger("shared.bootstrap.composition")  # where the services are composed
     bootstrap_logger.addFilter(_no_storage_warning)
     try:
         yield dict(os.environ), stand_in.home_tenant_id

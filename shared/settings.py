@@ -299,8 +299,22 @@ def _endpoints(settings: Settings) -> dict[str, str]:
         "AzureWebJobsStorage__blobServiceUri": settings.storage_blob_uri or "",
         "AzureWebJobsStorage__queueServiceUri": settings.storage_queue_uri or "",
         "CONNECTOR_TRUST_ISSUER": settings.connector_trust_issuer or "",
+        "AzureWebJobsStorage": _connection_string_endpoint(settings.storage_connection_string or ""),
     }
     return {name: url for name, url in urls.items() if url}
+
+
+def _connection_string_endpoint(connection_string: str) -> str:
+    """Where a storage connection string points (its BlobEndpoint, or its account under its EndpointSuffix, which
+    defaults to the public cloud's): https://learn.microsoft.com/azure/storage/common/storage-configure-connection-string."""
+    if not connection_string:
+        return ""
+    fields = {k.strip().lower(): v.strip() for k, _, v in (p.partition("=") for p in connection_string.split(";"))}
+    if fields.get("blobendpoint"):
+        return fields["blobendpoint"]
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return ""  # Azurite, locally
+    return f"https://{fields.get('accountname', 'account')}.blob.{fields.get('endpointsuffix') or 'core.windows.net'}"
 
 
 def _refuse_other_clouds(settings: Settings) -> None:
@@ -338,7 +352,9 @@ def _require_cloud_endpoints(settings: Settings) -> None:
         url = _endpoints(settings).get(name)
         parts = urlsplit(url or "")
         account = rf"[a-z0-9]{{3,24}}\.{service}\.{re.escape(cloud.storage_suffix)}"
-        if url and (not re.fullmatch(account, parts.netloc.lower()) or parts.path.strip("/") or parts.query):
+        if url and (
+            not re.fullmatch(account, parts.netloc.lower()) or parts.path.strip("/") or parts.query or parts.fragment
+        ):
             raise SettingsError(
                 name, f"must be https://{{account}}.{service}.{cloud.storage_suffix} in {cloud.name}, got {url!r}"
             )
@@ -349,6 +365,7 @@ def _require_cloud_endpoints(settings: Settings) -> None:
         or issuer.netloc.lower() not in authorities
         or not re.fullmatch(r"/[0-9a-fA-F-]{36}/v2\.0", issuer.path)
         or issuer.query
+        or issuer.fragment
     ):
         raise SettingsError(
             "CONNECTOR_TRUST_ISSUER",

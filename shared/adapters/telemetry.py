@@ -66,15 +66,28 @@ class AuditExporter(logging.Handler):
         self.provider: Any = None
         self._otel_logger: Any = None
         self._severity: Any = None
+        self._unavailable = False  # the pipeline could not be built (said once): audit export is off
 
     def start(self) -> None:
-        """Build the pipeline once; under the handler's lock, as emit runs."""
+        """Build the pipeline once; under the handler's lock, as emit runs. A pipeline that cannot be built (a
+        malformed connection string) turns audit export off, logged once: it must not fail every request."""
         self.acquire()
         try:
-            if self.provider is None:
-                self._build()
+            self._ensure()
         finally:
             self.release()
+
+    def _ensure(self) -> bool:
+        if self.provider is None and not self._unavailable:
+            try:
+                self._build()
+            except Exception as error:  # noqa: BLE001 - any failure of the exporter's set-up, reported once
+                self._unavailable = True
+                logging.getLogger(__name__).error(
+                    "audit export to Application Insights is off: its exporter could not be set up (%s)",
+                    type(error).__name__,
+                )
+        return self.provider is not None
 
     def _build(self) -> None:
         # Imported here: they cost start-up time, and a run without App Insights never needs them.
@@ -107,8 +120,8 @@ class AuditExporter(logging.Handler):
         if not isinstance(event, Mapping):
             return  # only audit events travel this way; everything else goes through the host
         try:
-            if self.provider is None:
-                self._build()  # emit runs under the handler's lock (logging.Handler.handle)
+            if not self._ensure():  # emit runs under the handler's lock (logging.Handler.handle)
+                return
             self._otel_logger.emit(
                 timestamp=int(record.created * 1e9),
                 severity_number=self._severity,
@@ -123,12 +136,21 @@ class AuditExporter(logging.Handler):
             self.handleError(record)
 
     def flush(self) -> None:
-        if self.provider is not None:
-            self.provider.force_flush()
+        self.acquire()
+        try:
+            if self.provider is not None:
+                self.provider.force_flush()
+        finally:
+            self.release()
 
     def close(self) -> None:
-        if self.provider is not None:
-            self.provider.shutdown()
+        self.acquire()
+        try:
+            if self.provider is not None:
+                self.provider.shutdown()
+            self._unavailable = True  # closed: a late record builds no new pipeline
+        finally:
+            self.release()
         super().close()
 
 

@@ -892,14 +892,15 @@ def check_clouds(t: Template, hook: str) -> list[str]:
     problems = []
     expected_graph = {name: cloud.graph for name, cloud in CLOUDS.items()}
     expected_audience = {name: cloud.federation_audience for name, cloud in CLOUDS.items()}
-    expected_environment = {cloud.arm_environment: cloud.arm_environment for cloud in CLOUDS.values()}
     if _bicep_map(text, "graphOfCloud") != expected_graph:
         problems.append(f"{MAIN}: graphOfCloud must be shared/domain/clouds.py's Graph per cloud: {expected_graph}")
     if _bicep_map(text, "federationAudienceOfCloud") != expected_audience:
         problems.append(f"{MAIN}: federationAudienceOfCloud must be shared/domain/clouds.py's audiences")
     environments = _bicep_map(text, "cloudOfEnvironment")
-    if set(environments) != set(expected_environment) or not set(environments.values()) <= set(CLOUDS):
-        problems.append(f"{MAIN}: cloudOfEnvironment must map {sorted(expected_environment)} to AZURE_CLOUD names")
+    # Bicep's environment().name is azd's cloud name; the app's name for the same cloud (its GCC High Graph).
+    named = {cloud.arm_environment: name for name, cloud in reversed(CLOUDS.items()) if not name.endswith("DoD")}
+    if environments != named:
+        problems.append(f"{MAIN}: cloudOfEnvironment must map Bicep's cloud names to AZURE_CLOUD's: {named}")
     graph_case = re.search(r"case \$graph_root in\n\s*([^)\n]*)\)", hook)
     if graph_case is None or set(graph_case.group(1).split(" | ")) != set(expected_graph.values()):
         problems.append(

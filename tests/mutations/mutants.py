@@ -697,8 +697,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "every integration is offered in every cloud",
         "shared/domain/catalog.py",
-        "        self._profiles = {k: p for k, p in profiles.items() if not p.clouds or cloud in p.clouds}\n",
-        "        self._profiles = dict(profiles)\n",
+        "        here = {k: p for k, p in profiles.items() if _exists_in(p.clouds, cloud)}\n",
+        "        here = dict(profiles)\n",
         ("tests/unit/test_clouds.py",),
     ),
     Mutant(

@@ -91,6 +91,14 @@ def test_the_public_cloud_is_the_default_and_an_unknown_cloud_is_refused() -> No
             {"CONNECTOR_TRUST_ISSUER": f"https://login.microsoftonline.com/{TENANT}/v2.0"},
             "CONNECTOR_TRUST_ISSUER",
         ),
+        (
+            "AzureUSGovernment",
+            {
+                "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net"
+            },
+            "AzureWebJobsStorage",
+        ),
+        ("AzureChinaCloud", {"AzureWebJobsStorage": "AccountName=acct;AccountKey=a2V5"}, "AzureWebJobsStorage"),
     ],
 )
 def test_a_mix_of_clouds_is_refused_locally_and_in_azure(
