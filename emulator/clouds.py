@@ -10,6 +10,7 @@ application ID URI a cloud's docs do not give is named by its app id only).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -134,25 +135,24 @@ CHINA = Posture(
 POSTURES = {p.name: p for p in (PUBLIC, US_GOVERNMENT, US_GOVERNMENT_DOD, CHINA)}
 
 
-def posed_seed(seed: dict[str, object], posture: Posture) -> dict[str, object]:
+def posed_seed(seed: dict[str, Any], posture: Posture) -> dict[str, Any]:
     """`seed` as a tenant of `posture`'s cloud holds it: resource apps renamed (and re-identified) as there, and
     those the cloud lacks (absent from resource_names) left out of every tenant."""
     if posture.resource_names is None:
         return seed
-    apps = dict(seed["resourceApps"])  # type: ignore[call-overload]
-    posed: dict[str, object] = {}
-    for key, app in apps.items():
+    posed: dict[str, Any] = {}
+    for key, app in seed["resourceApps"].items():
         if key not in posture.resource_names:
             continue
         app_id = posture.app_ids.get(key, app["appId"])
         posed[key] = {**app, "appId": app_id, "servicePrincipalNames": [*posture.resource_names[key], app_id]}
 
-    def present(tenant: dict[str, object]) -> dict[str, object]:
-        return {**tenant, "resourceApps": [k for k in tenant["resourceApps"] if k in posed]}  # type: ignore[attr-defined]
+    def present(tenant: dict[str, Any]) -> dict[str, Any]:
+        return {**tenant, "resourceApps": [k for k in tenant["resourceApps"] if k in posed]}
 
     return {
         **seed,
         "resourceApps": posed,
-        "home_tenant": present(seed["home_tenant"]),  # type: ignore[arg-type]
-        "customer_tenants": [present(t) for t in seed.get("customer_tenants", [])],  # type: ignore[attr-defined]
+        "home_tenant": present(seed["home_tenant"]),
+        "customer_tenants": [present(t) for t in seed.get("customer_tenants", [])],
     }

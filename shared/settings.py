@@ -312,9 +312,10 @@ def _connection_string_endpoint(connection_string: str) -> str:
     fields = {k.strip().lower(): v.strip() for k, _, v in (p.partition("=") for p in connection_string.split(";"))}
     if fields.get("blobendpoint"):
         return fields["blobendpoint"]
-    if fields.get("usedevelopmentstorage", "").lower() == "true":
-        return ""  # Azurite, locally
-    return f"https://{fields.get('accountname', 'account')}.blob.{fields.get('endpointsuffix') or 'core.windows.net'}"
+    account = fields.get("accountname")
+    if not account or fields.get("usedevelopmentstorage", "").lower() == "true":
+        return ""  # Azurite locally, or no account to place in a cloud
+    return f"https://{account}.blob.{fields.get('endpointsuffix') or 'core.windows.net'}"
 
 
 def _refuse_other_clouds(settings: Settings) -> None:
@@ -331,8 +332,9 @@ def _refuse_other_clouds(settings: Settings) -> None:
 def _require_cloud_endpoints(settings: Settings) -> None:
     """In Azure every endpoint is exactly the cloud's: scheme and host compared whole (no port, no user info)."""
     cloud = settings.cloud
+    endpoints = _endpoints(settings)
     for name, hosts in cloud.hosts().items():
-        _require_host(name, _endpoints(settings)[name], hosts, path_allowed=name == "GRAPH_BASE_URL")
+        _require_host(name, endpoints[name], hosts, path_allowed=name == "GRAPH_BASE_URL")
     suffix = re.escape(cloud.event_grid_suffix)
     topic = urlsplit(settings.event_grid_topic_endpoint or "")
     if settings.event_grid_topic_endpoint and (
@@ -349,7 +351,7 @@ def _require_cloud_endpoints(settings: Settings) -> None:
         ("AzureWebJobsStorage__blobServiceUri", "blob"),
         ("AzureWebJobsStorage__queueServiceUri", "queue"),
     ):
-        url = _endpoints(settings).get(name)
+        url = endpoints.get(name)
         parts = urlsplit(url or "")
         account = rf"[a-z0-9]{{3,24}}\.{service}\.{re.escape(cloud.storage_suffix)}"
         if url and (

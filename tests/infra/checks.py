@@ -898,7 +898,7 @@ def check_clouds(t: Template, hook: str) -> list[str]:
         problems.append(f"{MAIN}: federationAudienceOfCloud must be shared/domain/clouds.py's audiences")
     environments = _bicep_map(text, "cloudOfEnvironment")
     # Bicep's environment().name is azd's cloud name; the app's name for the same cloud (its GCC High Graph).
-    named = {cloud.arm_environment: name for name, cloud in reversed(CLOUDS.items()) if not name.endswith("DoD")}
+    named = {cloud.arm_environment: name for name, cloud in CLOUDS.items() if not name.endswith("DoD")}
     if environments != named:
         problems.append(f"{MAIN}: cloudOfEnvironment must map Bicep's cloud names to AZURE_CLOUD's: {named}")
     graph_case = re.search(r"case \$graph_root in\n\s*([^)\n]*)\)", hook)
